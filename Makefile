@@ -1,0 +1,47 @@
+# Cordon: the two commands of the README are `make lab` and `make test`.
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+FUZZ_SECONDS ?= 20
+
+.PHONY: all setup build test test-release test-asan test-tsan test-fuzz bench fuzz clean
+
+all: build
+
+setup:
+	scripts/setup
+
+build: setup
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+
+# Every test: unit tests (release and ASan+UBSan), the concurrency tests under TSan,
+# and each fuzz target for a short bounded time.
+test: setup test-release test-asan test-tsan test-fuzz
+
+test-release: build
+	ctest --preset release -L unit -j $(JOBS)
+
+test-asan: setup
+	cmake --preset asan-ubsan
+	cmake --build --preset asan-ubsan -j $(JOBS)
+	ctest --preset asan-ubsan -L unit -j $(JOBS)
+
+test-tsan: setup
+	cmake --preset tsan
+	cmake --build --preset tsan -j $(JOBS) --target concurrency_tests
+	ctest --preset tsan -L concurrency
+
+test-fuzz: setup
+	cmake --preset fuzz -DCORDON_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build --preset fuzz -j $(JOBS)
+	ctest --preset fuzz -L fuzz -j $(JOBS)
+
+# Long fuzzing session: FUZZ_SECONDS per target (default 10 minutes).
+fuzz: FUZZ_SECONDS = 600
+fuzz: test-fuzz
+
+bench: build
+	bench/run.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,122 @@
+// The policy document, schema `cordon.policy/v1` (DESIGN.md §3, schema/policy-v1.schema.json):
+// the parsed, validated form. A PolicyDocument that parse_policy() returns is valid as a
+// whole; an invalid document yields only errors. Plain values; any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/engine/packet.h"
+
+namespace cordon::engine {
+
+inline constexpr std::string_view kPolicySchemaId = "cordon.policy/v1";
+
+enum class DeviceMode : uint8_t { enforce, monitor, learn };
+// What happens to frames of MAC/IP addresses that no device owns.
+enum class UnknownDevices : uint8_t { drop, monitor, forward };
+enum class Direction : uint8_t { out, in };  // out: the device opens; in: opened to the device
+enum class Protocol : uint8_t { tcp, udp, icmp };
+// What a device's rule set does with a new connection that no rule allows.
+enum class DenyAction : uint8_t { drop, reset };
+enum class PatchAction : uint8_t { drop, reset, alert };
+
+struct PortRange {
+  uint16_t first = 0;
+  uint16_t last = 65535;
+  bool operator==(const PortRange&) const = default;
+};
+
+// Empty lists mean "any" (DESIGN §3: omitted constraints are not enforced).
+struct DicomConstraints {
+  std::vector<std::string> calling_ae;
+  std::vector<std::string> called_ae;
+  std::vector<std::string> commands;  // C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET, N-*
+  std::vector<std::string> sop_classes;
+  bool operator==(const DicomConstraints&) const = default;
+};
+
+struct Hl7Constraints {
+  std::vector<std::string> message_types;  // "ORU^R01"
+  std::vector<std::string> sending_facilities;
+  bool operator==(const Hl7Constraints&) const = default;
+};
+
+struct Rule {
+  std::string name;
+  Direction dir = Direction::out;
+  Protocol proto = Protocol::tcp;
+  Cidr peer;
+  PortRange dport;  // TCP/UDP only; absent in the document = any port
+  std::optional<DicomConstraints> dicom;
+  std::optional<Hl7Constraints> hl7;
+  bool operator==(const Rule&) const = default;
+};
+
+struct Device {
+  std::string name;
+  MacAddress mac;
+  std::vector<IpAddress> ips;
+  DeviceMode mode = DeviceMode::enforce;
+  DenyAction deny_action = DenyAction::drop;
+  std::vector<Rule> rules;
+  std::vector<std::string> patches;  // ids from the built-in catalog or the policy's patches
+  bool operator==(const Device&) const = default;
+};
+
+struct PatchMatch {
+  std::string content;  // raw bytes ("|0d 0a|" hex escapes already decoded)
+  std::optional<uint32_t> offset;
+  std::optional<uint32_t> depth;
+  std::optional<std::string> regex;
+  bool operator==(const PatchMatch&) const = default;
+};
+
+// A patch defined by the policy itself (top-level "patches").
+struct PolicyPatch {
+  std::string id;
+  std::string cve;
+  Direction dir = Direction::in;
+  Protocol proto = Protocol::tcp;
+  PortRange dport;
+  PatchMatch match;
+  PatchAction action = PatchAction::drop;
+  bool operator==(const PolicyPatch&) const = default;
+};
+
+struct PolicyDocument {
+  UnknownDevices unknown_devices = UnknownDevices::drop;
+  std::vector<Device> devices;
+  std::vector<PolicyPatch> patches;
+  bool operator==(const PolicyDocument&) const = default;
+};
+
+// One thing wrong with a document: where (a JSON path such as
+// "devices[2].rules[0].peer", empty for the whole document) and what.
+struct PolicyError {
+  std::string path;
+  std::string message;
+  std::string to_string() const { return path.empty() ? message : path + ": " + message; }
+};
+
+struct PolicyParseResult {
+  std::optional<PolicyDocument> document;  // set only when errors is empty
+  std::vector<PolicyError> errors;         // every error found, in document order
+};
+
+// Parses and validates a whole document: JSON syntax, the schema, and semantics
+// (duplicate or overlapping device MACs/IPs, duplicate names, unknown patch ids, ...).
+// Never throws; bounded work for any input.
+PolicyParseResult parse_policy(std::string_view json);
+
+// Serialises a valid document back to canonical JSON (parse_policy(to_json(d)) == d).
+std::string to_json(const PolicyDocument& document);
+
+std::string_view to_string(DeviceMode mode);
+std::string_view to_string(Direction dir);
+std::string_view to_string(Protocol proto);
+
+}  // namespace cordon::engine
