@@ -1,0 +1,37 @@
+// Counters written by exactly one worker and read by the control thread.
+// Each counter is an atomic updated with relaxed load+store (not fetch_add): there is a
+// single writer, so this is race-free and compiles to a plain increment, while readers
+// on other threads get torn-free values.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "dataplane/engine/verdict.h"
+
+namespace cordon::engine {
+
+using Counter = std::atomic<uint64_t>;
+
+inline void bump(Counter& counter, uint64_t by = 1) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + by, std::memory_order_relaxed);
+}
+
+struct alignas(64) DeviceCounters {
+  Counter forwarded_packets{0};
+  Counter forwarded_bytes{0};
+  Counter dropped[kDropReasonCount]{};
+  Counter would_drop[kDropReasonCount]{};  // monitor/learn mode: forwarded, not enforced
+  Counter new_flows{0};
+};
+
+struct alignas(64) WorkerCounters {
+  Counter packets{0};
+  Counter forwarded{0};
+  Counter dropped[kDropReasonCount]{};  // every drop, with or without a device
+  Counter events_suppressed{0};          // events lost to the rate limit or a full ring
+  Counter flows_evicted{0};
+  Counter flows_expired{0};
+};
+
+}  // namespace cordon::engine
