@@ -1,1 +1,591 @@
-// placeholder: being written
+#include "dataplane/engine/engine.h"
+
+#include <rte_rcu_qsbr.h>
+
+#include <cstdlib>
+#include <stdexcept>
+
+namespace cordon::engine {
+
+std::string_view to_string(EventKind kind) {
+  switch (kind) {
+    case EventKind::drop:
+      return "drop";
+    case EventKind::would_drop:
+      return "would-drop";
+    case EventKind::flow_observed:
+      return "flow-observed";
+  }
+  return "unknown";
+}
+
+EventRing::EventRing(uint32_t capacity_pow2) {
+  const ssize_t size = rte_ring_get_memsize_elem(sizeof(Event), capacity_pow2);
+  if (size < 0) throw std::invalid_argument("event ring size must be a power of two");
+  ring_ = static_cast<rte_ring*>(std::aligned_alloc(64, (static_cast<size_t>(size) + 63) / 64 * 64));
+  if (ring_ == nullptr) throw std::bad_alloc();
+  // RING_F_EXACT_SZ is not used: capacity_pow2 - 1 events fit, which is plenty.
+  if (rte_ring_init(ring_, "cordon-events", capacity_pow2, RING_F_SP_ENQ | RING_F_SC_DEQ) != 0) {
+    std::free(ring_);
+    throw std::runtime_error("rte_ring_init failed");
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Worker
+
+struct Worker::Context {
+  const PacketView& packet;
+  const CompiledPolicy& policy;
+  uint64_t now;
+  DecodedPacket d;
+  int32_t device = kNoDevice;
+  Direction dir = Direction::out;  // of the connection this packet belongs to
+};
+
+namespace {
+
+bool is_link_local_or_unspecified_v6(const IpAddress& a) {
+  if (a.family != 6) return false;
+  if (a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80) return true;
+  for (uint8_t b : a.bytes) {
+    if (b != 0) return false;
+  }
+  return true;
+}
+
+// Neighbor solicitation/advertisement: needed for any IPv6 device to work, link-local by
+// construction (hop limit 255 cannot have been routed). RS/RA/redirect are not passed.
+bool is_neighbor_solicit_or_advert(const DecodedPacket& d) {
+  return d.protocol == ip_protocol::icmpv6 && (d.icmp_type == 135 || d.icmp_type == 136) &&
+         d.hop_limit == 255;
+}
+
+std::optional<Protocol> policy_protocol(uint8_t ip_proto) {
+  switch (ip_proto) {
+    case ip_protocol::tcp:
+      return Protocol::tcp;
+    case ip_protocol::udp:
+      return Protocol::udp;
+    case ip_protocol::icmp:
+    case ip_protocol::icmpv6:
+      return Protocol::icmp;
+    default:
+      return std::nullopt;
+  }
+}
+
+FlowKey make_key(const IpAddress& device_ip, const IpAddress& peer_ip, uint16_t device_port,
+                 uint16_t peer_port, uint8_t protocol, uint16_t vlan) {
+  FlowKey k;
+  k.device_ip = device_ip.bytes;
+  k.peer_ip = peer_ip.bytes;
+  k.device_port = device_port;
+  k.peer_port = peer_port;
+  k.protocol = protocol;
+  k.family = device_ip.family;
+  k.vlan = vlan;
+  return k;
+}
+
+}  // namespace
+
+Worker::Worker(Engine& engine, uint32_t index)
+    : engine_(engine),
+      index_(index),
+      flows_(engine.config_.flows_per_worker),
+      events_(engine.config_.event_ring_size),
+      event_tokens_(engine.config_.events_per_second) {}
+
+void Worker::go_idle() noexcept {
+  if (!online_) return;
+  rte_rcu_qsbr_thread_offline(engine_.qsbr_, index_);
+  online_ = false;
+}
+
+void Worker::wake() noexcept {
+  if (online_) return;
+  rte_rcu_qsbr_thread_online(engine_.qsbr_, index_);
+  online_ = true;
+}
+
+void Worker::process(std::span<const PacketView> packets, std::span<Verdict> verdicts,
+                     uint64_t now_ns) noexcept {
+  wake();
+  // One policy for the whole batch: loaded once, held until the quiescent report below.
+  const CompiledPolicy* policy = engine_.active_.load(std::memory_order_acquire);
+  for (size_t i = 0; i < packets.size(); ++i) {
+    Verdict v = judge(packets[i], policy, now_ns);
+    bump(counters_.packets);
+    if (v.action == Action::forward) {
+      bump(counters_.forwarded);
+    } else {
+      bump(counters_.dropped[static_cast<size_t>(v.reason)]);
+    }
+    verdicts[i] = v;
+  }
+  bump(counters_.flows_expired, flows_.expire(now_ns, 32));
+  rte_rcu_qsbr_quiescent(engine_.qsbr_, index_);
+}
+
+Verdict Worker::judge(const PacketView& packet, const CompiledPolicy* policy,
+                      uint64_t now_ns) noexcept {
+  if (policy == nullptr) return Verdict{Action::drop, DropReason::no_policy, false};
+  Context c{packet, *policy, now_ns, {}};
+  // Malformed frames are dropped in every mode: monitor and learn forward what the
+  // policy would refuse, never what the engine could not inspect.
+  const DropReason malformed = decode(packet.data, packet.length, c.d);
+  if (malformed != DropReason::none) {
+    if (packet.ingress == Side::device) c.device = policy->device_by_mac(c.d.src_mac);
+    if (c.device != kNoDevice) {
+      bump(policy->counters(index_, c.device).dropped[static_cast<size_t>(malformed)]);
+      emit(c, EventKind::drop, malformed, kNoRule);
+    }
+    return Verdict{Action::drop, malformed, false};
+  }
+  if (c.d.l3 == L3Kind::arp) return judge_arp(c);
+  return judge_ip(c);
+}
+
+Verdict Worker::judge_arp(Context& c) noexcept {
+  const ArpHeader& arp = c.d.arp;
+  if (c.packet.ingress == Side::device) {
+    c.device = c.policy.device_by_mac(c.d.src_mac);
+    if (c.device == kNoDevice) return unknown_device(c);
+    const CompiledDevice& dev = c.policy.device(c.device);
+    // A device may announce only its own addresses (0.0.0.0 is an address probe).
+    const bool probe = arp.sender_ip == IpAddress::v4(0);
+    if (arp.sender_mac != c.d.src_mac || !(probe || dev.owns(arp.sender_ip))) {
+      return deny(c, DropReason::spoofed_arp);
+    }
+    return forward(c);
+  }
+  // From the network only ARP about a device's address reaches the device segment.
+  c.device = c.policy.device_by_ip(arp.target_ip);
+  if (c.device == kNoDevice) return unknown_device(c);
+  return forward(c);
+}
+
+Verdict Worker::judge_ip(Context& c) noexcept {
+  const DecodedPacket& d = c.d;
+  const bool from_device = c.packet.ingress == Side::device;
+  if (from_device) {
+    c.device = c.policy.device_by_mac(d.src_mac);
+    if (c.device == kNoDevice) return unknown_device(c);
+    if (!c.policy.device(c.device).owns(d.src_ip)) {
+      if (is_neighbor_solicit_or_advert(d) && is_link_local_or_unspecified_v6(d.src_ip)) {
+        return forward(c);
+      }
+      return deny(c, DropReason::spoofed_source);
+    }
+  } else {
+    c.device = c.policy.device_by_ip(d.dst_ip);
+    if (c.device == kNoDevice) {
+      if (is_neighbor_solicit_or_advert(d) && d.dst_ip.bytes[0] == 0xff) return forward(c);
+      return unknown_device(c);
+    }
+  }
+
+  const std::optional<Protocol> proto = policy_protocol(d.protocol);
+  if (!proto) return deny(c, DropReason::unsupported_ip_protocol);
+  if (*proto == Protocol::icmp) {
+    if (d.icmp_is_error) return judge_icmp_error(c);
+    if (is_neighbor_solicit_or_advert(d)) return forward(c);
+    if (!d.icmp_is_echo_request && !d.icmp_is_echo_reply) {
+      return deny(c, DropReason::icmp_type_not_allowed);
+    }
+  }
+
+  const IpAddress& device_ip = from_device ? d.src_ip : d.dst_ip;
+  const IpAddress& peer_ip = from_device ? d.dst_ip : d.src_ip;
+  uint16_t device_port = from_device ? d.src_port : d.dst_port;
+  uint16_t peer_port = from_device ? d.dst_port : d.src_port;
+  if (*proto == Protocol::icmp) device_port = peer_port = d.icmp_echo_id;
+  const FlowKey key =
+      make_key(device_ip, peer_ip, device_port, peer_port, d.protocol, d.vlan_ids[0]);
+
+  Flow* flow = flows_.find(key, c.now);
+  if (flow == nullptr) {
+    c.dir = from_device ? Direction::out : Direction::in;
+    return judge_new_flow(c, key, c.dir == Direction::out ? peer_port : device_port);
+  }
+  c.dir = flow->dir;
+  if (!revalidate(c, *flow)) {
+    if (c.policy.device(c.device).mode == DeviceMode::enforce) {
+      flows_.erase(flow);
+      return deny(c, DropReason::policy_revoked);
+    }
+    deny(c, DropReason::policy_revoked);  // records the would-drop; the flow goes on
+  }
+
+  const bool from_initiator = from_device == (flow->dir == Direction::out);
+  if (*proto == Protocol::tcp) {
+    if (flow->tcp == TcpState::closed && (d.tcp_flags & tcp_flag::syn) != 0 &&
+        (d.tcp_flags & tcp_flag::ack) == 0 && from_initiator) {
+      // A new connection reusing the ports of a closed one: judged afresh.
+      flows_.erase(flow);
+      return judge_new_flow(c, key, c.dir == Direction::out ? peer_port : device_port);
+    }
+    const Verdict v = track_tcp(c, *flow, from_initiator);
+    if (v.action != Action::forward) return v;
+  } else {
+    // UDP/ICMP echo: the initiator sends requests, the responder replies.
+    if (*proto == Protocol::icmp && d.icmp_is_echo_request != from_initiator) {
+      return deny(c, DropReason::icmp_type_not_allowed);
+    }
+    if (!from_initiator) flow->replied = true;
+    const FlowTimeouts& t = engine_.config_.timeouts;
+    const uint64_t timeout = *proto == Protocol::icmp ? t.icmp_ns
+                             : flow->replied          ? t.udp_replied_ns
+                                                      : t.udp_unreplied_ns;
+    flows_.touch(flow, flow->replied && *proto == Protocol::udp ? FlowClass::established
+                                                                 : FlowClass::embryonic,
+                 c.now + timeout);
+  }
+  const auto side = static_cast<size_t>(c.packet.ingress);
+  ++flow->packets[side];
+  flow->bytes[side] += c.packet.length;
+  return forward(c);
+}
+
+// Re-checks a flow admitted under an older policy. True when the active policy still
+// allows it (the flow then belongs to the active epoch).
+bool Worker::revalidate(Context& c, Flow& flow) noexcept {
+  if (flow.policy_epoch == c.policy.epoch()) return flow.rule != kNoRule || !flow.enforced;
+  const std::optional<Protocol> proto = policy_protocol(flow.key.protocol);
+  IpAddress peer;
+  peer.family = flow.key.family;
+  peer.bytes = flow.key.peer_ip;
+  const uint16_t dport = flow.dir == Direction::out ? flow.key.peer_port : flow.key.device_port;
+  flow.rule = c.policy.classify(static_cast<uint32_t>(c.device), flow.dir, *proto, peer, dport);
+  flow.policy_epoch = c.policy.epoch();
+  flow.enforced = c.policy.device(c.device).mode == DeviceMode::enforce;
+  return flow.rule != kNoRule || !flow.enforced;
+}
+
+Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) noexcept {
+  const DecodedPacket& d = c.d;
+  const Protocol proto = *policy_protocol(d.protocol);
+  if (proto == Protocol::tcp &&
+      !((d.tcp_flags & tcp_flag::syn) != 0 && (d.tcp_flags & tcp_flag::ack) == 0)) {
+    return deny(c, DropReason::tcp_no_flow);
+  }
+  if (proto == Protocol::icmp && !d.icmp_is_echo_request) {
+    return deny(c, DropReason::icmp_type_not_allowed);
+  }
+  const CompiledDevice& dev = c.policy.device(c.device);
+  const IpAddress& peer = c.packet.ingress == Side::device ? d.dst_ip : d.src_ip;
+  const int32_t rule = c.policy.classify(static_cast<uint32_t>(c.device), c.dir, proto, peer, dport);
+  if (rule == kNoRule && dev.mode == DeviceMode::enforce) {
+    return deny(c, DropReason::no_matching_rule);
+  }
+
+  Flow* flow = flows_.insert(key);
+  if (flow == nullptr) return deny(c, DropReason::flow_table_full);
+  flow->dir = c.dir;
+  flow->rule = rule;
+  flow->policy_epoch = c.policy.epoch();
+  flow->enforced = dev.mode == DeviceMode::enforce;
+  const FlowTimeouts& t = engine_.config_.timeouts;
+  uint64_t timeout = t.icmp_ns;
+  if (proto == Protocol::tcp) {
+    flow->tcp = TcpState::syn_sent;
+    timeout = t.tcp_handshake_ns;
+  } else if (proto == Protocol::udp) {
+    timeout = t.udp_unreplied_ns;
+  }
+  flows_.touch(flow, FlowClass::embryonic, c.now + timeout);
+  const auto side = static_cast<size_t>(c.packet.ingress);
+  ++flow->packets[side];
+  flow->bytes[side] += c.packet.length;
+
+  DeviceCounters& counters = c.policy.counters(index_, static_cast<uint32_t>(c.device));
+  bump(counters.new_flows);
+  if (dev.mode == DeviceMode::learn) {
+    emit(c, EventKind::flow_observed, rule == kNoRule ? DropReason::no_matching_rule
+                                                      : DropReason::none, rule);
+    if (rule == kNoRule) bump(counters.would_drop[static_cast<size_t>(DropReason::no_matching_rule)]);
+  } else if (rule == kNoRule) {
+    // Monitor mode: recorded once per flow; its later packets pass without new events.
+    bump(counters.would_drop[static_cast<size_t>(DropReason::no_matching_rule)]);
+    emit(c, EventKind::would_drop, DropReason::no_matching_rule, kNoRule);
+  }
+  Verdict v = forward(c);
+  v.would_drop = rule == kNoRule;
+  if (v.would_drop) v.reason = DropReason::no_matching_rule;
+  return v;
+}
+
+// TCP state machine for an existing flow. Sequence numbers are not tracked (yet): the
+// states follow flags and which end sent them.
+Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept {
+  const uint8_t flags = c.d.tcp_flags;
+  const bool syn = (flags & tcp_flag::syn) != 0;
+  const bool ack = (flags & tcp_flag::ack) != 0;
+  const bool rst = (flags & tcp_flag::rst) != 0;
+  const bool fin = (flags & tcp_flag::fin) != 0;
+  const uint8_t side_bit = static_cast<uint8_t>(1u << static_cast<unsigned>(c.packet.ingress));
+  bool valid = true;
+
+  if (rst) {
+    flow.tcp = TcpState::closed;
+  } else {
+    switch (flow.tcp) {
+      case TcpState::syn_sent:
+        if (from_initiator) {
+          valid = syn && !ack;  // retransmitted SYN
+        } else if (syn && ack) {
+          flow.tcp = TcpState::syn_received;
+        } else {
+          valid = false;
+        }
+        break;
+      case TcpState::syn_received:
+        if (from_initiator) {
+          if (syn && !ack) break;  // retransmitted SYN
+          valid = ack && !syn;
+          if (valid) flow.tcp = TcpState::established;
+        } else {
+          valid = ack;  // retransmitted SYN-ACK
+        }
+        break;
+      case TcpState::established:
+      case TcpState::closing:
+        valid = !syn;
+        break;
+      case TcpState::closed:
+        // Late segments of a finished connection: acknowledgements only, no data.
+        valid = !syn && c.d.payload_length == 0;
+        break;
+      case TcpState::none:
+        valid = false;
+        break;
+    }
+    if (valid && fin && (flow.tcp == TcpState::established || flow.tcp == TcpState::closing)) {
+      flow.fin_seen |= side_bit;
+      flow.tcp = TcpState::closing;
+    } else if (valid && flow.tcp == TcpState::closing && flow.fin_seen == 3 && ack && !fin) {
+      flow.tcp = TcpState::closed;  // the last ACK of both FINs
+    }
+  }
+  if (!valid) return deny(c, DropReason::tcp_invalid_state);
+
+  const FlowTimeouts& t = engine_.config_.timeouts;
+  switch (flow.tcp) {
+    case TcpState::established:
+      flows_.touch(&flow, FlowClass::established, c.now + t.tcp_established_ns);
+      break;
+    case TcpState::closing:
+      flows_.touch(&flow, FlowClass::closing, c.now + t.tcp_closing_ns);
+      break;
+    case TcpState::closed:
+      flows_.touch(&flow, FlowClass::closing, c.now + t.tcp_closed_ns);
+      break;
+    default:
+      flows_.touch(&flow, FlowClass::embryonic, c.now + t.tcp_handshake_ns);
+      break;
+  }
+  if (!from_initiator) flow.replied = true;
+  return Verdict{Action::forward, DropReason::none, false};
+}
+
+Verdict Worker::judge_icmp_error(Context& c) noexcept {
+  const QuotedPacket& q = c.d.quoted;
+  const bool from_device = c.packet.ingress == Side::device;
+  // The quoted packet travelled the other way: from the network, it is one the device sent.
+  const IpAddress& device_ip = from_device ? q.dst : q.src;
+  const IpAddress& peer_ip = from_device ? q.src : q.dst;
+  const uint16_t device_port = from_device ? q.dst_port : q.src_port;
+  const uint16_t peer_port = from_device ? q.src_port : q.dst_port;
+  if (!policy_protocol(q.protocol) || !c.policy.device(c.device).owns(device_ip)) {
+    return deny(c, DropReason::icmp_error_unrelated);
+  }
+  Flow* flow = flows_.find(
+      make_key(device_ip, peer_ip, device_port, peer_port, q.protocol, c.d.vlan_ids[0]), c.now);
+  if (flow == nullptr) return deny(c, DropReason::icmp_error_unrelated);
+  c.dir = flow->dir;
+  if (!revalidate(c, *flow)) return deny(c, DropReason::icmp_error_unrelated);
+  return forward(c);
+}
+
+Verdict Worker::unknown_device(Context& c) noexcept {
+  // Only the device side reports events: a new MAC behind the appliance is worth
+  // knowing about (discovery); ARP and traffic for other LAN hosts is not.
+  const bool report = c.packet.ingress == Side::device;
+  switch (c.policy.unknown_devices()) {
+    case UnknownDevices::forward:
+      return Verdict{Action::forward, DropReason::none, false};
+    case UnknownDevices::monitor:
+      if (report) emit(c, EventKind::would_drop, DropReason::unknown_device, kNoRule);
+      return Verdict{Action::forward, DropReason::unknown_device, true};
+    case UnknownDevices::drop:
+      break;
+  }
+  if (report) emit(c, EventKind::drop, DropReason::unknown_device, kNoRule);
+  return Verdict{Action::drop, DropReason::unknown_device, false};
+}
+
+Verdict Worker::deny(Context& c, DropReason reason) noexcept {
+  const CompiledDevice& dev = c.policy.device(c.device);
+  DeviceCounters& counters = c.policy.counters(index_, static_cast<uint32_t>(c.device));
+  if (dev.mode != DeviceMode::enforce) {
+    bump(counters.would_drop[static_cast<size_t>(reason)]);
+    emit(c, EventKind::would_drop, reason, kNoRule);
+    Verdict v = forward(c);
+    v.reason = reason;
+    v.would_drop = true;
+    return v;
+  }
+  bump(counters.dropped[static_cast<size_t>(reason)]);
+  emit(c, EventKind::drop, reason, kNoRule);
+  const bool refused_connection =
+      reason == DropReason::no_matching_rule || reason == DropReason::policy_revoked;
+  if (refused_connection && dev.deny_action == DenyAction::reset &&
+      c.d.protocol == ip_protocol::tcp && (c.d.tcp_flags & tcp_flag::rst) == 0) {
+    return Verdict{Action::drop_and_reset, reason, false};
+  }
+  return Verdict{Action::drop, reason, false};
+}
+
+Verdict Worker::forward(Context& c) noexcept {
+  if (c.device != kNoDevice) {
+    DeviceCounters& counters = c.policy.counters(index_, static_cast<uint32_t>(c.device));
+    bump(counters.forwarded_packets);
+    bump(counters.forwarded_bytes, c.packet.length);
+  }
+  return Verdict{Action::forward, DropReason::none, false};
+}
+
+void Worker::emit(Context& c, EventKind kind, DropReason reason, int32_t rule) noexcept {
+  // Token bucket: events_per_second, with a burst of the same size.
+  const uint64_t rate = engine_.config_.events_per_second;
+  if (c.now > event_refill_ns_) {
+    const uint64_t elapsed = c.now - event_refill_ns_;
+    const uint64_t refill = elapsed >= 1'000'000'000 ? rate : elapsed * rate / 1'000'000'000;
+    if (refill > 0) {
+      event_tokens_ = std::min(rate, event_tokens_ + refill);
+      event_refill_ns_ = c.now;
+    }
+  }
+  if (event_tokens_ == 0) {
+    bump(counters_.events_suppressed);
+    return;
+  }
+  --event_tokens_;
+
+  Event e;
+  e.time_ns = c.now;
+  e.policy_version = c.policy.version();
+  e.kind = kind;
+  e.reason = reason;
+  e.ingress = c.packet.ingress;
+  e.dir = c.dir;
+  e.src_mac = c.d.src_mac;
+  if (c.d.l3 == L3Kind::arp) {
+    e.src_ip = c.d.arp.sender_ip;
+    e.dst_ip = c.d.arp.target_ip;
+  } else if (c.d.l3 != L3Kind::none) {
+    e.src_ip = c.d.src_ip;
+    e.dst_ip = c.d.dst_ip;
+    e.protocol = c.d.protocol;
+    e.src_port = c.d.src_port;
+    e.dst_port = c.d.dst_port;
+  }
+  if (c.device != kNoDevice) {
+    const CompiledDevice& dev = c.policy.device(c.device);
+    e.set_device(dev.name);
+    if (rule != kNoRule) e.set_rule(dev.rules[rule].name);
+  }
+  if (!events_.push(e)) bump(counters_.events_suppressed);
+}
+
+// ---------------------------------------------------------------------------------------
+// Engine
+
+Engine::Engine(const EngineConfig& config) : config_(config) {
+  if (config.workers == 0) throw std::invalid_argument("engine needs at least one worker");
+  const size_t size = rte_rcu_qsbr_get_memsize(config.workers);
+  qsbr_ = static_cast<rte_rcu_qsbr*>(std::aligned_alloc(64, (size + 63) / 64 * 64));
+  if (qsbr_ == nullptr) throw std::bad_alloc();
+  if (rte_rcu_qsbr_init(qsbr_, config.workers) != 0) {
+    std::free(qsbr_);
+    throw std::runtime_error("rte_rcu_qsbr_init failed");
+  }
+  for (uint32_t i = 0; i < config.workers; ++i) {
+    rte_rcu_qsbr_thread_register(qsbr_, i);  // registered offline until the first batch
+    workers_.push_back(std::unique_ptr<Worker>(new Worker(*this, i)));
+  }
+}
+
+Engine::~Engine() { std::free(qsbr_); }
+
+uint64_t Engine::publish(std::unique_ptr<CompiledPolicy> policy) {
+  if (policy->worker_slots() != worker_count()) {
+    throw std::invalid_argument("policy compiled for a different number of workers");
+  }
+  policy->epoch_ = next_epoch_++;
+  const uint64_t epoch = policy->epoch_;
+  std::unique_ptr<const CompiledPolicy> retired = std::move(owned_);
+  owned_ = std::move(policy);
+  active_.store(owned_.get(), std::memory_order_release);
+  // Wait until every online worker has finished the batch it may have started with the
+  // old pointer; offline (idle) workers hold no reference and are not waited for.
+  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  if (retired) fold_counters(*retired);
+  return epoch;
+}
+
+namespace {
+
+void add_device_counters(DeviceTotals& totals, const CompiledPolicy& policy, uint32_t device) {
+  for (uint32_t w = 0; w < policy.worker_slots(); ++w) {
+    const DeviceCounters& c = policy.counters(w, device);
+    totals.forwarded_packets += c.forwarded_packets.load(std::memory_order_relaxed);
+    totals.forwarded_bytes += c.forwarded_bytes.load(std::memory_order_relaxed);
+    totals.new_flows += c.new_flows.load(std::memory_order_relaxed);
+    for (size_t r = 0; r < kDropReasonCount; ++r) {
+      totals.dropped[r] += c.dropped[r].load(std::memory_order_relaxed);
+      totals.would_drop[r] += c.would_drop[r].load(std::memory_order_relaxed);
+    }
+  }
+}
+
+}  // namespace
+
+void Engine::fold_counters(const CompiledPolicy& retired) {
+  for (uint32_t dev = 0; dev < retired.device_count(); ++dev) {
+    add_device_counters(retired_totals_[retired.device(dev).name], retired, dev);
+  }
+}
+
+size_t Engine::poll_events(std::span<Event> out) noexcept {
+  size_t total = 0;
+  for (size_t n = 0; n < workers_.size() && total < out.size(); ++n) {
+    Worker& w = *workers_[next_event_ring_];
+    next_event_ring_ = (next_event_ring_ + 1) % static_cast<uint32_t>(workers_.size());
+    total += w.events_.pop(out.subspan(total));
+  }
+  return total;
+}
+
+CounterSnapshot Engine::read_counters() const {
+  CounterSnapshot s;
+  s.devices = retired_totals_;
+  for (const auto& w : workers_) {
+    const WorkerCounters& c = w->counters_;
+    s.packets += c.packets.load(std::memory_order_relaxed);
+    s.forwarded += c.forwarded.load(std::memory_order_relaxed);
+    s.events_suppressed += c.events_suppressed.load(std::memory_order_relaxed);
+    for (size_t r = 0; r < kDropReasonCount; ++r) {
+      s.dropped[r] += c.dropped[r].load(std::memory_order_relaxed);
+    }
+  }
+  if (const CompiledPolicy* p = active()) {
+    for (uint32_t dev = 0; dev < p->device_count(); ++dev) {
+      add_device_counters(s.devices[p->device(dev).name], *p, dev);
+    }
+  }
+  return s;
+}
+
+}  // namespace cordon::engine

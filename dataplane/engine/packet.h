@@ -81,6 +81,17 @@ struct IpAddress {
   std::string to_string() const;
 };
 
+// Hash for IpAddress keys; boost::unordered_flat_map mixes the result further.
+struct IpAddressHash {
+  size_t operator()(const IpAddress& a) const noexcept {
+    uint64_t hi = 0;
+    uint64_t lo = 0;
+    std::memcpy(&hi, a.bytes.data(), 8);
+    std::memcpy(&lo, a.bytes.data() + 8, 8);
+    return static_cast<size_t>(hi ^ (lo * 0x9e3779b97f4a7c15ULL) ^ a.family);
+  }
+};
+
 struct Cidr {
   IpAddress network;  // always stored masked
   uint8_t prefix_length = 0;

@@ -1,1 +1,512 @@
-// placeholder: being written
+// The engine as packet tables: each case is a sequence of frames, each with the side it
+// arrives on and the verdict it must get. Policies are built as documents in code so
+// each case states exactly what it relies on.
+#include "dataplane/engine/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <functional>
+
+#include "tests/unit/dataplane/engine/frames.h"
+
+namespace cordon::engine {
+namespace {
+
+using testing::Bytes;
+using testing::FrameBuilder;
+
+constexpr const char* kDeviceMac = "02:c0:4d:00:00:10";
+constexpr const char* kDevice = "10.50.0.10";
+constexpr const char* kGatewayMac = "02:00:00:00:00:01";
+constexpr const char* kPacs = "10.50.0.20";
+constexpr const char* kRis = "10.50.0.30";
+constexpr const char* kNtp = "10.50.0.1";
+constexpr const char* kAttacker = "10.50.0.66";
+constexpr const char* kOutsider = "10.99.0.5";
+constexpr const char* kDevice6 = "2001:db8::10";
+constexpr const char* kPeer6 = "2001:db8::20";
+
+Rule rule(std::string name, Direction dir, Protocol proto, const char* peer, uint16_t first = 0,
+          uint16_t last = 65535) {
+  Rule r;
+  r.name = std::move(name);
+  r.dir = dir;
+  r.proto = proto;
+  r.peer = *Cidr::parse(peer);
+  r.dport = PortRange{first, last};
+  return r;
+}
+
+// The device of DESIGN §3, plus an inbound port range and an IPv6 address.
+PolicyDocument lab_policy(DeviceMode mode = DeviceMode::enforce) {
+  Device d;
+  d.name = "ct-1";
+  d.mac = *MacAddress::parse(kDeviceMac);
+  d.ips = {*IpAddress::parse(kDevice), *IpAddress::parse(kDevice6)};
+  d.mode = mode;
+  d.rules = {rule("store-to-pacs", Direction::out, Protocol::tcp, "10.50.0.20/32", 104, 104),
+             rule("results", Direction::out, Protocol::tcp, "10.50.0.30/32", 2575, 2575),
+             rule("ntp", Direction::out, Protocol::udp, "10.50.0.1/32", 123, 123),
+             rule("biomed-ping", Direction::in, Protocol::icmp, "10.50.0.0/24"),
+             rule("service-range", Direction::in, Protocol::tcp, "10.50.0.0/24", 5000, 5010),
+             rule("v6-store", Direction::out, Protocol::tcp, "2001:db8::/64", 104, 104)};
+  PolicyDocument doc;
+  doc.devices.push_back(d);
+  return doc;
+}
+
+// Frames of the device (device side) and of peers (network side).
+FrameBuilder from_device() { return FrameBuilder().eth(kDeviceMac, kGatewayMac); }
+FrameBuilder to_device() { return FrameBuilder().eth(kGatewayMac, kDeviceMac); }
+
+Bytes tcp_out(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
+              std::string payload = {}) {
+  return from_device().ipv4(kDevice, peer).tcp(sport, dport, flags).payload(payload).build();
+}
+Bytes tcp_in(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
+             std::string payload = {}) {
+  return to_device().ipv4(peer, kDevice).tcp(sport, dport, flags).payload(payload).build();
+}
+
+constexpr uint8_t SYN = tcp_flag::syn;
+constexpr uint8_t SYNACK = tcp_flag::syn | tcp_flag::ack;
+constexpr uint8_t ACK = tcp_flag::ack;
+constexpr uint8_t PSHACK = tcp_flag::psh | tcp_flag::ack;
+constexpr uint8_t FINACK = tcp_flag::fin | tcp_flag::ack;
+constexpr uint8_t RST = tcp_flag::rst;
+
+struct Step {
+  Side side;
+  Bytes frame;
+  Action action;
+  DropReason reason;
+};
+Step dev(Bytes f, Action a = Action::forward, DropReason r = DropReason::none) {
+  return {Side::device, std::move(f), a, r};
+}
+Step net(Bytes f, Action a = Action::forward, DropReason r = DropReason::none) {
+  return {Side::network, std::move(f), a, r};
+}
+Step dev_drop(Bytes f, DropReason r) { return dev(std::move(f), Action::drop, r); }
+Step net_drop(Bytes f, DropReason r) { return net(std::move(f), Action::drop, r); }
+
+// The 3-way handshake of the device's connection to pacs:104 from port 40000.
+std::vector<Step> store_handshake() {
+  return {dev(tcp_out(kPacs, 40000, 104, SYN)), net(tcp_in(kPacs, 104, 40000, SYNACK)),
+          dev(tcp_out(kPacs, 40000, 104, ACK))};
+}
+std::vector<Step> concat(std::vector<Step> a, std::vector<Step> b) {
+  for (auto& s : b) a.push_back(std::move(s));
+  return a;
+}
+
+struct Harness {
+  explicit Harness(EngineConfig config = small_config()) : engine(config) {}
+  static EngineConfig small_config() {
+    EngineConfig c;
+    c.workers = 1;
+    c.flows_per_worker = 64;
+    c.event_ring_size = 256;
+    return c;
+  }
+  void load(const PolicyDocument& doc, uint64_t version = 1) {
+    CompileResult r = compile_policy(doc, version, engine.worker_count());
+    ASSERT_TRUE(r.errors.empty());
+    engine.publish(std::move(r.policy));
+  }
+  Verdict send(Side side, const Bytes& frame) {
+    PacketView view{frame.data(), static_cast<uint32_t>(frame.size()), side};
+    Verdict v;
+    engine.worker(0).process({&view, 1}, {&v, 1}, now);
+    return v;
+  }
+  void run(const std::vector<Step>& steps) {
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const Verdict v = send(steps[i].side, steps[i].frame);
+      EXPECT_EQ(v.action, steps[i].action) << "step " << i;
+      EXPECT_EQ(label(v.reason), label(steps[i].reason)) << "step " << i;
+    }
+  }
+  std::vector<Event> events() {
+    std::vector<Event> out(512);
+    out.resize(engine.poll_events(out));
+    return out;
+  }
+  Engine engine;
+  uint64_t now = 1'000'000'000;
+};
+
+struct Case {
+  const char* description;
+  std::function<PolicyDocument()> policy;
+  std::vector<Step> steps;
+};
+
+class EnginePacketTable : public ::testing::TestWithParam<Case> {};
+
+TEST_P(EnginePacketTable, Verdicts) {
+  Harness h;
+  h.load(GetParam().policy());
+  h.run(GetParam().steps);
+}
+
+const auto kLab = [] { return lab_policy(); };
+
+std::vector<Case> cases() {
+  std::vector<Case> c;
+  // --- allowlist: direction, protocol, peer, port
+  c.push_back({"allowed outbound connection and its replies pass", kLab,
+               concat(store_handshake(), {dev(tcp_out(kPacs, 40000, 104, PSHACK, "A-ASSOC")),
+                                          net(tcp_in(kPacs, 104, 40000, PSHACK, "A-ASSOC-AC"))})});
+  c.push_back({"wrong port is refused", kLab,
+               {dev_drop(tcp_out(kPacs, 40000, 105, SYN), DropReason::no_matching_rule)}});
+  c.push_back({"wrong peer is refused", kLab,
+               {dev_drop(tcp_out("10.50.0.21", 40000, 104, SYN), DropReason::no_matching_rule)}});
+  c.push_back({"outbound rule does not open the device to inbound connections", kLab,
+               {net_drop(tcp_in(kPacs, 40000, 104, SYN), DropReason::no_matching_rule)}});
+  c.push_back({"attacker cannot open any port on the device", kLab,
+               {net_drop(tcp_in(kAttacker, 5555, 445, SYN), DropReason::no_matching_rule),
+                net_drop(tcp_in(kAttacker, 5555, 3389, SYN), DropReason::no_matching_rule),
+                net_drop(to_device().ipv4(kAttacker, kDevice).udp(5555, 161).build(),
+                         DropReason::no_matching_rule)}});
+  c.push_back({"device cannot connect to the attacker", kLab,
+               {dev_drop(tcp_out(kAttacker, 40000, 4444, SYN), DropReason::no_matching_rule)}});
+  c.push_back({"inbound port range: both ends inside, neighbours outside", kLab,
+               {net(tcp_in(kAttacker, 6000, 5000, SYN)), net(tcp_in(kAttacker, 6001, 5010, SYN)),
+                net_drop(tcp_in(kAttacker, 6002, 4999, SYN), DropReason::no_matching_rule),
+                net_drop(tcp_in(kAttacker, 6003, 5011, SYN), DropReason::no_matching_rule),
+                net_drop(tcp_in(kOutsider, 6004, 5005, SYN), DropReason::no_matching_rule)}});
+  c.push_back({"UDP request and reply pass; a reply from another port is a new flow", kLab,
+               {dev(from_device().ipv4(kDevice, kNtp).udp(40123, 123).build()),
+                net(to_device().ipv4(kNtp, kDevice).udp(123, 40123).build()),
+                net_drop(to_device().ipv4(kNtp, kDevice).udp(124, 40123).build(),
+                         DropReason::no_matching_rule)}});
+  c.push_back({"inbound ping from the biomed subnet and its reply pass", kLab,
+               {net(to_device().ipv4("10.50.0.5", kDevice).icmp_echo_request(7).build()),
+                dev(from_device().ipv4(kDevice, "10.50.0.5").icmp_echo_reply(7).build())}});
+  c.push_back({"ping from outside the subnet, or by the device, is refused", kLab,
+               {net_drop(to_device().ipv4(kOutsider, kDevice).icmp_echo_request(7).build(),
+                         DropReason::no_matching_rule),
+                dev_drop(from_device().ipv4(kDevice, "10.50.0.5").icmp_echo_request(8).build(),
+                         DropReason::no_matching_rule)}});
+  c.push_back({"unsolicited echo reply and other ICMP types are refused", kLab,
+               {net_drop(to_device().ipv4("10.50.0.5", kDevice).icmp_echo_reply(9).build(),
+                         DropReason::icmp_type_not_allowed),
+                net_drop(to_device().ipv4("10.50.0.5", kDevice).icmp(13, 0, Bytes(16)).build(),
+                         DropReason::icmp_type_not_allowed)}});
+  c.push_back({"echo request from the responder side of an echo flow is refused", kLab,
+               {net(to_device().ipv4("10.50.0.5", kDevice).icmp_echo_request(7).build()),
+                dev_drop(from_device().ipv4(kDevice, "10.50.0.5").icmp_echo_request(7).build(),
+                         DropReason::icmp_type_not_allowed)}});
+  c.push_back({"IPv6 connection to an allowed peer passes", kLab,
+               {dev(from_device().ipv6(kDevice6, kPeer6).tcp(40000, 104, SYN).build()),
+                net(to_device().ipv6(kPeer6, kDevice6).tcp(104, 40000, SYNACK).build())}});
+  c.push_back({"IPv6 neighbour discovery from the device's link-local address passes", kLab,
+               {dev(from_device().ipv6("fe80::c0:4dff:fe00:10", "ff02::1:ff00:20", 255)
+                        .icmp(135, 0, Bytes(20))
+                        .build()),
+                dev_drop(from_device().ipv6("fe80::c0:4dff:fe00:10", "ff02::1", 64)
+                             .icmp(135, 0, Bytes(20))
+                             .build(),
+                         DropReason::spoofed_source)}});
+  // --- identity: anti-spoofing and unknown devices
+  c.push_back({"device MAC with a foreign source IP is spoofing", kLab,
+               {dev_drop(from_device().ipv4("10.50.0.99", kPacs).tcp(40000, 104, SYN).build(),
+                         DropReason::spoofed_source)}});
+  c.push_back({"unknown MAC on the device port is dropped", kLab,
+               {dev_drop(FrameBuilder()
+                             .eth("02:c0:4d:00:00:99", kGatewayMac)
+                             .ipv4("10.50.0.99", kPacs)
+                             .tcp(40000, 104, SYN)
+                             .build(),
+                         DropReason::unknown_device)}});
+  c.push_back({"traffic for an address no device owns is dropped", kLab,
+               {net_drop(to_device().ipv4(kPacs, "10.50.0.11").tcp(104, 40000, SYN).build(),
+                         DropReason::unknown_device)}});
+  c.push_back({"ARP for the device's own address passes, claiming another is spoofing", kLab,
+               {dev(from_device().arp(1, kDeviceMac, kDevice, "00:00:00:00:00:00", kPacs).build()),
+                dev(from_device().arp(1, kDeviceMac, "0.0.0.0", "00:00:00:00:00:00", kDevice).build()),
+                dev_drop(from_device().arp(2, kDeviceMac, kPacs, kGatewayMac, kAttacker).build(),
+                         DropReason::spoofed_arp),
+                dev_drop(from_device().arp(2, "02:c0:4d:00:00:77", kDevice, kGatewayMac, kPacs)
+                             .build(),
+                         DropReason::spoofed_arp)}});
+  c.push_back({"ARP from the network passes only when it is about a device", kLab,
+               {net(FrameBuilder()
+                        .eth(kGatewayMac, "ff:ff:ff:ff:ff:ff")
+                        .arp(1, kGatewayMac, kPacs, "00:00:00:00:00:00", kDevice)
+                        .build()),
+                net_drop(FrameBuilder()
+                             .eth(kGatewayMac, "ff:ff:ff:ff:ff:ff")
+                             .arp(1, kGatewayMac, kPacs, "00:00:00:00:00:00", kRis)
+                             .build(),
+                         DropReason::unknown_device)}});
+  // --- TCP state machine
+  c.push_back({"mid-stream segment without a connection is refused", kLab,
+               {dev_drop(tcp_out(kPacs, 40000, 104, ACK), DropReason::tcp_no_flow),
+                net_drop(tcp_in(kPacs, 104, 40000, SYNACK), DropReason::tcp_no_flow)}});
+  c.push_back({"SYN-ACK from the initiator is invalid", kLab,
+               {dev(tcp_out(kPacs, 40000, 104, SYN)),
+                dev_drop(tcp_out(kPacs, 40000, 104, SYNACK), DropReason::tcp_invalid_state)}});
+  c.push_back({"data before the handshake completes is invalid", kLab,
+               {dev(tcp_out(kPacs, 40000, 104, SYN)),
+                net_drop(tcp_in(kPacs, 104, 40000, PSHACK, "x"), DropReason::tcp_invalid_state)}});
+  c.push_back({"SYN retransmission passes", kLab,
+               {dev(tcp_out(kPacs, 40000, 104, SYN)), dev(tcp_out(kPacs, 40000, 104, SYN))}});
+  c.push_back({"a refused connection's RST passes, then the flow is closed to data", kLab,
+               {dev(tcp_out(kPacs, 40000, 104, SYN)), net(tcp_in(kPacs, 104, 40000, RST | ACK)),
+                dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "late"),
+                         DropReason::tcp_invalid_state)}});
+  c.push_back({"SYN inside an established connection is invalid", kLab,
+               concat(store_handshake(), {net_drop(tcp_in(kPacs, 104, 40000, SYN),
+                                                   DropReason::tcp_invalid_state)})});
+  c.push_back({"orderly close, late ACK passes, port reuse is judged afresh", kLab,
+               concat(store_handshake(),
+                      {dev(tcp_out(kPacs, 40000, 104, FINACK)),
+                       net(tcp_in(kPacs, 104, 40000, FINACK)), dev(tcp_out(kPacs, 40000, 104, ACK)),
+                       dev(tcp_out(kPacs, 40000, 104, ACK)),
+                       dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "x"),
+                                DropReason::tcp_invalid_state),
+                       dev(tcp_out(kPacs, 40000, 104, SYN)),
+                       net(tcp_in(kPacs, 104, 40000, SYNACK))})});
+  c.push_back({"half-closed connection still carries data the other way", kLab,
+               concat(store_handshake(), {dev(tcp_out(kPacs, 40000, 104, FINACK)),
+                                          net(tcp_in(kPacs, 104, 40000, PSHACK, "more"))})});
+  // --- malformed and fragments: dropped whatever the mode
+  c.push_back({"IPv4 fragment is dropped, never passed uninspected", kLab,
+               {dev_drop(from_device().ipv4(kDevice, kPacs).ipv4_fragment(0, true).tcp(40000, 104, SYN).build(),
+                         DropReason::ip_fragment),
+                net_drop(to_device().ipv4(kPacs, kDevice).ipv4_fragment(8, false).udp(1, 2).build(),
+                         DropReason::ip_fragment)}});
+  c.push_back({"IPv6 fragment is dropped", kLab,
+               {dev_drop(from_device().ipv6(kDevice6, kPeer6).ipv6_fragment(0, true).tcp(40000, 104, SYN).build(),
+                         DropReason::ip_fragment)}});
+  c.push_back({"truncated frame is dropped with the decoder's reason", kLab,
+               {dev_drop(from_device().ipv4(kDevice, kPacs).tcp(40000, 104, SYN).truncate_to(40).build(),
+                         DropReason::bad_ipv4_length)}});
+  c.push_back({"impossible TCP flags are dropped", kLab,
+               {dev_drop(tcp_out(kPacs, 40000, 104, tcp_flag::syn | tcp_flag::fin),
+                         DropReason::bad_tcp_flags)}});
+  c.push_back({"other IP protocols are refused", kLab,
+               {dev_drop(from_device().ipv4(kDevice, kPacs).ip_protocol(47, Bytes(8)).build(),
+                         DropReason::unsupported_ip_protocol)}});
+  // --- ICMP errors
+  c.push_back({"ICMP error about an open flow passes; about anything else it is refused", kLab,
+               {dev(from_device().ipv4(kDevice, kNtp).udp(40123, 123).build()),
+                net(to_device()
+                        .ipv4(kNtp, kDevice)
+                        .icmp_error(3, 3, from_device().ipv4(kDevice, kNtp).udp(40123, 123).build())
+                        .build()),
+                net_drop(to_device()
+                             .ipv4(kNtp, kDevice)
+                             .icmp_error(3, 3,
+                                         from_device().ipv4(kDevice, kNtp).udp(40124, 123).build())
+                             .build(),
+                         DropReason::icmp_error_unrelated)}});
+  // --- VLAN: the outer tag is part of the flow
+  c.push_back({"tagged flow's reply must come on the same VLAN", kLab,
+               {dev(from_device().vlan(10).ipv4(kDevice, kPacs).tcp(40000, 104, SYN).build()),
+                net(to_device().vlan(10).ipv4(kPacs, kDevice).tcp(104, 40000, SYNACK).build()),
+                net_drop(to_device().vlan(20).ipv4(kPacs, kDevice).tcp(104, 40000, SYNACK).build(),
+                         DropReason::tcp_no_flow)}});
+  // --- modes
+  c.push_back({"monitor mode forwards what it would drop", [] { return lab_policy(DeviceMode::monitor); },
+               {dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::forward, DropReason::no_matching_rule),
+                net(tcp_in(kAttacker, 4444, 40000, SYNACK)),
+                dev(from_device().ipv4("10.50.0.99", kPacs).tcp(1, 104, SYN).build(), Action::forward,
+                    DropReason::spoofed_source),
+                dev_drop(from_device().ipv4(kDevice, kPacs).ipv4_fragment(8, false).udp(1, 2).build(),
+                         DropReason::ip_fragment)}});
+  c.push_back({"learn mode forwards new flows", [] { return lab_policy(DeviceMode::learn); },
+               {dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::forward, DropReason::no_matching_rule),
+                dev(tcp_out(kPacs, 40001, 104, SYN))}});
+  c.push_back({"unknown devices may be forwarded by policy",
+               [] {
+                 auto p = lab_policy();
+                 p.unknown_devices = UnknownDevices::forward;
+                 return p;
+               },
+               {dev(FrameBuilder().eth("02:c0:4d:00:00:99", kGatewayMac).ipv4("10.50.0.99", kPacs).tcp(1, 2, SYN).build()),
+                net(to_device().ipv4(kPacs, "10.50.0.99").tcp(2, 1, SYNACK).build())}});
+  c.push_back({"deny_action reset answers a refused TCP connection with a reset",
+               [] {
+                 auto p = lab_policy();
+                 p.devices[0].deny_action = DenyAction::reset;
+                 return p;
+               },
+               {dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::drop_and_reset,
+                    DropReason::no_matching_rule),
+                dev_drop(from_device().ipv4(kDevice, kAttacker).udp(1, 2).build(),
+                         DropReason::no_matching_rule)}});
+  return c;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, EnginePacketTable, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           std::string name;
+                           for (const char* p = info.param.description; *p; ++p) {
+                             name += std::isalnum(static_cast<unsigned char>(*p)) ? *p : '_';
+                           }
+                           return name + "_" + std::to_string(info.index);
+                         });
+
+TEST(Engine, NoPolicyDropsEverything) {
+  Harness h;
+  const Verdict v = h.send(Side::device, tcp_out(kPacs, 40000, 104, SYN));
+  EXPECT_EQ(v.action, Action::drop);
+  EXPECT_EQ(v.reason, DropReason::no_policy);
+}
+
+TEST(Engine, TighterPolicyCutsLiveConnection) {
+  Harness h;
+  h.load(lab_policy(), 1);
+  h.run(store_handshake());
+  auto tightened = lab_policy();
+  tightened.devices[0].rules.erase(tightened.devices[0].rules.begin());  // no store-to-pacs
+  h.load(tightened, 2);
+  h.run({net_drop(tcp_in(kPacs, 104, 40000, PSHACK, "x"), DropReason::policy_revoked),
+         // The flow is gone: its next segment has no connection.
+         dev_drop(tcp_out(kPacs, 40000, 104, ACK), DropReason::tcp_no_flow)});
+}
+
+TEST(Engine, UnchangedRuleKeepsLiveConnectionAcrossPolicies) {
+  Harness h;
+  h.load(lab_policy(), 1);
+  h.run(store_handshake());
+  auto other = lab_policy();
+  other.devices[0].rules.pop_back();  // an unrelated change
+  h.load(other, 2);
+  h.run({net(tcp_in(kPacs, 104, 40000, PSHACK, "x")), dev(tcp_out(kPacs, 40000, 104, ACK))});
+}
+
+TEST(Engine, RevokedConnectionIsResetWhenTheDeviceSaysSo) {
+  Harness h;
+  h.load(lab_policy(), 1);
+  h.run(store_handshake());
+  auto tightened = lab_policy();
+  tightened.devices[0].rules.erase(tightened.devices[0].rules.begin());
+  tightened.devices[0].deny_action = DenyAction::reset;
+  h.load(tightened, 2);
+  h.run({dev(tcp_out(kPacs, 40000, 104, PSHACK, "x"), Action::drop_and_reset,
+             DropReason::policy_revoked)});
+}
+
+TEST(Engine, MonitorToEnforceCutsFlowsAdmittedOnlyByMonitorMode) {
+  Harness h;
+  h.load(lab_policy(DeviceMode::monitor), 1);
+  h.run({dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::forward, DropReason::no_matching_rule),
+         net(tcp_in(kAttacker, 4444, 40000, SYNACK))});
+  h.load(lab_policy(DeviceMode::enforce), 2);
+  h.run({dev_drop(tcp_out(kAttacker, 40000, 4444, ACK), DropReason::policy_revoked)});
+}
+
+TEST(Engine, FlowsExpireAfterTheirTimeout) {
+  Harness h;
+  h.load(lab_policy());
+  h.run(store_handshake());
+  h.now += h.engine.config().timeouts.tcp_established_ns;
+  h.run({dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "x"), DropReason::tcp_no_flow)});
+}
+
+TEST(Engine, FullTableProtectsEstablishedFlows) {
+  EngineConfig config = Harness::small_config();
+  config.flows_per_worker = 4;
+  Harness h(config);
+  h.load(lab_policy());
+  for (uint16_t port = 40000; port < 40004; ++port) {
+    h.run({dev(tcp_out(kPacs, port, 104, SYN)), net(tcp_in(kPacs, 104, port, SYNACK)),
+           dev(tcp_out(kPacs, port, 104, ACK))});
+  }
+  // A flood of new connections cannot displace the four established ones.
+  for (uint16_t port = 6000; port < 6100; ++port) {
+    h.run({net_drop(tcp_in(kAttacker, port, 5000, SYN), DropReason::flow_table_full)});
+  }
+  for (uint16_t port = 40000; port < 40004; ++port) {
+    h.run({net(tcp_in(kPacs, 104, port, PSHACK, "still here"))});
+  }
+  // Once one closes, new flows get its slot, and half-open ones are evicted by newer ones.
+  h.run({dev(tcp_out(kPacs, 40000, 104, RST))});
+  h.run({net(tcp_in(kAttacker, 7000, 5000, SYN)), net(tcp_in(kAttacker, 7001, 5000, SYN))});
+  h.run({net_drop(tcp_in(kAttacker, 7000, 5000, ACK), DropReason::tcp_no_flow)});
+}
+
+TEST(Engine, EventsNameDeviceRuleAndReason) {
+  Harness h;
+  h.load(lab_policy(DeviceMode::learn), 42);
+  h.run({dev(tcp_out(kPacs, 40000, 104, SYN))});
+  auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, EventKind::flow_observed);
+  EXPECT_STREQ(events[0].device, "ct-1");
+  EXPECT_STREQ(events[0].rule, "store-to-pacs");
+  EXPECT_EQ(events[0].policy_version, 42u);
+  EXPECT_EQ(events[0].src_ip, *IpAddress::parse(kDevice));
+  EXPECT_EQ(events[0].dst_port, 104);
+
+  h.load(lab_policy(DeviceMode::enforce), 43);
+  h.run({net_drop(tcp_in(kAttacker, 5555, 445, SYN), DropReason::no_matching_rule)});
+  events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, EventKind::drop);
+  EXPECT_EQ(events[0].reason, DropReason::no_matching_rule);
+  EXPECT_EQ(events[0].ingress, Side::network);
+  EXPECT_EQ(events[0].src_ip, *IpAddress::parse(kAttacker));
+  EXPECT_STREQ(events[0].rule, "");
+}
+
+TEST(Engine, MonitorModeRecordsOneEventPerRefusedFlow) {
+  Harness h;
+  h.load(lab_policy(DeviceMode::monitor));
+  h.run({dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::forward, DropReason::no_matching_rule),
+         net(tcp_in(kAttacker, 4444, 40000, SYNACK)), dev(tcp_out(kAttacker, 40000, 4444, ACK))});
+  auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, EventKind::would_drop);
+  EXPECT_EQ(events[0].reason, DropReason::no_matching_rule);
+}
+
+TEST(Engine, EventRateIsBoundedAndCounted) {
+  EngineConfig config = Harness::small_config();
+  config.events_per_second = 10;
+  Harness h(config);
+  h.load(lab_policy());
+  for (uint16_t port = 1; port <= 50; ++port) {
+    h.run({net_drop(tcp_in(kAttacker, port, 445, SYN), DropReason::no_matching_rule)});
+  }
+  EXPECT_EQ(h.events().size(), 10u);
+  EXPECT_EQ(h.engine.read_counters().events_suppressed, 40u);
+  h.now += 1'000'000'000;  // a second later the bucket is full again
+  h.run({net_drop(tcp_in(kAttacker, 99, 445, SYN), DropReason::no_matching_rule)});
+  EXPECT_EQ(h.events().size(), 1u);
+}
+
+TEST(Engine, CountersByDeviceAndReasonSurvivePolicyChanges) {
+  Harness h;
+  h.load(lab_policy(), 1);
+  h.run(store_handshake());
+  h.run({net_drop(tcp_in(kAttacker, 1, 445, SYN), DropReason::no_matching_rule),
+         dev_drop(from_device().ipv4("10.50.0.99", kPacs).tcp(1, 104, SYN).build(),
+                  DropReason::spoofed_source)});
+  h.load(lab_policy(), 2);
+  h.run({net_drop(tcp_in(kAttacker, 2, 445, SYN), DropReason::no_matching_rule)});
+  const CounterSnapshot s = h.engine.read_counters();
+  EXPECT_EQ(s.packets, 6u);
+  EXPECT_EQ(s.forwarded, 3u);
+  EXPECT_EQ(s.dropped[static_cast<size_t>(DropReason::no_matching_rule)], 2u);
+  const DeviceTotals& ct = s.devices.at("ct-1");
+  EXPECT_EQ(ct.forwarded_packets, 3u);
+  EXPECT_EQ(ct.new_flows, 1u);
+  EXPECT_EQ(ct.dropped[static_cast<size_t>(DropReason::no_matching_rule)], 2u);
+  EXPECT_EQ(ct.dropped[static_cast<size_t>(DropReason::spoofed_source)], 1u);
+}
+
+TEST(Engine, EveryDropReasonHasLabelAndDescription) {
+  for (size_t r = 0; r < kDropReasonCount; ++r) {
+    EXPECT_FALSE(kDropReasonLabels[r].empty());
+    EXPECT_FALSE(kDropReasonDescriptions[r].empty());
+    for (size_t o = 0; o < r; ++o) EXPECT_NE(kDropReasonLabels[r], kDropReasonLabels[o]);
+  }
+}
+
+}  // namespace
+}  // namespace cordon::engine

@@ -1,1 +1,101 @@
-// placeholder: being written
+#include "dataplane/engine/flow_table.h"
+
+#include <gtest/gtest.h>
+
+namespace cordon::engine {
+namespace {
+
+FlowKey key(uint16_t port) {
+  FlowKey k;
+  k.device_ip = IpAddress::v4(0x0a32000a).bytes;
+  k.peer_ip = IpAddress::v4(0x0a320014).bytes;
+  k.family = 4;
+  k.protocol = 6;
+  k.device_port = port;
+  k.peer_port = 104;
+  return k;
+}
+
+constexpr uint64_t kLater = 1'000'000'000;
+
+TEST(FlowTable, InsertFindErase) {
+  FlowTable t(8);
+  Flow* f = t.insert(key(1));
+  ASSERT_NE(f, nullptr);
+  t.touch(f, FlowClass::embryonic, kLater);
+  EXPECT_EQ(t.find(key(1), 0), f);
+  EXPECT_EQ(t.find(key(2), 0), nullptr);
+  EXPECT_EQ(t.size(), 1u);
+  t.erase(f);
+  EXPECT_EQ(t.find(key(1), 0), nullptr);
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(FlowTable, ExpiredEntryIsGoneOnLookup) {
+  FlowTable t(8);
+  Flow* f = t.insert(key(1));
+  t.touch(f, FlowClass::established, 100);
+  EXPECT_EQ(t.find(key(1), 99), f);
+  EXPECT_EQ(t.find(key(1), 100), nullptr);
+  EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(FlowTable, ExpireRemovesColdEntriesWithinBudget) {
+  FlowTable t(16);
+  for (uint16_t p = 0; p < 10; ++p) t.touch(t.insert(key(p)), FlowClass::embryonic, 100 + p);
+  EXPECT_EQ(t.expire(105, 3), 3u);  // budget
+  EXPECT_EQ(t.size(), 7u);
+  EXPECT_EQ(t.expire(105, 100), 3u);  // ports 3, 4, 5 left to expire at <= 105
+  EXPECT_EQ(t.size(), 4u);
+  EXPECT_NE(t.find(key(6), 105), nullptr);
+}
+
+TEST(FlowTable, FullTableEvictsClosingThenEmbryonicNeverEstablished) {
+  FlowTable t(4);
+  t.touch(t.insert(key(1)), FlowClass::established, kLater);
+  t.touch(t.insert(key(2)), FlowClass::established, kLater);
+  t.touch(t.insert(key(3)), FlowClass::embryonic, kLater);
+  t.touch(t.insert(key(4)), FlowClass::closing, kLater);
+  // Full: the closing flow goes first.
+  ASSERT_NE(t.insert(key(5)), nullptr);
+  EXPECT_EQ(t.find(key(4), 0), nullptr);
+  t.touch(t.find(key(5), 0), FlowClass::established, kLater);
+  // Then the embryonic one.
+  ASSERT_NE(t.insert(key(6)), nullptr);
+  EXPECT_EQ(t.find(key(3), 0), nullptr);
+  t.touch(t.find(key(6), 0), FlowClass::established, kLater);
+  // All established: refused, nothing evicted.
+  EXPECT_EQ(t.insert(key(7)), nullptr);
+  for (uint16_t p : {1, 2, 5, 6}) EXPECT_NE(t.find(key(p), 0), nullptr) << p;
+  EXPECT_EQ(t.evictions(), 2u);
+}
+
+TEST(FlowTable, EvictsLeastRecentlyUsedEmbryonicFirst) {
+  FlowTable t(3);
+  t.touch(t.insert(key(1)), FlowClass::embryonic, kLater);
+  t.touch(t.insert(key(2)), FlowClass::embryonic, kLater);
+  t.touch(t.insert(key(3)), FlowClass::embryonic, kLater);
+  t.touch(t.find(key(1), 0), FlowClass::embryonic, kLater);  // 2 is now the coldest
+  ASSERT_NE(t.insert(key(4)), nullptr);
+  EXPECT_EQ(t.find(key(2), 0), nullptr);
+  EXPECT_NE(t.find(key(1), 0), nullptr);
+}
+
+TEST(FlowTable, ChurnAtCapacityNeverRehashes) {
+  // Inserts must never allocate on the worker: the reserved hash map keeps its buckets
+  // through any amount of churn at full capacity.
+  FlowTable t(1024);
+  for (uint16_t p = 0; p < 1024; ++p) t.touch(t.insert(key(p)), FlowClass::embryonic, kLater);
+  const size_t buckets = t.bucket_count();
+  for (uint32_t round = 0; round < 200'000; ++round) {
+    const auto p = static_cast<uint16_t>(1024 + round % 60000);
+    Flow* f = t.insert(key(p));  // evicts the coldest embryonic flow
+    ASSERT_NE(f, nullptr);
+    t.touch(f, FlowClass::embryonic, kLater);
+  }
+  EXPECT_EQ(t.size(), 1024u);
+  EXPECT_EQ(t.bucket_count(), buckets);
+}
+
+}  // namespace
+}  // namespace cordon::engine

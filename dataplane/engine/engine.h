@@ -1,0 +1,158 @@
+// Engine: a batch of packet views in, a batch of verdicts (and events) out.
+//
+// Threads:
+//  * The control thread (one at a time) constructs the Engine, calls publish(),
+//    poll_events() and read_counters(), and destroys it after the workers stopped.
+//  * Worker i (one thread per index) calls worker(i).process(), go_idle() and wake().
+//    A worker never allocates, locks or throws in process().
+//
+// Policy publication (DESIGN §2): publish() swaps one atomic pointer; workers load it
+// once per batch and report a quiescent state (rte_rcu_qsbr) after every batch. The
+// old policy is freed only when every online worker has passed a quiescent state
+// since the swap, so no batch is ever judged by a mix of two policies and no worker
+// can touch freed tables. An idle worker goes offline (go_idle) so it does not hold
+// up reclamation, and comes back online (wake) before its next batch.
+//
+// Each flow remembers the epoch of the policy it was admitted under. The first packet
+// of a flow seen under a newer policy re-checks the flow against it, so a tightened
+// policy also cuts live connections.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dataplane/engine/compiled_policy.h"
+#include "dataplane/engine/counters.h"
+#include "dataplane/engine/decode.h"
+#include "dataplane/engine/events.h"
+#include "dataplane/engine/flow_table.h"
+#include "dataplane/engine/packet.h"
+#include "dataplane/engine/verdict.h"
+
+struct rte_rcu_qsbr;
+
+namespace cordon::engine {
+
+struct FlowTimeouts {
+  uint64_t tcp_handshake_ns = 30'000'000'000;   // SYN sent / SYN-ACK seen
+  uint64_t tcp_established_ns = 7'200'000'000'000;  // 2 h: idle DICOM associations
+  uint64_t tcp_closing_ns = 120'000'000'000;
+  uint64_t tcp_closed_ns = 10'000'000'000;
+  uint64_t udp_unreplied_ns = 30'000'000'000;
+  uint64_t udp_replied_ns = 120'000'000'000;
+  uint64_t icmp_ns = 30'000'000'000;
+};
+
+struct EngineConfig {
+  uint32_t workers = 1;
+  uint32_t flows_per_worker = 65536;
+  uint32_t event_ring_size = 4096;    // per worker, power of two
+  uint32_t events_per_second = 2000;  // per worker; the rest are counted as suppressed
+  FlowTimeouts timeouts;
+};
+
+class Engine;
+
+class Worker {
+ public:
+  // Owning worker thread only. `verdicts` must be at least as long as `packets`.
+  // `now_ns` is a monotonic clock the caller reads once per batch.
+  void process(std::span<const PacketView> packets, std::span<Verdict> verdicts,
+               uint64_t now_ns) noexcept;
+  // Owning worker thread only: stop / resume taking part in policy reclamation.
+  void go_idle() noexcept;
+  void wake() noexcept;
+
+  const WorkerCounters& counters() const { return counters_; }
+  const FlowTable& flows() const { return flows_; }  // tests and reports, same thread
+
+ private:
+  friend class Engine;
+  Worker(Engine& engine, uint32_t index);
+
+  struct Context;  // per-packet scratch, defined in engine.cpp
+  Verdict judge(const PacketView& packet, const CompiledPolicy* policy, uint64_t now_ns) noexcept;
+  Verdict judge_arp(Context& c) noexcept;
+  Verdict judge_ip(Context& c) noexcept;
+  Verdict judge_icmp_error(Context& c) noexcept;
+  Verdict judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) noexcept;
+  Verdict track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept;
+  bool revalidate(Context& c, Flow& flow) noexcept;
+  Verdict forward(Context& c) noexcept;
+  Verdict deny(Context& c, DropReason reason) noexcept;
+  Verdict unknown_device(Context& c) noexcept;
+  void emit(Context& c, EventKind kind, DropReason reason, int32_t rule) noexcept;
+  uint64_t timeout_for(const Flow& flow) const noexcept;
+
+  Engine& engine_;
+  uint32_t index_;
+  FlowTable flows_;
+  EventRing events_;
+  WorkerCounters counters_;
+  // Event rate limit: a token bucket refilled from now_ns.
+  uint64_t event_tokens_;
+  uint64_t event_refill_ns_ = 0;
+  bool online_ = false;
+};
+
+// Totals across workers, attributed to devices by name so they survive policy changes.
+struct DeviceTotals {
+  uint64_t forwarded_packets = 0;
+  uint64_t forwarded_bytes = 0;
+  uint64_t new_flows = 0;
+  uint64_t dropped[kDropReasonCount] = {};
+  uint64_t would_drop[kDropReasonCount] = {};
+};
+
+struct CounterSnapshot {
+  uint64_t packets = 0;
+  uint64_t forwarded = 0;
+  uint64_t dropped[kDropReasonCount] = {};
+  uint64_t events_suppressed = 0;
+  std::map<std::string, DeviceTotals> devices;
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineConfig& config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  Worker& worker(uint32_t index) { return *workers_[index]; }
+  uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
+  const EngineConfig& config() const { return config_; }
+
+  // Control thread. Makes `policy` the one every following batch is judged by, then
+  // waits until no worker can still use the previous one and frees it (folding its
+  // per-device counters into the running totals). The policy's counter slots must
+  // match worker_count(). Returns the epoch assigned to it.
+  uint64_t publish(std::unique_ptr<CompiledPolicy> policy);
+  // Control thread. The active policy (nullptr before the first publish).
+  const CompiledPolicy* active() const { return active_.load(std::memory_order_acquire); }
+
+  // Control thread. Moves up to out.size() pending events into `out`; returns how many.
+  size_t poll_events(std::span<Event> out) noexcept;
+  // Control thread. Sum of all counters so far.
+  CounterSnapshot read_counters() const;
+
+ private:
+  friend class Worker;
+  void fold_counters(const CompiledPolicy& retired);
+
+  EngineConfig config_;
+  rte_rcu_qsbr* qsbr_ = nullptr;
+  std::atomic<const CompiledPolicy*> active_{nullptr};
+  std::unique_ptr<const CompiledPolicy> owned_;  // the same object as active_
+  uint64_t next_epoch_ = 1;
+  uint32_t next_event_ring_ = 0;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::map<std::string, DeviceTotals> retired_totals_;
+};
+
+}  // namespace cordon::engine
