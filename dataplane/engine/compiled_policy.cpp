@@ -109,8 +109,8 @@ struct PolicyCompiler {
     for (int32_t m : members) {
       const Rule& r = device.rules[m];
       const PortRange ports = proto == Protocol::icmp ? PortRange{} : r.dport;
-      auto first = std::lower_bound(set.interval_starts.begin(), set.interval_starts.end(),
-                                    ports.first);
+      auto first =
+          std::lower_bound(set.interval_starts.begin(), set.interval_starts.end(), ports.first);
       for (auto it = first; it != set.interval_starts.end() && *it <= ports.last; ++it) {
         const auto local = static_cast<uint32_t>(it - set.interval_starts.begin());
         const uint32_t interval = set.first_interval + local;
@@ -160,10 +160,10 @@ CompileResult PolicyCompiler::compile(const PolicyDocument& document, uint64_t v
       }
     }
     if (policy->table_entries() > kMaxTableEntries) {
-      result.errors.push_back(PolicyError{
-          "devices[" + std::to_string(i) + "].rules",
-          "rule set too large to compile: overlapping port ranges expand past " +
-              std::to_string(kMaxTableEntries) + " table entries"});
+      result.errors.push_back(
+          PolicyError{"devices[" + std::to_string(i) + "].rules",
+                      "rule set too large to compile: overlapping port ranges expand past " +
+                          std::to_string(kMaxTableEntries) + " table entries"});
       return result;
     }
   }

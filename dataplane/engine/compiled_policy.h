@@ -80,7 +80,7 @@ class CompiledPolicy {
   friend class Engine;
 
   struct RuleSet {
-    uint32_t first_interval = 0;     // global interval id of interval_starts[0]
+    uint32_t first_interval = 0;  // global interval id of interval_starts[0]
     std::vector<uint16_t> interval_starts;
     std::vector<uint32_t> prefix_offsets;  // per interval: range in prefix_lengths
     std::vector<uint8_t> prefix_lengths;

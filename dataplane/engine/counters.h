@@ -29,7 +29,7 @@ struct alignas(64) WorkerCounters {
   Counter packets{0};
   Counter forwarded{0};
   Counter dropped[kDropReasonCount]{};  // every drop, with or without a device
-  Counter events_suppressed{0};          // events lost to the rate limit or a full ring
+  Counter events_suppressed{0};         // events lost to the rate limit or a full ring
   Counter flows_evicted{0};
   Counter flows_expired{0};
 };

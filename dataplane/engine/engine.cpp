@@ -22,7 +22,8 @@ std::string_view to_string(EventKind kind) {
 EventRing::EventRing(uint32_t capacity_pow2) {
   const ssize_t size = rte_ring_get_memsize_elem(sizeof(Event), capacity_pow2);
   if (size < 0) throw std::invalid_argument("event ring size must be a power of two");
-  ring_ = static_cast<rte_ring*>(std::aligned_alloc(64, (static_cast<size_t>(size) + 63) / 64 * 64));
+  ring_ =
+      static_cast<rte_ring*>(std::aligned_alloc(64, (static_cast<size_t>(size) + 63) / 64 * 64));
   if (ring_ == nullptr) throw std::bad_alloc();
   // RING_F_EXACT_SZ is not used: capacity_pow2 - 1 events fit, which is plenty.
   if (rte_ring_init(ring_, "cordon-events", capacity_pow2, RING_F_SP_ENQ | RING_F_SC_DEQ) != 0) {
@@ -238,9 +239,10 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     const uint64_t timeout = *proto == Protocol::icmp ? t.icmp_ns
                              : flow->replied          ? t.udp_replied_ns
                                                       : t.udp_unreplied_ns;
-    flows_.touch(flow, flow->replied && *proto == Protocol::udp ? FlowClass::established
-                                                                 : FlowClass::embryonic,
-                 c.now + timeout);
+    flows_.touch(
+        flow,
+        flow->replied && *proto == Protocol::udp ? FlowClass::established : FlowClass::embryonic,
+        c.now + timeout);
   }
   const auto side = static_cast<size_t>(c.packet.ingress);
   ++flow->packets[side];
@@ -275,7 +277,8 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   }
   const CompiledDevice& dev = c.policy.device(c.device);
   const IpAddress& peer = c.packet.ingress == Side::device ? d.dst_ip : d.src_ip;
-  const int32_t rule = c.policy.classify(static_cast<uint32_t>(c.device), c.dir, proto, peer, dport);
+  const int32_t rule =
+      c.policy.classify(static_cast<uint32_t>(c.device), c.dir, proto, peer, dport);
   if (rule == kNoRule && dev.mode == DeviceMode::enforce) {
     return deny(c, DropReason::no_matching_rule);
   }
@@ -302,9 +305,10 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   DeviceCounters& counters = c.policy.counters(index_, static_cast<uint32_t>(c.device));
   bump(counters.new_flows);
   if (dev.mode == DeviceMode::learn) {
-    emit(c, EventKind::flow_observed, rule == kNoRule ? DropReason::no_matching_rule
-                                                      : DropReason::none, rule);
-    if (rule == kNoRule) bump(counters.would_drop[static_cast<size_t>(DropReason::no_matching_rule)]);
+    emit(c, EventKind::flow_observed,
+         rule == kNoRule ? DropReason::no_matching_rule : DropReason::none, rule);
+    if (rule == kNoRule)
+      bump(counters.would_drop[static_cast<size_t>(DropReason::no_matching_rule)]);
   } else if (rule == kNoRule) {
     // Monitor mode: recorded once per flow; its later packets pass without new events.
     bump(counters.would_drop[static_cast<size_t>(DropReason::no_matching_rule)]);
@@ -517,7 +521,9 @@ Engine::Engine(const EngineConfig& config) : config_(config) {
   }
 }
 
-Engine::~Engine() { std::free(qsbr_); }
+Engine::~Engine() {
+  std::free(qsbr_);
+}
 
 uint64_t Engine::publish(std::unique_ptr<CompiledPolicy> policy) {
   if (policy->worker_slots() != worker_count()) {

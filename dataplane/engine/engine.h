@@ -39,7 +39,7 @@ struct rte_rcu_qsbr;
 namespace cordon::engine {
 
 struct FlowTimeouts {
-  uint64_t tcp_handshake_ns = 30'000'000'000;   // SYN sent / SYN-ACK seen
+  uint64_t tcp_handshake_ns = 30'000'000'000;       // SYN sent / SYN-ACK seen
   uint64_t tcp_established_ns = 7'200'000'000'000;  // 2 h: idle DICOM associations
   uint64_t tcp_closing_ns = 120'000'000'000;
   uint64_t tcp_closed_ns = 10'000'000'000;

@@ -54,12 +54,12 @@ inline constexpr uint32_t kNoFlow = ~uint32_t{0};
 struct Flow {
   FlowKey key;
   uint64_t expires_ns = 0;
-  uint64_t policy_epoch = 0;  // epoch of the policy it was admitted (or re-checked) under
+  uint64_t policy_epoch = 0;     // epoch of the policy it was admitted (or re-checked) under
   uint64_t packets[2] = {0, 0};  // by ingress side
   uint64_t bytes[2] = {0, 0};
   uint32_t lru_prev = kNoFlow;
   uint32_t lru_next = kNoFlow;
-  int32_t rule = -1;      // rule index in the admitting policy's device; -1: admitted unmatched
+  int32_t rule = -1;  // rule index in the admitting policy's device; -1: admitted unmatched
   Direction dir = Direction::out;  // out: the device initiated
   TcpState tcp = TcpState::none;
   FlowClass flow_class = FlowClass::embryonic;

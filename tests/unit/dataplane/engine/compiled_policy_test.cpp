@@ -9,8 +9,12 @@
 namespace cordon::engine {
 namespace {
 
-IpAddress ip(const char* text) { return *IpAddress::parse(text); }
-Cidr cidr(const char* text) { return *Cidr::parse(text); }
+IpAddress ip(const char* text) {
+  return *IpAddress::parse(text);
+}
+Cidr cidr(const char* text) {
+  return *Cidr::parse(text);
+}
 
 Rule rule(std::string name, Direction dir, Protocol proto, const char* peer, uint16_t first = 0,
           uint16_t last = 65535) {
@@ -57,13 +61,13 @@ TEST(CompiledPolicy, FindsDevicesByMacAndIp) {
 
 TEST(CompiledPolicy, ClassifiesByDirectionProtocolPeerAndPort) {
   PolicyDocument doc;
-  doc.devices.push_back(device(
-      "ct-1", "02:c0:4d:00:00:10", {ip("10.50.0.10")},
-      {rule("store", Direction::out, Protocol::tcp, "10.50.0.20/32", 104, 104),
-       rule("ntp", Direction::out, Protocol::udp, "10.50.0.1/32", 123, 123),
-       rule("ping", Direction::in, Protocol::icmp, "10.50.0.0/24"),
-       rule("range", Direction::in, Protocol::tcp, "10.50.0.0/24", 5000, 5010),
-       rule("v6", Direction::out, Protocol::tcp, "2001:db8::/64", 443, 443)}));
+  doc.devices.push_back(
+      device("ct-1", "02:c0:4d:00:00:10", {ip("10.50.0.10")},
+             {rule("store", Direction::out, Protocol::tcp, "10.50.0.20/32", 104, 104),
+              rule("ntp", Direction::out, Protocol::udp, "10.50.0.1/32", 123, 123),
+              rule("ping", Direction::in, Protocol::icmp, "10.50.0.0/24"),
+              rule("range", Direction::in, Protocol::tcp, "10.50.0.0/24", 5000, 5010),
+              rule("v6", Direction::out, Protocol::tcp, "2001:db8::/64", 443, 443)}));
   auto p = compile(doc);
   EXPECT_EQ(p->classify(0, Direction::out, Protocol::tcp, ip("10.50.0.20"), 104), 0);
   EXPECT_EQ(p->classify(0, Direction::out, Protocol::tcp, ip("10.50.0.20"), 105), kNoRule);
@@ -84,10 +88,10 @@ TEST(CompiledPolicy, ClassifiesByDirectionProtocolPeerAndPort) {
 
 TEST(CompiledPolicy, FirstMatchingRuleWins) {
   PolicyDocument doc;
-  doc.devices.push_back(device("ct-1", "02:c0:4d:00:00:10", {ip("10.50.0.10")},
-                               {rule("wide", Direction::out, Protocol::tcp, "10.0.0.0/8", 1, 65535),
-                                rule("narrow", Direction::out, Protocol::tcp, "10.50.0.20/32", 104,
-                                     104)}));
+  doc.devices.push_back(
+      device("ct-1", "02:c0:4d:00:00:10", {ip("10.50.0.10")},
+             {rule("wide", Direction::out, Protocol::tcp, "10.0.0.0/8", 1, 65535),
+              rule("narrow", Direction::out, Protocol::tcp, "10.50.0.20/32", 104, 104)}));
   auto p = compile(doc);
   EXPECT_EQ(p->classify(0, Direction::out, Protocol::tcp, ip("10.50.0.20"), 104), 0);
 }

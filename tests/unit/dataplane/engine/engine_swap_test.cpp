@@ -38,7 +38,10 @@ std::unique_ptr<CompiledPolicy> make_policy(bool a, uint64_t version, uint32_t w
 }
 
 Bytes announce(const char* ip) {
-  return FrameBuilder().eth(kMac, "ff:ff:ff:ff:ff:ff").arp(1, kMac, ip, "00:00:00:00:00:00", ip).build();
+  return FrameBuilder()
+      .eth(kMac, "ff:ff:ff:ff:ff:ff")
+      .arp(1, kMac, ip, "00:00:00:00:00:00", ip)
+      .build();
 }
 
 TEST(EngineSwap, EveryBatchIsJudgedByExactlyOnePolicy) {

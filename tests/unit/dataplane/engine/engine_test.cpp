@@ -56,8 +56,12 @@ PolicyDocument lab_policy(DeviceMode mode = DeviceMode::enforce) {
 }
 
 // Frames of the device (device side) and of peers (network side).
-FrameBuilder from_device() { return FrameBuilder().eth(kDeviceMac, kGatewayMac); }
-FrameBuilder to_device() { return FrameBuilder().eth(kGatewayMac, kDeviceMac); }
+FrameBuilder from_device() {
+  return FrameBuilder().eth(kDeviceMac, kGatewayMac);
+}
+FrameBuilder to_device() {
+  return FrameBuilder().eth(kGatewayMac, kDeviceMac);
+}
 
 Bytes tcp_out(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
               std::string payload = {}) {
@@ -87,8 +91,12 @@ Step dev(Bytes f, Action a = Action::forward, DropReason r = DropReason::none) {
 Step net(Bytes f, Action a = Action::forward, DropReason r = DropReason::none) {
   return {Side::network, std::move(f), a, r};
 }
-Step dev_drop(Bytes f, DropReason r) { return dev(std::move(f), Action::drop, r); }
-Step net_drop(Bytes f, DropReason r) { return net(std::move(f), Action::drop, r); }
+Step dev_drop(Bytes f, DropReason r) {
+  return dev(std::move(f), Action::drop, r);
+}
+Step net_drop(Bytes f, DropReason r) {
+  return net(std::move(f), Action::drop, r);
+}
 
 // The 3-way handshake of the device's connection to pacs:104 from port 40000.
 std::vector<Step> store_handshake() {
@@ -158,80 +166,100 @@ std::vector<Case> cases() {
   c.push_back({"allowed outbound connection and its replies pass", kLab,
                concat(store_handshake(), {dev(tcp_out(kPacs, 40000, 104, PSHACK, "A-ASSOC")),
                                           net(tcp_in(kPacs, 104, 40000, PSHACK, "A-ASSOC-AC"))})});
-  c.push_back({"wrong port is refused", kLab,
+  c.push_back({"wrong port is refused",
+               kLab,
                {dev_drop(tcp_out(kPacs, 40000, 105, SYN), DropReason::no_matching_rule)}});
-  c.push_back({"wrong peer is refused", kLab,
+  c.push_back({"wrong peer is refused",
+               kLab,
                {dev_drop(tcp_out("10.50.0.21", 40000, 104, SYN), DropReason::no_matching_rule)}});
-  c.push_back({"outbound rule does not open the device to inbound connections", kLab,
+  c.push_back({"outbound rule does not open the device to inbound connections",
+               kLab,
                {net_drop(tcp_in(kPacs, 40000, 104, SYN), DropReason::no_matching_rule)}});
-  c.push_back({"attacker cannot open any port on the device", kLab,
+  c.push_back({"attacker cannot open any port on the device",
+               kLab,
                {net_drop(tcp_in(kAttacker, 5555, 445, SYN), DropReason::no_matching_rule),
                 net_drop(tcp_in(kAttacker, 5555, 3389, SYN), DropReason::no_matching_rule),
                 net_drop(to_device().ipv4(kAttacker, kDevice).udp(5555, 161).build(),
                          DropReason::no_matching_rule)}});
-  c.push_back({"device cannot connect to the attacker", kLab,
+  c.push_back({"device cannot connect to the attacker",
+               kLab,
                {dev_drop(tcp_out(kAttacker, 40000, 4444, SYN), DropReason::no_matching_rule)}});
-  c.push_back({"inbound port range: both ends inside, neighbours outside", kLab,
+  c.push_back({"inbound port range: both ends inside, neighbours outside",
+               kLab,
                {net(tcp_in(kAttacker, 6000, 5000, SYN)), net(tcp_in(kAttacker, 6001, 5010, SYN)),
                 net_drop(tcp_in(kAttacker, 6002, 4999, SYN), DropReason::no_matching_rule),
                 net_drop(tcp_in(kAttacker, 6003, 5011, SYN), DropReason::no_matching_rule),
                 net_drop(tcp_in(kOutsider, 6004, 5005, SYN), DropReason::no_matching_rule)}});
-  c.push_back({"UDP request and reply pass; a reply from another port is a new flow", kLab,
+  c.push_back({"UDP request and reply pass; a reply from another port is a new flow",
+               kLab,
                {dev(from_device().ipv4(kDevice, kNtp).udp(40123, 123).build()),
                 net(to_device().ipv4(kNtp, kDevice).udp(123, 40123).build()),
                 net_drop(to_device().ipv4(kNtp, kDevice).udp(124, 40123).build(),
                          DropReason::no_matching_rule)}});
-  c.push_back({"inbound ping from the biomed subnet and its reply pass", kLab,
+  c.push_back({"inbound ping from the biomed subnet and its reply pass",
+               kLab,
                {net(to_device().ipv4("10.50.0.5", kDevice).icmp_echo_request(7).build()),
                 dev(from_device().ipv4(kDevice, "10.50.0.5").icmp_echo_reply(7).build())}});
-  c.push_back({"ping from outside the subnet, or by the device, is refused", kLab,
+  c.push_back({"ping from outside the subnet, or by the device, is refused",
+               kLab,
                {net_drop(to_device().ipv4(kOutsider, kDevice).icmp_echo_request(7).build(),
                          DropReason::no_matching_rule),
                 dev_drop(from_device().ipv4(kDevice, "10.50.0.5").icmp_echo_request(8).build(),
                          DropReason::no_matching_rule)}});
-  c.push_back({"unsolicited echo reply and other ICMP types are refused", kLab,
+  c.push_back({"unsolicited echo reply and other ICMP types are refused",
+               kLab,
                {net_drop(to_device().ipv4("10.50.0.5", kDevice).icmp_echo_reply(9).build(),
                          DropReason::icmp_type_not_allowed),
                 net_drop(to_device().ipv4("10.50.0.5", kDevice).icmp(13, 0, Bytes(16)).build(),
                          DropReason::icmp_type_not_allowed)}});
-  c.push_back({"echo request from the responder side of an echo flow is refused", kLab,
+  c.push_back({"echo request from the responder side of an echo flow is refused",
+               kLab,
                {net(to_device().ipv4("10.50.0.5", kDevice).icmp_echo_request(7).build()),
                 dev_drop(from_device().ipv4(kDevice, "10.50.0.5").icmp_echo_request(7).build(),
                          DropReason::icmp_type_not_allowed)}});
-  c.push_back({"IPv6 connection to an allowed peer passes", kLab,
+  c.push_back({"IPv6 connection to an allowed peer passes",
+               kLab,
                {dev(from_device().ipv6(kDevice6, kPeer6).tcp(40000, 104, SYN).build()),
                 net(to_device().ipv6(kPeer6, kDevice6).tcp(104, 40000, SYNACK).build())}});
-  c.push_back({"IPv6 neighbour discovery from the device's link-local address passes", kLab,
-               {dev(from_device().ipv6("fe80::c0:4dff:fe00:10", "ff02::1:ff00:20", 255)
+  c.push_back({"IPv6 neighbour discovery from the device's link-local address passes",
+               kLab,
+               {dev(from_device()
+                        .ipv6("fe80::c0:4dff:fe00:10", "ff02::1:ff00:20", 255)
                         .icmp(135, 0, Bytes(20))
                         .build()),
-                dev_drop(from_device().ipv6("fe80::c0:4dff:fe00:10", "ff02::1", 64)
+                dev_drop(from_device()
+                             .ipv6("fe80::c0:4dff:fe00:10", "ff02::1", 64)
                              .icmp(135, 0, Bytes(20))
                              .build(),
                          DropReason::spoofed_source)}});
   // --- identity: anti-spoofing and unknown devices
-  c.push_back({"device MAC with a foreign source IP is spoofing", kLab,
+  c.push_back({"device MAC with a foreign source IP is spoofing",
+               kLab,
                {dev_drop(from_device().ipv4("10.50.0.99", kPacs).tcp(40000, 104, SYN).build(),
                          DropReason::spoofed_source)}});
-  c.push_back({"unknown MAC on the device port is dropped", kLab,
+  c.push_back({"unknown MAC on the device port is dropped",
+               kLab,
                {dev_drop(FrameBuilder()
                              .eth("02:c0:4d:00:00:99", kGatewayMac)
                              .ipv4("10.50.0.99", kPacs)
                              .tcp(40000, 104, SYN)
                              .build(),
                          DropReason::unknown_device)}});
-  c.push_back({"traffic for an address no device owns is dropped", kLab,
+  c.push_back({"traffic for an address no device owns is dropped",
+               kLab,
                {net_drop(to_device().ipv4(kPacs, "10.50.0.11").tcp(104, 40000, SYN).build(),
                          DropReason::unknown_device)}});
-  c.push_back({"ARP for the device's own address passes, claiming another is spoofing", kLab,
-               {dev(from_device().arp(1, kDeviceMac, kDevice, "00:00:00:00:00:00", kPacs).build()),
-                dev(from_device().arp(1, kDeviceMac, "0.0.0.0", "00:00:00:00:00:00", kDevice).build()),
-                dev_drop(from_device().arp(2, kDeviceMac, kPacs, kGatewayMac, kAttacker).build(),
-                         DropReason::spoofed_arp),
-                dev_drop(from_device().arp(2, "02:c0:4d:00:00:77", kDevice, kGatewayMac, kPacs)
-                             .build(),
-                         DropReason::spoofed_arp)}});
-  c.push_back({"ARP from the network passes only when it is about a device", kLab,
+  c.push_back(
+      {"ARP for the device's own address passes, claiming another is spoofing",
+       kLab,
+       {dev(from_device().arp(1, kDeviceMac, kDevice, "00:00:00:00:00:00", kPacs).build()),
+        dev(from_device().arp(1, kDeviceMac, "0.0.0.0", "00:00:00:00:00:00", kDevice).build()),
+        dev_drop(from_device().arp(2, kDeviceMac, kPacs, kGatewayMac, kAttacker).build(),
+                 DropReason::spoofed_arp),
+        dev_drop(from_device().arp(2, "02:c0:4d:00:00:77", kDevice, kGatewayMac, kPacs).build(),
+                 DropReason::spoofed_arp)}});
+  c.push_back({"ARP from the network passes only when it is about a device",
+               kLab,
                {net(FrameBuilder()
                         .eth(kGatewayMac, "ff:ff:ff:ff:ff:ff")
                         .arp(1, kGatewayMac, kPacs, "00:00:00:00:00:00", kDevice)
@@ -242,91 +270,114 @@ std::vector<Case> cases() {
                              .build(),
                          DropReason::unknown_device)}});
   // --- TCP state machine
-  c.push_back({"mid-stream segment without a connection is refused", kLab,
+  c.push_back({"mid-stream segment without a connection is refused",
+               kLab,
                {dev_drop(tcp_out(kPacs, 40000, 104, ACK), DropReason::tcp_no_flow),
                 net_drop(tcp_in(kPacs, 104, 40000, SYNACK), DropReason::tcp_no_flow)}});
-  c.push_back({"SYN-ACK from the initiator is invalid", kLab,
+  c.push_back({"SYN-ACK from the initiator is invalid",
+               kLab,
                {dev(tcp_out(kPacs, 40000, 104, SYN)),
                 dev_drop(tcp_out(kPacs, 40000, 104, SYNACK), DropReason::tcp_invalid_state)}});
-  c.push_back({"data before the handshake completes is invalid", kLab,
+  c.push_back({"data before the handshake completes is invalid",
+               kLab,
                {dev(tcp_out(kPacs, 40000, 104, SYN)),
                 net_drop(tcp_in(kPacs, 104, 40000, PSHACK, "x"), DropReason::tcp_invalid_state)}});
-  c.push_back({"SYN retransmission passes", kLab,
+  c.push_back({"SYN retransmission passes",
+               kLab,
                {dev(tcp_out(kPacs, 40000, 104, SYN)), dev(tcp_out(kPacs, 40000, 104, SYN))}});
-  c.push_back({"a refused connection's RST passes, then the flow is closed to data", kLab,
-               {dev(tcp_out(kPacs, 40000, 104, SYN)), net(tcp_in(kPacs, 104, 40000, RST | ACK)),
-                dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "late"),
-                         DropReason::tcp_invalid_state)}});
+  c.push_back(
+      {"a refused connection's RST passes, then the flow is closed to data",
+       kLab,
+       {dev(tcp_out(kPacs, 40000, 104, SYN)), net(tcp_in(kPacs, 104, 40000, RST | ACK)),
+        dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "late"), DropReason::tcp_invalid_state)}});
   c.push_back({"SYN inside an established connection is invalid", kLab,
-               concat(store_handshake(), {net_drop(tcp_in(kPacs, 104, 40000, SYN),
-                                                   DropReason::tcp_invalid_state)})});
-  c.push_back({"orderly close, late ACK passes, port reuse is judged afresh", kLab,
                concat(store_handshake(),
-                      {dev(tcp_out(kPacs, 40000, 104, FINACK)),
-                       net(tcp_in(kPacs, 104, 40000, FINACK)), dev(tcp_out(kPacs, 40000, 104, ACK)),
-                       dev(tcp_out(kPacs, 40000, 104, ACK)),
-                       dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "x"),
-                                DropReason::tcp_invalid_state),
-                       dev(tcp_out(kPacs, 40000, 104, SYN)),
-                       net(tcp_in(kPacs, 104, 40000, SYNACK))})});
+                      {net_drop(tcp_in(kPacs, 104, 40000, SYN), DropReason::tcp_invalid_state)})});
+  c.push_back(
+      {"orderly close, late ACK passes, port reuse is judged afresh", kLab,
+       concat(store_handshake(),
+              {dev(tcp_out(kPacs, 40000, 104, FINACK)), net(tcp_in(kPacs, 104, 40000, FINACK)),
+               dev(tcp_out(kPacs, 40000, 104, ACK)), dev(tcp_out(kPacs, 40000, 104, ACK)),
+               dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "x"), DropReason::tcp_invalid_state),
+               dev(tcp_out(kPacs, 40000, 104, SYN)), net(tcp_in(kPacs, 104, 40000, SYNACK))})});
   c.push_back({"half-closed connection still carries data the other way", kLab,
                concat(store_handshake(), {dev(tcp_out(kPacs, 40000, 104, FINACK)),
                                           net(tcp_in(kPacs, 104, 40000, PSHACK, "more"))})});
   // --- malformed and fragments: dropped whatever the mode
-  c.push_back({"IPv4 fragment is dropped, never passed uninspected", kLab,
-               {dev_drop(from_device().ipv4(kDevice, kPacs).ipv4_fragment(0, true).tcp(40000, 104, SYN).build(),
-                         DropReason::ip_fragment),
-                net_drop(to_device().ipv4(kPacs, kDevice).ipv4_fragment(8, false).udp(1, 2).build(),
-                         DropReason::ip_fragment)}});
-  c.push_back({"IPv6 fragment is dropped", kLab,
-               {dev_drop(from_device().ipv6(kDevice6, kPeer6).ipv6_fragment(0, true).tcp(40000, 104, SYN).build(),
-                         DropReason::ip_fragment)}});
-  c.push_back({"truncated frame is dropped with the decoder's reason", kLab,
-               {dev_drop(from_device().ipv4(kDevice, kPacs).tcp(40000, 104, SYN).truncate_to(40).build(),
-                         DropReason::bad_ipv4_length)}});
-  c.push_back({"impossible TCP flags are dropped", kLab,
+  c.push_back(
+      {"IPv4 fragment is dropped, never passed uninspected",
+       kLab,
+       {dev_drop(
+            from_device().ipv4(kDevice, kPacs).ipv4_fragment(0, true).tcp(40000, 104, SYN).build(),
+            DropReason::ip_fragment),
+        net_drop(to_device().ipv4(kPacs, kDevice).ipv4_fragment(8, false).udp(1, 2).build(),
+                 DropReason::ip_fragment)}});
+  c.push_back(
+      {"IPv6 fragment is dropped",
+       kLab,
+       {dev_drop(
+           from_device().ipv6(kDevice6, kPeer6).ipv6_fragment(0, true).tcp(40000, 104, SYN).build(),
+           DropReason::ip_fragment)}});
+  c.push_back(
+      {"truncated frame is dropped with the decoder's reason",
+       kLab,
+       {dev_drop(from_device().ipv4(kDevice, kPacs).tcp(40000, 104, SYN).truncate_to(40).build(),
+                 DropReason::bad_ipv4_length)}});
+  c.push_back({"impossible TCP flags are dropped",
+               kLab,
                {dev_drop(tcp_out(kPacs, 40000, 104, tcp_flag::syn | tcp_flag::fin),
                          DropReason::bad_tcp_flags)}});
-  c.push_back({"other IP protocols are refused", kLab,
+  c.push_back({"other IP protocols are refused",
+               kLab,
                {dev_drop(from_device().ipv4(kDevice, kPacs).ip_protocol(47, Bytes(8)).build(),
                          DropReason::unsupported_ip_protocol)}});
   // --- ICMP errors
-  c.push_back({"ICMP error about an open flow passes; about anything else it is refused", kLab,
-               {dev(from_device().ipv4(kDevice, kNtp).udp(40123, 123).build()),
-                net(to_device()
-                        .ipv4(kNtp, kDevice)
-                        .icmp_error(3, 3, from_device().ipv4(kDevice, kNtp).udp(40123, 123).build())
-                        .build()),
-                net_drop(to_device()
-                             .ipv4(kNtp, kDevice)
-                             .icmp_error(3, 3,
-                                         from_device().ipv4(kDevice, kNtp).udp(40124, 123).build())
-                             .build(),
-                         DropReason::icmp_error_unrelated)}});
+  c.push_back(
+      {"ICMP error about an open flow passes; about anything else it is refused",
+       kLab,
+       {dev(from_device().ipv4(kDevice, kNtp).udp(40123, 123).build()),
+        net(to_device()
+                .ipv4(kNtp, kDevice)
+                .icmp_error(3, 3, from_device().ipv4(kDevice, kNtp).udp(40123, 123).build())
+                .build()),
+        net_drop(to_device()
+                     .ipv4(kNtp, kDevice)
+                     .icmp_error(3, 3, from_device().ipv4(kDevice, kNtp).udp(40124, 123).build())
+                     .build(),
+                 DropReason::icmp_error_unrelated)}});
   // --- VLAN: the outer tag is part of the flow
-  c.push_back({"tagged flow's reply must come on the same VLAN", kLab,
+  c.push_back({"tagged flow's reply must come on the same VLAN",
+               kLab,
                {dev(from_device().vlan(10).ipv4(kDevice, kPacs).tcp(40000, 104, SYN).build()),
                 net(to_device().vlan(10).ipv4(kPacs, kDevice).tcp(104, 40000, SYNACK).build()),
                 net_drop(to_device().vlan(20).ipv4(kPacs, kDevice).tcp(104, 40000, SYNACK).build(),
                          DropReason::tcp_no_flow)}});
   // --- modes
-  c.push_back({"monitor mode forwards what it would drop", [] { return lab_policy(DeviceMode::monitor); },
-               {dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::forward, DropReason::no_matching_rule),
-                net(tcp_in(kAttacker, 4444, 40000, SYNACK)),
-                dev(from_device().ipv4("10.50.0.99", kPacs).tcp(1, 104, SYN).build(), Action::forward,
-                    DropReason::spoofed_source),
-                dev_drop(from_device().ipv4(kDevice, kPacs).ipv4_fragment(8, false).udp(1, 2).build(),
-                         DropReason::ip_fragment)}});
-  c.push_back({"learn mode forwards new flows", [] { return lab_policy(DeviceMode::learn); },
-               {dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::forward, DropReason::no_matching_rule),
-                dev(tcp_out(kPacs, 40001, 104, SYN))}});
+  c.push_back(
+      {"monitor mode forwards what it would drop",
+       [] { return lab_policy(DeviceMode::monitor); },
+       {dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::forward, DropReason::no_matching_rule),
+        net(tcp_in(kAttacker, 4444, 40000, SYNACK)),
+        dev(from_device().ipv4("10.50.0.99", kPacs).tcp(1, 104, SYN).build(), Action::forward,
+            DropReason::spoofed_source),
+        dev_drop(from_device().ipv4(kDevice, kPacs).ipv4_fragment(8, false).udp(1, 2).build(),
+                 DropReason::ip_fragment)}});
+  c.push_back(
+      {"learn mode forwards new flows",
+       [] { return lab_policy(DeviceMode::learn); },
+       {dev(tcp_out(kAttacker, 40000, 4444, SYN), Action::forward, DropReason::no_matching_rule),
+        dev(tcp_out(kPacs, 40001, 104, SYN))}});
   c.push_back({"unknown devices may be forwarded by policy",
                [] {
                  auto p = lab_policy();
                  p.unknown_devices = UnknownDevices::forward;
                  return p;
                },
-               {dev(FrameBuilder().eth("02:c0:4d:00:00:99", kGatewayMac).ipv4("10.50.0.99", kPacs).tcp(1, 2, SYN).build()),
+               {dev(FrameBuilder()
+                        .eth("02:c0:4d:00:00:99", kGatewayMac)
+                        .ipv4("10.50.0.99", kPacs)
+                        .tcp(1, 2, SYN)
+                        .build()),
                 net(to_device().ipv4(kPacs, "10.50.0.99").tcp(2, 1, SYNACK).build())}});
   c.push_back({"deny_action reset answers a refused TCP connection with a reset",
                [] {

@@ -1,0 +1,146 @@
+// The cordon-dataplane application: EAL, ports, workers, control thread.
+//
+// Start-up order matters for fail-closed behaviour: ports start before any policy, and
+// the engine drops everything until one is published; the persisted policy (or the
+// --policy file on a first start) is enforced before the control socket accepts anyone.
+#include "dataplane/dpdk/app.h"
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "dataplane/dpdk/control.h"
+#include "dataplane/dpdk/options.h"
+#include "dataplane/dpdk/policy_state.h"
+#include "dataplane/dpdk/shell.h"
+#include "dataplane/engine/engine.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void on_signal(int) {
+  g_stop.store(true);
+}
+
+struct WorkerLaunch {
+  cordon::dataplane::Shell* shell;
+  cordon::engine::Engine* engine;
+  uint32_t index;
+};
+
+int worker_main(void* arg) {
+  auto* launch = static_cast<WorkerLaunch*>(arg);
+  launch->shell->run_worker(launch->index, *launch->engine, g_stop);
+  return 0;
+}
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "cordon-dataplane: %s\n", message.c_str());
+  rte_eal_cleanup();
+  return 1;
+}
+
+}  // namespace
+
+namespace cordon::dataplane {
+
+int run_dataplane(int argc, char** argv) {
+  const int eal_args = rte_eal_init(argc, argv);
+  if (eal_args < 0) {
+    std::fprintf(stderr, "cordon-dataplane: EAL initialisation failed: %s\n%s",
+                 rte_strerror(rte_errno), cordon::dataplane::usage().c_str());
+    return 1;
+  }
+  std::string error;
+  auto options = cordon::dataplane::parse_options(argc - eal_args - 1, argv + eal_args + 1, error);
+  if (!options) return fail(error + "\n" + cordon::dataplane::usage());
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+
+  const uint32_t workers = rte_lcore_count();
+  try {
+    std::filesystem::create_directories(options->state_dir);
+    std::filesystem::create_directories(
+        std::filesystem::path(options->control_socket).parent_path());
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  cordon::engine::EngineConfig config;
+  config.workers = workers;
+  config.flows_per_worker = options->flows_per_worker;
+  std::unique_ptr<cordon::engine::Engine> engine;
+  std::unique_ptr<cordon::dataplane::Shell> shell;
+  try {
+    engine = std::make_unique<cordon::engine::Engine>(config);
+    shell = std::make_unique<cordon::dataplane::Shell>(*options, workers);
+  } catch (const std::exception& e) {
+    return fail(e.what());
+  }
+  if (shell->pairs().size() < workers) {
+    std::fprintf(stderr,
+                 "cordon-dataplane: %u workers for %zu port pairs: %zu worker(s) will idle\n",
+                 workers, shell->pairs().size(), workers - shell->pairs().size());
+  }
+
+  // Enforce the last applied policy (or the initial one) before anything else.
+  cordon::dataplane::PolicyState state(*engine, options->state_dir);
+  if (auto restore_error = state.restore()) return fail(*restore_error);
+  if (!state.has_policy() && options->initial_policy) {
+    std::ifstream in(*options->initial_policy);
+    if (!in) return fail("cannot read --policy " + *options->initial_policy);
+    std::ostringstream text;
+    text << in.rdbuf();
+    const cordon::dataplane::ApplyResult r = state.apply(text.str());
+    if (!r.ok) {
+      std::string all = "--policy " + *options->initial_policy + " is invalid:";
+      for (const auto& e : r.errors) all += "\n  " + e.to_string();
+      return fail(all);
+    }
+  }
+  std::fprintf(stderr, "cordon-dataplane: %s; %zu port pair(s), %u worker(s)\n",
+               state.has_policy()
+                   ? ("enforcing policy version " + std::to_string(state.version())).c_str()
+                   : "no policy: dropping all device traffic",
+               shell->pairs().size(), workers);
+
+  std::vector<WorkerLaunch> launches;
+  launches.reserve(workers);
+  for (uint32_t i = 0; i < workers; ++i) launches.push_back({shell.get(), engine.get(), i});
+  uint32_t next = 1;
+  unsigned lcore;
+  RTE_LCORE_FOREACH_WORKER(lcore) {
+    rte_eal_remote_launch(worker_main, &launches[next++], lcore);
+  }
+
+  // The control thread: the only caller of Engine's control side from here on.
+  cordon::dataplane::register_telemetry(*engine, *shell, state.version_counter());
+  cordon::dataplane::ControlServer server(*engine, state, options->control_socket);
+  if (std::string listen_error = server.listen(); !listen_error.empty()) {
+    g_stop = true;
+    rte_eal_mp_wait_lcore();
+    return fail("control socket: " + listen_error);
+  }
+  std::thread control([&] { server.run(g_stop); });
+  std::fprintf(stderr, "cordon-dataplane: control socket %s ready\n",
+               options->control_socket.c_str());
+
+  worker_main(&launches[0]);  // the main lcore is worker 0
+  rte_eal_mp_wait_lcore();
+  control.join();
+  shell.reset();
+  std::fprintf(stderr, "cordon-dataplane: stopped\n");
+  rte_eal_cleanup();
+  return 0;
+}
+
+}  // namespace cordon::dataplane

@@ -1,0 +1,76 @@
+// The dataplane's control socket: newline-delimited JSON over a unix stream socket.
+// One request object per line, one response object per line (docs/dataplane-control.md):
+//
+//   {"cmd":"apply","document":"<policy JSON text>","version":N}  -> {"ok":true,"version":N}
+//                                     or {"ok":false,"errors":[{"path":..,"message":..}]}
+//   {"cmd":"get"}    -> {"ok":true,"version":N,"policy":{...}}   (version 0, policy null: none)
+//   {"cmd":"stats"}  -> {"ok":true,"version":N,"packets":..,"dropped":{..},"devices":{..}}
+//   {"cmd":"events","follow":bool}  -> recent events, one {"event":{..}} per line, then
+//                                      {"ok":true,"end":true}; with follow, new events
+//                                      keep coming until the client disconnects.
+//
+// Threads: everything here runs on the single control thread (it calls Engine::publish,
+// poll_events and read_counters).
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dataplane/dpdk/policy_state.h"
+#include "dataplane/engine/engine.h"
+
+namespace cordon::dataplane {
+
+// Request handling without I/O (unit-tested directly).
+class ControlHandler {
+ public:
+  ControlHandler(engine::Engine& engine, PolicyState& state) : engine_(engine), state_(state) {}
+  // Answers one request line with one response line (no trailing newline). The events
+  // command is answered by the server, which streams.
+  std::string handle(std::string_view line);
+  std::string stats_json() const;
+
+ private:
+  engine::Engine& engine_;
+  PolicyState& state_;
+};
+
+// Converts an engine event to its JSON line ({"event":{...}}). Wall-clock time is the
+// event's monotonic time plus `realtime_offset_ns`.
+std::string event_json(const engine::Event& e, int64_t realtime_offset_ns);
+
+class ControlServer {
+ public:
+  ControlServer(engine::Engine& engine, PolicyState& state, std::string socket_path);
+  ~ControlServer();
+  // Creates and listens on the socket (replacing a stale one). Returns an error message.
+  std::string listen();
+  // Serves clients and drains engine events until `stop` becomes true.
+  void run(const std::atomic<bool>& stop);
+
+ private:
+  struct Client {
+    int fd;
+    std::string in;
+    std::string out;
+    bool follow = false;
+    bool close_after_write = false;
+  };
+  void accept_clients();
+  void read_client(Client& c);
+  void write_client(Client& c);
+  void drain_events();
+
+  engine::Engine& engine_;
+  ControlHandler handler_;
+  std::string path_;
+  int listen_fd_ = -1;
+  std::vector<Client> clients_;
+  std::deque<std::string> recent_;  // last events, for non-follow queries
+  int64_t realtime_offset_ns_ = 0;
+};
+
+}  // namespace cordon::dataplane

@@ -1,0 +1,69 @@
+#include "dataplane/dpdk/options.h"
+
+#include <charconv>
+#include <string_view>
+
+namespace cordon::dataplane {
+
+std::string usage() {
+  return "usage: cordon-dataplane [EAL options] -- --pair DEVICE_PORT:NETWORK_PORT [--pair ...]\n"
+         "         [--control-socket PATH] [--state-dir DIR] [--policy FILE]\n"
+         "         [--flows-per-worker N] [--idle-sleep-us N]\n"
+         "  DEVICE_PORT, NETWORK_PORT: DPDK port names or ids; separate PCI names with ','\n"
+         "  (e.g. --pair 0000:03:00.0,0000:03:00.1)\n";
+}
+
+std::optional<Options> parse_options(int argc, char** argv, std::string& error) {
+  Options o;
+  auto number = [&](std::string_view flag, std::string_view text, uint32_t& out) {
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    if (ec != std::errc{} || p != text.data() + text.size()) {
+      error = std::string(flag) + ": not a number: " + std::string(text);
+      return false;
+    }
+    return true;
+  };
+  for (int i = 0; i < argc; ++i) {
+    const std::string_view flag = argv[i];
+    if (i + 1 >= argc) {
+      error = std::string(flag) + ": missing value";
+      return std::nullopt;
+    }
+    const std::string_view value = argv[++i];
+    if (flag == "--pair") {
+      // PCI names contain ':' themselves: pairs of them are written with ','.
+      const size_t comma = value.find(',');
+      const size_t split = comma != std::string_view::npos ? comma : value.find(':');
+      if (split == std::string_view::npos || split == 0 || split + 1 == value.size()) {
+        error = "--pair: expected DEVICE_PORT:NETWORK_PORT, got " + std::string(value);
+        return std::nullopt;
+      }
+      o.pairs.push_back(
+          {std::string(value.substr(0, split)), std::string(value.substr(split + 1))});
+    } else if (flag == "--control-socket") {
+      o.control_socket = value;
+    } else if (flag == "--state-dir") {
+      o.state_dir = value;
+    } else if (flag == "--policy") {
+      o.initial_policy = std::string(value);
+    } else if (flag == "--flows-per-worker") {
+      if (!number(flag, value, o.flows_per_worker)) return std::nullopt;
+      if (o.flows_per_worker < 64) {
+        error = "--flows-per-worker: at least 64";
+        return std::nullopt;
+      }
+    } else if (flag == "--idle-sleep-us") {
+      if (!number(flag, value, o.idle_sleep_us)) return std::nullopt;
+    } else {
+      error = "unknown option " + std::string(flag);
+      return std::nullopt;
+    }
+  }
+  if (o.pairs.empty()) {
+    error = "at least one --pair is required";
+    return std::nullopt;
+  }
+  return o;
+}
+
+}  // namespace cordon::dataplane

@@ -1,0 +1,29 @@
+// Command-line options of cordon-dataplane that follow the EAL arguments ("--").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cordon::dataplane {
+
+struct PortPair {
+  std::string device_port;  // DPDK device name (e.g. net_af_packet0) or port id
+  std::string network_port;
+};
+
+struct Options {
+  std::vector<PortPair> pairs;
+  std::string control_socket = "/run/cordon/dataplane.sock";
+  std::string state_dir = "/var/lib/cordon/dataplane";
+  std::optional<std::string> initial_policy;
+  uint32_t flows_per_worker = 262144;
+  uint32_t idle_sleep_us = 100;  // sleep of an idle worker between polls; 0 = busy poll
+};
+
+// Parses argv (after the EAL's "--"). On error returns nullopt and sets `error`.
+std::optional<Options> parse_options(int argc, char** argv, std::string& error);
+std::string usage();
+
+}  // namespace cordon::dataplane

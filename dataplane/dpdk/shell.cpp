@@ -1,0 +1,255 @@
+#include "dataplane/dpdk/shell.h"
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_telemetry.h>
+
+#include <unistd.h>
+#include <charconv>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+#include "dataplane/engine/tcp_reset.h"
+
+namespace cordon::dataplane {
+namespace {
+
+constexpr uint16_t kBurst = 32;
+constexpr uint16_t kRxDescriptors = 1024;
+constexpr uint16_t kTxDescriptors = 1024;
+constexpr uint32_t kIdlePollsBeforeSleep = 1000;
+
+uint16_t resolve_port(const std::string& name) {
+  uint16_t port = 0;
+  if (rte_eth_dev_get_port_by_name(name.c_str(), &port) == 0) return port;
+  auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), port);
+  if (ec == std::errc{} && p == name.data() + name.size() && rte_eth_dev_is_valid_port(port)) {
+    return port;
+  }
+  throw std::runtime_error("no DPDK port named '" + name + "' (check --vdev / -a arguments)");
+}
+
+uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
+}
+
+}  // namespace
+
+Shell::Shell(const Options& options, uint32_t workers)
+    : counters_(workers), idle_sleep_us_(options.idle_sleep_us) {
+  for (const PortPair& p : options.pairs) {
+    PairPorts ports{resolve_port(p.device_port), resolve_port(p.network_port)};
+    if (ports.device_port == ports.network_port) {
+      throw std::runtime_error("--pair " + p.device_port + ":" + p.network_port +
+                               ": a port cannot be paired with itself");
+    }
+    for (const PairPorts& other : pairs_) {
+      for (uint16_t used : {other.device_port, other.network_port}) {
+        if (used == ports.device_port || used == ports.network_port) {
+          throw std::runtime_error("port used in two --pair options");
+        }
+      }
+    }
+    pairs_.push_back(ports);
+  }
+  // Every port holds its RX ring full and may have its TX ring full; each lcore caches.
+  const uint32_t ports = static_cast<uint32_t>(pairs_.size() * 2);
+  const uint32_t mbufs = ports * (kRxDescriptors + kTxDescriptors) + workers * (256 + 4 * kBurst);
+  pool_ = rte_pktmbuf_pool_create("cordon_mbufs", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+                                  static_cast<int>(rte_socket_id()));
+  if (pool_ == nullptr) {
+    throw std::runtime_error(
+        "cannot allocate " + std::to_string(mbufs) +
+        " mbufs: too little memory (raise -m or add hugepages): " + rte_strerror(rte_errno));
+  }
+  for (const PairPorts& p : pairs_) {
+    start_port(p.device_port);
+    start_port(p.network_port);
+  }
+}
+
+Shell::~Shell() {
+  for (const PairPorts& p : pairs_) {
+    for (uint16_t port : {p.device_port, p.network_port}) {
+      rte_eth_dev_stop(port);
+      rte_eth_dev_close(port);
+    }
+  }
+  rte_mempool_free(pool_);
+}
+
+void Shell::start_port(uint16_t port) {
+  rte_eth_dev_info info{};
+  if (rte_eth_dev_info_get(port, &info) != 0) {
+    throw std::runtime_error("port " + std::to_string(port) + ": cannot read device info");
+  }
+  // One RX and one TX queue: each pair is polled by exactly one worker, so both
+  // directions of every flow meet in that worker's flow table (docs/threading.md).
+  rte_eth_conf conf{};
+  if (rte_eth_dev_configure(port, 1, 1, &conf) != 0) {
+    throw std::runtime_error("port " + std::to_string(port) + ": configure failed");
+  }
+  uint16_t rx = kRxDescriptors;
+  uint16_t tx = kTxDescriptors;
+  rte_eth_dev_adjust_nb_rx_tx_desc(port, &rx, &tx);
+  const int socket = rte_eth_dev_socket_id(port);
+  const auto sock = static_cast<unsigned>(socket < 0 ? 0 : socket);
+  if (rte_eth_rx_queue_setup(port, 0, rx, sock, nullptr, pool_) != 0 ||
+      rte_eth_tx_queue_setup(port, 0, tx, sock, nullptr) != 0) {
+    throw std::runtime_error("port " + std::to_string(port) + ": queue setup failed");
+  }
+  // A bump in the wire must see every frame, whatever its destination MAC.
+  rte_eth_promiscuous_enable(port);
+  rte_eth_allmulticast_enable(port);
+  if (rte_eth_dev_start(port) != 0) {
+    throw std::runtime_error("port " + std::to_string(port) + ": start failed");
+  }
+}
+
+void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic<bool>& stop) {
+  engine::Worker& worker = engine.worker(index);
+  ShellCounters& counters = counters_[index];
+  std::vector<PairPorts> mine;
+  for (size_t i = index; i < pairs_.size(); i += counters_.size()) mine.push_back(pairs_[i]);
+
+  rte_mbuf* rx[kBurst];
+  rte_mbuf* tx[kBurst];
+  rte_mbuf* resets[kBurst];
+  engine::PacketView views[kBurst];
+  engine::Verdict verdicts[kBurst];
+  uint32_t idle_polls = 0;
+
+  while (!stop.load(std::memory_order_relaxed)) {
+    bool busy = false;
+    for (const PairPorts& pair : mine) {
+      for (engine::Side side : {engine::Side::device, engine::Side::network}) {
+        const uint16_t in = side == engine::Side::device ? pair.device_port : pair.network_port;
+        const uint16_t out = side == engine::Side::device ? pair.network_port : pair.device_port;
+        const uint16_t n = rte_eth_rx_burst(in, 0, rx, kBurst);
+        if (n == 0) continue;
+        busy = true;
+        counters.rx.fetch_add(n, std::memory_order_relaxed);
+        for (uint16_t i = 0; i < n; ++i) {
+          // Scattered frames are not inspected piecewise: the engine sees only the first
+          // segment, so a multi-segment frame is judged as truncated and dropped.
+          views[i] =
+              engine::PacketView{rte_pktmbuf_mtod(rx[i], const uint8_t*), rx[i]->data_len, side};
+          if (rx[i]->nb_segs > 1) {
+            counters.multi_segment_dropped.fetch_add(1, std::memory_order_relaxed);
+          }
+        }
+        worker.process({views, n}, {verdicts, n}, monotonic_ns());
+
+        uint16_t forward = 0;
+        uint16_t reset_count = 0;
+        for (uint16_t i = 0; i < n; ++i) {
+          if (verdicts[i].action == engine::Action::forward && rx[i]->nb_segs == 1) {
+            tx[forward++] = rx[i];
+            continue;
+          }
+          if (verdicts[i].action == engine::Action::drop_and_reset) {
+            engine::DecodedPacket decoded;
+            rte_mbuf* r = nullptr;
+            if (engine::decode(views[i].data, views[i].length, decoded) ==
+                    engine::DropReason::none &&
+                (r = rte_pktmbuf_alloc(pool_)) != nullptr) {
+              uint8_t* buf = rte_pktmbuf_mtod(r, uint8_t*);
+              const size_t len =
+                  engine::build_tcp_reset(views[i].data, decoded, buf, rte_pktmbuf_tailroom(r));
+              if (len > 0) {
+                r->data_len = static_cast<uint16_t>(len);
+                r->pkt_len = static_cast<uint32_t>(len);
+                resets[reset_count++] = r;
+              } else {
+                rte_pktmbuf_free(r);
+              }
+            }
+          }
+          rte_pktmbuf_free(rx[i]);
+        }
+        const uint16_t sent = forward > 0 ? rte_eth_tx_burst(out, 0, tx, forward) : 0;
+        counters.tx.fetch_add(sent, std::memory_order_relaxed);
+        if (sent < forward) {
+          counters.tx_failed.fetch_add(forward - sent, std::memory_order_relaxed);
+          rte_pktmbuf_free_bulk(tx + sent, forward - sent);
+        }
+        if (reset_count > 0) {
+          // Resets answer the sender of the refused segment: out of the port it came in.
+          const uint16_t r_sent = rte_eth_tx_burst(in, 0, resets, reset_count);
+          counters.resets_sent.fetch_add(r_sent, std::memory_order_relaxed);
+          if (r_sent < reset_count) rte_pktmbuf_free_bulk(resets + r_sent, reset_count - r_sent);
+        }
+      }
+    }
+    if (busy) {
+      idle_polls = 0;
+      continue;
+    }
+    // Idle: go offline for policy reclamation and, after a while, sleep briefly instead
+    // of spinning (an appliance with spare cores can set --idle-sleep-us 0).
+    if (++idle_polls >= kIdlePollsBeforeSleep && idle_sleep_us_ > 0) {
+      worker.go_idle();
+      usleep(idle_sleep_us_);
+    } else {
+      rte_pause();
+    }
+  }
+  worker.go_idle();
+}
+
+// ---------------------------------------------------------------------------------------
+// Telemetry
+
+namespace {
+engine::Engine* g_engine = nullptr;
+Shell* g_shell = nullptr;
+const std::atomic<uint64_t>* g_version = nullptr;
+
+int telemetry_stats(const char*, const char*, rte_tel_data* d) {
+  rte_tel_data_start_dict(d);
+  uint64_t rx = 0, tx = 0, tx_failed = 0, resets = 0;
+  for (uint32_t w = 0; w < g_shell->workers(); ++w) {
+    rx += g_shell->counters(w).rx.load(std::memory_order_relaxed);
+    tx += g_shell->counters(w).tx.load(std::memory_order_relaxed);
+    tx_failed += g_shell->counters(w).tx_failed.load(std::memory_order_relaxed);
+    resets += g_shell->counters(w).resets_sent.load(std::memory_order_relaxed);
+  }
+  rte_tel_data_add_dict_u64(d, "policy_version", g_version->load());
+  rte_tel_data_add_dict_u64(d, "rx", rx);
+  rte_tel_data_add_dict_u64(d, "tx", tx);
+  rte_tel_data_add_dict_u64(d, "tx_failed", tx_failed);
+  rte_tel_data_add_dict_u64(d, "resets_sent", resets);
+  uint64_t dropped[engine::kDropReasonCount] = {};
+  uint64_t packets = 0;
+  for (uint32_t w = 0; w < g_engine->worker_count(); ++w) {
+    const engine::WorkerCounters& c = g_engine->worker(w).counters();
+    packets += c.packets.load(std::memory_order_relaxed);
+    for (size_t r = 0; r < engine::kDropReasonCount; ++r) {
+      dropped[r] += c.dropped[r].load(std::memory_order_relaxed);
+    }
+  }
+  rte_tel_data_add_dict_u64(d, "packets", packets);
+  for (size_t r = 1; r < engine::kDropReasonCount; ++r) {
+    const std::string key = "dropped." + std::string(engine::kDropReasonLabels[r]);
+    rte_tel_data_add_dict_u64(d, key.c_str(), dropped[r]);
+  }
+  return 0;
+}
+}  // namespace
+
+void register_telemetry(engine::Engine& engine, Shell& shell,
+                        const std::atomic<uint64_t>& policy_version) {
+  g_engine = &engine;
+  g_shell = &shell;
+  g_version = &policy_version;
+  rte_telemetry_register_cmd("/cordon/stats", telemetry_stats,
+                             "Cordon dataplane counters: rx, tx, drops by reason, policy version");
+}
+
+}  // namespace cordon::dataplane

@@ -1,0 +1,61 @@
+// The DPDK shell around the engine: ports, mbuf pool, worker lcores, telemetry.
+// Only this folder includes DPDK's port/mbuf/EAL headers (DESIGN §5).
+//
+// Threads: Shell is built and torn down by the main thread; run_worker() runs on each
+// worker lcore (the main lcore included); everything that touches Engine's control side
+// runs on the control thread started by main.cpp.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/dpdk/options.h"
+#include "dataplane/engine/engine.h"
+
+struct rte_mempool;
+
+namespace cordon::dataplane {
+
+struct PairPorts {
+  uint16_t device_port;
+  uint16_t network_port;
+};
+
+struct alignas(64) ShellCounters {
+  std::atomic<uint64_t> rx{0};
+  std::atomic<uint64_t> tx{0};
+  std::atomic<uint64_t> tx_failed{0};  // forwarded by the engine but not accepted by the NIC
+  std::atomic<uint64_t> resets_sent{0};
+  std::atomic<uint64_t> multi_segment_dropped{0};
+};
+
+class Shell {
+ public:
+  // Resolves and starts every port of `options.pairs`; throws std::runtime_error with a
+  // clear message on a missing port or too little memory.
+  Shell(const Options& options, uint32_t workers);
+  ~Shell();
+
+  // Worker lcore body: polls the pairs assigned to worker `index` until `stop`.
+  void run_worker(uint32_t index, engine::Engine& engine, const std::atomic<bool>& stop);
+  const std::vector<PairPorts>& pairs() const { return pairs_; }
+  const ShellCounters& counters(uint32_t worker) const { return counters_[worker]; }
+  uint32_t workers() const { return static_cast<uint32_t>(counters_.size()); }
+
+ private:
+  void start_port(uint16_t port);
+
+  std::vector<PairPorts> pairs_;
+  std::vector<ShellCounters> counters_;
+  rte_mempool* pool_ = nullptr;
+  uint32_t idle_sleep_us_;
+};
+
+// Registers /cordon/stats and /cordon/version with DPDK telemetry (dpdk-telemetry.py).
+// The callbacks read counters only (no engine control calls).
+void register_telemetry(engine::Engine& engine, Shell& shell,
+                        const std::atomic<uint64_t>& policy_version);
+
+}  // namespace cordon::dataplane
