@@ -45,3 +45,13 @@ bench: build
 
 clean:
 	rm -rf build
+
+# The lab topology (DESIGN.md section 4): namespaces, services and the dataplane inline
+# (the dpdk-testpmd stand-in if cordon-dataplane is not built). Needs root.
+.PHONY: lab lab-down
+lab: build
+	tests/topology/lab.sh up
+	@tests/topology/lab.sh hints
+
+lab-down:
+	tests/topology/lab.sh down
