@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <stdexcept>
+#include <thread>
 
 namespace cordon::engine {
 
@@ -535,8 +536,11 @@ uint64_t Engine::publish(std::unique_ptr<CompiledPolicy> policy) {
   owned_ = std::move(policy);
   active_.store(owned_.get(), std::memory_order_release);
   // Wait until every online worker has finished the batch it may have started with the
-  // old pointer; offline (idle) workers hold no reference and are not waited for.
-  rte_rcu_qsbr_synchronize(qsbr_, RTE_QSBR_THRID_INVALID);
+  // old pointer; offline (idle) workers hold no reference and are not waited for. This is
+  // rte_rcu_qsbr_synchronize, except that the control thread yields its core while it
+  // waits instead of spinning: it shares cores with the workers it is waiting for.
+  const uint64_t token = rte_rcu_qsbr_start(qsbr_);
+  while (rte_rcu_qsbr_check(qsbr_, token, false) == 0) std::this_thread::yield();
   if (retired) fold_counters(*retired);
   return epoch;
 }

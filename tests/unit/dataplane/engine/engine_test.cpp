@@ -126,6 +126,9 @@ struct Harness {
     PacketView view{frame.data(), static_cast<uint32_t>(frame.size()), side};
     Verdict v;
     engine.worker(0).process({&view, 1}, {&v, 1}, now);
+    // The test thread is also the control thread: like an idle worker, go offline so
+    // that publish() does not wait for this worker's next quiescent report.
+    engine.worker(0).go_idle();
     return v;
   }
   void run(const std::vector<Step>& steps) {
@@ -393,12 +396,12 @@ std::vector<Case> cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, EnginePacketTable, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) {
+                         [](const ::testing::TestParamInfo<Case>& param) {
                            std::string name;
-                           for (const char* p = info.param.description; *p; ++p) {
+                           for (const char* p = param.param.description; *p; ++p) {
                              name += std::isalnum(static_cast<unsigned char>(*p)) ? *p : '_';
                            }
-                           return name + "_" + std::to_string(info.index);
+                           return name + "_" + std::to_string(param.index);
                          });
 
 TEST(Engine, NoPolicyDropsEverything) {

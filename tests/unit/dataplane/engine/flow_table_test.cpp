@@ -66,7 +66,7 @@ TEST(FlowTable, FullTableEvictsClosingThenEmbryonicNeverEstablished) {
   t.touch(t.find(key(6), 0), FlowClass::established, kLater);
   // All established: refused, nothing evicted.
   EXPECT_EQ(t.insert(key(7)), nullptr);
-  for (uint16_t p : {1, 2, 5, 6}) EXPECT_NE(t.find(key(p), 0), nullptr) << p;
+  for (int p : {1, 2, 5, 6}) EXPECT_NE(t.find(key(static_cast<uint16_t>(p)), 0), nullptr) << p;
   EXPECT_EQ(t.evictions(), 2u);
 }
 
