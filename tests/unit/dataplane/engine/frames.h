@@ -29,7 +29,7 @@ class FrameBuilder {
 
   // Layer 3.
   FrameBuilder& ipv4(const std::string& src, const std::string& dst, uint8_t ttl = 64);
-  FrameBuilder& ipv4_options(Bytes options);          // padded to 4 bytes by the caller
+  FrameBuilder& ipv4_options(Bytes options);  // padded to 4 bytes by the caller
   FrameBuilder& ipv4_fragment(uint16_t offset_bytes, bool more_fragments);
   FrameBuilder& ipv4_id(uint16_t id);
   FrameBuilder& ipv6(const std::string& src, const std::string& dst, uint8_t hop_limit = 64);
@@ -56,21 +56,22 @@ class FrameBuilder {
   FrameBuilder& payload(const std::string& text);
 
   // Corruptions, applied by build().
-  FrameBuilder& truncate_to(size_t length);         // cut the finished frame
-  FrameBuilder& ip_total_length(uint16_t value);    // override IPv4 total / IPv6 payload length
+  FrameBuilder& truncate_to(size_t length);       // cut the finished frame
+  FrameBuilder& ip_total_length(uint16_t value);  // override IPv4 total / IPv6 payload length
   FrameBuilder& bad_ipv4_checksum();
 
   Bytes build() const;
 
  private:
-  struct Impl;
+  enum class Kind : uint8_t;  // one per public call, defined in frames.cpp
   // Kept as plain recorded steps so the builder stays copyable: build() interprets them.
   struct Step {
-    int kind;
-    std::string a, b, c, d;
+    Kind kind{};
+    std::string a{}, b{}, c{}, d{};
     uint64_t n1 = 0, n2 = 0, n3 = 0, n4 = 0;
-    Bytes bytes;
+    Bytes bytes{};
   };
+  FrameBuilder& add(Step step);
   std::vector<Step> steps_;
 };
 
