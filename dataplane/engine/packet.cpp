@@ -37,7 +37,11 @@ IpAddress IpAddress::masked(unsigned prefix_length) const {
 }
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
-  if (text.empty() || text.size() > 45) return std::nullopt;
+  // inet_pton reads a C string: an embedded NUL would make "10.0.0.1\0junk" parse as its
+  // prefix, so such text is rejected here.
+  if (text.empty() || text.size() > 45 || text.find('\0') != std::string_view::npos) {
+    return std::nullopt;
+  }
   char buf[46];
   text.copy(buf, text.size());
   buf[text.size()] = '\0';
