@@ -3,7 +3,7 @@ SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build test test-release test-asan test-tsan test-fuzz bench fuzz clean
+.PHONY: all setup build test test-release test-netns test-asan test-tsan test-fuzz bench fuzz clean
 
 all: build
 
@@ -14,12 +14,17 @@ build: setup
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
 
-# Every test: unit tests (release and ASan+UBSan), the concurrency tests under TSan,
-# and each fuzz target for a short bounded time.
-test: setup test-release test-asan test-tsan test-fuzz
+# Every test: unit tests (release and ASan+UBSan), the end-to-end tests in the lab
+# topology (root, network namespaces), the concurrency tests under TSan, and each fuzz
+# target for a short bounded time.
+test: setup test-release test-netns test-asan test-tsan test-fuzz
 
 test-release: build
 	ctest --preset release -L unit -j $(JOBS)
+
+# Brings the lab up and down itself (a running `make lab` is taken down).
+test-netns: build
+	ctest --preset release -L netns
 
 test-asan: setup
 	cmake --preset asan-ubsan

@@ -1,0 +1,151 @@
+"""Helpers for end-to-end tests against the lab topology (tests/topology/lab.sh).
+
+The tests drive real clients (DCMTK, MLLP, sockets, scapy) on lab hosts, through the real
+cordon-dataplane, and read its state with cordonctl. Needs root and network namespaces.
+"""
+import copy
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LAB = REPO / "tests/topology/lab.sh"
+PROBE = REPO / "tests/e2e/probe.py"
+BUILD = Path(os.environ.get("CORDON_BUILD_DIR", REPO / "build"))
+CORDONCTL = BUILD / "bin/cordonctl"
+RUN = Path("/run/cordon-lab")
+SOCKET = RUN / "dataplane.sock"
+PY = "/usr/bin/python3"  # Debian's interpreter, which has scapy
+
+HOSTS = {h["name"]: h for h in json.loads((REPO / "tests/topology/hosts.json").read_text())["hosts"]}
+MODALITY = HOSTS["modality"]["address"]
+PACS = HOSTS["pacs"]["address"]
+RIS = HOSTS["ris"]["address"]
+ATTACKER = HOSTS["attacker"]["address"]
+
+
+def lab(*args, timeout=180):
+    return subprocess.run([str(LAB), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def on(host, *cmd, timeout=60, input=None):
+    """Runs cmd on a lab host; returns the CompletedProcess (never raises on failure)."""
+    return subprocess.run([str(LAB), "exec", host, "--", *map(str, cmd)], capture_output=True,
+                          text=True, timeout=timeout, input=input)
+
+
+def cordonctl(*args, timeout=60):
+    env = dict(os.environ, CORDON_SOCKET=str(SOCKET))
+    return subprocess.run([str(CORDONCTL), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def wait_for(condition, timeout, what):
+    """Polls condition() until it is true; fails with `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def lab_policy():
+    return json.loads((REPO / "examples/policies/lab.json").read_text())
+
+
+def without_rule(policy, name):
+    p = copy.deepcopy(policy)
+    for d in p["devices"]:
+        d["rules"] = [r for r in d["rules"] if r["name"] != name]
+    return p
+
+
+def with_mode(policy, mode):
+    p = copy.deepcopy(policy)
+    for d in p["devices"]:
+        d["mode"] = mode
+    return p
+
+
+def apply(policy):
+    """Applies a policy (dict or raw text); returns the CompletedProcess of cordonctl."""
+    text = policy if isinstance(policy, str) else json.dumps(policy)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        f.write(text)
+        path = f.name
+    try:
+        return cordonctl("policy", "apply", path)
+    finally:
+        os.unlink(path)
+
+
+def active_version():
+    r = cordonctl("policy", "get")
+    if r.returncode != 0:
+        return None
+    return json.loads(r.stdout)["version"]
+
+
+def stats():
+    r = cordonctl("stats")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def events():
+    r = cordonctl("events", "--json")
+    assert r.returncode == 0, r.stderr
+    return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+
+def dropped(reason):
+    return stats()["dropped"].get(reason, 0)
+
+
+class Background:
+    """A long-running command on a lab host; waits for a readiness line on stdout."""
+
+    def __init__(self, host, *cmd, ready=None, timeout=15):
+        self.proc = subprocess.Popen([str(LAB), "exec", host, "--", *map(str, cmd)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.first_line = None
+        if ready is not None:
+            self.first_line = self.readline(timeout)
+            if self.first_line is None or ready not in self.first_line:
+                self.stop()
+                raise AssertionError(f"{cmd} on {host} did not become ready: {self.first_line!r}")
+
+    def readline(self, timeout=15):
+        import select
+        readable, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not readable:
+            return None
+        line = self.proc.stdout.readline()
+        return line.strip() if line else None
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            # lab.sh exec runs the command via ip netns exec: kill the whole group.
+            subprocess.run(["pkill", "-TERM", "-P", str(self.proc.pid)], capture_output=True)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            stream.close()
+
+
+def echoscu(calling="CT1", called="PACS", host=PACS, port=104):
+    return on("modality", "echoscu", "-to", 5, "-ta", 5, "-aet", calling, "-aec", called, host,
+              port, timeout=30)

@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Network probes run inside lab hosts (standard library only; /usr/bin/python3).
+
+  probe.py tcp-sweep HOST PORTS            print the open TCP ports (parallel connects)
+  probe.py udp-sweep HOST PORTS            print the UDP ports that answered
+  probe.py listen --tcp PORTS --udp PORTS  accept TCP (send "hello"), echo UDP, until killed;
+                                           prints "listening" once every socket is bound
+  probe.py hold HOST PORT                  MLLP: send a message, print "ack" or "no-ack";
+                                           then, per line read on stdin, send another and
+                                           print "ack" / "no-ack" / "closed"
+PORTS: comma-separated ports and ranges, e.g. 1-200,445,3389.
+"""
+import os
+import resource
+import select
+import socket
+import sys
+import time
+
+
+def ports(spec):
+    out = []
+    for part in spec.split(","):
+        if "-" in part:
+            lo, hi = part.split("-")
+            out.extend(range(int(lo), int(hi) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def tcp_sweep(host, spec, timeout=3.0):
+    want = ports(spec)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, len(want) + 64)), hard))
+    pending = {}
+    for p in want:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setblocking(False)
+        s.connect_ex((host, p))
+        pending[s] = p
+    open_ports = []
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        _, writable, _ = select.select([], list(pending), [], max(0.0, deadline - time.monotonic()))
+        for s in writable:
+            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                open_ports.append(pending[s])
+            s.close()
+            del pending[s]
+    for s in pending:
+        s.close()
+    print(" ".join(str(p) for p in sorted(open_ports)))
+
+
+def udp_sweep(host, spec, timeout=2.0):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for p in ports(spec):
+        s.sendto(b"probe", (host, p))
+    answered = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+        if not readable:
+            break
+        try:
+            _, addr = s.recvfrom(2048)
+            answered.add(addr[1])
+        except ConnectionRefusedError:
+            pass  # an ICMP port unreachable came back: not an open port
+    print(" ".join(str(p) for p in sorted(answered)))
+
+
+def listen(tcp_spec, udp_spec):
+    socks = []
+    for p in ports(tcp_spec):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", p))
+        s.listen(64)
+        socks.append(("tcp", s))
+    for p in ports(udp_spec):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("0.0.0.0", p))
+        socks.append(("udp", s))
+    print("listening", flush=True)
+    by_fd = {s.fileno(): (kind, s) for kind, s in socks}
+    while True:
+        readable, _, _ = select.select([s for _, s in socks], [], [])
+        for s in readable:
+            kind, _ = by_fd[s.fileno()]
+            if kind == "tcp":
+                c, _ = s.accept()
+                try:
+                    c.sendall(b"hello\n")
+                except OSError:
+                    pass
+                c.close()
+            else:
+                data, addr = s.recvfrom(2048)
+                s.sendto(data, addr)
+
+
+def mllp(control_id):
+    msg = (f"MSH|^~\\&|CT1|RADIOLOGY|RIS|HOSPITAL|20260101000000||ORU^R01|{control_id}|P|2.5\r"
+           "OBX|1|TX|71020^CT CHEST^L||Dose report||||||F\r")
+    return b"\x0b" + msg.encode() + b"\x1c\x0d"
+
+
+def hold(host, port):
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.settimeout(3)
+
+    def exchange(n):
+        try:
+            s.sendall(mllp(f"HOLD{os.getpid()}-{n}"))
+            data = b""
+            while b"\x1c\x0d" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    return "closed"
+                data += chunk
+            return "ack"
+        except socket.timeout:
+            return "no-ack"
+        except OSError:
+            return "closed"
+
+    print(exchange(0), flush=True)
+    n = 1
+    for _ in sys.stdin:
+        print(exchange(n), flush=True)
+        n += 1
+
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "tcp-sweep":
+        tcp_sweep(argv[2], argv[3])
+    elif cmd == "udp-sweep":
+        udp_sweep(argv[2], argv[3])
+    elif cmd == "listen":
+        args = dict(zip(argv[2::2], argv[3::2]))
+        listen(args.get("--tcp", ""), args.get("--udp", ""))
+    elif cmd == "hold":
+        hold(argv[2], argv[3])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
