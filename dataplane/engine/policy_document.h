@@ -3,6 +3,7 @@
 // whole; an invalid document yields only errors. Plain values; any thread.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,6 +15,18 @@
 namespace cordon::engine {
 
 inline constexpr std::string_view kPolicySchemaId = "cordon.policy/v1";
+
+// Limits of a document (docs/policy.md). Exceeding one is an error, so that reading and
+// compiling any accepted document takes bounded time and memory.
+inline constexpr size_t kMaxPolicyBytes = size_t{16} << 20;  // whole document
+inline constexpr size_t kMaxPolicyDepth = 32;                // nested arrays/objects
+inline constexpr size_t kMaxDevices = 4096;
+inline constexpr size_t kMaxDeviceIps = 16;
+inline constexpr size_t kMaxRulesTotal = 200000;       // summed over all devices
+inline constexpr size_t kMaxPatchContentBytes = 1024;  // match.content, after decoding
+inline constexpr size_t kMaxPatchRegexChars = 1024;
+// Errors listed per document; one more entry says the list was cut.
+inline constexpr size_t kMaxPolicyErrors = 1000;
 
 enum class DeviceMode : uint8_t { enforce, monitor, learn };
 // What happens to frames of MAC/IP addresses that no device owns.
@@ -68,7 +81,7 @@ struct Device {
 };
 
 struct PatchMatch {
-  std::string content;  // raw bytes ("|0d 0a|" hex escapes already decoded)
+  std::string content;  // raw bytes ("|0d 0a|" hex escapes already decoded); empty = none
   std::optional<uint32_t> offset;
   std::optional<uint32_t> depth;
   std::optional<std::string> regex;
@@ -78,7 +91,7 @@ struct PatchMatch {
 // A patch defined by the policy itself (top-level "patches").
 struct PolicyPatch {
   std::string id;
-  std::string cve;
+  std::string cve;  // empty = none
   Direction dir = Direction::in;
   Protocol proto = Protocol::tcp;
   PortRange dport;
@@ -115,8 +128,12 @@ PolicyParseResult parse_policy(std::string_view json);
 // Serialises a valid document back to canonical JSON (parse_policy(to_json(d)) == d).
 std::string to_json(const PolicyDocument& document);
 
+// The document's spelling of each enum value ("enforce", "in", "tcp", ...).
 std::string_view to_string(DeviceMode mode);
 std::string_view to_string(Direction dir);
 std::string_view to_string(Protocol proto);
+std::string_view to_string(UnknownDevices unknown);
+std::string_view to_string(DenyAction action);
+std::string_view to_string(PatchAction action);
 
 }  // namespace cordon::engine
