@@ -45,7 +45,6 @@ int worker_main(void* arg) {
 
 int fail(const std::string& message) {
   std::fprintf(stderr, "cordon-dataplane: %s\n", message.c_str());
-  rte_eal_cleanup();
   return 1;
 }
 
@@ -53,15 +52,11 @@ int fail(const std::string& message) {
 
 namespace cordon::dataplane {
 
-int run_dataplane(int argc, char** argv) {
-  const int eal_args = rte_eal_init(argc, argv);
-  if (eal_args < 0) {
-    std::fprintf(stderr, "cordon-dataplane: EAL initialisation failed: %s\n%s",
-                 rte_strerror(rte_errno), cordon::dataplane::usage().c_str());
-    return 1;
-  }
+// Everything after EAL initialisation. Every DPDK object it creates is destroyed when it
+// returns, before the caller cleans up the EAL.
+int serve(int argc, char** argv) {
   std::string error;
-  auto options = cordon::dataplane::parse_options(argc - eal_args - 1, argv + eal_args + 1, error);
+  auto options = cordon::dataplane::parse_options(argc, argv, error);
   if (!options) return fail(error + "\n" + cordon::dataplane::usage());
 
   std::signal(SIGINT, on_signal);
@@ -139,8 +134,19 @@ int run_dataplane(int argc, char** argv) {
   control.join();
   shell.reset();
   std::fprintf(stderr, "cordon-dataplane: stopped\n");
-  rte_eal_cleanup();
   return 0;
+}
+
+int run_dataplane(int argc, char** argv) {
+  const int eal_args = rte_eal_init(argc, argv);
+  if (eal_args < 0) {
+    std::fprintf(stderr, "cordon-dataplane: EAL initialisation failed: %s\n%s",
+                 rte_strerror(rte_errno), usage().c_str());
+    return 1;
+  }
+  const int status = serve(argc - eal_args - 1, argv + eal_args + 1);
+  rte_eal_cleanup();
+  return status;
 }
 
 }  // namespace cordon::dataplane

@@ -8,6 +8,7 @@
 #include <rte_telemetry.h>
 
 #include <unistd.h>
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 #include <ctime>
@@ -236,7 +237,9 @@ int telemetry_stats(const char*, const char*, rte_tel_data* d) {
   }
   rte_tel_data_add_dict_u64(d, "packets", packets);
   for (size_t r = 1; r < engine::kDropReasonCount; ++r) {
-    const std::string key = "dropped." + std::string(engine::kDropReasonLabels[r]);
+    // Telemetry names allow only [A-Za-z0-9_]: "no-matching-rule" -> "dropped_no_matching_rule".
+    std::string key = "dropped_" + std::string(engine::kDropReasonLabels[r]);
+    std::replace(key.begin(), key.end(), '-', '_');
     rte_tel_data_add_dict_u64(d, key.c_str(), dropped[r]);
   }
   return 0;
