@@ -57,14 +57,14 @@ function(cordon_unit_test name)
   set_tests_properties(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 600)
 endfunction()
 
-# cordon_fuzzer(NAME SOURCE src LIBS lib... CORPUS dir)
+# cordon_fuzzer(NAME SOURCE src LIBS lib... CORPUS dir [DICT file])
 # With CORDON_FUZZ: a libFuzzer binary, run for CORDON_FUZZ_SECONDS as a ctest labelled
 # "fuzz" (new inputs go to the build tree, never into the committed corpus).
 # Without: the same entry point linked with a replay driver that feeds every corpus
 # file once, so crashes found earlier stay regression tests in every build.
 set(CORDON_FUZZ_SECONDS 20 CACHE STRING "Seconds each fuzz target runs in make test")
 function(cordon_fuzzer name)
-  cmake_parse_arguments(ARG "" "SOURCE;CORPUS" "LIBS" ${ARGN})
+  cmake_parse_arguments(ARG "" "SOURCE;CORPUS;DICT" "LIBS" ${ARGN})
   add_executable(${name} ${ARG_SOURCE})
   cordon_warnings(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS})
@@ -74,7 +74,7 @@ function(cordon_fuzzer name)
     add_test(NAME ${name}
              COMMAND ${CMAKE_COMMAND} -E env
                      ${CMAKE_SOURCE_DIR}/tests/fuzz/run-fuzzer.sh $<TARGET_FILE:${name}>
-                     ${work} ${ARG_CORPUS} ${CORDON_FUZZ_SECONDS})
+                     ${work} ${ARG_CORPUS} ${CORDON_FUZZ_SECONDS} ${ARG_DICT})
     set_tests_properties(${name} PROPERTIES LABELS "fuzz" TIMEOUT 900)
   else()
     target_sources(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz/replay_main.cpp)

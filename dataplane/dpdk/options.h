@@ -19,6 +19,7 @@ struct Options {
   std::string state_dir = "/var/lib/cordon/dataplane";
   std::optional<std::string> initial_policy;
   uint32_t flows_per_worker = 262144;
+  uint32_t inspected_flows_per_worker = 2048;
   uint32_t idle_sleep_us = 100;  // sleep of an idle worker between polls; 0 = busy poll
 };
 

@@ -40,7 +40,29 @@ uint64_t monotonic_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
 }
 
+void send_resets(uint16_t port, rte_mbuf** resets, uint16_t count, ShellCounters& counters) {
+  if (count == 0) return;
+  const uint16_t sent = rte_eth_tx_burst(port, 0, resets, count);
+  counters.resets_sent.fetch_add(sent, std::memory_order_relaxed);
+  if (sent < count) rte_pktmbuf_free_bulk(resets + sent, count - sent);
+}
+
 }  // namespace
+
+// A reset frame built by `build` (engine/tcp_reset.h) in a new mbuf, or null.
+rte_mbuf* Shell::make_reset(const uint8_t* frame, const engine::DecodedPacket& decoded,
+                            ResetBuilder build) {
+  rte_mbuf* r = rte_pktmbuf_alloc(pool_);
+  if (r == nullptr) return nullptr;
+  const size_t len = build(frame, decoded, rte_pktmbuf_mtod(r, uint8_t*), rte_pktmbuf_tailroom(r));
+  if (len == 0) {
+    rte_pktmbuf_free(r);
+    return nullptr;
+  }
+  r->data_len = static_cast<uint16_t>(len);
+  r->pkt_len = static_cast<uint32_t>(len);
+  return r;
+}
 
 Shell::Shell(const Options& options, uint32_t workers)
     : counters_(workers), idle_sleep_us_(options.idle_sleep_us) {
@@ -121,7 +143,8 @@ void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic
 
   rte_mbuf* rx[kBurst];
   rte_mbuf* tx[kBurst];
-  rte_mbuf* resets[kBurst];
+  rte_mbuf* back[kBurst];
+  rte_mbuf* onward[kBurst];
   engine::PacketView views[kBurst];
   engine::Verdict verdicts[kBurst];
   uint32_t idle_polls = 0;
@@ -148,27 +171,26 @@ void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic
         worker.process({views, n}, {verdicts, n}, monotonic_ns());
 
         uint16_t forward = 0;
-        uint16_t reset_count = 0;
+        uint16_t back_count = 0;
+        uint16_t onward_count = 0;
         for (uint16_t i = 0; i < n; ++i) {
           if (verdicts[i].action == engine::Action::forward && rx[i]->nb_segs == 1) {
             tx[forward++] = rx[i];
             continue;
           }
-          if (verdicts[i].action == engine::Action::drop_and_reset) {
+          if (verdicts[i].action == engine::Action::drop_and_reset ||
+              verdicts[i].action == engine::Action::drop_and_reset_both) {
             engine::DecodedPacket decoded;
-            rte_mbuf* r = nullptr;
             if (engine::decode(views[i].data, views[i].length, decoded) ==
-                    engine::DropReason::none &&
-                (r = rte_pktmbuf_alloc(pool_)) != nullptr) {
-              uint8_t* buf = rte_pktmbuf_mtod(r, uint8_t*);
-              const size_t len =
-                  engine::build_tcp_reset(views[i].data, decoded, buf, rte_pktmbuf_tailroom(r));
-              if (len > 0) {
-                r->data_len = static_cast<uint16_t>(len);
-                r->pkt_len = static_cast<uint32_t>(len);
-                resets[reset_count++] = r;
-              } else {
-                rte_pktmbuf_free(r);
+                engine::DropReason::none) {
+              if (rte_mbuf* r = make_reset(views[i].data, decoded, engine::build_tcp_reset)) {
+                back[back_count++] = r;
+              }
+              if (verdicts[i].action == engine::Action::drop_and_reset_both) {
+                if (rte_mbuf* r =
+                        make_reset(views[i].data, decoded, engine::build_tcp_reset_onward)) {
+                  onward[onward_count++] = r;
+                }
               }
             }
           }
@@ -180,12 +202,10 @@ void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic
           counters.tx_failed.fetch_add(forward - sent, std::memory_order_relaxed);
           rte_pktmbuf_free_bulk(tx + sent, forward - sent);
         }
-        if (reset_count > 0) {
-          // Resets answer the sender of the refused segment: out of the port it came in.
-          const uint16_t r_sent = rte_eth_tx_burst(in, 0, resets, reset_count);
-          counters.resets_sent.fetch_add(r_sent, std::memory_order_relaxed);
-          if (r_sent < reset_count) rte_pktmbuf_free_bulk(resets + r_sent, reset_count - r_sent);
-        }
+        // Resets back to the sender leave by the port the refused segment came in on;
+        // onward resets continue to the receiver.
+        send_resets(in, back, back_count, counters);
+        send_resets(out, onward, onward_count, counters);
       }
     }
     if (busy) {

@@ -13,8 +13,10 @@
 
 #include "dataplane/dpdk/options.h"
 #include "dataplane/engine/engine.h"
+#include "dataplane/engine/tcp_reset.h"
 
 struct rte_mempool;
+struct rte_mbuf;
 
 namespace cordon::dataplane {
 
@@ -46,6 +48,10 @@ class Shell {
 
  private:
   void start_port(uint16_t port);
+  using ResetBuilder = size_t (*)(const uint8_t*, const engine::DecodedPacket&, uint8_t*,
+                                  size_t) noexcept;
+  rte_mbuf* make_reset(const uint8_t* frame, const engine::DecodedPacket& decoded,
+                       ResetBuilder build);
 
   std::vector<PairPorts> pairs_;
   std::vector<ShellCounters> counters_;

@@ -2,7 +2,10 @@
 
 #include <rte_rcu_qsbr.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 #include <thread>
 
@@ -42,7 +45,10 @@ struct Worker::Context {
   uint64_t now;
   DecodedPacket d;
   int32_t device = kNoDevice;
-  Direction dir = Direction::out;  // of the connection this packet belongs to
+  Direction dir = Direction::out;                       // of the connection this packet belongs to
+  char detail[128] = {};                                // what inspection found, for the event
+  DropReason finding = DropReason::none;                // why an inspector refused bytes
+  Action finding_action = Action::drop_and_reset_both;  // what ends the connection
 };
 
 namespace {
@@ -95,7 +101,14 @@ FlowKey make_key(const IpAddress& device_ip, const IpAddress& peer_ip, uint16_t 
 Worker::Worker(Engine& engine, uint32_t index)
     : engine_(engine),
       index_(index),
-      flows_(engine.config_.flows_per_worker),
+      flows_(
+          engine.config_.flows_per_worker,
+          [](void* worker, Flow& flow) noexcept {
+            static_cast<Worker*>(worker)->release_inspection(flow);
+          },
+          this),
+      inspections_(engine.config_.inspected_flows_per_worker),
+      scan_buffer_(std::make_unique<uint8_t[]>(SignatureSet::kOverlap + 65536)),
       events_(engine.config_.event_ring_size),
       event_tokens_(engine.config_.events_per_second) {}
 
@@ -228,8 +241,13 @@ Verdict Worker::judge_ip(Context& c) noexcept {
       flows_.erase(flow);
       return judge_new_flow(c, key, c.dir == Direction::out ? peer_port : device_port);
     }
+    if (flow->blocked) return deny(c, DropReason::flow_blocked, /*report=*/false);
     const Verdict v = track_tcp(c, *flow, from_initiator);
     if (v.action != Action::forward) return v;
+    if (flow->inspection != kNoFlow && d.payload_length > 0) {
+      const Verdict inspected = inspect(c, *flow, from_initiator);
+      if (inspected.action != Action::forward || inspected.would_drop) return inspected;
+    }
   } else {
     // UDP/ICMP echo: the initiator sends requests, the responder replies.
     if (*proto == Protocol::icmp && d.icmp_is_echo_request != from_initiator) {
@@ -263,6 +281,21 @@ bool Worker::revalidate(Context& c, Flow& flow) noexcept {
   flow.rule = c.policy.classify(static_cast<uint32_t>(c.device), flow.dir, *proto, peer, dport);
   flow.policy_epoch = c.policy.epoch();
   flow.enforced = c.policy.device(c.device).mode == DeviceMode::enforce;
+  if (*proto == Protocol::tcp) {
+    const CompiledDevice& dev = c.policy.device(c.device);
+    const InspectionPlan plan = c.policy.inspection().plan(
+        static_cast<uint32_t>(c.device), flow.rule == kNoRule ? nullptr : &dev.rules[flow.rule],
+        flow.dir, dport);
+    if (flow.inspection != kNoFlow) {
+      // Inspectors already running keep their state; the new policy decides which apply.
+      InspectionSlot& slot = inspections_[flow.inspection];
+      if ((plan.inspectors & ~slot.plan.inspectors) != 0) return !flow.enforced;
+      slot.plan = plan;
+    } else if (plan.inspectors != 0) {
+      // Its bytes so far were never inspected: it cannot become an inspected flow midway.
+      return !flow.enforced;
+    }
+  }
   return flow.rule != kNoRule || !flow.enforced;
 }
 
@@ -299,6 +332,10 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
     timeout = t.udp_unreplied_ns;
   }
   flows_.touch(flow, FlowClass::embryonic, c.now + timeout);
+  if (proto == Protocol::tcp && !start_inspection(c, *flow)) {
+    flows_.erase(flow);
+    return deny(c, DropReason::inspection_table_full);
+  }
   const auto side = static_cast<size_t>(c.packet.ingress);
   ++flow->packets[side];
   flow->bytes[side] += c.packet.length;
@@ -341,6 +378,9 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
           valid = syn && !ack;  // retransmitted SYN
         } else if (syn && ack) {
           flow.tcp = TcpState::syn_received;
+          if (flow.inspection != kNoFlow) {
+            inspections_[flow.inspection].stream[1].start(c.d.tcp_seq + 1);
+          }
         } else {
           valid = false;
         }
@@ -430,19 +470,19 @@ Verdict Worker::unknown_device(Context& c) noexcept {
   return Verdict{Action::drop, DropReason::unknown_device, false};
 }
 
-Verdict Worker::deny(Context& c, DropReason reason) noexcept {
+Verdict Worker::deny(Context& c, DropReason reason, bool report) noexcept {
   const CompiledDevice& dev = c.policy.device(c.device);
   DeviceCounters& counters = c.policy.counters(index_, static_cast<uint32_t>(c.device));
   if (dev.mode != DeviceMode::enforce) {
     bump(counters.would_drop[static_cast<size_t>(reason)]);
-    emit(c, EventKind::would_drop, reason, kNoRule);
+    if (report) emit(c, EventKind::would_drop, reason, kNoRule);
     Verdict v = forward(c);
     v.reason = reason;
     v.would_drop = true;
     return v;
   }
   bump(counters.dropped[static_cast<size_t>(reason)]);
-  emit(c, EventKind::drop, reason, kNoRule);
+  if (report) emit(c, EventKind::drop, reason, kNoRule);
   const bool refused_connection =
       reason == DropReason::no_matching_rule || reason == DropReason::policy_revoked;
   if (refused_connection && dev.deny_action == DenyAction::reset &&
@@ -496,12 +536,169 @@ void Worker::emit(Context& c, EventKind kind, DropReason reason, int32_t rule) n
     e.src_port = c.d.src_port;
     e.dst_port = c.d.dst_port;
   }
+  e.set_detail(c.detail);
   if (c.device != kNoDevice) {
     const CompiledDevice& dev = c.policy.device(c.device);
     e.set_device(dev.name);
     if (rule != kNoRule) e.set_rule(dev.rules[rule].name);
   }
   if (!events_.push(e)) bump(counters_.events_suppressed);
+}
+
+// ---------------------------------------------------------------------------------------
+// Inspection of TCP streams
+
+namespace {
+
+// Checks each HL7 message of an inspected flow against its rule's constraints.
+class Hl7RuleCheck final : public hl7::Observer {
+ public:
+  Hl7RuleCheck(const Hl7Constraints* rule, char (&detail)[128]) : rule_(rule), detail_(detail) {}
+  hl7::Decision on_message(std::string_view type, std::string_view,
+                           std::string_view facility) noexcept override {
+    if (rule_ == nullptr) return hl7::Decision::accept;
+    if (!rule_->message_types.empty() && !listed(rule_->message_types, type)) {
+      std::snprintf(detail_, sizeof detail_, "HL7 message type not allowed: %.*s",
+                    static_cast<int>(type.size()), type.data());
+      return hl7::Decision::reject;
+    }
+    if (!rule_->sending_facilities.empty() && !listed(rule_->sending_facilities, facility)) {
+      std::snprintf(detail_, sizeof detail_, "HL7 sending facility not allowed: %.*s",
+                    static_cast<int>(facility.size()), facility.data());
+      return hl7::Decision::reject;
+    }
+    return hl7::Decision::accept;
+  }
+
+ private:
+  static bool listed(const std::vector<std::string>& list, std::string_view value) {
+    for (const std::string& item : list) {
+      if (item == value) return true;
+    }
+    return false;
+  }
+  const Hl7Constraints* rule_;
+  char (&detail_)[128];
+};
+
+}  // namespace
+
+// Decides, for a new TCP connection, whether and how it is inspected. False when it must
+// be inspected but no slot is free (the caller refuses the connection: fail closed).
+bool Worker::start_inspection(Context& c, Flow& flow) noexcept {
+  const CompiledDevice& dev = c.policy.device(c.device);
+  const uint16_t dport = flow.dir == Direction::out ? flow.key.peer_port : flow.key.device_port;
+  const InspectionPlan plan = c.policy.inspection().plan(
+      static_cast<uint32_t>(c.device), flow.rule == kNoRule ? nullptr : &dev.rules[flow.rule],
+      flow.dir, dport);
+  if (plan.inspectors == 0) return true;
+  const uint32_t slot = inspections_.acquire();
+  if (slot == InspectionPool::kNone) return false;
+  flow.inspection = slot;
+  inspections_[slot].plan = plan;
+  inspections_[slot].stream[0].start(c.d.tcp_seq + 1);  // the initiator's SYN
+  return true;
+}
+
+void Worker::release_inspection(Flow& flow) noexcept {
+  if (flow.inspection == kNoFlow) return;
+  inspections_.release(flow.inspection);
+  flow.inspection = kNoFlow;
+}
+
+Verdict Worker::inspect(Context& c, Flow& flow, bool from_initiator) noexcept {
+  InspectionSlot& slot = inspections_[flow.inspection];
+  TcpStream& stream = slot.stream[from_initiator ? 0 : 1];
+  if (!stream.started()) return deny(c, DropReason::tcp_invalid_state);
+  auto sink = [&](const uint8_t* data, size_t length) {
+    return feed_inspectors(c, slot, stream, from_initiator, flow.rule, data, length);
+  };
+  switch (
+      stream.accept(c.d.tcp_seq, c.packet.data + c.d.payload_offset, c.d.payload_length, sink)) {
+    case StreamResult::ok:
+      return Verdict{Action::forward, DropReason::none, false};
+    case StreamResult::limit:
+      // Not an attack by itself: the sender retransmits once the gap is filled.
+      return deny(c, DropReason::tcp_reassembly_limit);
+    case StreamResult::conflict:
+      std::snprintf(c.detail, sizeof c.detail, "retransmitted bytes differ from the first copy");
+      return inspection_violation(c, flow, DropReason::tcp_overlap_conflict);
+    case StreamResult::refused:
+      break;
+  }
+  return inspection_violation(c, flow, c.finding);
+}
+
+bool Worker::feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& stream,
+                             bool from_initiator, int32_t rule, const uint8_t* data,
+                             size_t length) noexcept {
+  auto refuse = [&](DropReason reason) {
+    c.finding = reason;
+    return false;
+  };
+  if (!from_initiator) return true;  // the rules and patches concern what the initiator sends
+  const CompiledDevice& dev = c.policy.device(c.device);
+  if ((slot.plan.inspectors & inspector::hl7) != 0) {
+    const Hl7Constraints* constraints =
+        rule == kNoRule || !dev.rules[rule].hl7 ? nullptr : &*dev.rules[rule].hl7;
+    Hl7RuleCheck check(constraints, c.detail);
+    const hl7::Result r = slot.hl7.feed(data, length, check);
+    if (r == hl7::Result::rejected_by_policy) return refuse(DropReason::app_not_allowed);
+    if (r != hl7::Result::ok) {
+      const std::string_view what = hl7::to_string(r);
+      std::snprintf(c.detail, sizeof c.detail, "malformed HL7/MLLP: %.*s",
+                    static_cast<int>(what.size()), what.data());
+      return refuse(DropReason::app_malformed);
+    }
+  }
+  if ((slot.plan.inspectors & inspector::signatures) != 0) {
+    // Scan the new bytes together with the ones just before them, so that matches
+    // spanning chunks are found (signatures.h).
+    const uint32_t overlap = std::min(stream.tail_length(), SignatureSet::kOverlap);
+    const SignatureSet& signatures = c.policy.inspection().signatures();
+    for (size_t done = 0; done < length;) {
+      const size_t chunk = std::min<size_t>(length - done, 65536);
+      uint8_t* window = scan_buffer_.get();
+      // The overlap comes from the stream's tail for the first piece, from the previous
+      // piece afterwards.
+      const uint8_t* before =
+          done == 0 ? stream.tail() + stream.tail_length() - overlap : data + done - overlap;
+      std::memcpy(window, before, overlap);
+      std::memcpy(window + overlap, data + done, chunk);
+      const int32_t patch =
+          signatures.scan(index_, window, overlap + chunk, overlap,
+                          uint64_t{stream.delivered()} + done - overlap, slot.plan.signature_mask);
+      if (patch >= 0) {
+        const PolicyPatch& p = c.policy.inspection().patch(static_cast<uint32_t>(patch));
+        std::snprintf(c.detail, sizeof c.detail, "patch %s%s%s%s", p.id.c_str(),
+                      p.cve.empty() ? "" : " (", p.cve.c_str(), p.cve.empty() ? "" : ")");
+        if (p.action == PatchAction::alert) {
+          // Alert-only patches report and let the bytes pass.
+          emit(c, EventKind::would_drop, DropReason::virtual_patch, kNoRule);
+          c.detail[0] = '\0';
+        } else {
+          c.finding_action =
+              p.action == PatchAction::reset ? Action::drop_and_reset_both : Action::drop;
+          return refuse(DropReason::virtual_patch);
+        }
+      }
+      done += chunk;
+    }
+  }
+  return true;
+}
+
+// An inspected connection broke a rule or matched a patch: in enforce mode the segment is
+// dropped and the connection ended at both ends; in monitor/learn mode it is reported
+// once and no longer inspected.
+Verdict Worker::inspection_violation(Context& c, Flow& flow, DropReason reason) noexcept {
+  if (c.policy.device(c.device).mode != DeviceMode::enforce) {
+    release_inspection(flow);
+    return deny(c, reason);
+  }
+  flow.blocked = true;
+  deny(c, reason);
+  return Verdict{c.finding_action, reason, false};
 }
 
 // ---------------------------------------------------------------------------------------

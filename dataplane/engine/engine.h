@@ -31,6 +31,7 @@
 #include "dataplane/engine/decode.h"
 #include "dataplane/engine/events.h"
 #include "dataplane/engine/flow_table.h"
+#include "dataplane/engine/inspection.h"
 #include "dataplane/engine/packet.h"
 #include "dataplane/engine/verdict.h"
 
@@ -51,8 +52,9 @@ struct FlowTimeouts {
 struct EngineConfig {
   uint32_t workers = 1;
   uint32_t flows_per_worker = 65536;
-  uint32_t event_ring_size = 4096;    // per worker, power of two
-  uint32_t events_per_second = 2000;  // per worker; the rest are counted as suppressed
+  uint32_t inspected_flows_per_worker = 2048;  // TCP flows followed byte by byte (~20 KiB each)
+  uint32_t event_ring_size = 4096;             // per worker, power of two
+  uint32_t events_per_second = 2000;           // per worker; the rest are counted as suppressed
   FlowTimeouts timeouts;
 };
 
@@ -82,9 +84,18 @@ class Worker {
   Verdict judge_icmp_error(Context& c) noexcept;
   Verdict judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) noexcept;
   Verdict track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept;
+  bool start_inspection(Context& c, Flow& flow) noexcept;
+  Verdict inspect(Context& c, Flow& flow, bool from_initiator) noexcept;
+  bool feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& stream,
+                       bool from_initiator, int32_t rule, const uint8_t* data,
+                       size_t length) noexcept;
+  Verdict inspection_violation(Context& c, Flow& flow, DropReason reason) noexcept;
+  void release_inspection(Flow& flow) noexcept;
   bool revalidate(Context& c, Flow& flow) noexcept;
   Verdict forward(Context& c) noexcept;
-  Verdict deny(Context& c, DropReason reason) noexcept;
+  // Drops (enforce) or reports (monitor/learn) by the device's mode. `report` = false
+  // counts without an event (for the follow-up packets of something already reported).
+  Verdict deny(Context& c, DropReason reason, bool report = true) noexcept;
   Verdict unknown_device(Context& c) noexcept;
   void emit(Context& c, EventKind kind, DropReason reason, int32_t rule) noexcept;
   uint64_t timeout_for(const Flow& flow) const noexcept;
@@ -92,6 +103,8 @@ class Worker {
   Engine& engine_;
   uint32_t index_;
   FlowTable flows_;
+  InspectionPool inspections_;
+  std::unique_ptr<uint8_t[]> scan_buffer_;  // overlap + one chunk, for signature scans
   EventRing events_;
   WorkerCounters counters_;
   // Event rate limit: a token bucket refilled from now_ns.

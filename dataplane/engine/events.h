@@ -44,13 +44,18 @@ struct Event {
   Direction dir = Direction::out;
   char device[64] = {};  // device name, "" when unknown
   char rule[64] = {};    // matching rule, "" when none
+  // What inspection found, e.g. "called AE title not allowed: ARCHIVE" or
+  // "patch ms17-010 (MS17-010, CVE-2017-0144)"; "" otherwise. Never payload bytes.
+  char detail[128] = {};
   MacAddress src_mac;
 
   void set_device(std::string_view name) { copy(device, name); }
   void set_rule(std::string_view name) { copy(rule, name); }
+  void set_detail(std::string_view text) { copy(detail, text); }
 
  private:
-  static void copy(char (&dst)[64], std::string_view src) {
+  template <size_t N>
+  static void copy(char (&dst)[N], std::string_view src) {
     const size_t n = src.size() < sizeof dst - 1 ? src.size() : sizeof dst - 1;
     std::memcpy(dst, src.data(), n);
     dst[n] = '\0';

@@ -14,8 +14,10 @@ size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
   return static_cast<size_t>(h ^ (h >> 29));
 }
 
-FlowTable::FlowTable(uint32_t capacity)
+FlowTable::FlowTable(uint32_t capacity, EraseHook on_erase, void* context)
     : capacity_(capacity),
+      on_erase_(on_erase),
+      erase_context_(context),
       flows_(std::make_unique<Flow[]>(capacity)),
       free_(std::make_unique<uint32_t[]>(capacity)) {
   for (uint32_t i = 0; i < capacity; ++i) free_[i] = capacity - 1 - i;
@@ -58,6 +60,7 @@ Flow* FlowTable::insert(const FlowKey& key) noexcept {
 }
 
 void FlowTable::erase(Flow* flow) noexcept {
+  if (on_erase_ != nullptr) on_erase_(erase_context_, *flow);
   const uint32_t index = index_of(flow);
   unlink(index);
   index_.erase(flow->key);

@@ -63,15 +63,20 @@ struct Flow {
   Direction dir = Direction::out;  // out: the device initiated
   TcpState tcp = TcpState::none;
   FlowClass flow_class = FlowClass::embryonic;
-  uint8_t fin_seen = 0;   // bit per Side that sent a FIN
-  bool replied = false;   // the responder has sent at least one packet
-  bool enforced = false;  // admitted while its device was in enforce mode
+  uint8_t fin_seen = 0;           // bit per Side that sent a FIN
+  bool replied = false;           // the responder has sent at least one packet
+  bool enforced = false;          // admitted while its device was in enforce mode
+  bool blocked = false;           // ended by inspection: every later segment is dropped
+  uint32_t inspection = kNoFlow;  // index of its InspectionSlot, kNoFlow when not inspected
   bool in_use = false;
 };
 
 class FlowTable {
  public:
-  explicit FlowTable(uint32_t capacity);
+  // `on_erase(context, flow)` runs for every entry that leaves the table (erase, expiry,
+  // eviction), so per-flow resources held elsewhere are returned.
+  using EraseHook = void (*)(void* context, Flow& flow) noexcept;
+  explicit FlowTable(uint32_t capacity, EraseHook on_erase = nullptr, void* context = nullptr);
 
   // The live flow with this key, or nullptr. An entry past its expiry is removed and
   // reported as absent.
@@ -102,6 +107,8 @@ class FlowTable {
   uint32_t index_of(const Flow* flow) const { return static_cast<uint32_t>(flow - flows_.get()); }
 
   uint32_t capacity_;
+  EraseHook on_erase_;
+  void* erase_context_;
   uint32_t size_ = 0;
   uint32_t evictions_ = 0;
   std::unique_ptr<Flow[]> flows_;

@@ -42,12 +42,25 @@ class TcpStream {
   // `next_seq`: the first data byte's sequence number (ISN + 1).
   void start(uint32_t next_seq) noexcept {
     next_ = next_seq;
+    first_ = next_seq;
     started_ = true;
     segments_ = 0;
     buffered_ = 0;
     tail_length_ = 0;
   }
+  // Forgets everything (a slot being reused); the buffers are not cleared.
+  void reset() noexcept {
+    started_ = false;
+    segments_ = 0;
+    buffered_ = 0;
+    tail_length_ = 0;
+  }
   bool started() const { return started_; }
+  // While a sink runs: the bytes delivered just before the chunk it is given (up to
+  // kTailBytes) and how many bytes were delivered before that chunk in all.
+  const uint8_t* tail() const { return tail_; }
+  uint32_t tail_length() const { return tail_length_; }
+  uint32_t delivered() const { return next_ - first_; }
   uint32_t next_seq() const { return next_; }
   uint32_t buffered_bytes() const { return buffered_; }
 
@@ -119,6 +132,7 @@ class TcpStream {
   void remove(uint32_t index) noexcept;
 
   uint32_t next_ = 0;
+  uint32_t first_ = 0;
   bool started_ = false;
   uint32_t segments_ = 0;
   uint32_t buffered_ = 0;

@@ -27,8 +27,10 @@ uint16_t fold(uint32_t sum) {
 
 }  // namespace
 
-size_t build_tcp_reset(const uint8_t* frame, const DecodedPacket& d, uint8_t* out,
-                       size_t out_capacity) noexcept {
+namespace {
+
+size_t build(const uint8_t* frame, const DecodedPacket& d, uint8_t* out, size_t out_capacity,
+             bool back_to_sender) noexcept {
   if (d.protocol != ip_protocol::tcp || (d.tcp_flags & tcp_flag::rst) != 0) return 0;
   if (d.l3 != L3Kind::ipv4 && d.l3 != L3Kind::ipv6) return 0;
   const bool v6 = d.l3 == L3Kind::ipv6;
@@ -37,10 +39,14 @@ size_t build_tcp_reset(const uint8_t* frame, const DecodedPacket& d, uint8_t* ou
   const size_t total = l2_length + ip_length + 20;
   if (total > out_capacity || l2_length > 14 + 8) return 0;
 
-  // Layer 2: the original header with the MAC addresses swapped.
+  // Layer 2: the original header, with the MAC addresses swapped when going back.
   std::memcpy(out, frame, l2_length);
-  std::memcpy(out, d.src_mac.bytes.data(), 6);
-  std::memcpy(out + 6, d.dst_mac.bytes.data(), 6);
+  if (back_to_sender) {
+    std::memcpy(out, d.src_mac.bytes.data(), 6);
+    std::memcpy(out + 6, d.dst_mac.bytes.data(), 6);
+  }
+  const IpAddress& src = back_to_sender ? d.dst_ip : d.src_ip;
+  const IpAddress& dst = back_to_sender ? d.src_ip : d.dst_ip;
 
   uint8_t* ip = out + l2_length;
   uint8_t* tcp = ip + ip_length;
@@ -50,29 +56,34 @@ size_t build_tcp_reset(const uint8_t* frame, const DecodedPacket& d, uint8_t* ou
     put16(ip + 4, 20);
     ip[6] = ip_protocol::tcp;
     ip[7] = 64;
-    std::memcpy(ip + 8, d.dst_ip.bytes.data(), 16);
-    std::memcpy(ip + 24, d.src_ip.bytes.data(), 16);
+    std::memcpy(ip + 8, src.bytes.data(), 16);
+    std::memcpy(ip + 24, dst.bytes.data(), 16);
   } else {
     ip[0] = 0x45;
     put16(ip + 2, 40);
     ip[6] = 0x40;  // don't fragment
     ip[8] = 64;
     ip[9] = ip_protocol::tcp;
-    std::memcpy(ip + 12, d.dst_ip.bytes.data(), 4);
-    std::memcpy(ip + 16, d.src_ip.bytes.data(), 4);
+    std::memcpy(ip + 12, src.bytes.data(), 4);
+    std::memcpy(ip + 16, dst.bytes.data(), 4);
     put16(ip + 10, fold(sum16(ip, 20)));
   }
 
-  put16(tcp, d.dst_port);
-  put16(tcp + 2, d.src_port);
-  const bool had_ack = (d.tcp_flags & tcp_flag::ack) != 0;
-  // Sequence space the refused segment used: its payload plus one for SYN and for FIN.
-  const uint32_t consumed = d.payload_length + ((d.tcp_flags & tcp_flag::syn) ? 1u : 0u) +
-                            ((d.tcp_flags & tcp_flag::fin) ? 1u : 0u);
-  put32(tcp + 4, had_ack ? d.tcp_ack : 0);
-  put32(tcp + 8, had_ack ? 0 : d.tcp_seq + consumed);
+  put16(tcp, back_to_sender ? d.dst_port : d.src_port);
+  put16(tcp + 2, back_to_sender ? d.src_port : d.dst_port);
   tcp[12] = 5 << 4;
-  tcp[13] = had_ack ? tcp_flag::rst : static_cast<uint8_t>(tcp_flag::rst | tcp_flag::ack);
+  if (back_to_sender) {
+    const bool had_ack = (d.tcp_flags & tcp_flag::ack) != 0;
+    // Sequence space the refused segment used: its payload plus one for SYN and for FIN.
+    const uint32_t consumed = d.payload_length + ((d.tcp_flags & tcp_flag::syn) ? 1u : 0u) +
+                              ((d.tcp_flags & tcp_flag::fin) ? 1u : 0u);
+    put32(tcp + 4, had_ack ? d.tcp_ack : 0);
+    put32(tcp + 8, had_ack ? 0 : d.tcp_seq + consumed);
+    tcp[13] = had_ack ? tcp_flag::rst : static_cast<uint8_t>(tcp_flag::rst | tcp_flag::ack);
+  } else {
+    put32(tcp + 4, d.tcp_seq);
+    tcp[13] = tcp_flag::rst;
+  }
 
   // Checksum over the pseudo-header and the 20-byte TCP header.
   uint32_t sum = 0;
@@ -85,6 +96,18 @@ size_t build_tcp_reset(const uint8_t* frame, const DecodedPacket& d, uint8_t* ou
   }
   put16(tcp + 16, fold(sum16(tcp, 20, sum)));
   return total;
+}
+
+}  // namespace
+
+size_t build_tcp_reset(const uint8_t* frame, const DecodedPacket& decoded, uint8_t* out,
+                       size_t out_capacity) noexcept {
+  return build(frame, decoded, out, out_capacity, true);
+}
+
+size_t build_tcp_reset_onward(const uint8_t* frame, const DecodedPacket& decoded, uint8_t* out,
+                              size_t out_capacity) noexcept {
+  return build(frame, decoded, out, out_capacity, false);
 }
 
 }  // namespace cordon::engine

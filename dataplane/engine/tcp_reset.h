@@ -20,4 +20,10 @@ inline constexpr size_t kTcpResetMaxLength = 14 + 8 + 40 + 20;
 size_t build_tcp_reset(const uint8_t* frame, const DecodedPacket& decoded, uint8_t* out,
                        size_t out_capacity) noexcept;
 
+// The reset that ends the connection at the other end (Action::drop_and_reset_both): same
+// addresses and ports as `frame`, as if its sender reset the connection, at the sequence
+// number the receiver expects next (the refused segment's own, since it never arrived).
+size_t build_tcp_reset_onward(const uint8_t* frame, const DecodedPacket& decoded, uint8_t* out,
+                              size_t out_capacity) noexcept;
+
 }  // namespace cordon::engine

@@ -35,7 +35,10 @@ constexpr std::string_view label(DropReason reason) {
 enum class Action : uint8_t {
   forward,
   drop,
-  drop_and_reset,  // drop, and send a TCP RST toward the initiator (built by the shell)
+  drop_and_reset,  // drop, and send a TCP RST back to the sender (built by the shell)
+  // drop, and end the connection at both ends: a RST back to the sender and one on to
+  // the receiver, as if from the sender (an inspected connection that broke the rules).
+  drop_and_reset_both,
 };
 
 struct Verdict {

@@ -83,6 +83,29 @@ TEST(TcpReset, AnswersDataWithRstAtTheAcknowledgedSequence) {
   EXPECT_TRUE(tcp_checksum_ok(r.frame, r.decoded));
 }
 
+TEST(TcpReset, OnwardResetEndsTheConnectionAtTheReceiver) {
+  const Bytes data = FrameBuilder()
+                         .eth("02:00:00:00:00:66", "02:c0:4d:00:00:10")
+                         .ipv4("10.50.0.66", "10.50.0.10")
+                         .tcp(5555, 80, tcp_flag::ack | tcp_flag::psh, 4242, 99)
+                         .payload("GET /.%2e/")
+                         .build();
+  DecodedPacket d;
+  ASSERT_EQ(decode(data.data(), static_cast<uint32_t>(data.size()), d), DropReason::none);
+  Bytes out(kTcpResetMaxLength);
+  out.resize(build_tcp_reset_onward(data.data(), d, out.data(), out.size()));
+  ASSERT_FALSE(out.empty());
+  DecodedPacket r;
+  ASSERT_EQ(decode(out.data(), static_cast<uint32_t>(out.size()), r), DropReason::none);
+  EXPECT_EQ(r.src_mac.to_string(), "02:00:00:00:00:66");  // as if from the sender
+  EXPECT_EQ(r.dst_ip.to_string(), "10.50.0.10");
+  EXPECT_EQ(r.src_port, 5555);
+  EXPECT_EQ(r.dst_port, 80);
+  EXPECT_EQ(r.tcp_flags, tcp_flag::rst);
+  EXPECT_EQ(r.tcp_seq, 4242u);  // what the receiver expects: the refused segment never came
+  EXPECT_TRUE(tcp_checksum_ok(out, r));
+}
+
 TEST(TcpReset, NeverAnswersAResetOrNonTcp) {
   EXPECT_TRUE(
       reset_for(FrameBuilder().ipv4("10.0.0.1", "10.0.0.2").tcp(1, 2, tcp_flag::rst).build())

@@ -1,0 +1,82 @@
+#include "dataplane/engine/inspection.h"
+
+#include "dataplane/engine/patches/catalog.h"
+
+namespace cordon::engine {
+namespace {
+
+uint8_t catalog_bit_of(std::string_view id) {
+  if (id == "smb1-block") return catalog_bit::smb1_block;
+  if (id == "ms17-010") return catalog_bit::ms17_010;
+  if (id == "cve-2019-0708") return catalog_bit::cve_2019_0708;
+  if (id == "dicom-pdu-sanity") return catalog_bit::dicom_pdu_sanity;
+  return 0;
+}
+
+bool in(const PortRange& ports, uint16_t port) {
+  return port >= ports.first && port <= ports.last;
+}
+
+}  // namespace
+
+std::unique_ptr<InspectionPolicy> InspectionPolicy::compile(const PolicyDocument& document,
+                                                            uint32_t worker_slots,
+                                                            std::vector<PolicyError>& errors) {
+  auto policy = std::make_unique<InspectionPolicy>();
+  policy->patches_ = document.patches;
+  policy->signatures_ = SignatureSet::compile(document.patches, worker_slots, errors);
+  if (!policy->signatures_) return nullptr;
+  for (const Device& d : document.devices) {
+    DeviceInspection di;
+    for (const std::string& id : d.patches) {
+      di.catalog |= catalog_bit_of(id);
+      for (size_t i = 0; i < document.patches.size(); ++i) {
+        if (document.patches[i].id == id) di.patches |= uint64_t{1} << i;
+      }
+    }
+    policy->devices_.push_back(di);
+  }
+  return policy;
+}
+
+InspectionPlan InspectionPolicy::plan(uint32_t device, const Rule* rule, Direction dir,
+                                      uint16_t dport) const noexcept {
+  InspectionPlan p;
+  const DeviceInspection& d = devices_[device];
+  if (rule != nullptr && rule->hl7) p.inspectors |= inspector::hl7;
+  for (uint64_t bits = d.patches; bits != 0; bits &= bits - 1) {
+    const auto i = static_cast<uint32_t>(__builtin_ctzll(bits));
+    const PolicyPatch& patch = patches_[i];
+    if (patch.proto == Protocol::tcp && patch.dir == dir && in(patch.dport, dport)) {
+      p.signature_mask |= uint64_t{1} << i;
+    }
+  }
+  if (p.signature_mask != 0) p.inspectors |= inspector::signatures;
+  p.catalog = d.catalog;
+  return p;
+}
+
+InspectionPool::InspectionPool(uint32_t capacity)
+    : capacity_(capacity),
+      slots_(std::make_unique<InspectionSlot[]>(capacity)),
+      free_(std::make_unique<uint32_t[]>(capacity)),
+      free_count_(capacity) {
+  for (uint32_t i = 0; i < capacity; ++i) free_[i] = capacity - 1 - i;
+}
+
+uint32_t InspectionPool::acquire() noexcept {
+  if (free_count_ == 0) return kNone;
+  const uint32_t index = free_[--free_count_];
+  InspectionSlot& s = slots_[index];
+  s.plan = {};
+  s.stream[0].reset();
+  s.stream[1].reset();
+  s.hl7 = hl7::Parser{};
+  return index;
+}
+
+void InspectionPool::release(uint32_t index) noexcept {
+  free_[free_count_++] = index;
+}
+
+}  // namespace cordon::engine

@@ -1,0 +1,295 @@
+// Inspection through the whole engine: HL7 rules and policy signatures on reassembled
+// TCP streams, with the evasions the reassembler must see through.
+#include <gtest/gtest.h>
+
+#include "dataplane/engine/engine.h"
+#include "tests/unit/dataplane/engine/frames.h"
+
+namespace cordon::engine {
+namespace {
+
+using testing::Bytes;
+using testing::FrameBuilder;
+
+constexpr const char* kDeviceMac = "02:c0:4d:00:00:10";
+constexpr const char* kDevice = "10.50.0.10";
+constexpr const char* kGatewayMac = "02:00:00:00:00:01";
+constexpr const char* kRis = "10.50.0.30";
+constexpr const char* kAttacker = "10.50.0.66";
+
+PolicyDocument policy(DeviceMode mode = DeviceMode::enforce) {
+  Device d;
+  d.name = "ct-1";
+  d.mac = *MacAddress::parse(kDeviceMac);
+  d.ips = {*IpAddress::parse(kDevice)};
+  d.mode = mode;
+  Rule results;
+  results.name = "results";
+  results.dir = Direction::out;
+  results.proto = Protocol::tcp;
+  results.peer = *Cidr::parse("10.50.0.30/32");
+  results.dport = {2575, 2575};
+  results.hl7 = Hl7Constraints{{"ORU^R01"}, {}};
+  Rule web;
+  web.name = "web-console";
+  web.dir = Direction::in;
+  web.proto = Protocol::tcp;
+  web.peer = *Cidr::parse("10.50.0.0/24");
+  web.dport = {80, 80};
+  d.rules = {results, web};
+  d.patches = {"local-http-traversal", "admin-probe"};
+  PolicyPatch traversal;
+  traversal.id = "local-http-traversal";
+  traversal.cve = "CVE-2021-41773";
+  traversal.dir = Direction::in;
+  traversal.proto = Protocol::tcp;
+  traversal.dport = {80, 80};
+  traversal.match.content = "/.%2e/";
+  traversal.action = PatchAction::drop;
+  PolicyPatch probe;  // only at the start of the stream, by regex
+  probe.id = "admin-probe";
+  probe.dir = Direction::in;
+  probe.proto = Protocol::tcp;
+  probe.dport = {80, 80};
+  probe.match.regex = "^POST /admin[a-z]{0,8}";
+  probe.match.offset = 0;
+  probe.match.depth = 32;
+  probe.action = PatchAction::reset;
+  PolicyDocument doc;
+  doc.devices.push_back(d);
+  doc.patches = {traversal, probe};
+  return doc;
+}
+
+std::string mllp(const std::string& type, const std::string& id = "1") {
+  return "\x0b"
+         "MSH|^~\\&|CT1|RADIOLOGY|RIS|HOSPITAL|20260101||" +
+         type + "|" + id + "|P|2.5\rOBX|1|TX|71020||dose||||||F\r\x1c\r";
+}
+
+// One TCP connection, with sequence numbers kept for both ends.
+class Connection {
+ public:
+  // outbound: the device connects to `peer`; else `peer` connects to the device.
+  Connection(bool outbound, const char* peer, uint16_t port)
+      : outbound_(outbound), peer_(peer), port_(port) {}
+
+  Bytes syn() const { return initiator(tcp_flag::syn, isn_, 0, ""); }
+  Bytes syn_ack() const { return responder(tcp_flag::syn | tcp_flag::ack, rsn_, isn_ + 1, ""); }
+  Bytes ack() const { return initiator(tcp_flag::ack, isn_ + 1, rsn_ + 1, ""); }
+  // Initiator data at `offset` bytes into its stream.
+  Bytes data(uint32_t offset, const std::string& bytes) const {
+    return initiator(tcp_flag::ack | tcp_flag::psh, isn_ + 1 + offset, rsn_ + 1, bytes);
+  }
+  Bytes reply(uint32_t offset, const std::string& bytes) const {
+    return responder(tcp_flag::ack | tcp_flag::psh, rsn_ + 1 + offset, isn_ + 1, bytes);
+  }
+  Side initiator_side() const { return outbound_ ? Side::device : Side::network; }
+  Side responder_side() const { return outbound_ ? Side::network : Side::device; }
+
+ private:
+  Bytes frame(bool from_device, uint8_t flags, uint32_t seq, uint32_t ack,
+              const std::string& payload) const {
+    FrameBuilder b;
+    if (from_device) {
+      b.eth(kDeviceMac, kGatewayMac).ipv4(kDevice, peer_);
+    } else {
+      b.eth(kGatewayMac, kDeviceMac).ipv4(peer_, kDevice);
+    }
+    const uint16_t device_port = outbound_ ? 40000 : port_;
+    const uint16_t peer_port = outbound_ ? port_ : 40000;
+    if (from_device) {
+      b.tcp(device_port, peer_port, flags, seq, ack);
+    } else {
+      b.tcp(peer_port, device_port, flags, seq, ack);
+    }
+    return b.payload(payload).build();
+  }
+  Bytes initiator(uint8_t flags, uint32_t seq, uint32_t ack, const std::string& p) const {
+    return frame(outbound_, flags, seq, ack, p);
+  }
+  Bytes responder(uint8_t flags, uint32_t seq, uint32_t ack, const std::string& p) const {
+    return frame(!outbound_, flags, seq, ack, p);
+  }
+  bool outbound_;
+  const char* peer_;
+  uint16_t port_;
+  uint32_t isn_ = 0xfffffff0;  // the stream wraps sequence numbers past zero
+  uint32_t rsn_ = 7000;
+};
+
+struct Harness {
+  explicit Harness(const PolicyDocument& doc, uint32_t inspected = 64) {
+    EngineConfig c;
+    c.flows_per_worker = 64;
+    c.inspected_flows_per_worker = inspected;
+    c.event_ring_size = 256;
+    engine = std::make_unique<Engine>(c);
+    CompileResult r = compile_policy(doc, 1, 1);
+    EXPECT_TRUE(r.errors.empty()) << (r.errors.empty() ? "" : r.errors[0].to_string());
+    engine->publish(std::move(r.policy));
+  }
+  Verdict send(Side side, const Bytes& frame) {
+    PacketView view{frame.data(), static_cast<uint32_t>(frame.size()), side};
+    Verdict v;
+    engine->worker(0).process({&view, 1}, {&v, 1}, 1'000'000'000);
+    engine->worker(0).go_idle();
+    return v;
+  }
+  void open(const Connection& c) {
+    ASSERT_EQ(send(c.initiator_side(), c.syn()).action, Action::forward);
+    ASSERT_EQ(send(c.responder_side(), c.syn_ack()).action, Action::forward);
+    ASSERT_EQ(send(c.initiator_side(), c.ack()).action, Action::forward);
+  }
+  Verdict data(const Connection& c, size_t offset, const std::string& bytes) {
+    return send(c.initiator_side(), c.data(static_cast<uint32_t>(offset), bytes));
+  }
+  std::vector<Event> events() {
+    std::vector<Event> out(64);
+    out.resize(engine->poll_events(out));
+    return out;
+  }
+  std::unique_ptr<Engine> engine;
+};
+
+void expect_ended(const Verdict& v, DropReason reason,
+                  Action action = Action::drop_and_reset_both) {
+  EXPECT_EQ(v.action, action);
+  EXPECT_EQ(label(v.reason), label(reason));
+}
+
+TEST(Inspection, AllowedHl7MessagesPassAndDisallowedTypeEndsTheConnection) {
+  Harness h(policy());
+  Connection c(true, kRis, 2575);
+  h.open(c);
+  const std::string oru = mllp("ORU^R01");
+  EXPECT_EQ(h.data(c, 0, oru).action, Action::forward);
+  EXPECT_EQ(h.send(c.responder_side(), c.reply(0, mllp("ACK^R01"))).action, Action::forward);
+  expect_ended(h.data(c, oru.size(), mllp("ADT^A01", "2")), DropReason::app_not_allowed);
+  // Whatever comes next on that connection is dropped without further events.
+  EXPECT_EQ(h.data(c, oru.size(), mllp("ORU^R01", "3")).reason, DropReason::flow_blocked);
+  const auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].reason, DropReason::app_not_allowed);
+  EXPECT_STREQ(events[0].detail, "HL7 message type not allowed: ADT^A01");
+  EXPECT_STREQ(events[0].device, "ct-1");
+}
+
+TEST(Inspection, MalformedMllpIsRefused) {
+  Harness h(policy());
+  Connection c(true, kRis, 2575);
+  h.open(c);
+  expect_ended(h.data(c, 0, "GET / HTTP/1.0\r\n\r\n"), DropReason::app_malformed);
+}
+
+TEST(Inspection, DisallowedHl7TypeIsCaughtInTinySegments) {
+  Harness h(policy());
+  Connection c(true, kRis, 2575);
+  h.open(c);
+  const std::string adt = mllp("ADT^A01");
+  Verdict last;
+  size_t i = 0;
+  for (; i < adt.size(); ++i) {
+    last = h.data(c, i, adt.substr(i, 1));
+    if (last.action != Action::forward) break;
+  }
+  expect_ended(last, DropReason::app_not_allowed);
+  EXPECT_LT(i, adt.size());  // refused at the byte that completed MSH-9, not at the end
+}
+
+TEST(Inspection, SignatureMatchesInOneSegment) {
+  Harness h(policy());
+  Connection c(false, kAttacker, 80);
+  h.open(c);
+  expect_ended(h.data(c, 0, "GET /cgi-bin/.%2e/.%2e/etc/passwd HTTP/1.1\r\n"),
+               DropReason::virtual_patch, Action::drop);
+  const auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_STREQ(events[0].detail, "patch local-http-traversal (CVE-2021-41773)");
+}
+
+TEST(Inspection, SignatureSplitAcrossSegmentsOrOutOfOrderIsStillCaught) {
+  {
+    Harness h(policy());
+    Connection c(false, kAttacker, 80);
+    h.open(c);
+    EXPECT_EQ(h.data(c, 0, "GET /cgi-bin/.%").action, Action::forward);
+    expect_ended(h.data(c, 15, "2e/etc/passwd"), DropReason::virtual_patch, Action::drop);
+  }
+  {
+    Harness h(policy());
+    Connection c(false, kAttacker, 80);
+    h.open(c);
+    // The second half first: buffered and forwarded (the receiver cannot use it yet) ...
+    EXPECT_EQ(h.data(c, 15, "2e/etc/passwd").action, Action::forward);
+    // ... then the gap is filled and the assembled stream matches.
+    expect_ended(h.data(c, 0, "GET /cgi-bin/.%"), DropReason::virtual_patch, Action::drop);
+  }
+}
+
+TEST(Inspection, ConflictingRetransmissionIsAnEvasionAndEndsTheConnection) {
+  Harness h(policy());
+  Connection c(false, kAttacker, 80);
+  h.open(c);
+  EXPECT_EQ(h.data(c, 0, "GET /cgi-bin/xx%2e/etc").action, Action::forward);
+  expect_ended(h.data(c, 13, "/.%2e/"), DropReason::tcp_overlap_conflict);
+}
+
+TEST(Inspection, RegexWithDepthMatchesOnlyAtTheStart) {
+  {
+    Harness h(policy());
+    Connection c(false, kAttacker, 80);
+    h.open(c);
+    expect_ended(h.data(c, 0, "POST /administrator HTTP/1.1\r\n"), DropReason::virtual_patch);
+  }
+  {
+    Harness h(policy());
+    Connection c(false, kAttacker, 80);
+    h.open(c);
+    EXPECT_EQ(h.data(c, 0, std::string(40, ' ') + "POST /admin HTTP/1.1\r\n").action,
+              Action::forward);
+  }
+}
+
+TEST(Inspection, RepliesAreNotMatchedAgainstRequestPatches) {
+  Harness h(policy());
+  Connection c(false, kAttacker, 80);
+  h.open(c);
+  EXPECT_EQ(h.data(c, 0, "GET / HTTP/1.1\r\n\r\n").action, Action::forward);
+  EXPECT_EQ(h.send(c.responder_side(), c.reply(0, "<a href=/.%2e/>")).action, Action::forward);
+}
+
+TEST(Inspection, MonitorModeReportsAndForwards) {
+  Harness h(policy(DeviceMode::monitor));
+  Connection c(true, kRis, 2575);
+  h.open(c);
+  const Verdict v = h.data(c, 0, mllp("ADT^A01"));
+  EXPECT_EQ(v.action, Action::forward);
+  EXPECT_TRUE(v.would_drop);
+  EXPECT_EQ(v.reason, DropReason::app_not_allowed);
+  const auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, EventKind::would_drop);
+}
+
+TEST(Inspection, NoInspectionSlotLeftMeansTheConnectionIsRefused) {
+  Harness h(policy(), /*inspected=*/1);
+  Connection first(true, kRis, 2575);
+  h.open(first);
+  Connection second(false, kAttacker, 80);
+  const Verdict v = h.send(second.initiator_side(), second.syn());
+  EXPECT_EQ(v.action, Action::drop);
+  EXPECT_EQ(v.reason, DropReason::inspection_table_full);
+}
+
+TEST(Inspection, UnboundedRegexIsRejectedAtCompileWithItsPath) {
+  PolicyDocument doc = policy();
+  doc.patches[1].match.regex = "^POST /admin.*";
+  const CompileResult r = compile_policy(doc, 1, 1);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].path, "patches[1].match.regex");
+  EXPECT_EQ(r.policy, nullptr);
+}
+
+}  // namespace
+}  // namespace cordon::engine
