@@ -2,6 +2,12 @@
 # make bench: runs the benchmarks built by the release preset (make bench builds first)
 # and writes bench/results/<YYYY-MM-DD>-<host>.md and .json. See bench/README.md.
 #
+#   bench/run.sh [all|classify|pipeline]     (default: all)
+#     classify  part 1: the engine's classifier vs rte_acl and dpdk-test-acl (rewrites the
+#               day's report, keeping a pipeline section already in it)
+#     pipeline  part 2: the full pipeline (cordon-dataplane) vs DPDK's l3fwd --lookup=acl vs
+#               testpmd io, on net_pcap -> net_null (adds or replaces its section)
+#
 # Environment:
 #   CORDON_BENCH_BIN     directory of the benchmark binaries (default: build/bin)
 #   CORDON_BENCH_SIZES   rule-set sizes (default: 1000,10000,50000)
@@ -13,7 +19,29 @@
 #                        other processes on a shared machine cannot preempt the timed
 #                        loops (the kernel's RT throttling still leaves them 5%); 0: don't.
 #   CORDON_BENCH_OUT     results directory (default: bench/results)
+# Part 2 (pipeline):
+#   CORDON_BENCH_PIPE_RUNS     interleaved runs per program and pcap (default: 5)
+#   CORDON_BENCH_PIPE_SECONDS  measured seconds per run (default: 4), after
+#   CORDON_BENCH_PIPE_WARMUP   seconds of warm-up after the first forwarded packet (default: 1)
+#   CORDON_BENCH_PIPE_CPU      CPU of the measured lcore (default: 1; the harness sits on 0)
+#   CORDON_BENCH_PIPE_IMIX     1 (default): also the IMIX pcap; 0: 64-byte frames only
+#   CORDON_BENCH_PIPE_NEW_FLOWS 1 (default): also cordon with every packet a new flow
+#   CORDON_BENCH_PIPE_FLOWS, CORDON_BENCH_PIPE_RULES   (defaults: 100000, 10000)
+#   CORDON_BENCH_PIPE_MEM      EAL -m in MB, --no-huge (default: 512)
+#   CORDON_BENCH_L3FWD         an l3fwd binary to use instead of building one
+#                              (bench/pipeline/build_l3fwd.sh, into build/bench-ref/l3fwd)
+#   CORDON_BENCH_SOURCE        what to call the measured build in the report (default:
+#                              git describe --always --dirty of this tree)
 set -euo pipefail
+
+what=${1:-all}
+case $what in
+  all | classify | pipeline) ;;
+  *)
+    echo "usage: bench/run.sh [all|classify|pipeline]" >&2
+    exit 1
+    ;;
+esac
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${CORDON_BENCH_BIN:-$root/build/bin}
@@ -23,8 +51,11 @@ passes=${CORDON_BENCH_PASSES:-16}
 test_acl_runs=${CORDON_BENCH_TEST_ACL_RUNS:-3}
 out=${CORDON_BENCH_OUT:-$root/bench/results}
 
-for b in cordon_bench_classify cordon_bench_engine_v3; do
-  if [[ ! -x $bin/$b ]]; then
+need=()
+[[ $what == pipeline ]] || need+=(cordon_bench_classify cordon_bench_engine_v3)
+[[ $what == classify ]] || need+=(cordon-dataplane cordon_bench_pipeline_gen cordon_bench_pool_shim.so)
+for b in "${need[@]}"; do
+  if [[ ! -e $bin/$b ]]; then
     echo "bench/run.sh: $bin/$b not found; build the release preset first (make bench)" >&2
     exit 1
   fi
@@ -43,21 +74,61 @@ work=$(mktemp -d /tmp/cordon-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
-echo "bench: engine built for x86-64-v3 (sizes $sizes, $rounds runs x $passes passes)" >&2
-"${prefix[@]}" "$bin/cordon_bench_engine_v3" --sizes="$sizes" --rounds="$rounds" \
-  --passes="$passes" --out="$work/engine-v3.txt"
-
-echo "bench: engine vs rte_acl vs dpdk-test-acl" >&2
 status=0
-"${prefix[@]}" "$bin/cordon_bench_classify" --sizes="$sizes" --rounds="$rounds" \
-  --passes="$passes" --test-acl-runs="$test_acl_runs" --engine-v3="$work/engine-v3.txt" \
-  --workdir="$work" \
-  --host="$host" --date="$date" --md="$out/$date-$host.md" --json="$out/$date-$host.json" ||
-  status=$?
+if [[ $what != pipeline ]]; then
+  # The classifier bench rewrites the day's report: keep a pipeline section already in it.
+  [[ -f $out/$date-$host.md ]] && cp "$out/$date-$host.md" "$work/previous.md"
+  [[ -f $out/$date-$host.json ]] && cp "$out/$date-$host.json" "$work/previous.json"
+
+  echo "bench: engine built for x86-64-v3 (sizes $sizes, $rounds runs x $passes passes)" >&2
+  "${prefix[@]}" "$bin/cordon_bench_engine_v3" --sizes="$sizes" --rounds="$rounds" \
+    --passes="$passes" --out="$work/engine-v3.txt"
+
+  echo "bench: engine vs rte_acl vs dpdk-test-acl" >&2
+  "${prefix[@]}" "$bin/cordon_bench_classify" --sizes="$sizes" --rounds="$rounds" \
+    --passes="$passes" --test-acl-runs="$test_acl_runs" --engine-v3="$work/engine-v3.txt" \
+    --workdir="$work" \
+    --host="$host" --date="$date" --md="$out/$date-$host.md" --json="$out/$date-$host.json" ||
+    status=$?
+  if [[ $what == classify && -f $work/previous.md && -f $work/previous.json ]]; then
+    python3 "$root/bench/pipeline/pipeline.py" merge --from-md "$work/previous.md" \
+      --from-json "$work/previous.json" --md "$out/$date-$host.md" --json "$out/$date-$host.json"
+  fi
+fi
+
+pipe_status=0
+if [[ $what != classify ]]; then
+  echo "bench: full pipeline: cordon-dataplane vs l3fwd --lookup=acl vs testpmd io" >&2
+  l3fwd=${CORDON_BENCH_L3FWD:-}
+  if [[ -z $l3fwd ]]; then
+    l3fwd=$("$root/bench/pipeline/build_l3fwd.sh" "$root/build/bench-ref/l3fwd")
+  fi
+  source_note=${CORDON_BENCH_SOURCE:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)}
+  # The harness only sleeps and reads counters: on CPU 0, and under SCHED_FIFO one priority
+  # above the measured programs, so its telemetry requests go out together on a busy machine.
+  harness=(taskset -c 0)
+  rt=0
+  if [[ ${CORDON_BENCH_RT:-1} != 0 ]] && chrt -f 2 true 2>/dev/null; then
+    harness=(chrt -f 2 taskset -c 0)
+    rt=1
+  fi
+  "${harness[@]}" python3 "$root/bench/pipeline/pipeline.py" run --bin="$bin" --l3fwd="$l3fwd" \
+    --work="$work/pipeline" --md="$out/$date-$host.md" --json="$out/$date-$host.json" \
+    --date="$date" --host="$host" --source="$source_note" --rt="$rt" \
+    --runs="${CORDON_BENCH_PIPE_RUNS:-5}" --seconds="${CORDON_BENCH_PIPE_SECONDS:-4}" \
+    --warmup="${CORDON_BENCH_PIPE_WARMUP:-1}" --cpu="${CORDON_BENCH_PIPE_CPU:-1}" \
+    --imix="${CORDON_BENCH_PIPE_IMIX:-1}" --new-flows="${CORDON_BENCH_PIPE_NEW_FLOWS:-1}" \
+    --flows="${CORDON_BENCH_PIPE_FLOWS:-100000}" --rules="${CORDON_BENCH_PIPE_RULES:-10000}" \
+    --mem-mb="${CORDON_BENCH_PIPE_MEM:-512}" || pipe_status=$?
+fi
 
 echo >&2
 echo "bench: results in $out/$date-$host.md and .json" >&2
 if [[ $status -eq 2 ]]; then
   echo "bench: VERDICT MISMATCHES between classifiers; see the report" >&2
+fi
+if [[ $pipe_status -ne 0 ]]; then
+  echo "bench: some pipeline runs failed; see the report (Failed runs)" >&2
+  [[ $status -ne 0 ]] || status=3
 fi
 exit $status

@@ -1,0 +1,280 @@
+// cordon_bench_pipeline_gen: the input files of `bench/run.sh pipeline` (bench/README.md,
+// "Part 2"). From the classifier benchmark's workload (bench/workload.cpp, same seed, so the
+// same rules as its 10k row) it writes into --out:
+//
+//   policy.json     the rule set as a cordon.policy/v1 document (cordon-dataplane --policy)
+//   l3fwd-v4.rules  the same rules for DPDK's l3fwd --lookup=acl: one "R" (route) line per
+//                   rule, in the same order, all routed to port 1 (the net_null port);
+//                   no "@" (deny) lines: what no route matches is dropped, as the engine
+//                   drops what no rule allows
+//   l3fwd-v6.rules  one IPv6 route l3fwd insists on (it needs a route in each file); no
+//                   IPv6 frame is ever sent
+//   flows-64.pcap   one frame per flow, 60 bytes captured = 64-byte Ethernet frames on
+//                   the wire with the FCS
+//   flows-imix.pcap the same flows, simple IMIX 7:4:1 of 64/594/1518-byte frames
+//   meta.json       counts and checks, read by bench/pipeline/pipeline.py
+//
+// Flows are UDP, device -> network: each picks a random UDP `out` rule of the workload
+// (weighting devices by how many such rules they have), a peer inside the rule's CIDR
+// (inside 10.0.0.0/8 for 0.0.0.0/0 rules) and a destination port inside its range; source
+// MAC and IP are the device's own, so anti-spoofing passes. Why UDP: with net_null as the
+// network port nothing ever answers, and a TCP flow whose SYN-ACK never comes stays in
+// SYN-sent, where the engine drops the initiator's data and ACKs (tcp-invalid-state); a
+// UDP flow is admitted by its first packet and every later packet is a flow-table hit.
+// Every flow is checked to be allowed by the compiled policy (the generator fails if not),
+// and 5-tuples are distinct.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bench/workload.h"
+#include "dataplane/engine/compiled_policy.h"
+#include "dataplane/engine/policy_document.h"
+
+namespace {
+
+using cordon::bench::ipv4_to_string;
+using cordon::bench::Rng;
+using cordon::engine::Direction;
+using cordon::engine::IpAddress;
+using cordon::engine::Protocol;
+
+struct Flow {
+  uint32_t device = 0;
+  uint32_t src = 0;  // host order
+  uint32_t dst = 0;
+  uint16_t sport = 0;
+  uint16_t dport = 0;
+  uint32_t global_rule = 0;
+};
+
+uint32_t prefix_mask(unsigned length) {
+  return length == 0 ? 0 : ~uint32_t{0} << (32 - length);
+}
+
+void put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+void put32(uint8_t* p, uint32_t v) {
+  put16(p, static_cast<uint16_t>(v >> 16));
+  put16(p + 2, static_cast<uint16_t>(v));
+}
+
+uint16_t fold(uint32_t sum) {
+  while ((sum >> 16) != 0) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+uint32_t add_words(const uint8_t* p, size_t n, uint32_t sum) {
+  for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t{p[i]} << 8) | p[i + 1];
+  if ((n & 1) != 0) sum += uint32_t{p[n - 1]} << 8;
+  return sum;
+}
+
+// One Ethernet/IPv4/UDP frame of `length` bytes (without FCS), checksums filled in.
+std::vector<uint8_t> make_frame(const Flow& f, const cordon::engine::MacAddress& src_mac,
+                                uint32_t length, uint16_t ip_id) {
+  std::vector<uint8_t> b(length, 0);
+  static const uint8_t gateway[6] = {0x02, 0x00, 0x00, 0xff, 0xff, 0xfe};
+  std::memcpy(b.data(), gateway, 6);
+  std::memcpy(b.data() + 6, src_mac.bytes.data(), 6);
+  put16(b.data() + 12, 0x0800);
+  uint8_t* ip = b.data() + 14;
+  const auto ip_len = static_cast<uint16_t>(length - 14);
+  ip[0] = 0x45;
+  put16(ip + 2, ip_len);
+  put16(ip + 4, ip_id);
+  put16(ip + 6, 0x4000);  // DF, not a fragment
+  ip[8] = 64;
+  ip[9] = 17;
+  put32(ip + 12, f.src);
+  put32(ip + 16, f.dst);
+  put16(ip + 10, static_cast<uint16_t>(~fold(add_words(ip, 20, 0))));
+  uint8_t* udp = ip + 20;
+  const auto udp_len = static_cast<uint16_t>(ip_len - 20);
+  put16(udp, f.sport);
+  put16(udp + 2, f.dport);
+  put16(udp + 4, udp_len);
+  for (uint32_t i = 8; i < udp_len; ++i) udp[i] = static_cast<uint8_t>(i);  // payload
+  uint32_t sum = add_words(ip + 12, 8, 0) + 17 + udp_len;
+  uint16_t c = static_cast<uint16_t>(~fold(add_words(udp, udp_len, sum)));
+  put16(udp + 6, c == 0 ? 0xffff : c);
+  return b;
+}
+
+class PcapWriter {
+ public:
+  explicit PcapWriter(const std::string& path) : out_(path, std::ios::binary) {
+    const uint32_t header[6] = {0xa1b2c3d4u, 0x00040002u, 0, 0, 65535, 1};  // v2.4, Ethernet
+    out_.write(reinterpret_cast<const char*>(header), sizeof header);
+  }
+  void write(const std::vector<uint8_t>& frame) {
+    const auto len = static_cast<uint32_t>(frame.size());
+    const uint32_t rec[4] = {1'700'000'000u + static_cast<uint32_t>(count_ / 1'000'000),
+                             static_cast<uint32_t>(count_ % 1'000'000), len, len};
+    out_.write(reinterpret_cast<const char*>(rec), sizeof rec);
+    out_.write(reinterpret_cast<const char*>(frame.data()), len);
+    ++count_;
+    bytes_ += len;
+  }
+  bool ok() const { return static_cast<bool>(out_); }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  std::ofstream out_;
+  uint64_t count_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+std::string arg_value(int argc, char** argv, const std::string& name, const std::string& def) {
+  const std::string prefix = "--" + name + "=";
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]).rfind(prefix, 0) == 0) return std::string(argv[i] + prefix.size());
+  }
+  return def;
+}
+
+int fail(const std::string& message) {
+  std::cerr << "cordon_bench_pipeline_gen: " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--help") {
+      std::cout << "usage: cordon_bench_pipeline_gen --out=DIR [--rules=10000] [--flows=100000]\n";
+      return 0;
+    }
+  }
+  const std::string out = arg_value(argc, argv, "out", "");
+  const auto rules = static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "rules", "10000")));
+  const auto flow_count =
+      static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flows", "100000")));
+  if (out.empty()) return fail("--out=DIR is required");
+
+  const cordon::bench::Workload w = cordon::bench::make_workload(rules, cordon::bench::kDefaultSeed);
+  const cordon::engine::PolicyDocument& doc = w.document;
+
+  // The policy document, checked by the parser the dataplane uses.
+  const std::string json = cordon::engine::to_json(doc);
+  {
+    const cordon::engine::PolicyParseResult parsed = cordon::engine::parse_policy(json);
+    if (!parsed.errors.empty()) {
+      return fail("generated policy does not parse: " + parsed.errors.front().to_string());
+    }
+    std::ofstream f(out + "/policy.json");
+    f << json << "\n";
+    if (!f) return fail("cannot write " + out + "/policy.json");
+  }
+  cordon::engine::CompileResult compiled = cordon::engine::compile_policy(doc, 1, 1);
+  if (!compiled.policy) return fail("generated policy does not compile");
+  const cordon::engine::CompiledPolicy& policy = *compiled.policy;
+
+  // l3fwd ACL rule files: "R" route lines, in global rule order (l3fwd gives line k the
+  // priority RTE_ACL_MAX_PRIORITY - k: first match wins, like the engine).
+  {
+    std::ofstream f(out + "/l3fwd-v4.rules");
+    for (const cordon::engine::Device& d : doc.devices) {
+      const uint32_t dev_ip = d.ips.front().v4_host_order();
+      for (const cordon::engine::Rule& r : d.rules) {
+        const uint32_t peer = r.peer.network.v4_host_order();
+        const unsigned plen = r.peer.prefix_length;
+        const bool out_rule = r.dir == Direction::out;
+        f << 'R' << ipv4_to_string(out_rule ? dev_ip : peer) << '/' << (out_rule ? 32 : plen) << ' '
+          << ipv4_to_string(out_rule ? peer : dev_ip) << '/' << (out_rule ? plen : 32)
+          << " 0 : 65535 " << r.dport.first << " : " << r.dport.last << ' '
+          << (r.proto == Protocol::tcp ? 6 : 17) << "/0xff 1\n";
+      }
+    }
+    std::ofstream f6(out + "/l3fwd-v6.rules");
+    f6 << "R2001:db8:0:0:0:0:0:1/128 2001:db8:0:0:0:0:0:2/128 0 : 65535 0 : 65535 17/0xff 1\n";
+    if (!f || !f6) return fail("cannot write the l3fwd rule files");
+  }
+
+  // The flows.
+  std::vector<std::pair<uint32_t, uint32_t>> candidates;  // (device, local rule) udp out
+  for (uint32_t d = 0; d < doc.devices.size(); ++d) {
+    const auto& rs = doc.devices[d].rules;
+    for (uint32_t i = 0; i < rs.size(); ++i) {
+      if (rs[i].dir == Direction::out && rs[i].proto == Protocol::udp) candidates.emplace_back(d, i);
+    }
+  }
+  if (candidates.empty()) return fail("the workload has no UDP out rule");
+  Rng rng(cordon::bench::kDefaultSeed ^ 0x9197'0000ULL ^ flow_count);
+  std::set<std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>> seen;
+  std::vector<Flow> flows;
+  std::vector<uint32_t> flows_per_device(doc.devices.size(), 0);
+  std::vector<uint32_t> rule_hits;
+  flows.reserve(flow_count);
+  while (flows.size() < flow_count) {
+    const auto [d, i] = candidates[rng.below(static_cast<uint32_t>(candidates.size()))];
+    const cordon::engine::Rule& r = doc.devices[d].rules[i];
+    Flow f;
+    f.device = d;
+    f.src = cordon::bench::device_ip(d);
+    const unsigned plen = r.peer.prefix_length;
+    const uint32_t host = static_cast<uint32_t>(rng.next());
+    f.dst = plen == 0 ? (0x0A000000u | (host & 0x00FFFFFFu))
+                      : (r.peer.network.v4_host_order() | (host & ~prefix_mask(plen)));
+    f.dport = static_cast<uint16_t>(
+        rng.between(std::max<uint32_t>(r.dport.first, 1), r.dport.last));
+    f.sport = static_cast<uint16_t>(rng.between(1024, 65535));
+    if (!seen.emplace(f.src, f.dst, f.sport, f.dport).second) continue;
+    const int32_t dev = policy.device_by_ip(IpAddress::v4(f.src));
+    const int32_t rule = dev < 0 ? cordon::engine::kNoRule
+                                 : policy.classify(static_cast<uint32_t>(dev), Direction::out,
+                                                   Protocol::udp, IpAddress::v4(f.dst), f.dport);
+    if (dev != static_cast<int32_t>(d) || rule == cordon::engine::kNoRule || rule > int32_t(i)) {
+      return fail("flow " + std::to_string(flows.size()) + " is not allowed by its rule");
+    }
+    f.global_rule = w.rule_offset[d] + static_cast<uint32_t>(rule);
+    ++flows_per_device[d];
+    flows.push_back(f);
+  }
+
+  PcapWriter p64(out + "/flows-64.pcap");
+  PcapWriter pimix(out + "/flows-imix.pcap");
+  uint32_t imix_counts[3] = {0, 0, 0};
+  static const uint32_t kImix[3] = {60, 590, 1514};  // + 4-byte FCS: 64, 594, 1518
+  for (size_t n = 0; n < flows.size(); ++n) {
+    const Flow& f = flows[n];
+    const auto& mac = doc.devices[f.device].mac;
+    p64.write(make_frame(f, mac, 60, static_cast<uint16_t>(n)));
+    const uint32_t k = rng.below(12);
+    const uint32_t cls = k < 7 ? 0 : k < 11 ? 1 : 2;
+    ++imix_counts[cls];
+    pimix.write(make_frame(f, mac, kImix[cls], static_cast<uint16_t>(n)));
+  }
+  if (!p64.ok() || !pimix.ok()) return fail("cannot write the pcaps");
+
+  std::set<uint32_t> distinct_rules;
+  for (const Flow& f : flows) distinct_rules.insert(f.global_rule);
+  const auto devices_with_flows = static_cast<uint32_t>(
+      std::count_if(flows_per_device.begin(), flows_per_device.end(), [](uint32_t c) { return c > 0; }));
+  std::ofstream m(out + "/meta.json");
+  m << "{\"rules\":" << w.rule_count << ",\"devices\":" << w.device_count
+    << ",\"udp_out_rules\":" << candidates.size() << ",\"flows\":" << flows.size()
+    << ",\"devices_with_flows\":" << devices_with_flows
+    << ",\"rules_hit_by_flows\":" << distinct_rules.size()
+    << ",\"frames\":" << flows.size() << ",\"seed\":" << cordon::bench::kDefaultSeed
+    << ",\"pcap_64\":{\"frame_bytes\":60,\"wire_bytes\":64,\"bytes\":" << p64.bytes() << "}"
+    << ",\"pcap_imix\":{\"frames_60\":" << imix_counts[0] << ",\"frames_590\":" << imix_counts[1]
+    << ",\"frames_1514\":" << imix_counts[2] << ",\"bytes\":" << pimix.bytes()
+    << ",\"mean_wire_bytes\":"
+    << double(pimix.bytes() + 4 * flows.size()) / double(flows.size()) << "}"
+    << ",\"all_flows_allowed\":true}\n";
+  if (!m) return fail("cannot write meta.json");
+  std::cerr << "cordon_bench_pipeline_gen: " << w.rule_count << " rules, " << w.device_count
+            << " devices, " << flows.size() << " UDP flows from " << devices_with_flows
+            << " devices over " << distinct_rules.size() << " rules -> " << out << "\n";
+  return 0;
+}
