@@ -153,6 +153,7 @@ std::string event_text(const json::object& e) {
             str("dst") + (str("dst_port").empty() ? "" : ":" + str("dst_port"));
   }
   text += " proto=" + str("protocol") + " from=" + str("ingress");
+  if (!str("detail").empty()) text += " (" + str("detail") + ")";
   return text;
 }
 

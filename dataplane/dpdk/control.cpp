@@ -74,6 +74,7 @@ std::string event_json(const engine::Event& e, int64_t realtime_offset_ns) {
   o["reason"] = engine::label(e.reason);
   o["device"] = e.device;
   o["rule"] = e.rule;
+  if (e.detail[0] != '\0') o["detail"] = e.detail;
   o["ingress"] = e.ingress == engine::Side::device ? "device" : "network";
   o["dir"] = engine::to_string(e.dir);
   o["protocol"] = e.protocol;

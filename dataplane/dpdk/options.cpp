@@ -9,6 +9,7 @@ std::string usage() {
   return "usage: cordon-dataplane [EAL options] -- --pair DEVICE_PORT:NETWORK_PORT [--pair ...]\n"
          "         [--control-socket PATH] [--state-dir DIR] [--policy FILE]\n"
          "         [--flows-per-worker N] [--inspected-flows-per-worker N] [--idle-sleep-us N]\n"
+         "         [--mbufs N]\n"
          "  DEVICE_PORT, NETWORK_PORT: DPDK port names or ids; separate PCI names with ','\n"
          "  (e.g. --pair 0000:03:00.0,0000:03:00.1)\n";
 }
@@ -54,6 +55,8 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error) 
       }
     } else if (flag == "--inspected-flows-per-worker") {
       if (!number(flag, value, o.inspected_flows_per_worker)) return std::nullopt;
+    } else if (flag == "--mbufs") {
+      if (!number(flag, value, o.mbufs)) return std::nullopt;
     } else if (flag == "--idle-sleep-us") {
       if (!number(flag, value, o.idle_sleep_us)) return std::nullopt;
     } else {

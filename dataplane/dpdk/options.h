@@ -20,6 +20,7 @@ struct Options {
   std::optional<std::string> initial_policy;
   uint32_t flows_per_worker = 262144;
   uint32_t inspected_flows_per_worker = 2048;
+  uint32_t mbufs = 0;            // mbuf pool size; 0 = enough for the rings and caches
   uint32_t idle_sleep_us = 100;  // sleep of an idle worker between polls; 0 = busy poll
 };
 

@@ -83,7 +83,10 @@ Shell::Shell(const Options& options, uint32_t workers)
   }
   // Every port holds its RX ring full and may have its TX ring full; each lcore caches.
   const uint32_t ports = static_cast<uint32_t>(pairs_.size() * 2);
-  const uint32_t mbufs = ports * (kRxDescriptors + kTxDescriptors) + workers * (256 + 4 * kBurst);
+  // A port that holds frames itself (net_pcap with infinite_rx keeps its whole capture in
+  // mbufs) needs more: --mbufs.
+  const uint32_t needed = ports * (kRxDescriptors + kTxDescriptors) + workers * (256 + 4 * kBurst);
+  const uint32_t mbufs = std::max(needed, options.mbufs);
   pool_ = rte_pktmbuf_pool_create("cordon_mbufs", mbufs, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                   static_cast<int>(rte_socket_id()));
   if (pool_ == nullptr) {

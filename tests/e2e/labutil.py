@@ -128,20 +128,26 @@ class Background:
         line = self.proc.stdout.readline()
         return line.strip() if line else None
 
-    def send(self, line):
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
+    def proc_output(self):
+        """Stops the command and returns what it wrote to stderr."""
+        self.stop_process()
+        return self.proc.stderr.read() if not self.proc.stderr.closed else ""
 
-    def stop(self):
+    def stop_process(self):
         if self.proc.poll() is None:
-            # lab.sh exec runs the command via ip netns exec: kill the whole group.
-            subprocess.run(["pkill", "-TERM", "-P", str(self.proc.pid)], capture_output=True)
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def send(self, line):
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def stop(self):
+        self.stop_process()
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             stream.close()
 

@@ -3,8 +3,12 @@
 
   probe.py tcp-sweep HOST PORTS            print the open TCP ports (parallel connects)
   probe.py udp-sweep HOST PORTS            print the UDP ports that answered
+  probe.py listen-http PORT                a minimal HTTP server: 200 for every GET; logs
+                                           each request line to stderr
   probe.py listen --tcp PORTS --udp PORTS  accept TCP (send "hello"), echo UDP, until killed;
                                            prints "listening" once every socket is bound
+  probe.py http HOST PORT PATH             one GET; prints the status code, "reset",
+                                           "closed" or "timeout"
   probe.py hold HOST PORT                  MLLP: send a message, print "ack" or "no-ack";
                                            then, per line read on stdin, send another and
                                            print "ack" / "no-ack" / "closed"
@@ -101,6 +105,24 @@ def listen(tcp_spec, udp_spec):
                 s.sendto(data, addr)
 
 
+def listen_http(port):
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok\n")
+
+        def log_message(self, fmt, *args):
+            sys.stderr.write(self.requestline + "\n")
+            sys.stderr.flush()
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", int(port)), Handler)
+    print("listening", flush=True)
+    server.serve_forever()
+
+
 def mllp(control_id):
     msg = (f"MSH|^~\\&|CT1|RADIOLOGY|RIS|HOSPITAL|20260101000000||ORU^R01|{control_id}|P|2.5\r"
            "OBX|1|TX|71020^CT CHEST^L||Dose report||||||F\r")
@@ -133,6 +155,19 @@ def hold(host, port):
         n += 1
 
 
+def http(host, port, path):
+    try:
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.settimeout(5)
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        data = s.recv(4096)
+        print(data.split(b" ")[1].decode() if data.startswith(b"HTTP/") else "closed")
+    except ConnectionResetError:
+        print("reset")
+    except socket.timeout:
+        print("timeout")
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "tcp-sweep":
@@ -142,6 +177,10 @@ def main(argv):
     elif cmd == "listen":
         args = dict(zip(argv[2::2], argv[3::2]))
         listen(args.get("--tcp", ""), args.get("--udp", ""))
+    elif cmd == "listen-http":
+        listen_http(argv[2])
+    elif cmd == "http":
+        http(argv[2], argv[3], argv[4])
     elif cmd == "hold":
         hold(argv[2], argv[3])
     else:

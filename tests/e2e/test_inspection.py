@@ -1,0 +1,76 @@
+"""Virtual patching and clinical-protocol rules in the lab, with real clients: HL7 message
+types on MLLP, and a policy-defined signature patch (CVE-2021-41773 path traversal)
+against a real HTTP server on the device.
+"""
+import copy
+import os
+import unittest
+
+from labutil import (ATTACKER, MODALITY, PROBE, PY, REPO, RIS, RUN, Background, apply,
+                     dropped, events, lab, lab_policy, on, wait_for)
+import test_fastpath
+
+
+def setUpModule():
+    test_fastpath.setUpModule()
+
+
+def tearDownModule():
+    test_fastpath.tearDownModule()
+
+
+def send_hl7(message_type, control_id):
+    return on("modality", PY, REPO / "tests/topology/mllp_send.py", RIS, 2575, "--type",
+              message_type, "--control-id", control_id, "--timeout", 5, timeout=30)
+
+
+def web_policy():
+    """The sample policy plus a web console on the device, behind the traversal patch."""
+    p = copy.deepcopy(lab_policy())
+    device = p["devices"][0]
+    device["rules"].append({"name": "web-console", "dir": "in", "proto": "tcp",
+                            "peer": "10.50.0.0/24", "dport": 80})
+    device["patches"].append("local-http-traversal")
+    return p
+
+
+class Inspection(unittest.TestCase):
+    def setUp(self):
+        r = apply(lab_policy())
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_allowed_hl7_type_is_acked_and_disallowed_never_arrives(self):
+        allowed = f"OK{os.getpid()}"
+        r = send_hl7("ORU^R01", allowed)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        before = dropped("app-not-allowed")
+        refused = f"NO{os.getpid()}"
+        r = send_hl7("ADT^A01", refused)
+        self.assertEqual(r.returncode, 2, "a disallowed message type was acknowledged")
+        received = (RUN / "ris-received.hl7").read_text()
+        self.assertIn(f"|ORU^R01|{allowed}|", received)
+        self.assertNotIn(refused, received)
+        self.assertGreater(dropped("app-not-allowed"), before)
+        wait_for(lambda: any(e["reason"] == "app-not-allowed" and
+                             e.get("detail") == "HL7 message type not allowed: ADT^A01"
+                             for e in events()), 10, "the app-not-allowed event")
+
+    def test_signature_patch_blocks_the_exploit_but_not_the_page(self):
+        self.assertEqual(apply(web_policy()).returncode, 0)
+        server = Background("modality", PY, PROBE, "listen-http", 80, ready="listening")
+        try:
+            r = on("attacker", PY, PROBE, "http", MODALITY, 80, "/index.html")
+            self.assertEqual(r.stdout.strip(), "200")
+            r = on("attacker", PY, PROBE, "http", MODALITY, 80, "/cgi-bin/.%2e/.%2e/etc/passwd")
+            self.assertIn(r.stdout.strip(), ("reset", "timeout", "closed"))
+            wait_for(lambda: any(e["reason"] == "virtual-patch" and
+                                 e.get("detail") == "patch local-http-traversal (CVE-2021-41773)"
+                                 and e.get("src") == ATTACKER for e in events()),
+                     10, "the virtual-patch event")
+            self.assertNotIn(".%2e", server.proc_output())
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
