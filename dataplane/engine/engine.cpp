@@ -581,6 +581,61 @@ class Hl7RuleCheck final : public hl7::Observer {
   char (&detail_)[128];
 };
 
+// Checks the facts of a DICOM association against its rule's constraints. Only protocol
+// metadata is ever compared or reported: AE titles, SOP class UIDs, command names.
+class DicomRuleCheck final : public dicom::Observer {
+ public:
+  DicomRuleCheck(const DicomConstraints* rule, char (&detail)[128])
+      : rule_(rule), detail_(detail) {}
+
+  dicom::Action on_associate_request(std::string_view calling, std::string_view called,
+                                     uint32_t) noexcept override {
+    if (rule_ == nullptr) return dicom::Action::proceed;
+    if (!rule_->calling_ae.empty() && !listed(rule_->calling_ae, calling)) {
+      return refuse("calling AE title not allowed", calling);
+    }
+    if (!rule_->called_ae.empty() && !listed(rule_->called_ae, called)) {
+      return refuse("called AE title not allowed", called);
+    }
+    return dicom::Action::proceed;
+  }
+
+  // Proposals are not judged: standard SCUs (storescu) propose every storage class they
+  // know. What is used is judged, in on_command.
+  dicom::Action on_command(const dicom::Command& command) noexcept override {
+    if (rule_ == nullptr || dicom::is_response(command.command_field)) {
+      return dicom::Action::proceed;
+    }
+    const std::string_view name = dicom::command_name(command.command_field);
+    if (!rule_->commands.empty() && !listed(rule_->commands, name)) {
+      return refuse("command not allowed", name);
+    }
+    // The Verification SOP class comes with C-ECHO, whatever the storage classes allowed.
+    constexpr std::string_view kVerification = "1.2.840.10008.1.1";
+    const bool echo = command.sop_class_uid == kVerification && name == "C-ECHO";
+    if (!rule_->sop_classes.empty() && !command.sop_class_uid.empty() && !echo &&
+        !listed(rule_->sop_classes, command.sop_class_uid)) {
+      return refuse("SOP class not allowed", command.sop_class_uid);
+    }
+    return dicom::Action::proceed;
+  }
+
+ private:
+  dicom::Action refuse(const char* what, std::string_view value) {
+    std::snprintf(detail_, sizeof detail_, "DICOM %s: %.*s", what, static_cast<int>(value.size()),
+                  value.data());
+    return dicom::Action::stop;
+  }
+  static bool listed(const std::vector<std::string>& list, std::string_view value) {
+    for (const std::string& item : list) {
+      if (item == value) return true;
+    }
+    return false;
+  }
+  const DicomConstraints* rule_;
+  char (&detail_)[128];
+};
+
 }  // namespace
 
 // Decides, for a new TCP connection, whether and how it is inspected. False when it must
@@ -636,8 +691,26 @@ bool Worker::feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& 
     c.finding = reason;
     return false;
   };
-  if (!from_initiator) return true;  // the rules and patches concern what the initiator sends
   const CompiledDevice& dev = c.policy.device(c.device);
+  if ((slot.plan.inspectors & inspector::dicom) != 0) {
+    const DicomConstraints* constraints =
+        rule == kNoRule || !dev.rules[rule].dicom ? nullptr : &*dev.rules[rule].dicom;
+    DicomRuleCheck check(constraints, c.detail);
+    const dicom::Error e = slot.dicom.feed(
+        from_initiator ? dicom::Side::requestor : dicom::Side::acceptor, data, length, check);
+    if (e == dicom::Error::rejected_by_policy) return refuse(DropReason::app_not_allowed);
+    if (e != dicom::Error::ok) {
+      const std::string_view what = dicom::error_name(e);
+      // A flow inspected only for the sanity patch reports the patch; a DICOM rule's
+      // flow that stops being DICOM breaks the rule.
+      const bool patch_only = constraints == nullptr;
+      std::snprintf(c.detail, sizeof c.detail, "%s%.*s: %s",
+                    patch_only ? "patch dicom-pdu-sanity (PS3.8): " : "malformed DICOM: ",
+                    static_cast<int>(what.size()), what.data(), slot.dicom.detail());
+      return refuse(patch_only ? DropReason::virtual_patch : DropReason::app_malformed);
+    }
+  }
+  if (!from_initiator) return true;  // the other rules and patches concern the initiator's bytes
   if ((slot.plan.inspectors & inspector::hl7) != 0) {
     const Hl7Constraints* constraints =
         rule == kNoRule || !dev.rules[rule].hl7 ? nullptr : &*dev.rules[rule].hl7;

@@ -44,6 +44,12 @@ InspectionPlan InspectionPolicy::plan(uint32_t device, const Rule* rule, Directi
   InspectionPlan p;
   const DeviceInspection& d = devices_[device];
   if (rule != nullptr && rule->hl7) p.inspectors |= inspector::hl7;
+  // DICOM: on rules with DICOM constraints, and wherever the sanity patch is on for the
+  // DICOM ports (104, and 11112 which PS3.15 registers for DICOM without TLS).
+  if (rule != nullptr && rule->dicom) p.inspectors |= inspector::dicom;
+  if ((d.catalog & catalog_bit::dicom_pdu_sanity) != 0 && (dport == 104 || dport == 11112)) {
+    p.inspectors |= inspector::dicom;
+  }
   for (uint64_t bits = d.patches; bits != 0; bits &= bits - 1) {
     const auto i = static_cast<uint32_t>(__builtin_ctzll(bits));
     const PolicyPatch& patch = patches_[i];
@@ -72,6 +78,7 @@ uint32_t InspectionPool::acquire() noexcept {
   s.stream[0].reset();
   s.stream[1].reset();
   s.hl7 = hl7::Parser{};
+  s.dicom = dicom::Parser{};
   return index;
 }
 

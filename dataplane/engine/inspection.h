@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "dataplane/engine/inspect/dicom.h"
 #include "dataplane/engine/inspect/hl7.h"
 #include "dataplane/engine/inspect/signatures.h"
 #include "dataplane/engine/policy_document.h"
@@ -30,6 +31,7 @@ inline constexpr uint8_t dicom_pdu_sanity = 8;
 namespace inspector {
 inline constexpr uint8_t hl7 = 1;
 inline constexpr uint8_t signatures = 2;
+inline constexpr uint8_t dicom = 4;
 }  // namespace inspector
 
 struct InspectionPlan {
@@ -68,7 +70,8 @@ class InspectionPolicy {
 struct InspectionSlot {
   InspectionPlan plan;
   TcpStream stream[2];
-  hl7::Parser hl7;  // the initiator's messages
+  hl7::Parser hl7;      // the initiator's messages
+  dicom::Parser dicom;  // both directions: initiator = association requestor
 };
 
 // Fixed pool of inspection slots of one worker.

@@ -4,10 +4,11 @@ against a real HTTP server on the device.
 """
 import copy
 import os
+import subprocess
 import unittest
 
-from labutil import (ATTACKER, MODALITY, PROBE, PY, REPO, RIS, RUN, Background, apply,
-                     dropped, events, lab, lab_policy, on, wait_for)
+from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background, apply,
+                     dropped, echoscu, events, lab, lab_policy, on, wait_for)
 import test_fastpath
 
 
@@ -34,6 +35,19 @@ def web_policy():
     return p
 
 
+MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+
+
+def storescu(path):
+    return on("modality", "storescu", "-to", 5, "-ta", 5, "-aet", "CT1", "-aec", "PACS", PACS, 104,
+              path, timeout=60)
+
+
+def refused_with(detail):
+    wait_for(lambda: any(e["reason"] == "app-not-allowed" and e.get("detail") == detail
+                         for e in events()), 10, f"an app-not-allowed event: {detail}")
+
+
 class Inspection(unittest.TestCase):
     def setUp(self):
         r = apply(lab_policy())
@@ -54,6 +68,28 @@ class Inspection(unittest.TestCase):
         wait_for(lambda: any(e["reason"] == "app-not-allowed" and
                              e.get("detail") == "HL7 message type not allowed: ADT^A01"
                              for e in events()), 10, "the app-not-allowed event")
+
+    def test_dicom_ae_titles_are_enforced_on_the_wire(self):
+        self.assertEqual(echoscu().returncode, 0)
+        self.assertNotEqual(echoscu(calling="EVIL").returncode, 0)
+        refused_with("DICOM calling AE title not allowed: EVIL")
+        self.assertNotEqual(echoscu(called="ARCHIVE").returncode, 0)
+        refused_with("DICOM called AE title not allowed: ARCHIVE")
+
+    def test_ct_store_passes_and_mr_store_is_refused(self):
+        ct = test_fastpath.make_ct_file()
+        self.assertEqual(storescu(ct).returncode, 0)
+        mr = ct.with_name("mr.dcm")
+        mr.write_bytes(ct.read_bytes())
+        # dcmodify keeps the file meta header (0002,0002) in step.
+        subprocess.run(["dcmodify", "-nb", "-m", f"(0008,0016)={MR_IMAGE_STORAGE}",
+                        "-m", "(0008,0060)=MR", str(mr)],
+                       check=True, capture_output=True)
+        uid = subprocess.run(["dcmdump", "+P", "0008,0018", str(mr)], capture_output=True,
+                             text=True).stdout.split("[")[1].split("]")[0]
+        self.assertNotEqual(storescu(mr).returncode, 0)
+        refused_with(f"DICOM SOP class not allowed: {MR_IMAGE_STORAGE}")
+        self.assertFalse((RUN / "pacs-store" / f"MR.{uid}").exists())
 
     def test_signature_patch_blocks_the_exploit_but_not_the_page(self):
         self.assertEqual(apply(web_policy()).returncode, 0)

@@ -2,6 +2,10 @@
 // TCP streams, with the evasions the reassembler must see through.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "dataplane/engine/engine.h"
 #include "tests/unit/dataplane/engine/frames.h"
 
@@ -280,6 +284,126 @@ TEST(Inspection, NoInspectionSlotLeftMeansTheConnectionIsRefused) {
   const Verdict v = h.send(second.initiator_side(), second.syn());
   EXPECT_EQ(v.action, Action::drop);
   EXPECT_EQ(v.reason, DropReason::inspection_table_full);
+}
+
+// A real storescu -> storescp association (tests/unit/dataplane/engine/inspect/data),
+// replayed through the engine segment by segment as the wire had it: the device is the
+// requestor, PACS the acceptor.
+struct CapturedAssociation {
+  std::string requestor, acceptor;
+  std::vector<std::pair<bool, size_t>> segments;  // (from requestor, length)
+  CapturedAssociation() {
+    const std::filesystem::path dir =
+        std::filesystem::path(__FILE__).parent_path() / "inspect" / "data";
+    auto read = [&](const char* name) {
+      std::ifstream in(dir / name, std::ios::binary);
+      std::ostringstream s;
+      s << in.rdbuf();
+      return s.str();
+    };
+    requestor = read("store-requestor.bin");
+    acceptor = read("store-acceptor.bin");
+    std::ifstream order(dir / "store-segments.txt");
+    std::string who;
+    size_t length = 0;
+    while (order >> who >> length) segments.emplace_back(who == "requestor", length);
+  }
+};
+
+PolicyDocument dicom_policy(DicomConstraints constraints) {
+  PolicyDocument doc = policy();
+  Rule store;
+  store.name = "store-to-pacs";
+  store.dir = Direction::out;
+  store.proto = Protocol::tcp;
+  store.peer = *Cidr::parse("10.50.0.20/32");
+  store.dport = {104, 104};
+  store.dicom = std::move(constraints);
+  doc.devices[0].rules.push_back(store);
+  return doc;
+}
+
+// Replays the association; returns the first verdict that is not a plain forward, with
+// the index of its segment (or a forward verdict and the segment count).
+std::pair<Verdict, size_t> replay(Harness& h) {
+  static const CapturedAssociation capture;
+  Connection c(true, "10.50.0.20", 104);
+  h.open(c);
+  size_t sent[2] = {0, 0};
+  for (size_t i = 0; i < capture.segments.size(); ++i) {
+    const auto [from_requestor, length] = capture.segments[i];
+    const std::string& stream = from_requestor ? capture.requestor : capture.acceptor;
+    const size_t at = sent[from_requestor ? 0 : 1];
+    const std::string bytes = stream.substr(at, length);
+    const Verdict v = from_requestor
+                          ? h.data(c, at, bytes)
+                          : h.send(c.responder_side(), c.reply(static_cast<uint32_t>(at), bytes));
+    if (v.action != Action::forward) return {v, i};
+    sent[from_requestor ? 0 : 1] += length;
+  }
+  return {Verdict{Action::forward, DropReason::none, false}, capture.segments.size()};
+}
+
+const char* kCtImage = "1.2.840.10008.5.1.4.1.1.2";
+const char* kMrImage = "1.2.840.10008.5.1.4.1.1.4";
+
+TEST(InspectionDicom, AllowedAssociationPassesWhole) {
+  Harness h(dicom_policy({{"CT1"}, {"PACS"}, {"C-ECHO", "C-STORE"}, {kCtImage}}));
+  const auto [v, at] = replay(h);
+  EXPECT_EQ(v.action, Action::forward) << label(v.reason) << " at segment " << at;
+  EXPECT_TRUE(h.events().empty());
+}
+
+TEST(InspectionDicom, WrongAeTitlesEndTheAssociationAtItsRequest) {
+  for (auto constraints :
+       {DicomConstraints{{"CT2"}, {}, {}, {}}, DicomConstraints{{}, {"ARCHIVE"}, {}, {}}}) {
+    Harness h(dicom_policy(constraints));
+    const auto [v, at] = replay(h);
+    expect_ended(v, DropReason::app_not_allowed);
+    EXPECT_EQ(at, 0u);  // the A-ASSOCIATE-RQ itself
+    const auto events = h.events();
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_STREQ(events[0].detail, constraints.calling_ae.empty()
+                                       ? "DICOM called AE title not allowed: PACS"
+                                       : "DICOM calling AE title not allowed: CT1");
+    EXPECT_STREQ(events[0].rule, "");
+  }
+}
+
+TEST(InspectionDicom, StoringAClassOutsideTheListIsRefused) {
+  Harness h(dicom_policy({{"CT1"}, {"PACS"}, {"C-ECHO", "C-STORE"}, {kMrImage}}));
+  const auto [v, at] = replay(h);
+  expect_ended(v, DropReason::app_not_allowed);
+  EXPECT_GT(at, 0u);  // after the association was accepted
+  const auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::string(events[0].detail), std::string("DICOM SOP class not allowed: ") + kCtImage);
+}
+
+TEST(InspectionDicom, CommandOutsideTheListIsRefused) {
+  Harness h(dicom_policy({{}, {}, {"C-ECHO"}, {}}));
+  const auto [v, at] = replay(h);
+  expect_ended(v, DropReason::app_not_allowed);
+  const auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_STREQ(events[0].detail, "DICOM command not allowed: C-STORE");
+}
+
+TEST(InspectionDicom, SanityPatchRefusesNonDicomOnTheDicomPort) {
+  PolicyDocument doc = dicom_policy({});
+  doc.devices[0].rules.back().dicom.reset();             // a plain port rule ...
+  doc.devices[0].patches.push_back("dicom-pdu-sanity");  // ... under the sanity patch
+  Harness h(doc);
+  Connection c(true, "10.50.0.20", 104);
+  h.open(c);
+  expect_ended(h.data(c, 0,
+                      std::string("\x09\x00\x00\x00\x00\x04"
+                                  "abcd",
+                                  10)),
+               DropReason::virtual_patch);
+  const auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(std::string(events[0].detail).rfind("patch dicom-pdu-sanity (PS3.8): ", 0), 0u);
 }
 
 TEST(Inspection, UnboundedRegexIsRejectedAtCompileWithItsPath) {
