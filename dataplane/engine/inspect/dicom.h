@@ -98,7 +98,7 @@ struct Command {
 // What an Observer callback tells the parser: go on, or end the association (feed()
 // returns Error::rejected_by_policy and the parser is dead). This is how the engine
 // enforces policy on a fact at the byte that completes it. Callbacks are synchronous,
-// noexcept, and must not call back into the Parser.
+// noexcept, and may read the Parser's accessors but must not feed() it.
 enum class Action : uint8_t { proceed, stop };
 
 // Facts, reported in stream order. Every default does nothing and proceeds, so an
@@ -109,11 +109,11 @@ enum class Action : uint8_t { proceed, stop };
 //
 // A-ASSOCIATE-RQ: on_presentation_context for each proposed context as its item
 // completes, then on_associate_request once the whole PDU has been checked (its user
-// information item, with the maximum length, comes last). The calling and called AE titles
-// are also available from Parser::calling_ae()/called_ae() from then on. An engine that
-// enforces `sop_classes` should check both the proposed abstract syntaxes and each
-// command's SOP class. A-ASSOCIATE-AC: on_presentation_context_result per context, then
-// on_associate_accept.
+// information item, with the maximum length, comes last). The AE titles come first in the
+// PDU: Parser::calling_ae()/called_ae() return them from then on, so already during
+// on_presentation_context. An engine that enforces `sop_classes` should check both the
+// proposed abstract syntaxes and each command's SOP class. A-ASSOCIATE-AC:
+// on_presentation_context_result per context, then on_associate_accept.
 class Observer {
  public:
   virtual ~Observer() = default;
@@ -166,7 +166,7 @@ class Parser {
   // Static text naming the failed check ("" while ok); for events and logs.
   const char* detail() const noexcept { return detail_; }
   Phase phase() const noexcept;
-  // Trimmed AE titles of the A-ASSOCIATE-RQ; empty until one has been fully checked.
+  // Trimmed AE titles of the A-ASSOCIATE-RQ; empty until its AE title fields are checked.
   std::string_view calling_ae() const noexcept;
   std::string_view called_ae() const noexcept;
   // The maximum P-DATA-TF PDU-length `receiver` announced (0 = none or no limit).

@@ -494,6 +494,25 @@ TEST(DicomParser, PhasesAndAccessors) {
   EXPECT_EQ(q.phase(), Phase::aborted);
 }
 
+// The AE titles precede the presentation contexts in the PDU, so an observer can read
+// them from the parser while it checks each proposed context.
+TEST(DicomParser, AeTitlesReadableDuringPresentationContexts) {
+  struct Peek : Observer {
+    const Parser* parser = nullptr;
+    std::vector<std::string> seen;
+    Action on_presentation_context(uint8_t, std::string_view) noexcept override {
+      seen.push_back(std::string(parser->calling_ae()) + ">" + std::string(parser->called_ae()));
+      return Action::proceed;
+    }
+  };
+  Parser p;
+  Peek peek;
+  peek.parser = &p;
+  const Bytes rq = associate_rq(kContexts, " CT1 ", "PACS");
+  ASSERT_EQ(p.feed(Side::requestor, rq.data(), rq.size(), peek), Status::ok);
+  EXPECT_EQ(peek.seen, std::vector<std::string>(3, "CT1>PACS"));
+}
+
 // Valid variations: each must be accepted with exactly these facts.
 struct ValidCase {
   const char* name;
