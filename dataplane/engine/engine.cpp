@@ -3,6 +3,7 @@
 #include <rte_rcu_qsbr.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -636,6 +637,53 @@ class DicomRuleCheck final : public dicom::Observer {
   char (&detail_)[128];
 };
 
+// The SMB virtual patches: the specific MS17-010 indicators first, so that the alert names
+// the CVE even when all SMBv1 is blocked too.
+class SmbPatchCheck final : public smb::Observer {
+ public:
+  SmbPatchCheck(uint8_t catalog, char (&detail)[128]) : catalog_(catalog), detail_(detail) {}
+  smb::Decision on_message(const smb::Message& m) noexcept override {
+    if ((catalog_ & catalog_bit::ms17_010) != 0 && (m.indicators & smb::indicator::ms17_010)) {
+      const char* what =
+          (m.indicators & smb::indicator::doublepulsar_request) ? "DoublePulsar request"
+          : (m.indicators & smb::indicator::doublepulsar_reply) ? "DoublePulsar reply"
+                                                                : "EternalBlue transaction";
+      std::snprintf(detail_, sizeof detail_, "patch ms17-010 (MS17-010, CVE-2017-0144): %s", what);
+      return smb::Decision::reject;
+    }
+    if ((catalog_ & catalog_bit::smb1_block) != 0 && m.dialect == smb::Dialect::smb1) {
+      std::snprintf(detail_, sizeof detail_, "patch smb1-block (MS17-010): SMBv1 %s command 0x%02x",
+                    m.reply ? "reply" : "request", m.command);
+      return smb::Decision::reject;
+    }
+    return smb::Decision::accept;
+  }
+
+ private:
+  uint8_t catalog_;
+  char (&detail_)[128];
+};
+
+// BlueKeep: an MCS Connect Initial asking for the MS_T120 channel.
+class RdpPatchCheck final : public rdp::Observer {
+ public:
+  explicit RdpPatchCheck(char (&detail)[128]) : detail_(detail) {}
+  rdp::Decision on_channel(std::string_view name, const rdp::Facts&) noexcept override {
+    constexpr std::string_view kMsT120 = "MS_T120";
+    bool same = name.size() == kMsT120.size();
+    for (size_t i = 0; same && i < name.size(); ++i) {
+      same = std::toupper(static_cast<unsigned char>(name[i])) == kMsT120[i];
+    }
+    if (!same) return rdp::Decision::accept;
+    std::snprintf(detail_, sizeof detail_,
+                  "patch cve-2019-0708 (CVE-2019-0708): MS_T120 channel requested");
+    return rdp::Decision::reject;
+  }
+
+ private:
+  char (&detail_)[128];
+};
+
 }  // namespace
 
 // Decides, for a new TCP connection, whether and how it is inspected. False when it must
@@ -650,8 +698,13 @@ bool Worker::start_inspection(Context& c, Flow& flow) noexcept {
   const uint32_t slot = inspections_.acquire();
   if (slot == InspectionPool::kNone) return false;
   flow.inspection = slot;
-  inspections_[slot].plan = plan;
-  inspections_[slot].stream[0].start(c.d.tcp_seq + 1);  // the initiator's SYN
+  InspectionSlot& s = inspections_[slot];
+  s.plan = plan;
+  s.stream[0].start(c.d.tcp_seq + 1);  // the initiator's SYN
+  const smb::Transport transport =
+      dport == 139 ? smb::Transport::netbios : smb::Transport::direct_tcp;
+  s.smb[0] = smb::Parser(transport);
+  s.smb[1] = smb::Parser(transport);
   return true;
 }
 
@@ -710,7 +763,29 @@ bool Worker::feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& 
       return refuse(patch_only ? DropReason::virtual_patch : DropReason::app_malformed);
     }
   }
+  if ((slot.plan.inspectors & inspector::smb) != 0) {
+    SmbPatchCheck check(slot.plan.catalog, c.detail);
+    const smb::Result r = slot.smb[from_initiator ? 0 : 1].feed(data, length, check);
+    if (r == smb::Result::rejected_by_policy) return refuse(DropReason::virtual_patch);
+    if (r != smb::Result::ok) {
+      const std::string_view what = smb::to_string(r);
+      std::snprintf(c.detail, sizeof c.detail, "malformed SMB: %.*s", static_cast<int>(what.size()),
+                    what.data());
+      return refuse(DropReason::app_malformed);
+    }
+  }
   if (!from_initiator) return true;  // the other rules and patches concern the initiator's bytes
+  if ((slot.plan.inspectors & inspector::rdp) != 0) {
+    RdpPatchCheck check(c.detail);
+    const rdp::Result r = slot.rdp.feed(data, length, check);
+    if (r == rdp::Result::rejected_by_policy) return refuse(DropReason::virtual_patch);
+    if (r != rdp::Result::ok) {
+      const std::string_view what = rdp::to_string(r);
+      std::snprintf(c.detail, sizeof c.detail, "malformed RDP: %.*s", static_cast<int>(what.size()),
+                    what.data());
+      return refuse(DropReason::app_malformed);
+    }
+  }
   if ((slot.plan.inspectors & inspector::hl7) != 0) {
     const Hl7Constraints* constraints =
         rule == kNoRule || !dev.rules[rule].hl7 ? nullptr : &*dev.rules[rule].hl7;

@@ -58,6 +58,12 @@ InspectionPlan InspectionPolicy::plan(uint32_t device, const Rule* rule, Directi
     }
   }
   if (p.signature_mask != 0) p.inspectors |= inspector::signatures;
+  constexpr uint8_t smb_patches = catalog_bit::smb1_block | catalog_bit::ms17_010;
+  if ((d.catalog & smb_patches) != 0 && (dport == 139 || dport == 445)) {
+    p.inspectors |= inspector::smb;
+  }
+  if ((d.catalog & catalog_bit::cve_2019_0708) != 0 && dport == 3389)
+    p.inspectors |= inspector::rdp;
   p.catalog = d.catalog;
   return p;
 }
@@ -79,6 +85,7 @@ uint32_t InspectionPool::acquire() noexcept {
   s.stream[1].reset();
   s.hl7 = hl7::Parser{};
   s.dicom = dicom::Parser{};
+  s.rdp = rdp::Parser{};  // SMB parsers are set up with their transport by the engine
   return index;
 }
 

@@ -13,7 +13,9 @@
 
 #include "dataplane/engine/inspect/dicom.h"
 #include "dataplane/engine/inspect/hl7.h"
+#include "dataplane/engine/inspect/rdp.h"
 #include "dataplane/engine/inspect/signatures.h"
+#include "dataplane/engine/inspect/smb.h"
 #include "dataplane/engine/policy_document.h"
 #include "dataplane/engine/stream.h"
 
@@ -32,6 +34,8 @@ namespace inspector {
 inline constexpr uint8_t hl7 = 1;
 inline constexpr uint8_t signatures = 2;
 inline constexpr uint8_t dicom = 4;
+inline constexpr uint8_t smb = 8;   // smb1-block, ms17-010
+inline constexpr uint8_t rdp = 16;  // cve-2019-0708
 }  // namespace inspector
 
 struct InspectionPlan {
@@ -72,6 +76,8 @@ struct InspectionSlot {
   TcpStream stream[2];
   hl7::Parser hl7;      // the initiator's messages
   dicom::Parser dicom;  // both directions: initiator = association requestor
+  smb::Parser smb[2];   // by sender, like the streams
+  rdp::Parser rdp;      // the client's (initiator's) bytes
 };
 
 // Fixed pool of inspection slots of one worker.
