@@ -9,6 +9,9 @@
                                            prints "listening" once every socket is bound
   probe.py http HOST PORT PATH             one GET; prints the status code, "reset",
                                            "closed" or "timeout"
+  probe.py smb-server                      impacket's SMB server (SMB1 and SMB2) on 445
+  probe.py smb-negotiate HOST DIALECT       negotiate SMB1 ("smb1") or SMB2 ("smb2") with
+                                           impacket; prints "ok" or the error
   probe.py hold HOST PORT                  MLLP: send a message, print "ack" or "no-ack";
                                            then, per line read on stdin, send another and
                                            print "ack" / "no-ack" / "closed"
@@ -168,6 +171,27 @@ def http(host, port, path):
         print("timeout")
 
 
+def smb_server():
+    from impacket import smbserver
+    server = smbserver.SimpleSMBServer(listenAddress="0.0.0.0", listenPort=445)
+    server.setSMB2Support(True)
+    server.addShare("IMAGES", "/tmp", "images")
+    print("listening", flush=True)  # the socket is bound by the constructor
+    server.start()
+
+
+def smb_negotiate(host, dialect):
+    from impacket.smb import SMB_DIALECT
+    from impacket.smb3structs import SMB2_DIALECT_002
+    from impacket.smbconnection import SMBConnection
+    try:
+        preferred = SMB_DIALECT if dialect == "smb1" else SMB2_DIALECT_002
+        SMBConnection("*SMBSERVER", host, preferredDialect=preferred, timeout=5)
+        print("ok")
+    except Exception as e:  # impacket raises several types; the text is what matters
+        print(f"error: {type(e).__name__}: {e}")
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "tcp-sweep":
@@ -181,6 +205,10 @@ def main(argv):
         listen_http(argv[2])
     elif cmd == "http":
         http(argv[2], argv[3], argv[4])
+    elif cmd == "smb-server":
+        smb_server()
+    elif cmd == "smb-negotiate":
+        smb_negotiate(argv[2], argv[3])
     elif cmd == "hold":
         hold(argv[2], argv[3])
     else:

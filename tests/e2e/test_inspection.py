@@ -91,6 +91,24 @@ class Inspection(unittest.TestCase):
         refused_with(f"DICOM SOP class not allowed: {MR_IMAGE_STORAGE}")
         self.assertFalse((RUN / "pacs-store" / f"MR.{uid}").exists())
 
+    def test_smb1_is_blocked_and_smb2_passes(self):
+        p = copy.deepcopy(lab_policy())
+        p["devices"][0]["rules"].append({"name": "image-share", "dir": "in", "proto": "tcp",
+                                         "peer": "10.50.0.0/24", "dport": 445})
+        self.assertEqual(apply(p).returncode, 0)
+        server = Background("modality", PY, PROBE, "smb-server", ready="listening")
+        try:
+            r = on("attacker", PY, PROBE, "smb-negotiate", MODALITY, "smb2")
+            self.assertEqual(r.stdout.strip(), "ok", r.stderr)
+            r = on("attacker", PY, PROBE, "smb-negotiate", MODALITY, "smb1")
+            self.assertTrue(r.stdout.startswith("error"), r.stdout)
+            wait_for(lambda: any(e["reason"] == "virtual-patch" and e.get("src") == ATTACKER and
+                                 e.get("detail", "").startswith("patch smb1-block (MS17-010): "
+                                                                "SMBv1 request")
+                                 for e in events()), 10, "the smb1-block event")
+        finally:
+            server.stop()
+
     def test_signature_patch_blocks_the_exploit_but_not_the_page(self):
         self.assertEqual(apply(web_policy()).returncode, 0)
         server = Background("modality", PY, PROBE, "listen-http", 80, ready="listening")
