@@ -1,6 +1,9 @@
 # Cordon: the two commands of the README are `make lab` and `make test`.
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
+# CI builds in a fresh clone each time: let ccache reuse objects across checkout folders.
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 FUZZ_SECONDS ?= 20
 
 .PHONY: all setup build test test-release test-netns test-asan test-tsan test-fuzz bench fuzz clean
