@@ -9,6 +9,8 @@
                                            prints "listening" once every socket is bound
   probe.py http HOST PORT PATH             one GET; prints the status code, "reset",
                                            "closed" or "timeout"
+  probe.py sink PORT                       accept TCP on PORT and read until the peer closes;
+                                           prints "received N" per connection
   probe.py smb-server                      impacket's SMB server (SMB1 and SMB2) on 445
   probe.py smb-negotiate HOST DIALECT       negotiate SMB1 ("smb1") or SMB2 ("smb2") with
                                            impacket; prints "ok" or the error
@@ -171,6 +173,27 @@ def http(host, port, path):
         print("timeout")
 
 
+def sink(port):
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("0.0.0.0", int(port)))
+    server.listen(16)
+    print("listening", flush=True)
+    while True:
+        c, _ = server.accept()
+        total = 0
+        try:
+            while True:
+                chunk = c.recv(65536)
+                if not chunk:
+                    break
+                total += len(chunk)
+        except OSError:
+            pass
+        c.close()
+        print(f"received {total}", flush=True)
+
+
 def smb_server():
     from impacket import smbserver
     server = smbserver.SimpleSMBServer(listenAddress="0.0.0.0", listenPort=445)
@@ -205,6 +228,8 @@ def main(argv):
         listen_http(argv[2])
     elif cmd == "http":
         http(argv[2], argv[3], argv[4])
+    elif cmd == "sink":
+        sink(argv[2])
     elif cmd == "smb-server":
         smb_server()
     elif cmd == "smb-negotiate":

@@ -109,6 +109,26 @@ class Inspection(unittest.TestCase):
         finally:
             server.stop()
 
+    def test_bluekeep_ms_t120_request_is_blocked(self):
+        p = copy.deepcopy(lab_policy())
+        p["devices"][0]["rules"].append({"name": "remote-console", "dir": "in", "proto": "tcp",
+                                         "peer": "10.50.0.0/24", "dport": 3389})
+        self.assertEqual(apply(p).returncode, 0)
+        server = Background("modality", PY, PROBE, "sink", 3389, ready="listening")
+        client = REPO / "tests/e2e/rdp_client.py"
+        try:
+            r = on("attacker", PY, client, MODALITY, 3389, "rdpdr", "rdpsnd", "cliprdr")
+            self.assertEqual(r.stdout.strip(), "sent", r.stderr)
+            received = server.readline()
+            self.assertRegex(received or "", r"received [1-9]")
+            r = on("attacker", PY, client, MODALITY, 3389, "rdpdr", "MS_T120", "cliprdr")
+            self.assertEqual(r.stdout.strip(), "reset", r.stderr)
+            wait_for(lambda: any(e["reason"] == "virtual-patch" and e.get("detail") ==
+                                 "patch cve-2019-0708 (CVE-2019-0708): MS_T120 channel requested"
+                                 for e in events()), 10, "the cve-2019-0708 event")
+        finally:
+            server.stop()
+
     def test_signature_patch_blocks_the_exploit_but_not_the_page(self):
         self.assertEqual(apply(web_policy()).returncode, 0)
         server = Background("modality", PY, PROBE, "listen-http", 80, ready="listening")
