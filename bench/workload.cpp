@@ -252,10 +252,21 @@ uint64_t context_switches() {
 }
 
 Timing time_engine(const engine::CompiledPolicy& policy, const Workload& w, uint32_t passes,
-                   std::vector<int32_t>& out) {
+                   std::vector<int32_t>& out, EngineCalls calls) {
   out.resize(w.engine_input.size());
   const EngineInput* in = w.engine_input.data();
   int32_t* result = out.data();
+  if (calls == EngineCalls::burst) {
+    std::vector<engine::CompiledPolicy::ClassifyResult> results(kEngineBurst);
+    engine::CompiledPolicy::ClassifyResult* res = results.data();
+    return time_chunks(w.engine_input.size(), passes, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; i += kEngineBurst) {
+        const size_t n = std::min(kEngineBurst, end - i);
+        policy.classify_burst({in + i, n}, {res, n});
+        for (size_t k = 0; k < n; ++k) result[i + k] = res[k].rule;
+      }
+    });
+  }
   return time_chunks(w.engine_input.size(), passes, [&](size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
       const EngineInput& t = in[i];
@@ -269,6 +280,11 @@ Timing time_engine(const engine::CompiledPolicy& policy, const Workload& w, uint
 
 uint32_t verify_engine(const engine::CompiledPolicy& policy, const Workload& w,
                        std::vector<std::string>& report) {
+  std::vector<engine::CompiledPolicy::ClassifyResult> burst(w.engine_input.size());
+  for (size_t i = 0; i < w.engine_input.size(); i += kEngineBurst) {
+    const size_t n = std::min(kEngineBurst, w.engine_input.size() - i);
+    policy.classify_burst({w.engine_input.data() + i, n}, {burst.data() + i, n});
+  }
   uint32_t mismatches = 0;
   for (size_t i = 0; i < w.engine_input.size(); ++i) {
     const EngineInput& t = w.engine_input[i];
@@ -279,10 +295,19 @@ uint32_t verify_engine(const engine::CompiledPolicy& policy, const Workload& w,
           policy.classify(static_cast<uint32_t>(dev), t.dir, t.proto, t.peer, t.dport);
       if (r != engine::kNoRule) global = static_cast<int32_t>(w.rule_offset[dev]) + r;
     }
-    if (global != w.expected[i]) {
+    int32_t burst_global = -1;
+    if (burst[i].device != dev) {
+      burst_global = -2;  // reported as a mismatch below
+    } else if (burst[i].rule != engine::kNoRule) {
+      burst_global = static_cast<int32_t>(w.rule_offset[dev]) + burst[i].rule;
+    }
+    if (global != w.expected[i] || burst_global != w.expected[i]) {
       if (++mismatches <= 10) {
-        report.push_back(describe(w, static_cast<uint32_t>(i)) + "; engine says " +
-                         std::to_string(global));
+        report.push_back(
+            describe(w, static_cast<uint32_t>(i)) + "; engine says " + std::to_string(global) +
+            " (classify_burst: " +
+            (burst_global == -2 ? std::string("wrong device") : std::to_string(burst_global)) +
+            ")");
       }
     }
   }

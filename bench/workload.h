@@ -54,14 +54,9 @@ struct TraceTuple {
   uint8_t ip_proto() const { return proto == engine::Protocol::tcp ? 6 : 17; }
 };
 
-// The engine's input for one tuple, pre-built as the decoder would hand it over.
-struct EngineInput {
-  engine::IpAddress device;
-  engine::IpAddress peer;
-  uint16_t dport = 0;
-  engine::Direction dir = engine::Direction::out;
-  engine::Protocol proto = engine::Protocol::tcp;
-};
+// The engine's input for one tuple, pre-built as the decoder would hand it over: the
+// device's address, the peer, dport, direction, protocol (classify_burst's query).
+using EngineInput = engine::CompiledPolicy::ClassifyQuery;
 
 struct Workload {
   uint32_t rule_count = 0;
@@ -124,12 +119,19 @@ Timing time_chunks(size_t n, uint32_t passes, Body&& body) {
   return t;
 }
 
-// Runs the engine's classification (device_by_ip + classify) over the whole trace
+// How the timed loop calls the engine: classify_burst over bursts of kEngineBurst tuples
+// (the same burst size as rte_acl_classify here), or device_by_ip + classify per tuple,
+// which is what the engine's worker does today for the first packet of a flow.
+enum class EngineCalls { burst, one_by_one };
+inline constexpr size_t kEngineBurst = 64;
+
+// Runs the engine's classification (device lookup + rule lookup) over the whole trace
 // `passes` times. `out[i]` gets the device-local rule index or -1.
 Timing time_engine(const engine::CompiledPolicy& policy, const Workload& w, uint32_t passes,
-                   std::vector<int32_t>& out);
-// Classifies every tuple once and returns the number of tuples whose global rule id
-// differs from the reference; the first few are described in `report`.
+                   std::vector<int32_t>& out, EngineCalls calls = EngineCalls::burst);
+// Classifies every tuple once, both ways (classify_burst and device_by_ip + classify), and
+// returns the number of tuples where either one's global rule id differs from the
+// reference; the first few are described in `report`.
 uint32_t verify_engine(const engine::CompiledPolicy& policy, const Workload& w,
                        std::vector<std::string>& report);
 

@@ -15,13 +15,18 @@
 // prefix length present in that interval.
 #pragma once
 
+#include <immintrin.h>
+
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dataplane/engine/counters.h"
+#include "dataplane/engine/inspection.h"
 #include "dataplane/engine/packet.h"
 #include "dataplane/engine/policy_document.h"
 
@@ -70,21 +75,94 @@ class CompiledPolicy {
     return counters_[static_cast<size_t>(worker) * devices_.size() + device];
   }
   uint32_t worker_slots() const { return worker_slots_; }
+  // Which TCP flows are inspected and how (virtual patches, protocol rules).
+  const InspectionPolicy& inspection() const { return *inspection_; }
 
   // Sizes for reports and tests.
   size_t rule_count() const;
   size_t table_entries() const { return v4_entries_.size() + v6_entries_.size(); }
 
+  // A burst of lookups: for each query, device_by_ip(device) and, when a device owns that
+  // address, classify(device, dir, peer, dport). Same results as the one-at-a-time calls;
+  // faster per query, because the lookups of several queries overlap and each one's
+  // memory is prefetched a few steps before it is read. out.size() must be >= in.size().
+  struct ClassifyQuery {
+    IpAddress device;  // the protected device's address
+    IpAddress peer;
+    uint16_t dport = 0;
+    Direction dir = Direction::out;
+    Protocol proto = Protocol::tcp;
+  };
+  struct ClassifyResult {
+    int32_t device = kNoDevice;
+    int32_t rule = kNoRule;  // kNoRule also when device is kNoDevice
+  };
+  void classify_burst(std::span<const ClassifyQuery> in,
+                      std::span<ClassifyResult> out) const noexcept;
+
  private:
   friend struct PolicyCompiler;
   friend class Engine;
 
-  struct RuleSet {
-    uint32_t first_interval = 0;  // global interval id of interval_starts[0]
-    std::vector<uint16_t> interval_starts;
-    std::vector<uint32_t> prefix_offsets;  // per interval: range in prefix_lengths
-    std::vector<uint8_t> prefix_lengths;
-    bool empty() const { return interval_starts.empty(); }
+  // Open-addressing hash table of 64-bit keys -> int32 values, built once on the control
+  // thread. Buckets are one 64-byte line of 4 slots; a key lives in its home bucket or,
+  // when that is full, in the next ones (linear probing by whole buckets). Written by
+  // hand instead of boost::unordered_flat_map so that a burst lookup can compute a key's
+  // bucket and prefetch it long before probing it (bench/README.md has the measurement).
+  class KeyTable {
+   public:
+    static constexpr uint64_t kEmpty = ~uint64_t{0};  // never a valid key
+    void build(const std::vector<std::pair<uint64_t, int32_t>>& entries);
+    size_t bucket(uint64_t key) const noexcept {
+      const uint64_t h = (key ^ (key >> 29)) * 0xbf58476d1ce4e5b9ULL;
+      return static_cast<size_t>(h >> shift_);
+    }
+    void prefetch(size_t bucket) const noexcept { __builtin_prefetch(&lines_[bucket]); }
+    // Branch-free within a bucket (SSE4.1): which slot holds the key is unpredictable.
+    int32_t find(uint64_t key, size_t bucket) const noexcept {
+      const __m128i k = _mm_set1_epi64x(static_cast<long long>(key));
+      const __m128i empty = _mm_set1_epi64x(-1);
+      for (;;) {
+        const Line& line = lines_[bucket];
+        const __m128i k01 = _mm_load_si128(reinterpret_cast<const __m128i*>(line.keys));
+        const __m128i k23 = _mm_load_si128(reinterpret_cast<const __m128i*>(line.keys + 2));
+        const int hit = _mm_movemask_pd(_mm_castsi128_pd(_mm_cmpeq_epi64(k01, k))) |
+                        _mm_movemask_pd(_mm_castsi128_pd(_mm_cmpeq_epi64(k23, k))) << 2;
+        const int free = _mm_movemask_pd(_mm_castsi128_pd(_mm_cmpeq_epi64(k01, empty))) |
+                         _mm_movemask_pd(_mm_castsi128_pd(_mm_cmpeq_epi64(k23, empty))) << 2;
+        // values[4] is kNoRule: the result of a miss.
+        const int32_t value = line.values[__builtin_ctz(static_cast<unsigned>(hit | 16))];
+        if ((hit | free) != 0) return value;
+        bucket = (bucket + 1) & mask_;
+      }
+    }
+    int32_t find(uint64_t key) const noexcept { return find(key, bucket(key)); }
+    size_t size() const { return size_; }
+
+   private:
+    struct alignas(64) Line {
+      uint64_t keys[4] = {kEmpty, kEmpty, kEmpty, kEmpty};
+      int32_t values[5] = {kNoRule, kNoRule, kNoRule, kNoRule, kNoRule};
+    };
+    std::vector<Line> lines_{2};
+    size_t mask_ = 1;
+    int shift_ = 63;  // bucket() = top log2(lines) bits of the mixed key
+    size_t size_ = 0;
+  };
+
+  // One rule set (device, direction, protocol, family) lives in arena_ from word `offset`:
+  //   word 0      first_interval (global id of its interval 0), n (number of intervals)
+  //   words 1-2   summary: starts[0], starts[8], ... starts[56] (0xffff past the end)
+  //   words 3..   starts[n] padded with 0xffff to a multiple of 8 (each interval's first
+  //               port, ascending, starts[0] == 0)
+  //   then, IPv4: per interval a probe plan (PolicyCompiler::probe_plan): the two longest
+  //               peer prefix lengths of its rules, and a mask of the others;
+  //         IPv6: per interval + 1 an offset into v6_lengths_ (uint32).
+  // Every SetRef is valid: a rule set without rules points at a shared set whose single
+  // interval has no rules (lookups miss).
+  struct SetRef {
+    uint32_t offset = 0;
+    uint32_t intervals = 0;
   };
   struct V6Key {
     uint32_t interval;
@@ -100,18 +178,32 @@ class CompiledPolicy {
     return (static_cast<size_t>(dir) * 3 + static_cast<size_t>(proto)) * 2 + (v6 ? 1 : 0);
   }
   static constexpr size_t kRuleSetsPerDevice = 12;
+  static uint64_t v4_key(uint32_t interval, uint32_t prefix_length, uint32_t masked_address) {
+    return (uint64_t{interval} << 38) | (uint64_t{prefix_length} << 32) | masked_address;
+  }
+  // Local index of the interval of `port` in the rule set at `set` (arena words).
+  [[gnu::always_inline]] static inline uint32_t find_interval(const uint64_t* set, uint32_t n,
+                                                              uint16_t port) noexcept;
+  int32_t classify_v6(const uint64_t* set, uint32_t n, const IpAddress& peer,
+                      uint16_t port) const noexcept;
+  // Probes of the prefix lengths in bits 16.. of an IPv4 interval's plan word.
+  int32_t probe_rest(uint32_t interval, uint64_t plan, uint32_t address) const noexcept;
 
   uint64_t version_ = 0;
   uint64_t epoch_ = 0;
   UnknownDevices unknown_devices_ = UnknownDevices::drop;
   std::vector<CompiledDevice> devices_;
-  std::vector<RuleSet> rule_sets_;  // devices_.size() * kRuleSetsPerDevice
+  std::vector<SetRef> rule_sets_;  // (devices_.size() + 1) * kRuleSetsPerDevice
+  std::vector<uint64_t> arena_;    // every rule set, see SetRef
+  std::vector<uint8_t> v6_lengths_;
   boost::unordered_flat_map<uint64_t, int32_t> by_mac_;
-  boost::unordered_flat_map<IpAddress, int32_t, IpAddressHash> by_ip_;
-  boost::unordered_flat_map<uint64_t, int32_t> v4_entries_;
+  KeyTable by_ip4_;  // IPv4 address (host order) -> device
+  boost::unordered_flat_map<IpAddress, int32_t, IpAddressHash> by_ip6_;
+  KeyTable v4_entries_;  // v4_key(interval, prefix length, masked peer) -> lowest rule
   boost::unordered_flat_map<V6Key, int32_t, V6KeyHash> v6_entries_;
   uint32_t worker_slots_ = 0;
   std::unique_ptr<DeviceCounters[]> counters_;
+  std::unique_ptr<InspectionPolicy> inspection_;
 };
 
 struct CompileResult {

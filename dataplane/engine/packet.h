@@ -74,7 +74,14 @@ struct IpAddress {
   IpAddress masked(unsigned prefix_length) const;
   unsigned bit_width() const { return family == 4 ? 32 : 128; }
 
-  bool operator==(const IpAddress&) const = default;
+  // Word-wise: the defaulted comparison of the byte arrays became a memcmp call.
+  bool operator==(const IpAddress& o) const {
+    uint64_t a[2];
+    uint64_t b[2];
+    std::memcpy(a, bytes.data(), 16);
+    std::memcpy(b, o.bytes.data(), 16);
+    return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | uint64_t(family ^ o.family)) == 0;
+  }
   auto operator<=>(const IpAddress&) const = default;
 
   static std::optional<IpAddress> parse(std::string_view text);
