@@ -86,6 +86,7 @@ Run run(const std::vector<uint8_t>& stream, Transport transport, Split split, ui
   Result last = Result::ok;
   size_t at = 0;
   uint32_t state = seed * 2654435761u + 1;
+  std::unique_ptr<uint8_t[]> piece;
   for (;;) {
     size_t n = stream.size() - at;
     if (split == Split::bytes) n = n > 0 ? 1 : 0;
@@ -95,7 +96,8 @@ Run run(const std::vector<uint8_t>& stream, Transport transport, Split split, ui
       state ^= state << 5;
       n = 1 + state % (n < 64 ? n : 64);
     }
-    std::unique_ptr<uint8_t[]> piece(new uint8_t[n > 0 ? n : 1]);
+    // An exact-size heap copy of the piece (one reused byte in 1-byte mode).
+    if (split != Split::bytes || !piece) piece.reset(new uint8_t[n > 0 ? n : 1]);
     if (n > 0) std::memcpy(piece.get(), stream.data() + at, n);
     const Result r = parser.feed(n > 0 ? piece.get() : nullptr, n, trace);
     require(r == parser.result());
