@@ -124,8 +124,8 @@ class Observer {
 
 class Parser {
  public:
-  // A Connect Initial is usually under 1 KiB (mstsc with every device redirected stays well
-  // under 2 KiB); four times that is generous and bounds the work spent on one.
+  // A Connect Initial is usually under 1 KiB; four times that is generous and bounds the
+  // work spent on one.
   static constexpr uint32_t kMaxConnectInitial = 4096;
   static constexpr uint32_t kMaxChannels = 31;  // CHANNEL_MAX_COUNT
 

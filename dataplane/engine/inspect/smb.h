@@ -35,8 +35,9 @@
 //      propagation", 2017).
 //    - doublepulsar_reply: an SMB1 TRANS2 reply with STATUS_NOT_IMPLEMENTED and MID 0x51 or
 //      0x52: the implant answers its ping/kill (sent with MID 0x41/0x42) with the MID raised
-//      by 0x10 (Countercept script; ET rule 2024216 "DOUBLEPULSAR Beacon Response").
-//      Reported for replies, i.e. from the server direction.
+//      by 0x10 (Countercept script, which reads MID 0x51 as "infected"; zeek-EternalSafety
+//      flags TRANS2 replies with MID 81..83). Reported for replies, i.e. from the server
+//      direction.
 //    - transaction_counts_inconsistent: an SMB1 TRANSACTION, TRANSACTION2 or NT_TRANSACT
 //      request, primary or secondary ([MS-CIFS] 2.2.4.33/34/46/47/62/63), whose counts do
 //      not describe its own bytes: WordCount wrong for the command or the message too short
