@@ -203,8 +203,8 @@ TEST(CompiledPolicy, BurstAndSingleLookupsMatchBruteForce) {
         r.dport = PortRange{first, static_cast<uint16_t>(std::min<uint32_t>(first + span, 65535))};
         rules.push_back(r);
       }
-      char mac[18];
-      std::snprintf(mac, sizeof mac, "02:00:00:00:01:%02x", dev);
+      char mac[32];
+      std::snprintf(mac, sizeof mac, "02:00:00:00:01:%02x", dev & 0xffu);
       doc.devices.push_back(device("d" + std::to_string(dev), mac,
                                    {IpAddress::v4(0xc0a80000u + dev), v6_device(dev)}, rules));
     }
@@ -270,8 +270,8 @@ TEST(CompiledPolicy, BurstAndSingleLookupsMatchBruteForce) {
 TEST(CompiledPolicy, FindsEveryDeviceOfALargePolicy) {
   PolicyDocument doc;
   for (uint32_t d = 0; d < 3000; ++d) {
-    char mac[18];
-    std::snprintf(mac, sizeof mac, "02:00:00:00:%02x:%02x", d >> 8, d & 0xff);
+    char mac[32];
+    std::snprintf(mac, sizeof mac, "02:00:00:00:%02x:%02x", (d >> 8) & 0xffu, d & 0xffu);
     doc.devices.push_back(
         device("d" + std::to_string(d), mac, {IpAddress::v4(0x0a000000u + d * 7)},
                {rule("any", Direction::out, Protocol::tcp, "0.0.0.0/0", 443, 443)}));
