@@ -558,7 +558,7 @@ class Hl7RuleCheck final : public hl7::Observer {
   hl7::Decision on_message(std::string_view type, std::string_view,
                            std::string_view facility) noexcept override {
     if (rule_ == nullptr) return hl7::Decision::accept;
-    if (!rule_->message_types.empty() && !listed(rule_->message_types, type)) {
+    if (!rule_->message_types.empty() && !type_listed(rule_->message_types, type)) {
       std::snprintf(detail_, sizeof detail_, "HL7 message type not allowed: %.*s",
                     static_cast<int>(type.size()), type.data());
       return hl7::Decision::reject;
@@ -575,6 +575,17 @@ class Hl7RuleCheck final : public hl7::Observer {
   static bool listed(const std::vector<std::string>& list, std::string_view value) {
     for (const std::string& item : list) {
       if (item == value) return true;
+    }
+    return false;
+  }
+  // "ORU^R01" allows exactly that; "ORU" allows every ORU trigger event (docs/policy.md).
+  static bool type_listed(const std::vector<std::string>& list, std::string_view type) {
+    for (const std::string& item : list) {
+      if (item == type) return true;
+      if (item.find('^') == std::string::npos && type.size() > item.size() &&
+          type.substr(0, item.size()) == item && type[item.size()] == '^') {
+        return true;
+      }
     }
     return false;
   }
@@ -651,7 +662,13 @@ class SmbPatchCheck final : public smb::Observer {
       std::snprintf(detail_, sizeof detail_, "patch ms17-010 (MS17-010, CVE-2017-0144): %s", what);
       return smb::Decision::reject;
     }
-    if ((catalog_ & catalog_bit::smb1_block) != 0 && m.dialect == smb::Dialect::smb1) {
+    // A client's SMB1 NEGOTIATE that also offers SMB 2.x dialects (Windows 7 and later
+    // start this way) is let through: the server must answer in SMB2, and an SMB1 answer
+    // is itself refused.
+    const bool smb2_upgrade =
+        m.command == smb::smb1_command::negotiate && !m.reply && m.smb2_dialects_offered;
+    if ((catalog_ & catalog_bit::smb1_block) != 0 && m.dialect == smb::Dialect::smb1 &&
+        !smb2_upgrade) {
       std::snprintf(detail_, sizeof detail_, "patch smb1-block (MS17-010): SMBv1 %s command 0x%02x",
                     m.reply ? "reply" : "request", m.command);
       return smb::Decision::reject;
@@ -664,23 +681,26 @@ class SmbPatchCheck final : public smb::Observer {
   char (&detail_)[128];
 };
 
-// BlueKeep: an MCS Connect Initial asking for the MS_T120 channel.
+// BlueKeep: an MCS Connect Initial asking for the MS_T120 channel. The parser decides what
+// counts as asking (rdp.h: a channel name starting with MS_T120 in any case, or the bytes
+// anywhere in the Connect Initial); it is checked after every channel and at the end.
 class RdpPatchCheck final : public rdp::Observer {
  public:
   explicit RdpPatchCheck(char (&detail)[128]) : detail_(detail) {}
-  rdp::Decision on_channel(std::string_view name, const rdp::Facts&) noexcept override {
-    constexpr std::string_view kMsT120 = "MS_T120";
-    bool same = name.size() == kMsT120.size();
-    for (size_t i = 0; same && i < name.size(); ++i) {
-      same = std::toupper(static_cast<unsigned char>(name[i])) == kMsT120[i];
-    }
-    if (!same) return rdp::Decision::accept;
+  rdp::Decision on_channel(std::string_view, const rdp::Facts& facts) noexcept override {
+    return check(facts);
+  }
+  rdp::Decision on_connect_initial(const rdp::Facts& facts) noexcept override {
+    return check(facts);
+  }
+
+ private:
+  rdp::Decision check(const rdp::Facts& facts) {
+    if (!facts.ms_t120_requested) return rdp::Decision::accept;
     std::snprintf(detail_, sizeof detail_,
                   "patch cve-2019-0708 (CVE-2019-0708): MS_T120 channel requested");
     return rdp::Decision::reject;
   }
-
- private:
   char (&detail_)[128];
 };
 
