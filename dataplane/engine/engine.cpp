@@ -1,5 +1,7 @@
 #include "dataplane/engine/engine.h"
 
+#include "dataplane/engine/patches/catalog.h"
+
 #include <rte_rcu_qsbr.h>
 
 #include <algorithm>
@@ -48,6 +50,7 @@ struct Worker::Context {
   int32_t device = kNoDevice;
   Direction dir = Direction::out;                       // of the connection this packet belongs to
   char detail[128] = {};                                // what inspection found, for the event
+  int32_t rule = kNoRule;                               // the flow's rule, once it is known
   DropReason finding = DropReason::none;                // why an inspector refused bytes
   Action finding_action = Action::drop_and_reset_both;  // what ends the connection
 };
@@ -234,6 +237,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     deny(c, DropReason::policy_revoked);  // records the would-drop; the flow goes on
   }
 
+  c.rule = flow->rule;
   const bool from_initiator = from_device == (flow->dir == Direction::out);
   if (*proto == Protocol::tcp) {
     if (flow->tcp == TcpState::closed && (d.tcp_flags & tcp_flag::syn) != 0 &&
@@ -541,6 +545,7 @@ void Worker::emit(Context& c, EventKind kind, DropReason reason, int32_t rule) n
   if (c.device != kNoDevice) {
     const CompiledDevice& dev = c.policy.device(c.device);
     e.set_device(dev.name);
+    if (rule == kNoRule) rule = c.rule;
     if (rule != kNoRule) e.set_rule(dev.rules[rule].name);
   }
   if (!events_.push(e)) bump(counters_.events_suppressed);
@@ -671,15 +676,25 @@ class SmbPatchCheck final : public smb::Observer {
         !smb2_upgrade) {
       std::snprintf(detail_, sizeof detail_, "patch smb1-block (MS17-010): SMBv1 %s command 0x%02x",
                     m.reply ? "reply" : "request", m.command);
+      matched = "smb1-block";
       return smb::Decision::reject;
     }
     return smb::Decision::accept;
   }
+  std::string_view matched;  // the patch that refused, for its default action
 
  private:
   uint8_t catalog_;
   char (&detail_)[128];
 };
+
+// What a built-in patch does when it matches: its catalog default (patches/catalog.h).
+Action catalog_action(std::string_view id) noexcept {
+  const CatalogPatch* patch = find_catalog_patch(id);
+  return patch != nullptr && patch->default_action == PatchAction::drop
+             ? Action::drop
+             : Action::drop_and_reset_both;
+}
 
 // BlueKeep: an MCS Connect Initial asking for the MS_T120 channel. The parser decides what
 // counts as asking (rdp.h: a channel name starting with MS_T120 in any case, or the bytes
@@ -780,13 +795,17 @@ bool Worker::feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& 
       std::snprintf(c.detail, sizeof c.detail, "%s%.*s: %s",
                     patch_only ? "patch dicom-pdu-sanity (PS3.8): " : "malformed DICOM: ",
                     static_cast<int>(what.size()), what.data(), slot.dicom.detail());
+      if (patch_only) c.finding_action = catalog_action("dicom-pdu-sanity");
       return refuse(patch_only ? DropReason::virtual_patch : DropReason::app_malformed);
     }
   }
   if ((slot.plan.inspectors & inspector::smb) != 0) {
     SmbPatchCheck check(slot.plan.catalog, c.detail);
     const smb::Result r = slot.smb[from_initiator ? 0 : 1].feed(data, length, check);
-    if (r == smb::Result::rejected_by_policy) return refuse(DropReason::virtual_patch);
+    if (r == smb::Result::rejected_by_policy) {
+      c.finding_action = catalog_action(check.matched);
+      return refuse(DropReason::virtual_patch);
+    }
     if (r != smb::Result::ok) {
       const std::string_view what = smb::to_string(r);
       std::snprintf(c.detail, sizeof c.detail, "malformed SMB: %.*s", static_cast<int>(what.size()),
@@ -798,7 +817,10 @@ bool Worker::feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& 
   if ((slot.plan.inspectors & inspector::rdp) != 0) {
     RdpPatchCheck check(c.detail);
     const rdp::Result r = slot.rdp.feed(data, length, check);
-    if (r == rdp::Result::rejected_by_policy) return refuse(DropReason::virtual_patch);
+    if (r == rdp::Result::rejected_by_policy) {
+      c.finding_action = catalog_action("cve-2019-0708");
+      return refuse(DropReason::virtual_patch);
+    }
     if (r != rdp::Result::ok) {
       const std::string_view what = rdp::to_string(r);
       std::snprintf(c.detail, sizeof c.detail, "malformed RDP: %.*s", static_cast<int>(what.size()),

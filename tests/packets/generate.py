@@ -970,6 +970,8 @@ def rdp_t120_elsewhere():
 
 SANITY_POLICY = policy([dicom_rule()], ["dicom-pdu-sanity"])
 SANITY = "patch dicom-pdu-sanity (PS3.8): "
+# The catalog's default action for dicom-pdu-sanity: drop, without resets.
+SANITY_ACTION = "drop"
 
 
 def pacs(c):
@@ -982,7 +984,7 @@ def sanity_not_dicom():
              "dicom-pdu-sanity: an HTTP request on the DICOM port (no PDU type 0x47)",
              SANITY_POLICY)
     t = pacs(c)
-    c.expect(t.send(b"GET / HTTP/1.1\r\nHost: pacs\r\n\r\n"), ENDED, VP)
+    c.expect(t.send(b"GET / HTTP/1.1\r\nHost: pacs\r\n\r\n"), SANITY_ACTION, VP)
     c.event(VP, SANITY + "unknown_pdu_type: PDU type", device="ct-1", dst=PACS)
     return c
 
@@ -993,7 +995,7 @@ def sanity_pdu_too_large():
              "dicom-pdu-sanity: an A-ASSOCIATE-RQ header claiming a 2 GiB PDU",
              SANITY_POLICY)
     t = pacs(c)
-    c.expect(t.send(b"\x01\x00\x7f\xff\xff\xff\x00\x01\x00\x00"), ENDED, VP)
+    c.expect(t.send(b"\x01\x00\x7f\xff\xff\xff\x00\x01\x00\x00"), SANITY_ACTION, VP)
     c.event(VP, SANITY + "pdu_too_large: PDU-length above the cap")
     return c
 
@@ -1007,7 +1009,7 @@ def sanity_bad_ae():
     rq[26:42] = b"CT\x011".ljust(16)
     t = pacs(c)
     frames = replay(t, rq, ac, segs[:1], {0: one_byte})
-    c.expect(frames[0][41], ENDED, VP)  # the AE title's last byte
+    c.expect(frames[0][41], SANITY_ACTION, VP)  # the AE title's last byte
     c.event(VP, SANITY + "invalid_ae_title: calling AE title")
     return c
 
@@ -1022,7 +1024,7 @@ def sanity_item_length():
     rq[77] += 1
     t = pacs(c)
     frames = replay(t, rq, ac, segs[:1])
-    c.expect(frames[0][0], ENDED, VP)
+    c.expect(frames[0][0], SANITY_ACTION, VP)
     c.event(VP)
     return c
 
@@ -1039,7 +1041,7 @@ def sanity_exceeds_max():
     frames = replay(t, rq, ac, segs[:4])
     # The first P-DATA-TF (segments 2 and 3: the command) fits; the second one, the data
     # set, starts in segment 3 and is over the maximum.
-    c.expect(frames[3][0], ENDED, VP)
+    c.expect(frames[3][0], SANITY_ACTION, VP)
     c.event(VP, SANITY + "pdu_exceeds_max_length: P-DATA-TF above the receiver's maximum")
     return c
 
@@ -1278,10 +1280,9 @@ def hl7_adt():
     t.send(mllp("ORU^R01", "1"))
     t.reply(hl7_ack("1"))
     c.expect(t.send(mllp("ADT^A01", "2")), ENDED, "app-not-allowed")
-    # The event names no rule: inspection findings are reported without one (as in
-    # engine_inspection_test's DICOM cases).
+    # The event names the rule whose constraint the connection broke.
     c.event("app-not-allowed", "HL7 message type not allowed: ADT^A01", device="ct-1",
-            rule="", dst=RIS, dst_port=2575)
+            rule="results", dst=RIS, dst_port=2575)
     blocked_after(c, t, data=mllp("ORU^R01", "3"))
     return c
 

@@ -366,7 +366,7 @@ TEST(InspectionDicom, WrongAeTitlesEndTheAssociationAtItsRequest) {
     EXPECT_STREQ(events[0].detail, constraints.calling_ae.empty()
                                        ? "DICOM called AE title not allowed: PACS"
                                        : "DICOM calling AE title not allowed: CT1");
-    EXPECT_STREQ(events[0].rule, "");
+    EXPECT_STREQ(events[0].rule, "store-to-pacs");
   }
 }
 
@@ -400,7 +400,7 @@ TEST(InspectionDicom, SanityPatchRefusesNonDicomOnTheDicomPort) {
                       std::string("\x09\x00\x00\x00\x00\x04"
                                   "abcd",
                                   10)),
-               DropReason::virtual_patch);
+               DropReason::virtual_patch, Action::drop);  // the catalog default: no resets
   const auto events = h.events();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(std::string(events[0].detail).rfind("patch dicom-pdu-sanity (PS3.8): ", 0), 0u);

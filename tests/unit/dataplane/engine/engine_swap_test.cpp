@@ -93,6 +93,11 @@ TEST(EngineSwap, EveryBatchIsJudgedByExactlyOnePolicy) {
   for (uint32_t i = 0; i < kWorkers; ++i) threads.emplace_back(work, i);
   for (int n = 0; n < kPublishes; ++n) {
     engine.publish(make_policy(n % 2 == 1, static_cast<uint64_t>(n) + 2, kWorkers));
+    // Let the workers judge under this policy before the next swap: at most one batch per
+    // worker can have been in flight across publish(), so one more proves a batch ran
+    // wholly under it. Both policies are then certain to judge batches.
+    const uint64_t seen = batches.load();
+    while (batches.load() < seen + kWorkers + 1) std::this_thread::yield();
   }
   stop = true;
   for (auto& t : threads) t.join();
