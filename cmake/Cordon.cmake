@@ -50,6 +50,8 @@ function(cordon_unit_test name)
   add_executable(${name} ${ARG_SOURCES})
   cordon_warnings(${name})
   target_link_libraries(${name} PRIVATE ${ARG_LIBS} GTest::gtest GTest::gtest_main)
+  # Test data is found from the source tree, wherever the build directory is.
+  target_compile_definitions(${name} PRIVATE CORDON_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   add_test(NAME ${name} COMMAND ${name})
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)

@@ -294,9 +294,10 @@ struct CapturedAssociation {
   std::vector<std::pair<bool, size_t>> segments;  // (from requestor, length)
   CapturedAssociation() {
     const std::filesystem::path dir =
-        std::filesystem::path(__FILE__).parent_path() / "inspect" / "data";
+        std::filesystem::path(CORDON_SOURCE_DIR) / "tests/unit/dataplane/engine/inspect/data";
     auto read = [&](const char* name) {
       std::ifstream in(dir / name, std::ios::binary);
+      EXPECT_TRUE(in.good()) << dir / name;
       std::ostringstream s;
       s << in.rdbuf();
       return s.str();
@@ -307,6 +308,7 @@ struct CapturedAssociation {
     std::string who;
     size_t length = 0;
     while (order >> who >> length) segments.emplace_back(who == "requestor", length);
+    EXPECT_FALSE(segments.empty()) << "no segments in " << dir / "store-segments.txt";
   }
 };
 

@@ -134,13 +134,7 @@ PolicyDocument parse_ok(std::string_view text) {
 }
 
 std::filesystem::path source_dir() {
-  // tests/unit/dataplane/engine/policy_document_test.cpp -> the repository root
-  return std::filesystem::path(__FILE__)
-      .parent_path()
-      .parent_path()
-      .parent_path()
-      .parent_path()
-      .parent_path();
+  return CORDON_SOURCE_DIR;
 }
 
 std::string read_file(const std::filesystem::path& path) {
