@@ -161,7 +161,8 @@ int main(int argc, char** argv) {
       static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flows", "100000")));
   if (out.empty()) return fail("--out=DIR is required");
 
-  const cordon::bench::Workload w = cordon::bench::make_workload(rules, cordon::bench::kDefaultSeed);
+  const cordon::bench::Workload w =
+      cordon::bench::make_workload(rules, cordon::bench::kDefaultSeed);
   const cordon::engine::PolicyDocument& doc = w.document;
 
   // The policy document, checked by the parser the dataplane uses.
@@ -205,7 +206,8 @@ int main(int argc, char** argv) {
   for (uint32_t d = 0; d < doc.devices.size(); ++d) {
     const auto& rs = doc.devices[d].rules;
     for (uint32_t i = 0; i < rs.size(); ++i) {
-      if (rs[i].dir == Direction::out && rs[i].proto == Protocol::udp) candidates.emplace_back(d, i);
+      if (rs[i].dir == Direction::out && rs[i].proto == Protocol::udp)
+        candidates.emplace_back(d, i);
     }
   }
   if (candidates.empty()) return fail("the workload has no UDP out rule");
@@ -225,8 +227,8 @@ int main(int argc, char** argv) {
     const uint32_t host = static_cast<uint32_t>(rng.next());
     f.dst = plen == 0 ? (0x0A000000u | (host & 0x00FFFFFFu))
                       : (r.peer.network.v4_host_order() | (host & ~prefix_mask(plen)));
-    f.dport = static_cast<uint16_t>(
-        rng.between(std::max<uint32_t>(r.dport.first, 1), r.dport.last));
+    f.dport =
+        static_cast<uint16_t>(rng.between(std::max<uint32_t>(r.dport.first, 1), r.dport.last));
     f.sport = static_cast<uint16_t>(rng.between(1024, 65535));
     if (!seen.emplace(f.src, f.dst, f.sport, f.dport).second) continue;
     const int32_t dev = policy.device_by_ip(IpAddress::v4(f.src));
@@ -258,19 +260,19 @@ int main(int argc, char** argv) {
 
   std::set<uint32_t> distinct_rules;
   for (const Flow& f : flows) distinct_rules.insert(f.global_rule);
-  const auto devices_with_flows = static_cast<uint32_t>(
-      std::count_if(flows_per_device.begin(), flows_per_device.end(), [](uint32_t c) { return c > 0; }));
+  const auto devices_with_flows = static_cast<uint32_t>(std::count_if(
+      flows_per_device.begin(), flows_per_device.end(), [](uint32_t c) { return c > 0; }));
   std::ofstream m(out + "/meta.json");
   m << "{\"rules\":" << w.rule_count << ",\"devices\":" << w.device_count
     << ",\"udp_out_rules\":" << candidates.size() << ",\"flows\":" << flows.size()
     << ",\"devices_with_flows\":" << devices_with_flows
-    << ",\"rules_hit_by_flows\":" << distinct_rules.size()
-    << ",\"frames\":" << flows.size() << ",\"seed\":" << cordon::bench::kDefaultSeed
+    << ",\"rules_hit_by_flows\":" << distinct_rules.size() << ",\"frames\":" << flows.size()
+    << ",\"seed\":" << cordon::bench::kDefaultSeed
     << ",\"pcap_64\":{\"frame_bytes\":60,\"wire_bytes\":64,\"bytes\":" << p64.bytes() << "}"
     << ",\"pcap_imix\":{\"frames_60\":" << imix_counts[0] << ",\"frames_590\":" << imix_counts[1]
     << ",\"frames_1514\":" << imix_counts[2] << ",\"bytes\":" << pimix.bytes()
-    << ",\"mean_wire_bytes\":"
-    << double(pimix.bytes() + 4 * flows.size()) / double(flows.size()) << "}"
+    << ",\"mean_wire_bytes\":" << double(pimix.bytes() + 4 * flows.size()) / double(flows.size())
+    << "}"
     << ",\"all_flows_allowed\":true}\n";
   if (!m) return fail("cannot write meta.json");
   std::cerr << "cordon_bench_pipeline_gen: " << w.rule_count << " rules, " << w.device_count

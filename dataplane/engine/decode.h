@@ -82,7 +82,7 @@ struct DecodedPacket {
   uint16_t icmp_echo_id = 0;  // echo request/reply identifier
   bool icmp_is_echo_request = false;
   bool icmp_is_echo_reply = false;
-  bool icmp_is_error = false;   // destination unreachable, time exceeded, ...; quoted is valid
+  bool icmp_is_error = false;  // destination unreachable, time exceeded, ...; quoted is valid
   bool icmpv6_is_neighbor_discovery = false;  // RS, RA, NS, NA, redirect (types 133..137)
   QuotedPacket quoted;
 };

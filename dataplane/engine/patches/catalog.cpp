@@ -18,13 +18,13 @@ constexpr std::array kCatalog = {
                  "SMB1 Trans2/NT Trans requests with inconsistent parameter/data counts and "
                  "the DoublePulsar SESSION_SETUP ping",
                  PatchAction::reset},
-    CatalogPatch{"cve-2019-0708", "BlueKeep: RDP MS_T120 channel request",
-                 "CVE-2019-0708", "rdp", "tcp/3389",
+    CatalogPatch{"cve-2019-0708", "BlueKeep: RDP MS_T120 channel request", "CVE-2019-0708", "rdp",
+                 "tcp/3389",
                  "an MCS Connect Initial whose client network data requests the MS_T120 "
                  "virtual channel",
                  PatchAction::reset},
-    CatalogPatch{"dicom-pdu-sanity", "DICOM upper-layer PDU sanity", "PS3.8 section 9",
-                 "dicom", "any DICOM rule port",
+    CatalogPatch{"dicom-pdu-sanity", "DICOM upper-layer PDU sanity", "PS3.8 section 9", "dicom",
+                 "any DICOM rule port",
                  "PDU and item lengths inconsistent with each other or the stream, unknown PDU "
                  "types, illegal AE titles, PDUs above the negotiated maximum length",
                  PatchAction::drop},
@@ -32,7 +32,9 @@ constexpr std::array kCatalog = {
 
 }  // namespace
 
-std::span<const CatalogPatch> patch_catalog() { return kCatalog; }
+std::span<const CatalogPatch> patch_catalog() {
+  return kCatalog;
+}
 
 const CatalogPatch* find_catalog_patch(std::string_view id) {
   auto it = std::find_if(kCatalog.begin(), kCatalog.end(),
