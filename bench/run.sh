@@ -2,11 +2,14 @@
 # make bench: runs the benchmarks built by the release preset (make bench builds first)
 # and writes bench/results/<YYYY-MM-DD>-<host>.md and .json. See bench/README.md.
 #
-#   bench/run.sh [all|classify|pipeline]     (default: all)
+#   bench/run.sh [all|classify|pipeline|mix] (default: all)
 #     classify  part 1: the engine's classifier vs rte_acl and dpdk-test-acl (rewrites the
 #               day's report, keeping a pipeline section already in it)
 #     pipeline  part 2: the full pipeline (cordon-dataplane) vs DPDK's l3fwd --lookup=acl vs
 #               testpmd io, on net_pcap -> net_null (adds or replaces its section)
+#     mix       part 3: one engine worker on a clinical traffic mix (DICOM, HL7, SMB2, RDP,
+#               HTTP, UDP/ICMP in IMIX sizes), inspection on vs off (adds or replaces its
+#               section; the other parts keep it)
 #
 # Environment:
 #   CORDON_BENCH_BIN     directory of the benchmark binaries (default: build/bin)
@@ -30,15 +33,18 @@
 #   CORDON_BENCH_PIPE_MEM      EAL -m in MB, --no-huge (default: 512)
 #   CORDON_BENCH_L3FWD         an l3fwd binary to use instead of building one
 #                              (bench/pipeline/build_l3fwd.sh, into build/bench-ref/l3fwd)
+# Part 3 (mix):
+#   CORDON_BENCH_MIX_ROUNDS    interleaved runs per variant (default: CORDON_BENCH_ROUNDS)
+#   CORDON_BENCH_MIX_PASSES    passes over the ~43k-frame sequence per run (default: 8)
 #   CORDON_BENCH_SOURCE        what to call the measured build in the report (default:
 #                              git describe --always --dirty of this tree)
 set -euo pipefail
 
 what=${1:-all}
 case $what in
-  all | classify | pipeline) ;;
+  all | classify | pipeline | mix) ;;
   *)
-    echo "usage: bench/run.sh [all|classify|pipeline]" >&2
+    echo "usage: bench/run.sh [all|classify|pipeline|mix]" >&2
     exit 1
     ;;
 esac
@@ -52,8 +58,10 @@ test_acl_runs=${CORDON_BENCH_TEST_ACL_RUNS:-3}
 out=${CORDON_BENCH_OUT:-$root/bench/results}
 
 need=()
-[[ $what == pipeline ]] || need+=(cordon_bench_classify cordon_bench_engine_v3)
-[[ $what == classify ]] || need+=(cordon-dataplane cordon_bench_pipeline_gen cordon_bench_pool_shim.so)
+[[ $what != all && $what != classify ]] || need+=(cordon_bench_classify cordon_bench_engine_v3)
+[[ $what != all && $what != pipeline ]] ||
+  need+=(cordon-dataplane cordon_bench_pipeline_gen cordon_bench_pool_shim.so)
+[[ $what != all && $what != mix ]] || need+=(cordon_bench_mix)
 for b in "${need[@]}"; do
   if [[ ! -e $bin/$b ]]; then
     echo "bench/run.sh: $bin/$b not found; build the release preset first (make bench)" >&2
@@ -74,8 +82,12 @@ work=$(mktemp -d /tmp/cordon-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 
+# Parts 1 and 2 rewrite the files in their own ways: part 3's section is carried over.
+[[ -f $out/$date-$host.md ]] && cp "$out/$date-$host.md" "$work/previous-mix.md"
+[[ -f $out/$date-$host.json ]] && cp "$out/$date-$host.json" "$work/previous-mix.json"
+
 status=0
-if [[ $what != pipeline ]]; then
+if [[ $what == all || $what == classify ]]; then
   # The classifier bench rewrites the day's report: keep a pipeline section already in it.
   [[ -f $out/$date-$host.md ]] && cp "$out/$date-$host.md" "$work/previous.md"
   [[ -f $out/$date-$host.json ]] && cp "$out/$date-$host.json" "$work/previous.json"
@@ -97,7 +109,7 @@ if [[ $what != pipeline ]]; then
 fi
 
 pipe_status=0
-if [[ $what != classify ]]; then
+if [[ $what == all || $what == pipeline ]]; then
   echo "bench: full pipeline: cordon-dataplane vs l3fwd --lookup=acl vs testpmd io" >&2
   l3fwd=${CORDON_BENCH_L3FWD:-}
   if [[ -z $l3fwd ]]; then
@@ -122,6 +134,21 @@ if [[ $what != classify ]]; then
     --mem-mb="${CORDON_BENCH_PIPE_MEM:-512}" || pipe_status=$?
 fi
 
+mix_status=0
+if [[ $what == all || $what == mix ]]; then
+  echo "bench: clinical traffic mix, one engine worker, inspection on vs off" >&2
+  "${prefix[@]}" "$bin/cordon_bench_mix" --rounds="${CORDON_BENCH_MIX_ROUNDS:-$rounds}" \
+    --passes="${CORDON_BENCH_MIX_PASSES:-8}" --md="$work/mix.md" --json="$work/mix.json" ||
+    mix_status=$?
+  if [[ -f $work/mix.md && -f $work/mix.json ]]; then
+    python3 "$root/bench/mix_report.py" put --md "$out/$date-$host.md" \
+      --json "$out/$date-$host.json" --section-md "$work/mix.md" --section-json "$work/mix.json"
+  fi
+elif [[ -f $work/previous-mix.md && -f $work/previous-mix.json ]]; then
+  python3 "$root/bench/mix_report.py" keep --from-md "$work/previous-mix.md" \
+    --from-json "$work/previous-mix.json" --md "$out/$date-$host.md" --json "$out/$date-$host.json"
+fi
+
 echo >&2
 echo "bench: results in $out/$date-$host.md and .json" >&2
 if [[ $status -eq 2 ]]; then
@@ -130,5 +157,9 @@ fi
 if [[ $pipe_status -ne 0 ]]; then
   echo "bench: some pipeline runs failed; see the report (Failed runs)" >&2
   [[ $status -ne 0 ]] || status=3
+fi
+if [[ $mix_status -ne 0 ]]; then
+  echo "bench: the clinical mix run failed or a frame was not forwarded; see the report" >&2
+  [[ $status -ne 0 ]] || status=4
 fi
 exit $status
