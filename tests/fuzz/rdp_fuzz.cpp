@@ -12,8 +12,11 @@
 #include <vector>
 
 #include "dataplane/engine/inspect/rdp.h"
+#include "tests/fuzz/pieces.h"
 
 namespace {
+
+using cordon::fuzz::Split;
 
 using namespace cordon::engine::rdp;
 
@@ -78,34 +81,15 @@ struct Run {
   bool operator==(const Run&) const = default;
 };
 
-enum class Split { whole, bytes, random };
-
 Run run(const std::vector<uint8_t>& stream, Split split, uint32_t seed, uint32_t reject_call) {
   Parser parser;
   Trace trace(reject_call);
-  Result last = Result::ok;
-  size_t at = 0;
-  uint32_t state = seed * 2654435761u + 1;
-  std::unique_ptr<uint8_t[]> piece;
-  for (;;) {
-    size_t n = stream.size() - at;
-    if (split == Split::bytes) n = n > 0 ? 1 : 0;
-    if (split == Split::random && n > 0) {
-      state ^= state << 13;
-      state ^= state >> 17;
-      state ^= state << 5;
-      n = 1 + state % (n < 64 ? n : 64);
-    }
-    // An exact-size heap copy of the piece (one reused byte in 1-byte mode).
-    if (split != Split::bytes || !piece) piece.reset(new uint8_t[n > 0 ? n : 1]);
-    if (n > 0) std::memcpy(piece.get(), stream.data() + at, n);
-    const Result r = parser.feed(n > 0 ? piece.get() : nullptr, n, trace);
-    require(r == parser.result());
-    require(last == Result::ok || r == last);
-    last = r;
-    at += n;
-    if (n == 0) break;
-  }
+  const Result last = cordon::fuzz::feed_in_pieces<Result>(
+      stream, split, seed, [&](const uint8_t* piece, size_t n) {
+        const Result r = parser.feed(piece, n, trace);
+        require(r == parser.result());
+        return r;
+      });
   const Facts& f = parser.facts();
   require(!f.encrypted || !f.connect_initial);
   return {last, trace.hash, trace.calls, parser.done(), f.ms_t120_requested, f.channel_count};
