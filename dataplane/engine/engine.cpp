@@ -66,11 +66,16 @@ bool is_link_local_or_unspecified_v6(const IpAddress& a) {
   return true;
 }
 
-// Neighbor solicitation/advertisement: needed for any IPv6 device to work, link-local by
-// construction (hop limit 255 cannot have been routed). RS/RA/redirect are not passed.
-bool is_neighbor_solicit_or_advert(const DecodedPacket& d) {
-  return d.protocol == ip_protocol::icmpv6 && (d.icmp_type == 135 || d.icmp_type == 136) &&
-         d.hop_limit == 255;
+// Link-local IPv6 control traffic every IPv6 host sends and needs: neighbour solicitation
+// and advertisement (hop limit 255) and multicast listener query/report/done (MLDv1/v2,
+// hop limit 1). Neither can have been routed. Router solicitations/advertisements and
+// redirects are not passed.
+bool is_link_local_control(const DecodedPacket& d) {
+  if (d.protocol != ip_protocol::icmpv6) return false;
+  const uint8_t t = d.icmp_type;
+  if (t == 135 || t == 136) return d.hop_limit == 255;
+  if (t == 130 || t == 131 || t == 132 || t == 143) return d.hop_limit == 1;
+  return false;
 }
 
 std::optional<Protocol> policy_protocol(uint8_t ip_proto) {
@@ -192,7 +197,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     c.device = c.policy.device_by_mac(d.src_mac);
     if (c.device == kNoDevice) return unknown_device(c);
     if (!c.policy.device(c.device).owns(d.src_ip)) {
-      if (is_neighbor_solicit_or_advert(d) && is_link_local_or_unspecified_v6(d.src_ip)) {
+      if (is_link_local_control(d) && is_link_local_or_unspecified_v6(d.src_ip)) {
         return forward(c);
       }
       return deny(c, DropReason::spoofed_source);
@@ -200,7 +205,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
   } else {
     c.device = c.policy.device_by_ip(d.dst_ip);
     if (c.device == kNoDevice) {
-      if (is_neighbor_solicit_or_advert(d) && d.dst_ip.bytes[0] == 0xff) return forward(c);
+      if (is_link_local_control(d) && d.dst_ip.bytes[0] == 0xff) return forward(c);
       return unknown_device(c);
     }
   }
@@ -209,7 +214,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
   if (!proto) return deny(c, DropReason::unsupported_ip_protocol);
   if (*proto == Protocol::icmp) {
     if (d.icmp_is_error) return judge_icmp_error(c);
-    if (is_neighbor_solicit_or_advert(d)) return forward(c);
+    if (is_link_local_control(d)) return forward(c);
     if (!d.icmp_is_echo_request && !d.icmp_is_echo_reply) {
       return deny(c, DropReason::icmp_type_not_allowed);
     }

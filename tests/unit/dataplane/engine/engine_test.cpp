@@ -235,6 +235,22 @@ std::vector<Case> cases() {
                              .icmp(135, 0, Bytes(20))
                              .build(),
                          DropReason::spoofed_source)}});
+  c.push_back({"IPv6 multicast listener reports from the link-local address pass",
+               kLab,
+               {dev(from_device()
+                        .ipv6("fe80::c0:4dff:fe00:10", "ff02::16", 1)
+                        .icmp(143, 0, Bytes(4))
+                        .build()),
+                dev_drop(from_device()
+                             .ipv6("fe80::c0:4dff:fe00:10", "ff02::16", 64)
+                             .icmp(143, 0, Bytes(4))
+                             .build(),
+                         DropReason::spoofed_source),
+                dev_drop(from_device()
+                             .ipv6("fe80::c0:4dff:fe00:10", "ff02::2", 255)
+                             .icmp(133, 0, Bytes(4))
+                             .build(),
+                         DropReason::spoofed_source)}});
   // --- identity: anti-spoofing and unknown devices
   c.push_back({"device MAC with a foreign source IP is spoofing",
                kLab,
