@@ -71,7 +71,6 @@ class Worker {
   void wake() noexcept;
 
   const WorkerCounters& counters() const { return counters_; }
-  const FlowTable& flows() const { return flows_; }  // tests and reports, same thread
 
  private:
   friend class Engine;

@@ -88,7 +88,6 @@ class InspectionPool {
   uint32_t acquire() noexcept;  // kNone when exhausted
   void release(uint32_t index) noexcept;
   InspectionSlot& operator[](uint32_t index) { return slots_[index]; }
-  uint32_t in_use() const { return capacity_ - free_count_; }
 
  private:
   uint32_t capacity_;
