@@ -69,8 +69,7 @@ InspectionPlan InspectionPolicy::plan(uint32_t device, const Rule* rule, Directi
 }
 
 InspectionPool::InspectionPool(uint32_t capacity)
-    : capacity_(capacity),
-      slots_(std::make_unique<InspectionSlot[]>(capacity)),
+    : slots_(std::make_unique<InspectionSlot[]>(capacity)),
       free_(std::make_unique<uint32_t[]>(capacity)),
       free_count_(capacity) {
   for (uint32_t i = 0; i < capacity; ++i) free_[i] = capacity - 1 - i;

@@ -90,7 +90,6 @@ class InspectionPool {
   InspectionSlot& operator[](uint32_t index) { return slots_[index]; }
 
  private:
-  uint32_t capacity_;
   std::unique_ptr<InspectionSlot[]> slots_;
   std::unique_ptr<uint32_t[]> free_;
   uint32_t free_count_;
