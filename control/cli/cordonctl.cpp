@@ -1,118 +1,142 @@
-// cordonctl: command-line client of Cordon's control API.
+// cordonctl: command-line client of cordon-controld's control API (HTTP/1.1 + JSON on
+// a unix socket; control/api/openapi.yaml). The socket is --socket PATH, else
+// $CORDON_SOCKET, else the first of /run/cordon/controld.sock and
+// /run/cordon-lab/controld.sock that exists.
 //
-// Until cordon-controld exists it talks to the dataplane's control socket directly
-// (newline-delimited JSON, dataplane/dpdk/control.h). The socket is $CORDON_SOCKET, else
-// the first of /run/cordon/dataplane.sock and /run/cordon-lab/dataplane.sock that exists.
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
-
+// Exit status: 0 done; 1 refused or failed (the reason on stderr, each input error
+// with its JSON path); 2 usage.
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
 namespace json = boost::json;
 
 namespace {
 
 constexpr const char* kUsage =
     "usage: cordonctl [--socket PATH] COMMAND\n"
-    "  policy apply FILE        apply FILE; exit 0 once the dataplane enforces it\n"
+    "  policy apply FILE [--comment TEXT] [--confirm-within SECONDS]\n"
+    "                           apply FILE; exit 0 once the dataplane enforces it. With\n"
+    "                           --confirm-within, it reverts unless `policy confirm` follows\n"
+    "  policy confirm           keep a provisional apply\n"
+    "  policy validate FILE     check FILE without applying it\n"
     "  policy get               the active policy (JSON) and its version\n"
-    "  stats                    counters by reason and device (JSON)\n"
-    "  events [--follow] [--json]  alerts and drops, one per line\n";
+    "  policy history           every version: who, when, why\n"
+    "  policy show VERSION      one version's document\n"
+    "  policy diff A [B]        what changes from version A to B (default: the active one)\n"
+    "  policy rollback VERSION [--comment TEXT]\n"
+    "                           make VERSION's document active again (as a new version)\n"
+    "  stats                    dataplane counters by reason and device (JSON)\n"
+    "  events [--follow] [--json]  alerts and drops, one per line\n"
+    "  audit [--json]           the audit log\n"
+    "  audit verify             check the audit log's hash chain\n";
+
+struct Failure {
+  std::string message;
+};
 
 std::string socket_path(const std::optional<std::string>& flag) {
   if (flag) return *flag;
   if (const char* env = std::getenv("CORDON_SOCKET")) return env;
-  for (const char* candidate : {"/run/cordon/dataplane.sock", "/run/cordon-lab/dataplane.sock"}) {
+  for (const char* candidate : {"/run/cordon/controld.sock", "/run/cordon-lab/controld.sock"}) {
     if (std::filesystem::exists(candidate)) return candidate;
   }
-  return "/run/cordon/dataplane.sock";
+  return "/run/cordon/controld.sock";
 }
 
-class Connection {
+struct Reply {
+  unsigned status = 0;
+  json::value body;
+};
+
+class Client {
  public:
-  explicit Connection(const std::string& path) {
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (fd_ < 0 || path.size() >= sizeof addr.sun_path) throw std::runtime_error("bad socket path");
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      throw std::runtime_error("cannot connect to " + path + ": " + std::strerror(errno) +
-                               " (is the dataplane running? set CORDON_SOCKET or --socket)");
+  explicit Client(std::string path) : path_(std::move(path)) {}
+
+  Reply call(http::verb method, const std::string& target, const std::optional<json::value>& body = {}) {
+    asio::local::stream_protocol::socket socket(io_);
+    beast::error_code ec;
+    socket.connect(asio::local::stream_protocol::endpoint(path_), ec);
+    if (ec) {
+      throw Failure{"cannot connect to " + path_ + ": " + ec.message() +
+                    " (is cordon-controld running? set CORDON_SOCKET or --socket)"};
     }
-  }
-  ~Connection() { ::close(fd_); }
-  void send_line(const std::string& line) {
-    const std::string data = line + "\n";
-    size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw std::runtime_error(std::string("send: ") + std::strerror(errno));
-      }
-      done += static_cast<size_t>(n);
+    http::request<http::string_body> req(method, target, 11);
+    req.set(http::field::host, "controld");
+    req.set(http::field::user_agent, "cordonctl");
+    if (body) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = json::serialize(*body);
     }
-  }
-  // The next line, or nullopt at end of stream.
-  std::optional<std::string> read_line() {
-    for (;;) {
-      const size_t newline = buffer_.find('\n');
-      if (newline != std::string::npos) {
-        std::string line = buffer_.substr(0, newline);
-        buffer_.erase(0, newline + 1);
-        return line;
-      }
-      char chunk[65536];
-      const ssize_t n = ::read(fd_, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return std::nullopt;
-      buffer_.append(chunk, static_cast<size_t>(n));
-    }
-  }
-  json::object request(const json::object& req) {
-    send_line(json::serialize(req));
-    const auto line = read_line();
-    if (!line) throw std::runtime_error("the dataplane closed the connection without answering");
-    return json::parse(*line).as_object();
+    req.prepare_payload();
+    http::write(socket, req, ec);
+    if (ec) throw Failure{"sending the request: " + ec.message()};
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(256ull << 20);
+    http::read(socket, buffer, parser, ec);
+    if (ec) throw Failure{"reading the answer: " + ec.message()};
+    Reply reply;
+    reply.status = parser.get().result_int();
+    json::error_code jec;
+    reply.body = json::parse(parser.get().body(), jec);
+    if (jec) throw Failure{"controld answered something that is not JSON"};
+    return reply;
   }
 
  private:
-  int fd_ = -1;
-  std::string buffer_;
+  std::string path_;
+  asio::io_context io_;
 };
 
-void print_errors(const json::object& response) {
-  if (const json::value* errors = response.if_contains("errors")) {
-    for (const json::value& e : errors->as_array()) {
-      const json::object& o = e.as_object();
-      const std::string path(o.at("path").as_string());
-      const std::string message(o.at("message").as_string());
-      std::cerr << (path.empty() ? message : path + ": " + message) << "\n";
-    }
+// Prints an API error: the message, then every detail with its path.
+int print_error(const Reply& r, const std::string& prefix) {
+  const json::value* e = r.body.is_object() ? r.body.as_object().if_contains("error") : nullptr;
+  if (!e || !e->is_object()) {
+    std::cerr << "cordonctl: " << prefix << "HTTP " << r.status << "\n";
+    return 1;
   }
+  const json::object& o = e->as_object();
+  auto str = [](const json::object& obj, const char* k) {
+    const json::value* v = obj.if_contains(k);
+    return v && v->is_string() ? std::string(v->as_string()) : std::string();
+  };
+  const json::value* details = o.if_contains("details");
+  if (details && details->is_array() && !details->as_array().empty()) {
+    std::cerr << "cordonctl: " << prefix << str(o, "message") << "\n";
+    for (const json::value& d : details->as_array()) {
+      const std::string path = str(d.as_object(), "path");
+      std::cerr << "  " << (path.empty() ? "" : path + ": ") << str(d.as_object(), "message") << "\n";
+    }
+  } else {
+    const std::string path = str(o, "path");
+    std::cerr << "cordonctl: " << prefix << (path.empty() ? "" : path + ": ") << str(o, "message") << "\n";
+  }
+  return 1;
 }
 
 // Pretty printer for JSON output (Boost.JSON serialises compactly).
 void pretty(std::ostream& os, const json::value& v, int indent = 0) {
   const std::string pad(static_cast<size_t>(indent), ' ');
-  if (v.is_object()) {
+  if (v.is_object() && !v.as_object().empty()) {
     const auto& o = v.as_object();
-    if (o.empty()) {
-      os << "{}";
-      return;
-    }
     os << "{\n";
     size_t i = 0;
     for (const auto& [k, val] : o) {
@@ -121,12 +145,8 @@ void pretty(std::ostream& os, const json::value& v, int indent = 0) {
       os << (++i < o.size() ? ",\n" : "\n");
     }
     os << pad << "}";
-  } else if (v.is_array()) {
+  } else if (v.is_array() && !v.as_array().empty()) {
     const auto& a = v.as_array();
-    if (a.empty()) {
-      os << "[]";
-      return;
-    }
     os << "[\n";
     for (size_t i = 0; i < a.size(); ++i) {
       os << pad << "  ";
@@ -139,22 +159,209 @@ void pretty(std::ostream& os, const json::value& v, int indent = 0) {
   }
 }
 
+std::string field(const json::object& e, const char* key) {
+  const json::value* v = e.if_contains(key);
+  if (v == nullptr || v->is_null()) return std::string();
+  return v->is_string() ? std::string(v->as_string()) : json::serialize(*v);
+}
+
 std::string event_text(const json::object& e) {
-  auto str = [&](const char* key) {
-    const json::value* v = e.if_contains(key);
-    if (v == nullptr) return std::string();
-    return v->is_string() ? std::string(v->as_string()) : json::serialize(*v);
-  };
-  std::string text = str("time") + " " + str("kind") + " " + str("reason");
-  text += " device=" + (str("device").empty() ? std::string("-") : str("device"));
-  if (!str("rule").empty()) text += " rule=" + str("rule");
-  if (!str("src").empty()) {
-    text += " " + str("src") + (str("src_port").empty() ? "" : ":" + str("src_port")) + " -> " +
-            str("dst") + (str("dst_port").empty() ? "" : ":" + str("dst_port"));
+  std::string text = field(e, "time") + " " + field(e, "kind") + " " + field(e, "reason");
+  text += " device=" + (field(e, "device").empty() ? std::string("-") : field(e, "device"));
+  if (!field(e, "rule").empty()) text += " rule=" + field(e, "rule");
+  if (!field(e, "src").empty()) {
+    text += " " + field(e, "src") + (field(e, "src_port").empty() ? "" : ":" + field(e, "src_port")) +
+            " -> " + field(e, "dst") + (field(e, "dst_port").empty() ? "" : ":" + field(e, "dst_port"));
   }
-  text += " proto=" + str("protocol") + " from=" + str("ingress");
-  if (!str("detail").empty()) text += " (" + str("detail") + ")";
+  text += " proto=" + field(e, "protocol") + " from=" + field(e, "ingress");
+  if (!field(e, "detail").empty()) text += " (" + field(e, "detail") + ")";
   return text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Failure{"cannot read " + path};
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Options after the positional arguments: --name VALUE pairs from `allowed`.
+std::optional<std::vector<std::pair<std::string, std::string>>> flags(
+    const std::vector<std::string>& args, size_t from, std::initializer_list<std::string_view> allowed) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t i = from; i < args.size(); i += 2) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || a == args[i];
+    if (!known || i + 1 >= args.size()) return std::nullopt;
+    out.emplace_back(args[i], args[i + 1]);
+  }
+  return out;
+}
+
+std::optional<int64_t> number(const std::string& s) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+int policy_command(Client& c, const std::vector<std::string>& args) {
+  const std::string& sub = args.size() > 1 ? args[1] : "";
+  if (sub == "apply" && args.size() >= 3) {
+    auto opts = flags(args, 3, {"--comment", "--confirm-within"});
+    if (!opts) return (std::cerr << kUsage, 2);
+    json::object body{{"document", read_file(args[2])}};
+    for (const auto& [k, v] : *opts) {
+      if (k == "--comment") body["comment"] = v;
+      if (k == "--confirm-within") {
+        const auto n = number(v);
+        if (!n) return (std::cerr << "cordonctl: --confirm-within takes seconds\n", 2);
+        body["confirm_within"] = *n;
+      }
+    }
+    const Reply r = c.call(http::verb::post, "/v1/policy", json::value(body));
+    if (r.status != 201) return print_error(r, args[2] + " was not applied, nothing changed: ");
+    const json::object& o = r.body.as_object();
+    std::cout << "applied policy version " << field(o, "version") << "\n";
+    if (o.contains("confirm_by_unix_ms"))
+      std::cout << "provisional: it reverts unless `cordonctl policy confirm` arrives in time\n";
+    return 0;
+  }
+  if (sub == "confirm" && args.size() == 2) {
+    const Reply r = c.call(http::verb::post, "/v1/policy/confirm", json::value(json::object{}));
+    if (r.status != 200) return print_error(r, "");
+    std::cout << "confirmed\n";
+    return 0;
+  }
+  if (sub == "validate" && args.size() == 3) {
+    const Reply r = c.call(http::verb::post, "/v1/policy/validate", json::value(json::object{{"document", read_file(args[2])}}));
+    if (r.status != 200) return print_error(r, args[2] + ": ");
+    std::cout << args[2] << " is valid\n";
+    return 0;
+  }
+  if (sub == "get" && args.size() == 2) {
+    const Reply r = c.call(http::verb::get, "/v1/policy");
+    if (r.status != 200) return print_error(r, "");
+    const json::object& o = r.body.as_object();
+    pretty(std::cout, json::object{{"version", o.at("version")}, {"policy", o.at("policy")}});
+    std::cout << "\n";
+    return 0;
+  }
+  if (sub == "history" && args.size() == 2) {
+    const Reply r = c.call(http::verb::get, "/v1/policy/versions");
+    if (r.status != 200) return print_error(r, "");
+    const json::object& o = r.body.as_object();
+    const std::string active = field(o, "active");
+    for (const json::value& v : o.at("versions").as_array()) {
+      const json::object& e = v.as_object();
+      std::cout << (field(e, "version") == active ? "* " : "  ") << field(e, "version") << "  "
+                << field(e, "created_at") << "  " << field(e, "status") << "  " << field(e, "author")
+                << "  " << field(e, "comment") << "\n";
+    }
+    return 0;
+  }
+  if (sub == "show" && args.size() == 3) {
+    const Reply r = c.call(http::verb::get, "/v1/policy/versions/" + args[2]);
+    if (r.status != 200) return print_error(r, "");
+    pretty(std::cout, r.body);
+    std::cout << "\n";
+    return 0;
+  }
+  if (sub == "diff" && (args.size() == 3 || args.size() == 4)) {
+    const std::string to = args.size() == 4 ? args[3] : "active";
+    if (!number(args[2]) || (to != "active" && !number(to))) return (std::cerr << kUsage, 2);
+    const Reply r = c.call(http::verb::get, "/v1/policy/diff?from=" + args[2] + "&to=" + to);
+    if (r.status != 200) return print_error(r, "");
+    std::cout << field(r.body.as_object(), "text");
+    return 0;
+  }
+  if (sub == "rollback" && args.size() >= 3) {
+    auto opts = flags(args, 3, {"--comment"});
+    const auto version = number(args[2]);
+    if (!opts || !version) return (std::cerr << kUsage, 2);
+    json::object body{{"version", *version}};
+    for (const auto& [k, v] : *opts) body["comment"] = v;
+    const Reply r = c.call(http::verb::post, "/v1/policy/rollback", json::value(body));
+    if (r.status != 201) return print_error(r, "rollback refused, nothing changed: ");
+    std::cout << "rolled back: version " << args[2] << " is active again as version "
+              << field(r.body.as_object(), "version") << "\n";
+    return 0;
+  }
+  std::cerr << kUsage;
+  return 2;
+}
+
+int events_command(Client& c, const std::vector<std::string>& args) {
+  bool follow = false;
+  bool as_json = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--follow") {
+      follow = true;
+    } else if (args[i] == "--json") {
+      as_json = true;
+    } else {
+      std::cerr << kUsage;
+      return 2;
+    }
+  }
+  auto print = [&](const json::array& events) {
+    for (const json::value& e : events) {
+      json::object o = e.as_object();
+      o.erase("id");
+      o.erase("run");
+      o.erase("seq");
+      std::cout << (as_json ? json::serialize(o) : event_text(o)) << "\n";
+    }
+    std::cout.flush();
+  };
+  Reply r = c.call(http::verb::get, "/v1/events?limit=1000");
+  if (r.status != 200) return print_error(r, "");
+  print(r.body.at("events").as_array());
+  if (!follow) return 0;
+  int64_t last = r.body.at("last_id").to_number<int64_t>();
+  for (;;) {  // long polls: each answers as soon as there are new events
+    r = c.call(http::verb::get, "/v1/events?after=" + std::to_string(last) + "&wait=30");
+    if (r.status != 200) return print_error(r, "");
+    print(r.body.at("events").as_array());
+    last = r.body.at("last_id").to_number<int64_t>();
+    if (!std::cout) return 0;  // the reader went away
+  }
+}
+
+int audit_command(Client& c, const std::vector<std::string>& args) {
+  if (args.size() == 2 && args[1] == "verify") {
+    const Reply r = c.call(http::verb::get, "/v1/audit/verify");
+    if (r.status != 200) return print_error(r, "");
+    const json::object& o = r.body.as_object();
+    if (o.at("intact").as_bool()) {
+      std::cout << "audit log intact: " << field(o, "entries") << " entries, hash chain verified\n";
+      return 0;
+    }
+    std::cout << "audit log TAMPERED at entry " << field(o, "first_bad_seq") << ": " << field(o, "problem") << "\n";
+    return 1;
+  }
+  const bool as_json = args.size() == 2 && args[1] == "--json";
+  if (args.size() != 1 && !as_json) return (std::cerr << kUsage, 2);
+  int64_t after = 0;
+  for (;;) {
+    const Reply r = c.call(http::verb::get, "/v1/audit?after=" + std::to_string(after) + "&limit=1000");
+    if (r.status != 200) return print_error(r, "");
+    const json::array& entries = r.body.at("entries").as_array();
+    if (entries.empty()) return 0;
+    for (const json::value& v : entries) {
+      const json::object& e = v.as_object();
+      if (as_json) {
+        std::cout << json::serialize(e) << "\n";
+      } else {
+        std::cout << field(e, "seq") << "  " << field(e, "at") << "  " << field(e, "actor") << "@"
+                  << field(e, "origin") << "  " << field(e, "action") << " " << field(e, "target") << "  "
+                  << field(e, "outcome") << (field(e, "detail").empty() ? "" : "  (" + field(e, "detail") + ")")
+                  << "\n";
+      }
+      after = e.at("seq").to_number<int64_t>();
+    }
+  }
 }
 
 int run(std::vector<std::string> args) {
@@ -167,62 +374,15 @@ int run(std::vector<std::string> args) {
     std::cerr << kUsage;
     return 2;
   }
-  const std::string path = socket_path(socket_flag);
-
-  if (args[0] == "policy" && args.size() == 3 && args[1] == "apply") {
-    std::ifstream in(args[2], std::ios::binary);
-    if (!in) {
-      std::cerr << "cordonctl: cannot read " << args[2] << "\n";
-      return 1;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    Connection c(path);
-    const json::object r = c.request({{"cmd", "apply"}, {"document", text.str()}});
-    if (r.at("ok").as_bool()) {
-      std::cout << "applied policy version " << r.at("version").to_number<uint64_t>() << "\n";
-      return 0;
-    }
-    std::cerr << "cordonctl: " << args[2] << " rejected, nothing changed:\n";
-    print_errors(r);
-    return 1;
-  }
-  if (args[0] == "policy" && args.size() == 2 && args[1] == "get") {
-    Connection c(path);
-    const json::object r = c.request({{"cmd", "get"}});
-    pretty(std::cout, json::object{{"version", r.at("version")}, {"policy", r.at("policy")}});
-    std::cout << "\n";
-    return 0;
-  }
+  Client c(socket_path(socket_flag));
+  if (args[0] == "policy") return policy_command(c, args);
+  if (args[0] == "events") return events_command(c, args);
+  if (args[0] == "audit") return audit_command(c, args);
   if (args[0] == "stats" && args.size() == 1) {
-    Connection c(path);
-    json::object r = c.request({{"cmd", "stats"}});
-    r.erase("ok");
-    pretty(std::cout, r);
+    const Reply r = c.call(http::verb::get, "/v1/dataplane/stats");
+    if (r.status != 200) return print_error(r, "");
+    pretty(std::cout, r.body);
     std::cout << "\n";
-    return 0;
-  }
-  if (args[0] == "events") {
-    bool follow = false;
-    bool as_json = false;
-    for (size_t i = 1; i < args.size(); ++i) {
-      if (args[i] == "--follow") {
-        follow = true;
-      } else if (args[i] == "--json") {
-        as_json = true;
-      } else {
-        std::cerr << kUsage;
-        return 2;
-      }
-    }
-    Connection c(path);
-    c.send_line(json::serialize(json::object{{"cmd", "events"}, {"follow", follow}}));
-    while (auto line = c.read_line()) {
-      const json::object o = json::parse(*line).as_object();
-      const json::value* e = o.if_contains("event");
-      if (e == nullptr) break;  // {"ok":true,"end":true}
-      std::cout << (as_json ? json::serialize(*e) : event_text(e->as_object())) << std::endl;
-    }
     return 0;
   }
   std::cerr << kUsage;
@@ -234,6 +394,9 @@ int run(std::vector<std::string> args) {
 int main(int argc, char** argv) {
   try {
     return run(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const Failure& f) {
+    std::cerr << "cordonctl: " << f.message << "\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "cordonctl: " << e.what() << "\n";
     return 1;

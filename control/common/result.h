@@ -8,19 +8,29 @@
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace cordon::control {
 
 struct Error {
+  Error() = default;
+  Error(std::string code_, std::string message_, std::string path_ = {},
+        std::vector<Error> details_ = {})
+      : code(std::move(code_)),
+        message(std::move(message_)),
+        path(std::move(path_)),
+        details(std::move(details_)) {}
+
   // Stable machine-readable kind, e.g. "invalid", "not_found", "conflict", "io",
   // "dataplane", "unavailable". The API maps it to an HTTP status.
   std::string code;
   std::string message;  // for a person: what was wrong
   std::string path;     // JSON path of the offending field when the input was at fault
+  std::vector<Error> details;  // every individual problem, when there were several
 
   // "applying policy: " + message
   Error context(const std::string& what) const {
-    return Error{code, what + ": " + message, path};
+    return Error{code, what + ": " + message, path, details};
   }
 };
 

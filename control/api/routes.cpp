@@ -1,0 +1,322 @@
+#include "control/api/routes.h"
+
+#include <boost/json.hpp>
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <initializer_list>
+
+namespace cordon::control::api {
+namespace json = boost::json;
+namespace {
+
+// A JSON request body: an object whose fields are all known.
+class Body {
+ public:
+  static Result<Body> parse(const std::string& text, std::initializer_list<std::string_view> allowed) {
+    json::error_code ec;
+    json::value v = json::parse(text.empty() ? std::string_view("{}") : std::string_view(text), ec);
+    if (ec) return Error{"invalid", "the request body is not JSON: " + ec.message(), ""};
+    if (!v.is_object()) return Error{"invalid", "the request body must be a JSON object", ""};
+    for (const auto& [key, value] : v.as_object()) {
+      bool known = false;
+      for (std::string_view a : allowed) known = known || a == key;
+      if (!known) return Error{"invalid", "unknown field", "/" + std::string(key)};
+    }
+    return Body(std::move(v.as_object()));
+  }
+
+  // A policy document given as a JSON object or as the text of one.
+  Result<std::string> document(std::string_view field) const {
+    const json::value* v = o_.if_contains(field);
+    if (!v) return Error{"invalid", "required", "/" + std::string(field)};
+    if (v->is_string()) return std::string(v->as_string());
+    if (v->is_object()) return json::serialize(*v);
+    return Error{"invalid", "must be a policy document (object or JSON text)", "/" + std::string(field)};
+  }
+
+  Result<std::string> text(std::string_view field, size_t max_length) const {
+    const json::value* v = o_.if_contains(field);
+    if (!v) return std::string();
+    if (!v->is_string()) return Error{"invalid", "must be a string", "/" + std::string(field)};
+    if (v->as_string().size() > max_length)
+      return Error{"invalid", "longer than " + std::to_string(max_length) + " characters", "/" + std::string(field)};
+    return std::string(v->as_string());
+  }
+
+  Result<std::optional<int64_t>> integer(std::string_view field, int64_t min, int64_t max, bool required) const {
+    const json::value* v = o_.if_contains(field);
+    if (!v) {
+      if (required) return Error{"invalid", "required", "/" + std::string(field)};
+      return std::optional<int64_t>{};
+    }
+    if (!v->is_int64() || v->as_int64() < min || v->as_int64() > max)
+      return Error{"invalid", "must be an integer from " + std::to_string(min) + " to " + std::to_string(max), "/" + std::string(field)};
+    return std::optional<int64_t>{v->as_int64()};
+  }
+
+ private:
+  explicit Body(json::object o) : o_(std::move(o)) {}
+  json::object o_;
+};
+
+Result<int64_t> query_int(const Request& r, const std::string& name, int64_t fallback, int64_t min, int64_t max) {
+  const auto it = r.query.find(name);
+  if (it == r.query.end()) return fallback;
+  int64_t v = 0;
+  const std::string& s = it->second;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || v < min || v > max)
+    return Error{"invalid", "query parameter must be an integer from " + std::to_string(min) + " to " + std::to_string(max), "?" + name};
+  return v;
+}
+
+Result<int64_t> path_version(const Request& r) {
+  int64_t v = 0;
+  const std::string& s = r.path_params.at(0);
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || end != s.data() + s.size() || v < 1)
+    return Error{"invalid", "a policy version is a positive integer", r.path};
+  return v;
+}
+
+json::object version_json(const store::PolicyVersion& v) {
+  return json::object{{"version", v.version}, {"created_at", v.created_at}, {"author", v.author},
+                      {"origin", v.origin},   {"comment", v.comment},       {"sha256", v.sha256},
+                      {"status", v.status}};
+}
+
+json::object applied_json(const policy::Applied& a) {
+  json::object o{{"version", a.version}, {"sha256", a.sha256}};
+  if (a.confirm_by)
+    o["confirm_by_unix_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(a.confirm_by->time_since_epoch()).count();
+  return o;
+}
+
+json::object audit_json(const store::AuditEntry& e) {
+  return json::object{{"seq", e.seq},
+                      {"at", e.at},
+                      {"actor", e.record.actor.name},
+                      {"origin", e.record.actor.origin},
+                      {"action", e.record.action},
+                      {"target", e.record.target},
+                      {"outcome", e.record.outcome},
+                      {"before_hash", e.record.before_hash},
+                      {"after_hash", e.record.after_hash},
+                      {"detail", e.record.detail},
+                      {"hash", e.hash}};
+}
+
+// Document of a version, or of the active policy for "active".
+Result<std::string> document_of(store::Store& store, policy::PolicyService& policy, const std::string& which) {
+  if (which == "active") {
+    Result<policy::ActivePolicy> a = policy.active();
+    if (!a) return a.error();
+    return a.value().document;
+  }
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(which.data(), which.data() + which.size(), v);
+  if (ec != std::errc{} || end != which.data() + which.size())
+    return Error{"invalid", "a version number or \"active\"", ""};
+  Result<std::optional<store::PolicyVersion>> row = store.version(v);
+  if (!row) return row.error();
+  if (!row.value()) return Error{"not_found", "no policy version " + which};
+  return row.value()->document;
+}
+
+}  // namespace
+
+void ControlApi::install(HttpServer& server) {
+  server.route("GET", "/v1/health", [this](Request&, Responder respond) {
+    Result<policy::ActivePolicy> a = policy_.active();
+    Result<int64_t> enforced = link_.version();
+    json::object o{{"controld", "ok"},
+                   {"active_version", a ? a.value().version : 0},
+                   {"dataplane", enforced ? "ok" : "unreachable"}};
+    if (enforced) o["dataplane_version"] = enforced.value();
+    respond(json_response(o));
+  });
+
+  server.route("GET", "/v1/policy", [this](Request&, Responder respond) {
+    Result<policy::ActivePolicy> a = policy_.active();
+    if (!a) return respond(error_response(a.error()));
+    json::object o{{"version", a.value().version}, {"sha256", a.value().sha256}};
+    o["policy"] = a.value().document.empty() ? json::value(nullptr) : json::parse(a.value().document);
+    if (auto deadline = policy_.confirm_deadline())
+      o["confirm_by_unix_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(deadline->time_since_epoch()).count();
+    respond(json_response(o));
+  });
+
+  server.route("POST", "/v1/policy", [this](Request& r, Responder respond) {
+    Result<Body> body = Body::parse(r.body, {"document", "comment", "confirm_within"});
+    if (!body) return respond(error_response(body.error()));
+    Result<std::string> doc = body.value().document("document");
+    if (!doc) return respond(error_response(doc.error()));
+    Result<std::string> comment = body.value().text("comment", 1000);
+    if (!comment) return respond(error_response(comment.error()));
+    Result<std::optional<int64_t>> confirm = body.value().integer("confirm_within", 10, policy::PolicyService::kMaxConfirmSeconds, false);
+    if (!confirm) return respond(error_response(confirm.error()));
+    std::optional<int> confirm_s;
+    if (confirm.value()) confirm_s = static_cast<int>(*confirm.value());
+    Result<policy::Applied> applied = policy_.apply(doc.value(), r.actor, comment.value(), confirm_s);
+    if (!applied) return respond(error_response(applied.error()));
+    respond(json_response(applied_json(applied.value()), 201));
+  });
+
+  server.route("POST", "/v1/policy/validate", [](Request& r, Responder respond) {
+    Result<Body> body = Body::parse(r.body, {"document"});
+    if (!body) return respond(error_response(body.error()));
+    Result<std::string> doc = body.value().document("document");
+    if (!doc) return respond(error_response(doc.error()));
+    Result<std::string> canonical = policy::validate_policy(doc.value());
+    if (!canonical) return respond(error_response(canonical.error()));
+    respond(json_response(json::object{{"valid", true}, {"sha256", store::sha256_hex(canonical.value())}}));
+  });
+
+  server.route("GET", "/v1/policy/versions", [this](Request& r, Responder respond) {
+    Result<int64_t> limit = query_int(r, "limit", 100, 1, 10000);
+    if (!limit) return respond(error_response(limit.error()));
+    Result<std::vector<store::PolicyVersion>> h = store_.history(limit.value());
+    if (!h) return respond(error_response(h.error()));
+    json::array out;
+    for (const store::PolicyVersion& v : h.value()) out.push_back(version_json(v));
+    Result<std::optional<int64_t>> active = store_.active_version();
+    respond(json_response(json::object{{"active", active && active.value() ? json::value(*active.value()) : json::value(nullptr)}, {"versions", std::move(out)}}));
+  });
+
+  server.route("GET", "/v1/policy/versions/{}", [this](Request& r, Responder respond) {
+    Result<int64_t> v = path_version(r);
+    if (!v) return respond(error_response(v.error()));
+    Result<std::optional<store::PolicyVersion>> row = store_.version(v.value());
+    if (!row) return respond(error_response(row.error()));
+    if (!row.value()) return respond(error_response(Error{"not_found", "no policy version " + std::to_string(v.value())}));
+    json::object o = version_json(*row.value());
+    o["policy"] = json::parse(row.value()->document);
+    respond(json_response(o));
+  });
+
+  server.route("GET", "/v1/policy/diff", [this](Request& r, Responder respond) {
+    const auto from = r.query.find("from");
+    const auto to = r.query.find("to");
+    if (from == r.query.end()) return respond(error_response(Error{"invalid", "required", "?from"}));
+    Result<std::string> a = document_of(store_, policy_, from->second);
+    if (!a) return respond(error_response(Error{a.error().code, a.error().message, "?from"}));
+    Result<std::string> b = document_of(store_, policy_, to == r.query.end() ? "active" : to->second);
+    if (!b) return respond(error_response(Error{b.error().code, b.error().message, "?to"}));
+    json::value diff = policy::diff_documents(a.value(), b.value());
+    respond(json_response(json::object{{"diff", diff}, {"text", policy::diff_text(diff)}}));
+  });
+
+  server.route("POST", "/v1/policy/rollback", [this](Request& r, Responder respond) {
+    Result<Body> body = Body::parse(r.body, {"version", "comment"});
+    if (!body) return respond(error_response(body.error()));
+    Result<std::optional<int64_t>> v = body.value().integer("version", 1, INT64_MAX, true);
+    if (!v) return respond(error_response(v.error()));
+    Result<std::string> comment = body.value().text("comment", 1000);
+    if (!comment) return respond(error_response(comment.error()));
+    Result<policy::Applied> applied = policy_.rollback(*v.value(), r.actor, comment.value());
+    if (!applied) return respond(error_response(applied.error()));
+    respond(json_response(applied_json(applied.value()), 201));
+  });
+
+  server.route("POST", "/v1/policy/confirm", [this](Request& r, Responder respond) {
+    Result<Body> body = Body::parse(r.body, {});
+    if (!body) return respond(error_response(body.error()));
+    if (Status s = policy_.confirm(r.actor); !s) return respond(error_response(s.error()));
+    respond(json_response(json::object{{"confirmed", true}}));
+  });
+
+  server.route("GET", "/v1/events", [this](Request& r, Responder respond) { get_events(r, std::move(respond)); });
+
+  server.route("GET", "/v1/audit", [this](Request& r, Responder respond) {
+    Result<int64_t> after = query_int(r, "after", 0, 0, INT64_MAX);
+    if (!after) return respond(error_response(after.error()));
+    Result<int64_t> limit = query_int(r, "limit", 500, 1, 10000);
+    if (!limit) return respond(error_response(limit.error()));
+    Result<std::vector<store::AuditEntry>> entries = store_.audit_entries(after.value(), limit.value());
+    if (!entries) return respond(error_response(entries.error()));
+    json::array out;
+    for (const store::AuditEntry& e : entries.value()) out.push_back(audit_json(e));
+    respond(json_response(json::object{{"entries", std::move(out)}}));
+  });
+
+  server.route("GET", "/v1/audit/verify", [this](Request&, Responder respond) {
+    Result<store::AuditVerification> v = store_.verify_audit();
+    if (!v) return respond(error_response(v.error()));
+    json::object o{{"intact", v.value().intact}, {"entries", v.value().entries}};
+    if (!v.value().intact) {
+      o["first_bad_seq"] = v.value().first_bad_seq;
+      o["problem"] = v.value().problem;
+    }
+    respond(json_response(o));
+  });
+
+  server.route("GET", "/v1/dataplane/stats", [this](Request&, Responder respond) {
+    Result<std::string> stats = link_.stats();
+    if (!stats) return respond(error_response(stats.error()));
+    json::error_code ec;
+    json::value v = json::parse(stats.value(), ec);
+    if (ec || !v.is_object()) return respond(error_response(Error{"dataplane", "unreadable statistics from the dataplane"}));
+    v.as_object().erase("ok");
+    respond(json_response(v));
+  });
+}
+
+Response ControlApi::events_after(int64_t after, int64_t limit) {
+  Result<std::vector<store::StoredEvent>> events = store_.events(after, limit);
+  if (!events) return error_response(events.error());
+  json::array out;
+  int64_t last = after;
+  for (const store::StoredEvent& e : events.value()) {
+    json::error_code ec;
+    json::value v = json::parse(e.json, ec);
+    if (ec || !v.is_object()) continue;
+    v.as_object()["id"] = e.id;
+    out.push_back(std::move(v));
+    last = e.id;
+  }
+  return json_response(json::object{{"events", std::move(out)}, {"last_id", last}});
+}
+
+// GET /v1/events?after=ID&limit=N&wait=S: events after ID; with wait, a long poll that
+// answers as soon as there is one, or empty after S seconds.
+void ControlApi::get_events(Request& r, Responder respond) {
+  Result<int64_t> after = query_int(r, "after", 0, 0, INT64_MAX);
+  if (!after) return respond(error_response(after.error()));
+  Result<int64_t> limit = query_int(r, "limit", 1000, 1, 10000);
+  if (!limit) return respond(error_response(limit.error()));
+  Result<int64_t> wait = query_int(r, "wait", 0, 0, 60);
+  if (!wait) return respond(error_response(wait.error()));
+  if (r.query.count("after") == 0 && r.query.count("wait") == 0) {
+    // Without a position: the newest `limit` events.
+    Result<int64_t> last = store_.last_event_id();
+    if (!last) return respond(error_response(last.error()));
+    return respond(events_after(std::max<int64_t>(0, last.value() - limit.value()), limit.value()));
+  }
+  Response now = events_after(after.value(), limit.value());
+  const bool empty = now.status == 200 && now.body.find("\"events\":[]") != std::string::npos;
+  if (!empty || wait.value() == 0) return respond(std::move(now));
+  auto timer = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::seconds(wait.value()));
+  waiters_.push_back(EventWaiter{after.value(), limit.value(), std::move(respond), nullptr});
+  auto it = std::prev(waiters_.end());
+  timer->async_wait([this, it](boost::system::error_code ec) {
+    if (ec) return;  // cancelled: answered by on_events
+    Responder done = std::move(it->respond);
+    const int64_t a = it->after, l = it->limit;
+    waiters_.erase(it);
+    done(events_after(a, l));
+  });
+  it->timer = std::move(timer);
+}
+
+void ControlApi::on_events(const std::vector<std::string>& events) {
+  if (Status s = store_.add_events(events); !s) return;
+  std::list<EventWaiter> ready;
+  ready.swap(waiters_);
+  for (EventWaiter& w : ready) {
+    w.timer->cancel();
+    w.respond(events_after(w.after, w.limit));
+  }
+}
+
+}  // namespace cordon::control::api

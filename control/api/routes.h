@@ -1,0 +1,48 @@
+// The /v1 control API of cordon-controld (control/api/openapi.yaml describes it).
+//
+// Threads: control thread only (the io_context's), like the store and the services it
+// calls; new events are handed in with on_events() on that thread.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/api/http_server.h"
+#include "control/dataplane_link/link.h"
+#include "control/policy/lifecycle.h"
+#include "control/store/store.h"
+
+namespace cordon::control::api {
+
+class ControlApi {
+ public:
+  ControlApi(boost::asio::io_context& io, store::Store& store, policy::PolicyService& policy,
+             dataplane_link::DataplaneLink& link)
+      : io_(io), store_(store), policy_(policy), link_(link) {}
+  void install(HttpServer& server);
+
+  // Stores events from the dataplane and answers the long polls waiting for them.
+  void on_events(const std::vector<std::string>& events);
+
+ private:
+  struct EventWaiter {
+    int64_t after;
+    int64_t limit;
+    Responder respond;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  void get_events(Request& request, Responder respond);
+  Response events_after(int64_t after, int64_t limit);
+
+  boost::asio::io_context& io_;
+  store::Store& store_;
+  policy::PolicyService& policy_;
+  dataplane_link::DataplaneLink& link_;
+  std::list<EventWaiter> waiters_;
+};
+
+}  // namespace cordon::control::api

@@ -1,0 +1,171 @@
+// cordon-controld: owns Cordon's state, serves the control API on a unix socket and
+// keeps the dataplane enforcing the active policy version (DESIGN.md section 1).
+//
+//   cordon-controld --state-dir DIR --socket PATH --dataplane-socket PATH
+//                   [--trusted-uid UID]... [--socket-mode OCTAL]
+//
+// One control thread runs everything (API, store, policy lifecycle, periodic checks);
+// the dataplane event feed reads on its own thread and posts events to it.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "control/api/http_server.h"
+#include "control/api/routes.h"
+#include "control/dataplane_link/link.h"
+#include "control/policy/lifecycle.h"
+#include "control/store/store.h"
+
+namespace {
+
+using namespace cordon::control;
+
+struct Options {
+  std::string state_dir;
+  std::string socket;
+  std::string dataplane_socket;
+  std::set<uint32_t> trusted_uids;
+  unsigned socket_mode = 0660;
+};
+
+void usage() {
+  std::cerr << "usage: cordon-controld --state-dir DIR --socket PATH --dataplane-socket PATH\n"
+               "                       [--trusted-uid UID]... [--socket-mode OCTAL]\n";
+}
+
+bool parse_options(int argc, char** argv, Options& o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (i + 1 >= argc) {
+      std::cerr << "cordon-controld: " << arg << " needs a value\n";
+      return false;
+    }
+    const std::string value = argv[++i];
+    if (arg == "--state-dir") {
+      o.state_dir = value;
+    } else if (arg == "--socket") {
+      o.socket = value;
+    } else if (arg == "--dataplane-socket") {
+      o.dataplane_socket = value;
+    } else if (arg == "--trusted-uid" || arg == "--socket-mode") {
+      unsigned n = 0;
+      const int base = arg == "--socket-mode" ? 8 : 10;
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n, base);
+      if (ec != std::errc{} || end != value.data() + value.size()) {
+        std::cerr << "cordon-controld: " << arg << ": not a number: " << value << "\n";
+        return false;
+      }
+      if (arg == "--trusted-uid")
+        o.trusted_uids.insert(n);
+      else
+        o.socket_mode = n;
+    } else {
+      std::cerr << "cordon-controld: unknown option " << arg << "\n";
+      return false;
+    }
+  }
+  if (o.state_dir.empty() || o.socket.empty() || o.dataplane_socket.empty()) {
+    usage();
+    return false;
+  }
+  return true;
+}
+
+void log(const std::string& line) { std::cerr << "cordon-controld: " << line << std::endl; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options options;
+  if (!parse_options(argc, argv, options)) return 2;
+
+  Result<store::Store> opened = store::Store::open(options.state_dir);
+  if (!opened) {
+    log("cannot open state: " + opened.error().message);
+    return 1;
+  }
+  store::Store& store = opened.value();
+  dataplane_link::SocketDataplaneLink link(options.dataplane_socket);
+  policy::PolicyService policy(store, link);
+
+  boost::asio::io_context io;
+  api::HttpServer server(io, {options.socket, options.socket_mode, options.trusted_uids});
+  api::ControlApi control_api(io, store, policy, link);
+  control_api.install(server);
+
+  // Recovery first: an apply interrupted by a crash is finished or abandoned before
+  // any new request is taken. If the dataplane is not up yet, the periodic check
+  // below retries.
+  bool recovered = false;
+  if (Status s = policy.recover(); s) {
+    recovered = true;
+  } else {
+    log("recovery waits for the dataplane: " + s.error().message);
+  }
+  if (Status s = server.listen(); !s) {
+    log(s.error().message);
+    return 1;
+  }
+  log("serving the control API on " + options.socket);
+
+  // Events: the feed thread batches them and posts each batch to the control thread.
+  std::mutex pending_mutex;
+  std::vector<std::string> pending;
+  bool posted = false;
+  dataplane_link::EventFeed feed(options.dataplane_socket, [&](const std::string& event) {
+    std::lock_guard lock(pending_mutex);
+    pending.push_back(event);
+    if (posted) return;
+    posted = true;
+    boost::asio::post(io, [&] {
+      std::vector<std::string> batch;
+      {
+        std::lock_guard inner(pending_mutex);
+        batch.swap(pending);
+        posted = false;
+      }
+      control_api.on_events(batch);
+    });
+  });
+  feed.start();
+
+  // Once a second: revert an unconfirmed provisional apply, and make sure the dataplane
+  // enforces the active version (it may have restarted).
+  boost::asio::steady_timer tick(io);
+  std::function<void()> schedule = [&] {
+    tick.expires_after(std::chrono::seconds(1));
+    tick.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      if (!recovered) {
+        recovered = static_cast<bool>(policy.recover());
+        if (recovered) log("recovered: the dataplane is reachable");
+      } else {
+        Result<std::optional<int64_t>> reverted = policy.revert_if_unconfirmed(policy::Clock::now());
+        if (!reverted) {
+          log("automatic revert failed, will retry: " + reverted.error().message);
+        } else if (reverted.value()) {
+          log("reverted to version " + std::to_string(*reverted.value()) + ": the apply was not confirmed in time");
+        }
+        if (Status s = policy.reconcile(); !s) log("dataplane check: " + s.error().message);
+      }
+      schedule();
+    });
+  };
+  schedule();
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code, int) { io.stop(); });
+  io.run();
+  log("stopped");
+  return 0;
+}
