@@ -8,6 +8,8 @@
 
 #include <boost/json.hpp>
 #include <cerrno>
+#include <cstdio>
+#include <random>
 #include <cstring>
 #include <ctime>
 
@@ -67,8 +69,11 @@ json::object device_totals_json(const engine::DeviceTotals& t) {
 
 }  // namespace
 
-std::string event_json(const engine::Event& e, int64_t realtime_offset_ns) {
+std::string event_json(const engine::Event& e, int64_t realtime_offset_ns, std::string_view run,
+                       uint64_t seq) {
   json::object o;
+  o["run"] = run;
+  o["seq"] = seq;
   o["time"] = iso8601(static_cast<int64_t>(e.time_ns) + realtime_offset_ns);
   o["kind"] = engine::to_string(e.kind);
   o["reason"] = engine::label(e.reason);
@@ -151,6 +156,10 @@ std::string ControlHandler::handle(std::string_view line) {
 ControlServer::ControlServer(engine::Engine& engine, PolicyState& state, std::string socket_path)
     : engine_(engine), handler_(engine, state), path_(std::move(socket_path)) {
   realtime_offset_ns_ = realtime_ns() - monotonic_ns();
+  std::random_device random;
+  char run[17];
+  std::snprintf(run, sizeof run, "%08x%08x", random(), random());
+  run_ = run;
 }
 
 ControlServer::~ControlServer() {
@@ -270,7 +279,7 @@ void ControlServer::drain_events() {
   size_t n;
   while ((n = engine_.poll_events(batch)) > 0) {
     for (size_t i = 0; i < n; ++i) {
-      std::string line = event_json(batch[i], realtime_offset_ns_);
+      std::string line = event_json(batch[i], realtime_offset_ns_, run_, ++event_seq_);
       for (Client& c : clients_) {
         if (c.fd < 0 || !c.follow) continue;
         if (c.out.size() > kMaxClientBacklog) {

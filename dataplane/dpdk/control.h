@@ -39,8 +39,11 @@ class ControlHandler {
 };
 
 // Converts an engine event to its JSON line ({"event":{...}}). Wall-clock time is the
-// event's monotonic time plus `realtime_offset_ns`.
-std::string event_json(const engine::Event& e, int64_t realtime_offset_ns);
+// event's monotonic time plus `realtime_offset_ns`. `run` (random per dataplane start)
+// and `seq` (counting from 1 within a run) let a subscriber that reconnects skip the
+// recent events it already has.
+std::string event_json(const engine::Event& e, int64_t realtime_offset_ns, std::string_view run,
+                       uint64_t seq);
 
 class ControlServer {
  public:
@@ -71,6 +74,8 @@ class ControlServer {
   std::vector<Client> clients_;
   std::deque<std::string> recent_;  // last events, for non-follow queries
   int64_t realtime_offset_ns_ = 0;
+  std::string run_;           // identifies this process's event sequence
+  uint64_t event_seq_ = 0;    // last sequence number given
 };
 
 }  // namespace cordon::dataplane
