@@ -1,11 +1,14 @@
 """Helpers for end-to-end tests against the lab topology (tests/topology/lab.sh).
 
 The tests drive real clients (DCMTK, MLLP, sockets, scapy) on lab hosts, through the real
-cordon-dataplane, and read its state with cordonctl. Needs root and network namespaces.
+cordon-dataplane, change and read its state with cordonctl (through cordon-controld), and
+ask the dataplane itself over its control socket where a test is about the dataplane.
+Needs root and network namespaces.
 """
 import copy
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -17,7 +20,8 @@ PROBE = REPO / "tests/e2e/probe.py"
 BUILD = Path(os.environ.get("CORDON_BUILD_DIR", REPO / "build"))
 CORDONCTL = BUILD / "bin/cordonctl"
 RUN = Path("/run/cordon-lab")
-SOCKET = RUN / "dataplane.sock"
+SOCKET = RUN / "controld.sock"            # cordon-controld's API: what cordonctl talks to
+DATAPLANE_SOCKET = RUN / "dataplane.sock"  # the dataplane's own control socket
 PY = "/usr/bin/python3"  # Debian's interpreter, which has scapy
 
 HOSTS = {h["name"]: h for h in json.loads((REPO / "tests/topology/hosts.json").read_text())["hosts"]}
@@ -41,6 +45,29 @@ def cordonctl(*args, timeout=60):
     env = dict(os.environ, CORDON_SOCKET=str(SOCKET))
     return subprocess.run([str(CORDONCTL), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+def dataplane_request(request, path=DATAPLANE_SOCKET, timeout=30):
+    """One request to a dataplane's control socket (newline-delimited JSON); the answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise ConnectionError("the dataplane closed the connection without answering")
+            data += chunk
+    return json.loads(data)
+
+
+def dataplane_version(path=DATAPLANE_SOCKET):
+    """The version the dataplane enforces, or None when its socket does not answer."""
+    try:
+        return dataplane_request({"cmd": "get"}, path)["version"]
+    except OSError:
+        return None
 
 
 def wait_for(condition, timeout, what):

@@ -14,7 +14,7 @@ import unittest
 from pathlib import Path
 
 from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, SOCKET, Background,
-                     active_version, apply, cordonctl, dropped, echoscu, events, lab,
+                     active_version, apply, cordonctl, dataplane_version, dropped, echoscu, events, lab,
                      lab_policy, on, wait_for, with_mode, without_rule)
 
 # Services the attacker might look for on an imaging console.
@@ -230,9 +230,12 @@ class FastPath(unittest.TestCase):
             self.assertNotEqual(r.returncode, 0)
         finally:
             os.kill(supervisor, signal.SIGCONT)
-        wait_for(lambda: SOCKET.exists() and active_version() is not None, 30,
+        # The dataplane enforces its persisted policy by itself, before controld would
+        # re-push it: the version it reports is the active one, not its --policy file's.
+        wait_for(lambda: dataplane_version() is not None, 30,
                  "the restarted dataplane's control socket")
-        self.assertEqual(active_version(), version)  # the persisted one, not the --policy file
+        self.assertEqual(dataplane_version(), version)
+        self.assertEqual(active_version(), version)
         self.assertNotEqual(echoscu().returncode, 0)
         self.assertEqual(on("pacs", "ping", "-n", "-c", 1, "-W", 2, MODALITY).returncode, 0)
 

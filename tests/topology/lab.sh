@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cordon lab topology (DESIGN.md section 4, contract): network namespaces joined by
-# veth pairs, the dataplane inline between `modality` and the `lan` switch, and the
-# lab's real services (storescp on `pacs`, an MLLP receiver on `ris`).
+# veth pairs, the dataplane inline between `modality` and the `lan` switch, cordon-controld
+# managing it (API socket /run/cordon-lab/controld.sock), and the lab's real services
+# (storescp on `pacs`, an MLLP receiver on `ris`).
 #
 #   tests/topology/lab.sh up | down | status
 #   tests/topology/lab.sh exec HOST -- CMD...
@@ -16,7 +17,8 @@
 #                          dataplane, or testpmd (plain io forwarding, NO policy)
 #   CORDON_DATAPLANE_ARGS  extra arguments appended to the cordon-dataplane command
 #   CORDON_TESTPMD_ARGS    extra arguments appended to the dpdk-testpmd command
-#   CORDON_LAB_POLICY      policy file given to the dataplane
+#   CORDON_LAB_POLICY      the sample policy: the dataplane's start-up policy, and
+#                          applied through controld when controld has none yet
 #                          (default: examples/policies/lab.json)
 #   CORDON_LAB_TIMEOUT     seconds to wait for each service to become ready (default 60)
 set -euo pipefail
@@ -31,6 +33,7 @@ DPDK_PREFIX=cordon-lab
 DPDK_RUNTIME_DIR=/var/run/dpdk/$DPDK_PREFIX
 DATAPLANE_BIN=$REPO/build/bin/cordon-dataplane
 CORDONCTL_BIN=$REPO/build/bin/cordonctl
+CONTROLD_BIN=$REPO/build/bin/cordon-controld
 WEBD_BIN=$REPO/build/bin/cordon-webd
 POLICY=${CORDON_LAB_POLICY:-$REPO/examples/policies/lab.json}
 TIMEOUT=${CORDON_LAB_TIMEOUT:-60}
@@ -390,6 +393,74 @@ cmd_supervise() {
   done
 }
 
+# ---------------------------------------------------------------- controld
+# cordon-controld runs in the appliance namespace (where the management interface and,
+# later, its firewall live) under its own supervisor; its API socket is
+# $RUN/controld.sock, its state $RUN/controld. It talks to the dataplane's socket.
+controld_command() {
+  CTL_CMD=("$CONTROLD_BIN" --state-dir "$RUN/controld" --socket "$RUN/controld.sock"
+    --dataplane-socket "$RUN/dataplane.sock")
+}
+
+controld_ready() {
+  [ -S "$RUN/controld.sock" ] &&
+    CORDON_SOCKET=$RUN/controld.sock "$CORDONCTL_BIN" policy get >/dev/null 2>&1
+}
+
+start_controld() {
+  local pid
+  if [ "$(cat "$RUN/forwarder.kind" 2>/dev/null)" != dataplane ] || [ ! -x "$CONTROLD_BIN" ]; then
+    warn "controld: not started (needs cordon-dataplane and cordon-controld built)"
+    return 0
+  fi
+  if ! pid=$(pid_ok appliance "$RUN/controld-supervisor.pid" "lab.sh _supervise_controld"); then
+    mkdir -p "$RUN/controld"
+    chmod 700 "$RUN/controld"
+    touch "$RUN/controld.log"
+    ip netns exec appliance setsid "$LAB_SH" _supervise_controld </dev/null >>"$RUN/controld.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$RUN/controld-supervisor.pid"
+    say "controld: started under supervisor (pid $pid); waiting until ready"
+  fi
+  if ! wait_until "$TIMEOUT" controld_ready; then
+    log_tail "$RUN/controld.log" 30
+    die "controld: not ready within ${TIMEOUT}s (log: $RUN/controld.log)"
+  fi
+  # A fresh lab gets the sample policy through controld, as a recorded version.
+  if CORDON_SOCKET=$RUN/controld.sock "$CORDONCTL_BIN" policy get | grep -q '"version": 0'; then
+    CORDON_SOCKET=$RUN/controld.sock "$CORDONCTL_BIN" policy apply "$POLICY" \
+      --comment "lab sample policy" || die "controld: the sample policy $POLICY was refused"
+  fi
+  say "controld: ready ($RUN/controld.sock)"
+}
+
+# Like cmd_supervise, for controld: restarts it whenever it exits; SIGTERM stops both.
+cmd_supervise_controld() {
+  local child='' rc starts=0
+  echo $$ >"$RUN/controld-supervisor.pid"
+  controld_command
+  cd "$REPO"
+  stop_child() {
+    [ -n "$child" ] && stop_pids "$child"
+    echo "supervisor: $(date -Is) stopped"
+    exit 0
+  }
+  trap stop_child TERM INT HUP
+  while :; do
+    starts=$((starts + 1))
+    echo "supervisor: $(date -Is) start #$starts: ${CTL_CMD[*]}"
+    "${CTL_CMD[@]}" </dev/null &
+    child=$!
+    echo "$child" >"$RUN/controld.pid"
+    rc=0
+    wait "$child" || rc=$?
+    echo "supervisor: $(date -Is) controld pid $child exited with status $rc; restarting in 1s"
+    child=''
+    sleep 1 &
+    wait $! || true
+  done
+}
+
 # ---------------------------------------------------------------- commands
 cmd_up() {
   require_root up
@@ -403,6 +474,7 @@ cmd_up() {
   start_storescp
   start_mllp
   start_forwarder
+  start_controld
   # End-to-end probe through the forwarder (lan bridge -> modality). Not fatal: a
   # policy may legitimately drop it.
   if wait_until 5 ip netns exec lan ping -n -q -c 1 -W 1 10.50.0.10 >/dev/null 2>&1; then
@@ -417,7 +489,10 @@ cmd_down() {
   require_root down
   load_plan
   local ns pid spec pids=()
-  # The supervisor first, so it does not restart the forwarder we stop next.
+  # The supervisors first, so they do not restart what we stop next.
+  if pid=$(pid_alive_with "$RUN/controld-supervisor.pid" "lab.sh _supervise_controld"); then
+    stop_pids "$pid"
+  fi
   if pid=$(pid_alive_with "$RUN/supervisor.pid" "lab.sh _supervise"); then
     stop_pids "$pid"
   fi
@@ -428,7 +503,7 @@ cmd_down() {
   done
   # Lab services whose namespace was deleted under them.
   for spec in storescp:storescp mllp_receiver:mllp_receiver.py \
-    forwarder:cordon-dataplane forwarder:dpdk-testpmd; do
+    forwarder:cordon-dataplane forwarder:dpdk-testpmd controld:cordon-controld; do
     if pid=$(pid_alive_with "$RUN/${spec%%:*}.pid" "${spec#*:}"); then pids+=("$pid"); fi
   done
   if [ ${#pids[@]} -gt 0 ]; then
@@ -486,6 +561,15 @@ cmd_status() {
     ok=0
   fi
 
+  if [ "$kind" = dataplane ]; then
+    if pid=$(pid_ok appliance "$RUN/controld.pid" cordon-controld) && controld_ready; then
+      echo "controld: pid $pid, API socket $RUN/controld.sock"
+    else
+      echo "controld: NOT RUNNING or not answering (log: $RUN/controld.log)"
+      ok=0
+    fi
+  fi
+
   local name ns_ port marker
   while read -r name ns_ port marker; do
     if pid=$(pid_ok "$ns_" "$RUN/$name.pid" "$marker"); then
@@ -510,7 +594,7 @@ EOF
       sub(/@.*/, "", $1); a = ""; for (i = 3; i <= NF; i++) if ($i !~ /^fe80:/) a = a " " $i
       printf "  %-10s %-12s %-8s%s\n", ns, $1, $2, a }'
   done
-  echo "logs: $RUN/dataplane.log $RUN/storescp.log $RUN/mllp_receiver.log"
+  echo "logs: $RUN/dataplane.log $RUN/controld.log $RUN/storescp.log $RUN/mllp_receiver.log"
   if [ $ok -eq 1 ]; then
     echo "lab: up"
     return 0
@@ -556,7 +640,9 @@ Try (as root, from the repository root):
 EOF
   if [ -x "$CORDONCTL_BIN" ]; then
     echo "  build/bin/cordonctl policy get"
+    echo "  build/bin/cordonctl policy history"
     echo "  build/bin/cordonctl events --follow"
+    echo "  build/bin/cordonctl audit verify"
   else
     echo "  build/bin/cordonctl policy get   (cordonctl is not built in this tree yet)"
   fi
@@ -572,7 +658,7 @@ EOF
   fi
   cat <<EOF
 
-Logs: $RUN/dataplane.log  $RUN/storescp.log  $RUN/mllp_receiver.log
+Logs: $RUN/dataplane.log  $RUN/controld.log  $RUN/storescp.log  $RUN/mllp_receiver.log
 Stop: make lab-down   (or tests/topology/lab.sh down)
 EOF
 }
@@ -596,6 +682,7 @@ main() {
     exec) cmd_exec "$@" ;;
     hints) cmd_hints ;;
     _supervise) cmd_supervise ;;
+    _supervise_controld) cmd_supervise_controld ;;
     -h | --help | help) usage ;;
     *) usage ;;
   esac

@@ -1,0 +1,269 @@
+// The control API over a real unix socket: every endpoint's bad input gets a JSON error
+// with a code and the offending field's path, and changes nothing.
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include "control/api/http_server.h"
+#include "control/api/routes.h"
+#include "tests/unit/control/fake_dataplane_link.h"
+
+namespace cordon::control::api {
+namespace {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+
+std::string example(const std::string& name) {
+  std::ifstream in(std::string(CORDON_SOURCE_DIR) + "/examples/policies/" + name);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Reply {
+  unsigned status = 0;
+  json::value body;
+};
+
+class ApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("cordon-api-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    store_.emplace(store::Store::open((dir_ / "state").string()).value());
+    policy_.emplace(*store_, dataplane_);
+    server_.emplace(io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, {}, 1 << 20, 8});
+    api_.emplace(io_, *store_, *policy_, dataplane_);
+    api_->install(*server_);
+    ASSERT_TRUE(server_->listen().ok());
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  void TearDown() override {
+    io_.stop();
+    thread_.join();
+    std::filesystem::remove_all(dir_);
+  }
+
+  Reply call(http::verb method, const std::string& target, const std::string& body = "",
+             const std::string& raw = "") {
+    asio::io_context io;
+    asio::local::stream_protocol::socket socket(io);
+    socket.connect((dir_ / "api.sock").string());
+    // Write errors are ignored: the server may answer (413) and close before reading all.
+    beast::error_code ec;
+    if (!raw.empty()) {
+      asio::write(socket, asio::buffer(raw), ec);
+    } else {
+      http::request<http::string_body> req(method, target, 11);
+      req.set(http::field::host, "controld");
+      req.body() = body;
+      req.prepare_payload();
+      http::write(socket, req, ec);
+    }
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res, ec);
+    Reply r;
+    if (ec) return r;  // status 0: the server cut the connection
+    r.status = res.result_int();
+    json::error_code jec;
+    r.body = json::parse(res.body(), jec);
+    return r;
+  }
+  // Runs `f` on the server's thread and waits for it (the store belongs to that thread).
+  template <class F>
+  void on_server(F f) {
+    std::promise<void> done;
+    asio::post(io_, [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+
+  static std::string error_path(const Reply& r) {
+    const json::value* p = r.body.at("error").as_object().if_contains("path");
+    return p ? std::string(p->as_string()) : "";
+  }
+
+  std::filesystem::path dir_;
+  asio::io_context io_;
+  testing::FakeDataplaneLink dataplane_;
+  std::optional<store::Store> store_;
+  std::optional<policy::PolicyService> policy_;
+  std::optional<HttpServer> server_;
+  std::optional<ControlApi> api_;
+  std::thread thread_;
+};
+
+std::string apply_body(const std::string& doc, const std::string& extra = "") {
+  return "{\"document\":" + json::serialize(json::value(doc)) + extra + "}";
+}
+
+TEST_F(ApiTest, ApplyGetHistoryDiffRollback) {
+  Reply r = call(http::verb::post, "/v1/policy", apply_body(example("lab.json"), R"(,"comment":"first")"));
+  ASSERT_EQ(r.status, 201u) << json::serialize(r.body);
+  EXPECT_EQ(r.body.at("version").as_int64(), 1);
+  r = call(http::verb::post, "/v1/policy", apply_body(example("monitor.json")));
+  ASSERT_EQ(r.status, 201u);
+  r = call(http::verb::get, "/v1/policy");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body.at("version").as_int64(), 2);
+  EXPECT_TRUE(r.body.at("policy").is_object());
+  r = call(http::verb::get, "/v1/policy/versions");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body.at("versions").as_array().size(), 2u);
+  EXPECT_EQ(r.body.at("versions").as_array()[1].at("comment").as_string(), "first");
+  r = call(http::verb::get, "/v1/policy/diff?from=1&to=2");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_NE(std::string(r.body.at("text").as_string()).find("device"), std::string::npos);
+  r = call(http::verb::post, "/v1/policy/rollback", R"({"version":1})");
+  ASSERT_EQ(r.status, 201u);
+  EXPECT_EQ(r.body.at("version").as_int64(), 3);
+  r = call(http::verb::get, "/v1/audit/verify");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_TRUE(r.body.at("intact").as_bool());
+  EXPECT_EQ(r.body.at("entries").as_int64(), 3);
+  r = call(http::verb::get, "/v1/audit");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body.at("entries").as_array()[0].at("actor").as_string().subview(0, 4), "uid:");
+}
+
+TEST_F(ApiTest, InvalidPolicyListsEveryErrorWithItsPath) {
+  json::value broken = json::parse(example("lab.json"));
+  broken.at("devices").as_array()[0].as_object()["mac"] = "nope";
+  Reply r = call(http::verb::post, "/v1/policy", "{\"document\":" + json::serialize(broken) + "}");
+  ASSERT_EQ(r.status, 400u);
+  const json::object& e = r.body.at("error").as_object();
+  EXPECT_EQ(e.at("code").as_string(), "invalid");
+  EXPECT_EQ(e.at("details").as_array()[0].at("path").as_string(), "devices[0].mac");
+  EXPECT_EQ(dataplane_.apply_calls, 0);
+  r = call(http::verb::post, "/v1/policy/validate", "{\"document\":" + json::serialize(broken) + "}");
+  EXPECT_EQ(r.status, 400u);
+  r = call(http::verb::post, "/v1/policy/validate", apply_body(example("lab.json")));
+  EXPECT_EQ(r.status, 200u);
+  EXPECT_TRUE(r.body.at("valid").as_bool());
+}
+
+TEST_F(ApiTest, BadBodiesAreRefusedWithTheFieldPath) {
+  struct Case {
+    http::verb method;
+    const char* target;
+    std::string body;
+    const char* path;
+  };
+  const Case cases[] = {
+      {http::verb::post, "/v1/policy", "{\"document\":{},\"colour\":1}", "/colour"},
+      {http::verb::post, "/v1/policy", "{}", "/document"},
+      {http::verb::post, "/v1/policy", "{\"document\":42}", "/document"},
+      {http::verb::post, "/v1/policy", apply_body("{}", R"(,"comment":7)"), "/comment"},
+      {http::verb::post, "/v1/policy", apply_body("{}", R"(,"confirm_within":1)"), "/confirm_within"},
+      {http::verb::post, "/v1/policy", apply_body("{}", R"(,"confirm_within":"10")"), "/confirm_within"},
+      {http::verb::post, "/v1/policy", apply_body("{}", ",\"comment\":\"" + std::string(1001, 'x') + "\""), "/comment"},
+      {http::verb::post, "/v1/policy/validate", "{\"doc\":{}}", "/doc"},
+      {http::verb::post, "/v1/policy/rollback", "{}", "/version"},
+      {http::verb::post, "/v1/policy/rollback", R"({"version":-1})", "/version"},
+      {http::verb::post, "/v1/policy/rollback", R"({"version":1.5})", "/version"},
+      {http::verb::post, "/v1/policy/confirm", R"({"x":1})", "/x"},
+      {http::verb::get, "/v1/policy/versions?limit=0", "", "?limit"},
+      {http::verb::get, "/v1/policy/versions?limit=abc", "", "?limit"},
+      {http::verb::get, "/v1/events?after=-4", "", "?after"},
+      {http::verb::get, "/v1/events?wait=3600", "", "?wait"},
+      {http::verb::get, "/v1/audit?limit=99999999", "", "?limit"},
+      {http::verb::get, "/v1/policy/diff", "", "?from"},
+      {http::verb::get, "/v1/policy/diff?from=x", "", "?from"},
+  };
+  for (const Case& c : cases) {
+    const Reply r = call(c.method, c.target, c.body);
+    EXPECT_EQ(r.status, 400u) << c.target << " " << c.body;
+    if (r.status == 400u) {
+      EXPECT_EQ(error_path(r), c.path) << c.target << " " << c.body;
+    }
+  }
+  for (const char* body : {"not json", "[1,2]", "\"text\"", "{\"document\":"}) {
+    const Reply r = call(http::verb::post, "/v1/policy", body);
+    EXPECT_EQ(r.status, 400u) << body;
+    EXPECT_EQ(r.body.at("error").at("code").as_string(), "invalid") << body;
+  }
+  EXPECT_EQ(dataplane_.apply_calls, 0);
+  EXPECT_EQ(call(http::verb::get, "/v1/policy").body.at("version").as_int64(), 0);
+}
+
+TEST_F(ApiTest, UnknownPathsMethodsAndVersions) {
+  EXPECT_EQ(call(http::verb::get, "/v1/nothing").status, 404u);
+  EXPECT_EQ(call(http::verb::get, "/v1/policy/versions/7").status, 404u);
+  EXPECT_EQ(call(http::verb::get, "/v1/policy/versions/0").status, 400u);
+  EXPECT_EQ(call(http::verb::get, "/v1/policy/versions/..%2F..%2Fetc").status, 400u);
+  EXPECT_EQ(call(http::verb::delete_, "/v1/policy").status, 405u);
+  EXPECT_EQ(call(http::verb::get, "/v1/policy/rollback").status, 405u);  // nothing changes on GET
+  EXPECT_EQ(call(http::verb::post, "/v1/policy/confirm", "{}").status, 409u);
+  EXPECT_EQ(call(http::verb::post, "/v1/policy/rollback", R"({"version":3})").status, 404u);
+}
+
+TEST_F(ApiTest, OversizedAndMalformedRequestsAreRefused) {
+  // Body over the 1 MiB limit of this server.
+  const Reply big = call(http::verb::post, "/v1/policy", std::string(2 << 20, ' '));
+  EXPECT_EQ(big.status, 413u);
+  // A header over 16 KiB.
+  const Reply header = call(http::verb::get, "", "", "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " +
+                                                         std::string(20000, 'a') + "\r\n\r\n");
+  EXPECT_EQ(header.status, 431u);
+  // Not HTTP at all.
+  const Reply garbage = call(http::verb::get, "", "", "\x16\x03\x01 hello\r\n\r\n");
+  EXPECT_TRUE(garbage.status == 400u || garbage.status == 0u);
+  EXPECT_EQ(dataplane_.apply_calls, 0);
+}
+
+TEST_F(ApiTest, OnlyTrustedFrontEndsMayNameTheUser) {
+  const std::string req = "POST /v1/policy HTTP/1.1\r\nHost: x\r\nX-Cordon-User: mallory\r\n"
+                          "Content-Length: " ;
+  const std::string body = apply_body(example("lab.json"));
+  const Reply r = call(http::verb::post, "", "", req + std::to_string(body.size()) + "\r\n\r\n" + body);
+  ASSERT_EQ(r.status, 201u);
+  const Reply audit = call(http::verb::get, "/v1/audit");
+  // This test's uid is not trusted: the header is ignored, the Unix user is recorded.
+  EXPECT_EQ(audit.body.at("entries").as_array()[0].at("actor").as_string().subview(0, 4), "uid:");
+}
+
+TEST_F(ApiTest, EventsLongPollWakesOnNewEvents) {
+  on_server([&] { api_->on_events({R"({"kind":"drop","n":1})"}); });
+  Reply r = call(http::verb::get, "/v1/events");
+  ASSERT_EQ(r.status, 200u);
+  ASSERT_EQ(r.body.at("events").as_array().size(), 1u);
+  const int64_t last = r.body.at("last_id").as_int64();
+  auto waiting = std::async(std::launch::async, [&] {
+    return call(http::verb::get, "/v1/events?after=" + std::to_string(last) + "&wait=30");
+  });
+  // The poll is parked until an event arrives (it would return empty after 30 s).
+  while (server_->connections() < 1) std::this_thread::yield();
+  EXPECT_EQ(waiting.wait_for(std::chrono::milliseconds(200)), std::future_status::timeout);
+  on_server([&] { api_->on_events({R"({"kind":"drop","n":2})"}); });
+  r = waiting.get();
+  ASSERT_EQ(r.status, 200u);
+  ASSERT_EQ(r.body.at("events").as_array().size(), 1u);
+  EXPECT_EQ(r.body.at("events").as_array()[0].at("n").as_int64(), 2);
+}
+
+TEST_F(ApiTest, HealthReportsAnUnreachableDataplane) {
+  dataplane_.unreachable = true;
+  const Reply r = call(http::verb::get, "/v1/health");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(r.body.at("dataplane").as_string(), "unreachable");
+  EXPECT_EQ(call(http::verb::get, "/v1/dataplane/stats").status, 503u);
+}
+
+}  // namespace
+}  // namespace cordon::control::api
