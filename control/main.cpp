@@ -3,6 +3,7 @@
 //
 //   cordon-controld --state-dir DIR --socket PATH --dataplane-socket PATH
 //                   [--trusted-uid UID]... [--socket-mode OCTAL]
+//                   [--crash-at recorded|pushed|committed]   (crash tests only)
 //
 // One control thread runs everything (API, store, policy lifecycle, periodic checks);
 // the dataplane event feed reads on its own thread and posts events to it.
@@ -11,12 +12,14 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
+#include <csignal>
 #include <chrono>
 #include <cstdio>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,6 +39,7 @@ struct Options {
   std::string dataplane_socket;
   std::set<uint32_t> trusted_uids;
   unsigned socket_mode = 0660;
+  std::string crash_at;  // fault injection for the crash tests: SIGKILL at this step
 };
 
 void usage() {
@@ -57,6 +61,12 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.socket = value;
     } else if (arg == "--dataplane-socket") {
       o.dataplane_socket = value;
+    } else if (arg == "--crash-at") {
+      if (value != "recorded" && value != "pushed" && value != "committed") {
+        std::cerr << "cordon-controld: --crash-at: one of recorded, pushed, committed\n";
+        return false;
+      }
+      o.crash_at = value;
     } else if (arg == "--trusted-uid" || arg == "--socket-mode") {
       unsigned n = 0;
       const int base = arg == "--socket-mode" ? 8 : 10;
@@ -97,6 +107,11 @@ int main(int argc, char** argv) {
   store::Store& store = opened.value();
   dataplane_link::SocketDataplaneLink link(options.dataplane_socket);
   policy::PolicyService policy(store, link);
+  if (!options.crash_at.empty()) {
+    policy.set_checkpoint([step = options.crash_at](std::string_view at) {
+      if (at == step) ::raise(SIGKILL);  // stands in for a power cut at this step
+    });
+  }
 
   boost::asio::io_context io;
   api::HttpServer server(io, {options.socket, options.socket_mode, options.trusted_uids});

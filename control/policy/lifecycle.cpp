@@ -268,13 +268,16 @@ Result<Applied> PolicyService::install(const std::string& canonical, const store
   if (!version) return version.error();
   const std::string hash = store::sha256_hex(canonical);
   const std::string target = "policy/" + std::to_string(version.value());
+  checkpoint("recorded");
   if (Status pushed = link_.apply(canonical, version.value()); !pushed) {
     if (Status s = store_.abandon_version(version.value(), {actor, action, target, "failed: " + pushed.error().message, previous.value().sha256, hash, comment}); !s)
       return s.error();
     return pushed.error().context("installing version " + std::to_string(version.value()) + "; nothing changed");
   }
+  checkpoint("pushed");
   if (Status s = store_.commit_version(version.value(), {actor, action, target, "ok", previous.value().sha256, hash, comment}); !s)
     return s.error();
+  checkpoint("committed");
   return Applied{version.value(), hash, std::nullopt};
 }
 

@@ -17,6 +17,8 @@
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <string_view>
 #include <optional>
 #include <string>
 
@@ -73,13 +75,25 @@ class PolicyService {
   Result<ActivePolicy> active();
   std::optional<Clock::time_point> confirm_deadline();
 
+  // Called at each step of an install: "recorded" (pending version stored), "pushed"
+  // (the dataplane acknowledged), "committed" (active in the store). The crash tests
+  // kill controld at each (cordon-controld --crash-at STEP).
+  void set_checkpoint(std::function<void(std::string_view step)> checkpoint) {
+    checkpoint_ = std::move(checkpoint);
+  }
+
  private:
   // The shared tail of apply and rollback: record pending, push, commit or abandon.
   Result<Applied> install(const std::string& canonical, const store::Actor& actor,
                           const std::string& action, const std::string& comment);
 
+  void checkpoint(std::string_view step) {
+    if (checkpoint_) checkpoint_(step);
+  }
+
   store::Store& store_;
   dataplane_link::DataplaneLink& link_;
+  std::function<void(std::string_view)> checkpoint_;
 };
 
 }  // namespace cordon::control::policy

@@ -1,0 +1,222 @@
+"""cordon-controld end to end.
+
+ControldCrash: no lab; a cordon-dataplane on net_null ports and controld in a temp dir.
+controld is killed (SIGKILL, a stand-in for a power cut) at each step of an apply; after
+a restart controld and the dataplane agree on one version, the old or the new, never a
+mix.
+
+ControldInLab: the lab topology with real clients: apply, rollback, confirm-or-revert,
+events, controld and dataplane restarts. Needs root and network namespaces.
+"""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+from labutil import (ATTACKER, BUILD, MODALITY, REPO, RUN, SOCKET, apply, active_version,
+                     cordonctl, dataplane_request, dataplane_version, echoscu, lab, lab_policy,
+                     on, wait_for, without_rule)
+
+CONTROLD = BUILD / "bin/cordon-controld"
+DATAPLANE = BUILD / "bin/cordon-dataplane"
+CORDONCTL = BUILD / "bin/cordonctl"
+
+
+def canonical(text):
+    return json.dumps(json.loads(text), sort_keys=True)
+
+
+class ControldCrash(unittest.TestCase):
+    def setUp(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="cordon-crash-"))
+        self.dp_sock = self.dir / "dp.sock"
+        self.api = self.dir / "api.sock"
+        self.dataplane = subprocess.Popen(
+            [DATAPLANE, "--no-huge", "-m", "128", "--no-pci", "--file-prefix",
+             f"crash{os.getpid()}", "-l", "0", "--vdev=net_null0", "--vdev=net_null1", "--",
+             "--pair", "net_null0:net_null1", "--control-socket", self.dp_sock,
+             "--state-dir", self.dir / "dp-state"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self.dp_sock.exists, 30, "the dataplane's control socket")
+        self.controld = None
+
+    def tearDown(self):
+        for p in (self.controld, self.dataplane):
+            if p and p.poll() is None:
+                p.terminate()
+                p.wait(timeout=30)
+        subprocess.run(["rm", "-rf", str(self.dir)])
+
+    def start_controld(self, *extra):
+        self.controld = subprocess.Popen(
+            [CONTROLD, "--state-dir", self.dir / "ctl", "--socket", self.api,
+             "--dataplane-socket", self.dp_sock, *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: self.ctl("policy", "get").returncode == 0, 30, "controld's API")
+
+    def ctl(self, *args):
+        return subprocess.run([CORDONCTL, "--socket", self.api, *map(str, args)],
+                              capture_output=True, text=True, timeout=60)
+
+    def agreed_state(self):
+        """(version, canonical document) that controld and the dataplane both report."""
+        got = json.loads(self.ctl("policy", "get").stdout)
+        dp = dataplane_request({"cmd": "get"}, self.dp_sock)
+        self.assertEqual(got["version"], dp["version"], "controld and the dataplane disagree")
+        self.assertEqual(json.dumps(got["policy"], sort_keys=True),
+                         json.dumps(dp["policy"], sort_keys=True))
+        return got["version"], json.dumps(got["policy"], sort_keys=True)
+
+    def test_kill_at_every_step_of_an_apply_leaves_one_version_everywhere(self):
+        old_file = REPO / "examples/policies/lab.json"
+        new_file = REPO / "examples/policies/monitor.json"
+        self.start_controld()
+        self.assertEqual(self.ctl("policy", "apply", old_file).returncode, 0)
+        old_version, old_doc = self.agreed_state()
+        expected_after = {"recorded": "old", "pushed": "new", "committed": "new"}
+        for step, outcome in expected_after.items():
+            with self.subTest(step=step):
+                # Back to the old policy before each round (as a new version).
+                if self.agreed_state()[1] != old_doc:
+                    self.assertEqual(self.ctl("policy", "apply", old_file).returncode, 0)
+                before, _ = self.agreed_state()
+                self.controld.terminate()
+                self.controld.wait(timeout=30)
+                self.start_controld("--crash-at", step)
+                r = self.ctl("policy", "apply", new_file)
+                self.assertNotEqual(r.returncode, 0, "the apply cannot have been acknowledged")
+                self.assertEqual(self.controld.wait(timeout=30), -signal.SIGKILL)
+                self.start_controld()  # the restart recovers
+                version, doc = self.agreed_state()
+                if outcome == "old":
+                    self.assertEqual(doc, old_doc)
+                    self.assertEqual(version, before)
+                else:
+                    self.assertNotEqual(doc, old_doc)
+                    self.assertGreater(version, before)
+                verify = self.ctl("audit", "verify")
+                self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
+
+
+class ControldInLab(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        lab("down")
+        r = lab("up", timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
+            lab("down")
+
+    def setUp(self):
+        # Every test starts from the sample policy (as a new version if needed).
+        self.assertEqual(apply(lab_policy()).returncode, 0)
+
+    def history(self):
+        r = cordonctl("policy", "history")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_rollback_restores_what_the_old_version_allowed(self):
+        good = active_version()
+        self.assertEqual(echoscu().returncode, 0)
+        self.assertEqual(apply(without_rule(lab_policy(), "store-to-pacs")).returncode, 0)
+        self.assertNotEqual(echoscu().returncode, 0)
+        r = cordonctl("policy", "diff", good)
+        self.assertIn("- rule store-to-pacs", r.stdout)
+        r = cordonctl("policy", "rollback", good)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(echoscu().returncode, 0)
+        self.assertEqual(dataplane_version(), active_version())
+
+    def test_unconfirmed_apply_reverts_by_itself(self):
+        good = active_version()
+        r = cordonctl("policy", "apply", self.write(without_rule(lab_policy(), "store-to-pacs")),
+                      "--confirm-within", 10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("provisional", r.stdout)
+        self.assertNotEqual(echoscu().returncode, 0)
+        # Nobody confirms: within the window plus controld's 1 s check it reverts.
+        wait_for(lambda: echoscu().returncode == 0, 30, "the automatic revert")
+        self.assertGreater(active_version(), good)
+        audit = cordonctl("audit").stdout
+        self.assertIn("automatic revert", audit)
+        self.assertEqual(dataplane_version(), active_version())
+
+    def test_confirmed_apply_stays(self):
+        r = cordonctl("policy", "apply", self.write(without_rule(lab_policy(), "store-to-pacs")),
+                      "--confirm-within", 10)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        version = active_version()
+        self.assertEqual(cordonctl("policy", "confirm").returncode, 0)
+        deadline = time.monotonic() + 13
+        wait_for(lambda: time.monotonic() > deadline, 20, "the confirmation window to pass")
+        self.assertEqual(active_version(), version)
+        self.assertNotEqual(echoscu().returncode, 0)
+
+    def test_events_reach_controld_and_follow_streams_them(self):
+        follow = subprocess.Popen([CORDONCTL, "events", "--follow", "--json"],
+                                  env=dict(os.environ, CORDON_SOCKET=str(SOCKET)),
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY)
+            deadline = time.monotonic() + 20
+            seen = None
+            while time.monotonic() < deadline and seen is None:
+                line = follow.stdout.readline()
+                event = json.loads(line)
+                if event.get("src") == ATTACKER and event["reason"] == "no-matching-rule":
+                    seen = event
+            self.assertIsNotNone(seen, "the attacker's drop was not streamed")
+            self.assertEqual(seen["device"], "ct-1")
+        finally:
+            follow.terminate()
+            follow.wait(timeout=10)
+
+    def test_controld_killed_dataplane_keeps_enforcing_and_state_survives(self):
+        version = active_version()
+        pid = int((RUN / "controld.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        # With controld gone the dataplane still enforces the policy.
+        self.assertEqual(echoscu().returncode, 0)
+        self.assertNotEqual(on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY).returncode, 0)
+        wait_for(lambda: (RUN / "controld.pid").read_text().strip() != str(pid) and
+                 active_version() is not None, 30, "the supervisor to restart controld")
+        self.assertEqual(active_version(), version)
+        r = cordonctl("audit", "verify")
+        self.assertEqual(r.returncode, 0, r.stdout)
+
+    def test_dataplane_restarted_without_state_gets_the_active_version_again(self):
+        version = active_version()
+        forwarder = int((RUN / "forwarder.pid").read_text())
+        supervisor = int((RUN / "supervisor.pid").read_text())
+        os.kill(supervisor, signal.SIGSTOP)
+        try:
+            os.kill(forwarder, signal.SIGKILL)
+            wait_for(lambda: not Path(f"/proc/{forwarder}").exists() or
+                     Path(f"/proc/{forwarder}/stat").read_text().split()[2] == "Z", 10,
+                     "the dataplane to die")
+            subprocess.run(["rm", "-rf", str(RUN / "state")])  # it loses its persisted policy
+            (RUN / "state").mkdir()
+        finally:
+            os.kill(supervisor, signal.SIGCONT)
+        # It comes back with its --policy file (version 1); controld re-pushes the active one.
+        wait_for(lambda: dataplane_version() == version, 30, "controld to re-push the active version")
+        self.assertEqual(echoscu().returncode, 0)
+
+    def write(self, policy):
+        f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=RUN)
+        f.write(json.dumps(policy))
+        f.close()
+        return f.name
+
+
+if __name__ == "__main__":
+    unittest.main()
