@@ -1,5 +1,7 @@
 #include "control/api/routes.h"
 
+#include "control/policy/learn.h"
+
 #include <boost/json.hpp>
 #include <algorithm>
 #include <charconv>
@@ -158,8 +160,11 @@ void ControlApi::install(HttpServer& server) {
     if (!confirm) return respond(error_response(confirm.error()));
     std::optional<int> confirm_s;
     if (confirm.value()) confirm_s = static_cast<int>(*confirm.value());
+    Result<policy::ActivePolicy> before = policy_.active();
+    if (!before) return respond(error_response(before.error()));
     Result<policy::Applied> applied = policy_.apply(doc.value(), r.actor, comment.value(), confirm_s);
     if (!applied) return respond(error_response(applied.error()));
+    (void)guardrail_.watch(applied.value().version, before.value().version, now_ms());
     respond(json_response(applied_json(applied.value()), 201));
   });
 
@@ -214,8 +219,11 @@ void ControlApi::install(HttpServer& server) {
     if (!v) return respond(error_response(v.error()));
     Result<std::string> comment = body.value().text("comment", 1000);
     if (!comment) return respond(error_response(comment.error()));
+    Result<policy::ActivePolicy> before = policy_.active();
+    if (!before) return respond(error_response(before.error()));
     Result<policy::Applied> applied = policy_.rollback(*v.value(), r.actor, comment.value());
     if (!applied) return respond(error_response(applied.error()));
+    (void)guardrail_.watch(applied.value().version, before.value().version, now_ms());
     respond(json_response(applied_json(applied.value()), 201));
   });
 
@@ -249,6 +257,74 @@ void ControlApi::install(HttpServer& server) {
       o["problem"] = v.value().problem;
     }
     respond(json_response(o));
+  });
+
+  server.route("GET", "/v1/guardrail", [this](Request&, Responder respond) {
+    Result<policy::GuardrailSettings> g = guardrail_.settings();
+    if (!g) return respond(error_response(g.error()));
+    respond(json_response(policy::guardrail_json(g.value())));
+  });
+
+  server.route("PUT", "/v1/guardrail", [this](Request& r, Responder respond) {
+    json::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    if (ec) return respond(error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    Result<policy::GuardrailSettings> g = policy::parse_guardrail(v);
+    if (!g) return respond(error_response(g.error()));
+    if (Status s = guardrail_.set_settings(g.value(), r.actor); !s) return respond(error_response(s.error()));
+    respond(json_response(policy::guardrail_json(g.value())));
+  });
+
+  server.route("GET", "/v1/discovery", [this](Request&, Responder respond) {
+    Result<std::vector<store::HostRecord>> hosts = store_.hosts();
+    if (!hosts) return respond(error_response(hosts.error()));
+    json::array out;
+    for (const store::HostRecord& h : hosts.value()) {
+      out.push_back(json::object{{"mac", h.mac},
+                                 {"ip", h.ip},
+                                 {"device", h.device.empty() ? json::value(nullptr) : json::value(h.device)},
+                                 {"covered", !h.device.empty()},
+                                 {"first_seen", h.first_seen},
+                                 {"last_seen", h.last_seen},
+                                 {"protocols", h.protocols},
+                                 {"peers", h.peers}});
+    }
+    respond(json_response(json::object{{"hosts", std::move(out)}}));
+  });
+
+  server.route("GET", "/v1/devices/{}/flows", [this](Request& r, Responder respond) {
+    Result<int64_t> hours = query_int(r, "hours", 24 * 7, 1, 24 * 365);
+    if (!hours) return respond(error_response(hours.error()));
+    Result<std::vector<store::FlowRecord>> flows = store_.flows(r.path_params[0], now_ms() - hours.value() * 3600 * 1000);
+    if (!flows) return respond(error_response(flows.error()));
+    json::array out;
+    for (const store::FlowRecord& f : flows.value()) {
+      out.push_back(json::object{{"dir", f.key.dir},
+                                 {"protocol", observe::protocol_name(f.key.protocol)},
+                                 {"peer", f.key.peer},
+                                 {"port", f.key.port},
+                                 {"rule", f.rule.empty() ? json::value(nullptr) : json::value(f.rule)},
+                                 {"first_seen", f.first_seen},
+                                 {"last_seen", f.last_seen},
+                                 {"count", f.count}});
+    }
+    respond(json_response(json::object{{"device", r.path_params[0]}, {"flows", std::move(out)}}));
+  });
+
+  server.route("GET", "/v1/devices/{}/proposal", [this](Request& r, Responder respond) {
+    Result<int64_t> hours = query_int(r, "hours", 24 * 7, 1, 24 * 365);
+    if (!hours) return respond(error_response(hours.error()));
+    Result<policy::ActivePolicy> active = policy_.active();
+    if (!active) return respond(error_response(active.error()));
+    Result<std::vector<store::FlowRecord>> flows = store_.flows(r.path_params[0], now_ms() - hours.value() * 3600 * 1000);
+    if (!flows) return respond(error_response(flows.error()));
+    Result<policy::Proposal> p = policy::propose_rules(active.value().document, r.path_params[0], flows.value());
+    if (!p) return respond(error_response(p.error()));
+    respond(json_response(json::object{{"device", p.value().device},
+                                       {"rules_added", p.value().rules_added},
+                                       {"policy", json::parse(p.value().document)},
+                                       {"diff", p.value().diff},
+                                       {"text", policy::diff_text(p.value().diff)}}));
   });
 
   server.route("GET", "/v1/dataplane/stats", [this](Request&, Responder respond) {
@@ -309,7 +385,23 @@ void ControlApi::get_events(Request& r, Responder respond) {
   it->timer = std::move(timer);
 }
 
+int64_t ControlApi::now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 void ControlApi::on_events(const std::vector<std::string>& events) {
+  Result<observe::Ingested> ingested = observer_.ingest(events, now_ms());
+  if (!ingested) return;
+  std::vector<std::string> log = std::move(ingested.value().log);
+  Result<std::optional<std::string>> alert = guardrail_.check(ingested.value().drops, now_ms());
+  if (alert && alert.value()) log.push_back(*alert.value());
+  log_events(log);
+}
+
+void ControlApi::log_events(const std::vector<std::string>& events) {
+  if (events.empty()) return;
   if (Status s = store_.add_events(events); !s) return;
   std::list<EventWaiter> ready;
   ready.swap(waiters_);

@@ -13,6 +13,8 @@
 
 #include "control/api/http_server.h"
 #include "control/dataplane_link/link.h"
+#include "control/observe/observer.h"
+#include "control/policy/guardrail.h"
 #include "control/policy/lifecycle.h"
 #include "control/store/store.h"
 
@@ -22,11 +24,15 @@ class ControlApi {
  public:
   ControlApi(boost::asio::io_context& io, store::Store& store, policy::PolicyService& policy,
              dataplane_link::DataplaneLink& link)
-      : io_(io), store_(store), policy_(policy), link_(link) {}
+      : io_(io), store_(store), policy_(policy), link_(link), observer_(store),
+        guardrail_(store, policy) {}
   void install(HttpServer& server);
 
-  // Stores events from the dataplane and answers the long polls waiting for them.
+  // Takes a batch of events from the dataplane: flow records and discovery, the event
+  // log, the guardrail; answers the long polls waiting for events.
   void on_events(const std::vector<std::string>& events);
+  // Adds controld's own events (alerts) to the log.
+  void log_events(const std::vector<std::string>& events);
 
  private:
   struct EventWaiter {
@@ -37,11 +43,14 @@ class ControlApi {
   };
   void get_events(Request& request, Responder respond);
   Response events_after(int64_t after, int64_t limit);
+  static int64_t now_ms();
 
   boost::asio::io_context& io_;
   store::Store& store_;
   policy::PolicyService& policy_;
   dataplane_link::DataplaneLink& link_;
+  observe::Observer observer_;
+  policy::Guardrail guardrail_;
   std::list<EventWaiter> waiters_;
 };
 

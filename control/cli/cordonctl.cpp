@@ -43,6 +43,12 @@ constexpr const char* kUsage =
     "  policy diff A [B]        what changes from version A to B (default: the active one)\n"
     "  policy rollback VERSION [--comment TEXT]\n"
     "                           make VERSION's document active again (as a new version)\n"
+    "  discovery                every MAC/IP seen on a device port; whether a policy covers it\n"
+    "  device flows NAME        the kinds of connection NAME took part in (flow records)\n"
+    "  device proposal NAME [--output FILE]\n"
+    "                           rules learned from NAME's flows, as a diff (and a policy file)\n"
+    "  guardrail get            the clinical guardrail's settings\n"
+    "  guardrail set FILE       replace them (JSON)\n"
     "  stats                    dataplane counters by reason and device (JSON)\n"
     "  events [--follow] [--json]  alerts and drops, one per line\n"
     "  audit [--json]           the audit log\n"
@@ -364,6 +370,40 @@ int audit_command(Client& c, const std::vector<std::string>& args) {
   }
 }
 
+int device_command(Client& c, const std::vector<std::string>& args) {
+  if (args.size() >= 3 && args[1] == "flows" && args.size() == 3) {
+    const Reply r = c.call(http::verb::get, "/v1/devices/" + args[2] + "/flows");
+    if (r.status != 200) return print_error(r, "");
+    for (const json::value& v : r.body.at("flows").as_array()) {
+      const json::object& f = v.as_object();
+      std::cout << field(f, "protocol") << " " << field(f, "dir") << " "
+                << (field(f, "dir") == "out" ? "to " : "from ") << field(f, "peer")
+                << (field(f, "port") == "0" ? "" : " port " + field(f, "port")) << "  rule="
+                << (field(f, "rule").empty() ? "(none)" : field(f, "rule")) << "  flows=" << field(f, "count")
+                << "  last=" << field(f, "last_seen") << "\n";
+    }
+    return 0;
+  }
+  if (args.size() >= 3 && args[1] == "proposal") {
+    auto opts = flags(args, 3, {"--output"});
+    if (!opts) return (std::cerr << kUsage, 2);
+    const Reply r = c.call(http::verb::get, "/v1/devices/" + args[2] + "/proposal");
+    if (r.status != 200) return print_error(r, "");
+    std::cout << field(r.body.as_object(), "rules_added") << " rule(s) proposed for " << args[2] << "\n"
+              << field(r.body.as_object(), "text");
+    for (const auto& [k, v] : *opts) {
+      std::ofstream out(v, std::ios::binary | std::ios::trunc);
+      pretty(out, r.body.at("policy"));
+      out << "\n";
+      if (!out) throw Failure{"cannot write " + v};
+      std::cout << "candidate policy written to " << v << " (review, dry-run, then apply)\n";
+    }
+    return 0;
+  }
+  std::cerr << kUsage;
+  return 2;
+}
+
 int run(std::vector<std::string> args) {
   std::optional<std::string> socket_flag;
   if (args.size() >= 2 && args[0] == "--socket") {
@@ -378,6 +418,35 @@ int run(std::vector<std::string> args) {
   if (args[0] == "policy") return policy_command(c, args);
   if (args[0] == "events") return events_command(c, args);
   if (args[0] == "audit") return audit_command(c, args);
+  if (args[0] == "device") return device_command(c, args);
+  if (args[0] == "discovery" && args.size() == 1) {
+    const Reply r = c.call(http::verb::get, "/v1/discovery");
+    if (r.status != 200) return print_error(r, "");
+    for (const json::value& v : r.body.at("hosts").as_array()) {
+      const json::object& h = v.as_object();
+      std::cout << field(h, "mac") << "  " << (field(h, "ip").empty() ? "-" : field(h, "ip")) << "  "
+                << (h.at("covered").as_bool() ? "device " + field(h, "device") : std::string("NOT COVERED by any policy"))
+                << "  protocols=" << field(h, "protocols") << "  peers=" << field(h, "peers")
+                << "  first=" << field(h, "first_seen") << "  last=" << field(h, "last_seen") << "\n";
+    }
+    return 0;
+  }
+  if (args[0] == "guardrail" && args.size() == 2 && args[1] == "get") {
+    const Reply r = c.call(http::verb::get, "/v1/guardrail");
+    if (r.status != 200) return print_error(r, "");
+    pretty(std::cout, r.body);
+    std::cout << "\n";
+    return 0;
+  }
+  if (args[0] == "guardrail" && args.size() == 3 && args[1] == "set") {
+    json::error_code ec;
+    const json::value body = json::parse(read_file(args[2]), ec);
+    if (ec) throw Failure{args[2] + " is not JSON: " + ec.message()};
+    const Reply r = c.call(http::verb::put, "/v1/guardrail", body);
+    if (r.status != 200) return print_error(r, args[2] + ": ");
+    std::cout << "guardrail settings replaced\n";
+    return 0;
+  }
   if (args[0] == "stats" && args.size() == 1) {
     const Reply r = c.call(http::verb::get, "/v1/dataplane/stats");
     if (r.status != 200) return print_error(r, "");

@@ -307,13 +307,13 @@ Result<Applied> PolicyService::apply(const std::string& text, const store::Actor
 }
 
 Result<Applied> PolicyService::rollback(int64_t to_version, const store::Actor& actor,
-                                        const std::string& comment) {
+                                        const std::string& comment, const std::string& action) {
   Result<std::optional<store::PolicyVersion>> row = store_.version(to_version);
   if (!row) return row.error();
   if (!row.value() || row.value()->status != "applied")
     return Error{"not_found", "no applied policy version " + std::to_string(to_version), "/version"};
   if (Status s = store_.clear_setting(kConfirmKey); !s) return s.error();
-  return install(row.value()->document, actor, "policy.rollback",
+  return install(row.value()->document, actor, action,
                  comment.empty() ? "rollback to version " + std::to_string(to_version) : comment);
 }
 
@@ -348,7 +348,8 @@ Result<std::optional<int64_t>> PolicyService::revert_if_unconfirmed(Clock::time_
   if (to_ms(now) < st->deadline_ms) return std::optional<int64_t>{};
   Result<Applied> back = rollback(st->previous, {"controld", "local"},
                                   "automatic revert: version " + std::to_string(st->version) +
-                                      " was not confirmed in time");
+                                      " was not confirmed in time",
+                                  "policy.revert");
   if (!back) return back.error();
   return std::optional<int64_t>{st->previous};
 }

@@ -65,8 +65,11 @@ class PolicyService {
 
   Result<Applied> apply(const std::string& text, const store::Actor& actor,
                         const std::string& comment, std::optional<int> confirm_within_s);
+  // `action` is what the audit log records: "policy.rollback" when an operator asks,
+  // "policy.revert" when controld itself goes back (confirmation timeout, guardrail).
   Result<Applied> rollback(int64_t to_version, const store::Actor& actor,
-                           const std::string& comment);
+                           const std::string& comment,
+                           const std::string& action = "policy.rollback");
   Status confirm(const store::Actor& actor);
   // Reverts a provisional apply whose confirmation deadline has passed. Returns the
   // version reverted to, if it reverted.

@@ -54,6 +54,31 @@ CREATE TABLE events (
   json TEXT NOT NULL
 );
 )sql",
+    R"sql(
+CREATE TABLE flows (
+  device       TEXT NOT NULL,
+  dir          TEXT NOT NULL,
+  protocol     INTEGER NOT NULL,
+  peer         TEXT NOT NULL,
+  port         INTEGER NOT NULL,
+  rule         TEXT NOT NULL,
+  first_seen   TEXT NOT NULL,
+  last_seen    TEXT NOT NULL,
+  last_seen_ms INTEGER NOT NULL,
+  count        INTEGER NOT NULL,
+  PRIMARY KEY (device, dir, protocol, peer, port)
+);
+CREATE TABLE hosts (
+  mac        TEXT NOT NULL,
+  ip         TEXT NOT NULL,
+  device     TEXT NOT NULL,
+  first_seen TEXT NOT NULL,
+  last_seen  TEXT NOT NULL,
+  protocols  TEXT NOT NULL,
+  peers      TEXT NOT NULL,
+  PRIMARY KEY (mac, ip)
+);
+)sql",
 };
 
 const std::string kGenesisHash(64, '0');
@@ -398,6 +423,120 @@ Result<std::vector<StoredEvent>> Store::events(int64_t after_id, int64_t limit) 
     if (!row) return row.error();
     if (!row.value()) break;
     out.push_back(StoredEvent{q.value().column_int(0), q.value().column_text(1)});
+  }
+  return out;
+}
+
+namespace {
+// Adds `item` to a comma-separated set of at most `max` items.
+std::string add_to_set(const std::string& set, const std::string& item, size_t max) {
+  if (item.empty()) return set;
+  size_t count = 0;
+  size_t start = 0;
+  while (start <= set.size() && !set.empty()) {
+    const size_t comma = set.find(',', start);
+    const size_t end = comma == std::string::npos ? set.size() : comma;
+    if (set.compare(start, end - start, item) == 0) return set;
+    ++count;
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (count >= max) return set;
+  return set.empty() ? item : set + "," + item;
+}
+}  // namespace
+
+Status Store::record_flow(const FlowKey& key, const std::string& rule, int64_t now_ms) {
+  Result<Statement> q = db_.prepare(
+      "INSERT INTO flows (device, dir, protocol, peer, port, rule, first_seen, last_seen, "
+      "last_seen_ms, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1) "
+      "ON CONFLICT (device, dir, protocol, peer, port) DO UPDATE SET "
+      "rule = excluded.rule, last_seen = excluded.last_seen, "
+      "last_seen_ms = excluded.last_seen_ms, count = count + 1");
+  if (!q) return q.error();
+  const std::string now = now_rfc3339();
+  Statement& st = q.value();
+  st.bind(1, key.device).bind(2, key.dir).bind(3, key.protocol).bind(4, key.peer);
+  st.bind(5, key.port).bind(6, rule).bind(7, now).bind(8, now).bind(9, now_ms);
+  return st.run();
+}
+
+namespace {
+FlowRecord flow_row(const Statement& s) {
+  return FlowRecord{FlowKey{s.column_text(0), s.column_text(1), s.column_int(2), s.column_text(3),
+                            s.column_int(4)},
+                    s.column_text(5), s.column_text(6), s.column_text(7), s.column_int(8),
+                    s.column_int(9)};
+}
+constexpr const char* kFlowColumns =
+    "SELECT device, dir, protocol, peer, port, rule, first_seen, last_seen, last_seen_ms, "
+    "count FROM flows ";
+}  // namespace
+
+Result<std::optional<FlowRecord>> Store::recent_flow(const FlowKey& key, int64_t since_ms) {
+  Result<Statement> q = db_.prepare(std::string(kFlowColumns) +
+                                    "WHERE device = ? AND dir = ? AND protocol = ? AND peer = ? "
+                                    "AND port = ? AND last_seen_ms >= ?");
+  if (!q) return q.error();
+  Statement& st = q.value();
+  st.bind(1, key.device).bind(2, key.dir).bind(3, key.protocol).bind(4, key.peer);
+  st.bind(5, key.port).bind(6, since_ms);
+  Result<bool> row = st.step();
+  if (!row) return row.error();
+  if (!row.value()) return std::optional<FlowRecord>{};
+  return std::optional<FlowRecord>{flow_row(st)};
+}
+
+Result<std::vector<FlowRecord>> Store::flows(const std::string& device, int64_t since_ms) {
+  Result<Statement> q = db_.prepare(std::string(kFlowColumns) +
+                                    "WHERE device = ? AND last_seen_ms >= ? "
+                                    "ORDER BY dir, protocol, port, peer");
+  if (!q) return q.error();
+  q.value().bind(1, device).bind(2, since_ms);
+  std::vector<FlowRecord> out;
+  for (;;) {
+    Result<bool> row = q.value().step();
+    if (!row) return row.error();
+    if (!row.value()) break;
+    out.push_back(flow_row(q.value()));
+  }
+  return out;
+}
+
+Status Store::record_host(const std::string& mac, const std::string& ip, const std::string& device,
+                          const std::string& protocol, const std::string& peer) {
+  Result<Statement> get = db_.prepare("SELECT protocols, peers FROM hosts WHERE mac = ? AND ip = ?");
+  if (!get) return get.error();
+  get.value().bind(1, mac).bind(2, ip);
+  Result<bool> row = get.value().step();
+  if (!row) return row.error();
+  const std::string protocols = add_to_set(row.value() ? get.value().column_text(0) : "", protocol, 8);
+  const std::string peers = add_to_set(row.value() ? get.value().column_text(1) : "", peer, 32);
+  Result<Statement> put = db_.prepare(
+      "INSERT INTO hosts (mac, ip, device, first_seen, last_seen, protocols, peers) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (mac, ip) DO UPDATE SET "
+      "device = excluded.device, last_seen = excluded.last_seen, "
+      "protocols = excluded.protocols, peers = excluded.peers");
+  if (!put) return put.error();
+  const std::string now = now_rfc3339();
+  Statement& st = put.value();
+  st.bind(1, mac).bind(2, ip).bind(3, device).bind(4, now).bind(5, now).bind(6, protocols).bind(7, peers);
+  return st.run();
+}
+
+Result<std::vector<HostRecord>> Store::hosts() {
+  Result<Statement> q = db_.prepare(
+      "SELECT mac, ip, device, first_seen, last_seen, protocols, peers FROM hosts "
+      "ORDER BY device = '' DESC, mac, ip");
+  if (!q) return q.error();
+  std::vector<HostRecord> out;
+  for (;;) {
+    Result<bool> row = q.value().step();
+    if (!row) return row.error();
+    if (!row.value()) break;
+    const Statement& s = q.value();
+    out.push_back(HostRecord{s.column_text(0), s.column_text(1), s.column_text(2), s.column_text(3),
+                             s.column_text(4), s.column_text(5), s.column_text(6)});
   }
   return out;
 }

@@ -62,6 +62,37 @@ struct AuditVerification {
   std::string problem;        // what is wrong at first_bad_seq
 };
 
+// One kind of connection a device took part in, as the dataplane reported new flows
+// (flow_observed): who opened it, with whom, on which service port.
+struct FlowKey {
+  std::string device;
+  std::string dir;  // "out": the device opened it; "in": opened to the device
+  int64_t protocol = 0;
+  std::string peer;  // the other end's address
+  int64_t port = 0;  // the service (responder's) port; 0 for ICMP
+  bool operator==(const FlowKey&) const = default;
+};
+
+struct FlowRecord {
+  FlowKey key;
+  std::string rule;  // the rule that allowed it ("" in learn mode without one)
+  std::string first_seen;
+  std::string last_seen;
+  int64_t last_seen_ms = 0;
+  int64_t count = 0;  // new flows of this kind
+};
+
+// Discovery: an address pair seen on a device port.
+struct HostRecord {
+  std::string mac;
+  std::string ip;
+  std::string device;  // the policy's device it matched, "" when none covers it
+  std::string first_seen;
+  std::string last_seen;
+  std::string protocols;  // e.g. "tcp,udp"
+  std::string peers;      // up to 32 addresses, comma-separated
+};
+
 struct StoredEvent {
   int64_t id = 0;
   std::string json;  // one event object
@@ -107,6 +138,19 @@ class Store {
   Result<std::vector<StoredEvent>> events(int64_t after_id, int64_t limit);
   Result<int64_t> last_event_id();  // 0 when there is none
   void set_event_retention(int64_t rows) { event_retention_ = rows; }
+
+  // Groups several changes into one transaction (one fsync): the methods below that do
+  // not open their own (record_flow, record_host) may be called inside it.
+  Result<Transaction> transaction() { return Transaction::begin(db_); }
+
+  // --- flow records and discovery (from the dataplane's events) ---
+  Status record_flow(const FlowKey& key, const std::string& rule, int64_t now_ms);
+  // The record of `key`, if it was last seen at or after `since_ms`.
+  Result<std::optional<FlowRecord>> recent_flow(const FlowKey& key, int64_t since_ms);
+  Result<std::vector<FlowRecord>> flows(const std::string& device, int64_t since_ms);
+  Status record_host(const std::string& mac, const std::string& ip, const std::string& device,
+                     const std::string& protocol, const std::string& peer);
+  Result<std::vector<HostRecord>> hosts();
 
  private:
   explicit Store(Database db) : db_(std::move(db)) {}

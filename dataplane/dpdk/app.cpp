@@ -72,6 +72,7 @@ int serve(int argc, char** argv) {
   }
   cordon::engine::EngineConfig config;
   config.workers = workers;
+  config.record_flows = true;  // controld keeps flow records (guardrail, discovery)
   config.flows_per_worker = options->flows_per_worker;
   config.inspected_flows_per_worker = options->inspected_flows_per_worker;
   std::unique_ptr<cordon::engine::Engine> engine;

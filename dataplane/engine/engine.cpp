@@ -361,6 +361,8 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
     // Monitor mode: recorded once per flow; its later packets pass without new events.
     bump(counters.would_drop[static_cast<size_t>(DropReason::no_matching_rule)]);
     emit(c, EventKind::would_drop, DropReason::no_matching_rule, kNoRule);
+  } else if (engine_.config_.record_flows) {
+    emit(c, EventKind::flow_observed, DropReason::none, rule);
   }
   Verdict v = forward(c);
   v.would_drop = rule == kNoRule;

@@ -55,6 +55,9 @@ struct EngineConfig {
   uint32_t inspected_flows_per_worker = 2048;  // TCP flows followed byte by byte (~20 KiB each)
   uint32_t event_ring_size = 4096;             // per worker, power of two
   uint32_t events_per_second = 2000;           // per worker; the rest are counted as suppressed
+  // Also report every new flow a rule allows, in every mode (flow_observed), not only in
+  // learn mode: controld's flow records (clinical guardrail, discovery) need them.
+  bool record_flows = false;
   FlowTimeouts timeouts;
 };
 

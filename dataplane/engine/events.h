@@ -25,7 +25,7 @@ namespace cordon::engine {
 enum class EventKind : uint8_t {
   drop,           // enforced: the packet was dropped
   would_drop,     // monitor/learn mode: forwarded, but enforce mode would have dropped it
-  flow_observed,  // learn mode: a new flow the device took part in
+  flow_observed,  // a new flow the device took part in (learn mode, or EngineConfig::record_flows)
 };
 
 std::string_view to_string(EventKind kind);

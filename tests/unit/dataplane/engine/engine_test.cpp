@@ -524,6 +524,27 @@ TEST(Engine, EventsNameDeviceRuleAndReason) {
   EXPECT_STREQ(events[0].rule, "");
 }
 
+TEST(Engine, FlowRecordsReportEveryAllowedNewFlowWhenAskedFor) {
+  for (const bool record : {false, true}) {
+    EngineConfig config = Harness::small_config();
+    config.record_flows = record;
+    Harness h(config);
+    h.load(lab_policy(DeviceMode::enforce), 7);
+    h.run({dev(tcp_out(kPacs, 40000, 104, SYN))});
+    h.run({net(tcp_in(kPacs, 104, 40000, SYNACK))});  // same flow: no second record
+    h.run({net_drop(tcp_in(kAttacker, 5555, 445, SYN), DropReason::no_matching_rule)});
+    const auto events = h.events();
+    ASSERT_EQ(events.size(), record ? 2u : 1u) << "record_flows=" << record;
+    if (record) {
+      EXPECT_EQ(events[0].kind, EventKind::flow_observed);
+      EXPECT_EQ(events[0].reason, DropReason::none);
+      EXPECT_STREQ(events[0].rule, "store-to-pacs");
+      EXPECT_EQ(events[0].dir, Direction::out);
+    }
+    EXPECT_EQ(events.back().kind, EventKind::drop);
+  }
+}
+
 TEST(Engine, MonitorModeRecordsOneEventPerRefusedFlow) {
   Harness h;
   h.load(lab_policy(DeviceMode::monitor));
