@@ -70,6 +70,18 @@ def dataplane_version(path=DATAPLANE_SOCKET):
         return None
 
 
+def set_guardrail(settings):
+    """Replaces controld's clinical guardrail settings (a dict)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(settings, f)
+        path = f.name
+    try:
+        r = cordonctl("guardrail", "set", path)
+        assert r.returncode == 0, r.stderr
+    finally:
+        os.unlink(path)
+
+
 def wait_for(condition, timeout, what):
     """Polls condition() until it is true; fails with `what` after timeout seconds."""
     deadline = time.monotonic() + timeout

@@ -17,9 +17,9 @@ import time
 import unittest
 from pathlib import Path
 
-from labutil import (ATTACKER, BUILD, MODALITY, REPO, RUN, SOCKET, apply, active_version,
-                     cordonctl, dataplane_request, dataplane_version, echoscu, lab, lab_policy,
-                     on, wait_for, without_rule)
+from labutil import (ATTACKER, BUILD, MODALITY, PY, REPO, RIS, RUN, SOCKET, apply,
+                     active_version, cordonctl, dataplane_request, dataplane_version, echoscu,
+                     lab, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
 
 CONTROLD = BUILD / "bin/cordon-controld"
 DATAPLANE = BUILD / "bin/cordon-dataplane"
@@ -116,8 +116,80 @@ class ControldInLab(unittest.TestCase):
             lab("down")
 
     def setUp(self):
-        # Every test starts from the sample policy (as a new version if needed).
+        # Every test starts from the sample policy (as a new version if needed), with the
+        # guardrail off except where a test is about it.
+        set_guardrail({"enforce_mode_default": False})
         self.assertEqual(apply(lab_policy()).returncode, 0)
+
+    def events(self):
+        r = cordonctl("events", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def flows(self, device="ct-1"):
+        return cordonctl("device", "flows", device).stdout
+
+    def test_guardrail_reverts_a_change_that_breaks_a_working_flow(self):
+        set_guardrail({"threshold": 1})
+        good = active_version()
+        self.assertEqual(echoscu().returncode, 0)  # DICOM works: a flow record
+        wait_for(lambda: "tcp out to 10.50.0.20 port 104" in self.flows(), 20, "the flow record")
+        self.assertEqual(apply(without_rule(lab_policy(), "store-to-pacs")).returncode, 0)
+        broken = active_version()
+        # Its first SYN is dropped, which trips the guardrail; the revert is fast enough
+        # that a retransmitted SYN may already pass, so this echo's outcome is not asserted.
+        echoscu()
+        wait_for(lambda: active_version() > broken, 30, "the guardrail's revert")
+        dropped = [e for e in self.events() if e["kind"] == "drop" and
+                   e.get("policy_version") == broken and e.get("dst_port") == 104]
+        self.assertTrue(dropped, "the broken version dropped no DICOM packet")
+        self.assertEqual(echoscu().returncode, 0)
+        alerts = [e for e in self.events() if e["kind"] == "guardrail-revert"]
+        self.assertTrue(alerts, "no guardrail alert")
+        self.assertEqual(alerts[-1]["device"], "ct-1")
+        self.assertIn("tcp out to 10.50.0.20 port 104", alerts[-1]["detail"])
+        self.assertIn(f"reverted to version {good}", alerts[-1]["detail"])
+        self.assertIn("policy.revert", cordonctl("audit").stdout)
+
+    def test_learn_mode_proposal_becomes_a_working_allowlist(self):
+        learn = with_mode(lab_policy(), "learn")
+        learn["devices"][0]["rules"] = [r for r in learn["devices"][0]["rules"] if r["name"] == "ntp"]
+        self.assertEqual(apply(learn).returncode, 0)
+        # The device does its clinical work while Cordon watches.
+        self.assertEqual(echoscu().returncode, 0)
+        r = on("modality", PY, REPO / "tests/topology/mllp_send.py", RIS, 2575, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: "port 104" in self.flows() and "port 2575" in self.flows(), 20,
+                 "flow records of both connections")
+        out = RUN / "proposal.json"
+        r = cordonctl("device", "proposal", "ct-1", "--output", out)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("+ rule learned-out-tcp-104", r.stdout)
+        self.assertIn("10.50.0.20/32", r.stdout)
+        self.assertIn("+ rule learned-out-tcp-2575", r.stdout)
+        # Reviewed and switched to enforce, the proposal allows that work and nothing else.
+        proposal = json.loads(out.read_text())
+        proposal["devices"][0]["mode"] = "enforce"
+        self.assertEqual(apply(proposal).returncode, 0)
+        self.assertEqual(echoscu().returncode, 0)
+        self.assertNotEqual(on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY).returncode, 0)
+
+    def test_discovery_lists_an_unknown_device_on_the_device_port(self):
+        send = ("from scapy.all import Ether, IP, UDP, sendp; "
+                "sendp([Ether(src='02:c0:4d:00:00:77', dst='ff:ff:ff:ff:ff:ff')/"
+                "IP(src='10.50.0.77', dst='10.50.0.20')/UDP(sport=4000, dport=104)]*3, "
+                "iface='eth0', verbose=False)")
+        self.assertEqual(on("modality", PY, "-c", send).returncode, 0)
+        self.assertEqual(echoscu().returncode, 0)
+        def listed():
+            return cordonctl("discovery").stdout
+        wait_for(lambda: "02:c0:4d:00:00:77" in listed(), 20, "the unknown device in discovery")
+        lines = listed().splitlines()
+        unknown = next(l for l in lines if "02:c0:4d:00:00:77" in l)
+        self.assertIn("10.50.0.77", unknown)
+        self.assertIn("NOT COVERED", unknown)
+        known = next(l for l in lines if "02:c0:4d:00:00:10" in l and "10.50.0.10" in l)
+        self.assertIn("device ct-1", known)
 
     def history(self):
         r = cordonctl("policy", "history")

@@ -14,7 +14,7 @@ import unittest
 from pathlib import Path
 
 from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, SOCKET, Background,
-                     active_version, apply, cordonctl, dataplane_version, dropped, echoscu, events, lab,
+                     active_version, apply, cordonctl, dataplane_version, dropped, set_guardrail, echoscu, events, lab,
                      lab_policy, on, wait_for, with_mode, without_rule)
 
 # Services the attacker might look for on an imaging console.
@@ -31,6 +31,9 @@ def setUpModule():
     forwarder = (RUN / "forwarder.kind").read_text().strip()
     if forwarder != "dataplane":
         raise RuntimeError(f"lab forwarder is {forwarder}, not cordon-dataplane")
+    # These tests break clinical flows on purpose: controld's guardrail must not undo
+    # that (test_controld tests the guardrail).
+    set_guardrail({"enforce_mode_default": False})
 
 
 def tearDownModule():
