@@ -263,8 +263,7 @@ class DryRun {
     const Side side = device_macs_.contains(source) ? Side::device : Side::network;
     const engine::PacketView view{frame.bytes.data(), static_cast<uint32_t>(frame.bytes.size()),
                                   side};
-    const PacketOutcome outcome[2] = {replays_[0]->judge(view, now),
-                                      replays_[1]->judge(view, now)};
+    const PacketOutcome outcome[2] = {replays_[0]->judge(view, now), replays_[1]->judge(view, now)};
     count(totals.active, outcome[0].treatment);
     count(totals.candidate, outcome[1].treatment);
     if (malformed != DropReason::none) {
@@ -301,8 +300,7 @@ class DryRun {
     if (icmp && d.icmp_is_error) {
       // An ICMP error belongs to the connection of the packet it quotes, when known.
       const engine::QuotedPacket& q = d.quoted;
-      const auto it =
-          conns_.find(conn_key(q.protocol, vlan, q.src, q.src_port, q.dst, q.dst_port));
+      const auto it = conns_.find(conn_key(q.protocol, vlan, q.src, q.src_port, q.dst, q.dst_port));
       if (it != conns_.end()) return flows_[it->second];
     }
     const ConnKey conn = conn_key(protocol, vlan, src, src_port, dst, dst_port);
@@ -310,11 +308,10 @@ class DryRun {
 
     // The initiator sends a connection's first packet; a capture that starts with the
     // answer (SYN-ACK, echo reply, ARP reply) names its receiver.
-    const bool answer =
-        (protocol == engine::ip_protocol::tcp &&
-         (d.tcp_flags & (engine::tcp_flag::syn | engine::tcp_flag::ack)) ==
-             (engine::tcp_flag::syn | engine::tcp_flag::ack)) ||
-        (icmp && d.icmp_is_echo_reply) || (arp && d.arp.operation == 2);
+    const bool answer = (protocol == engine::ip_protocol::tcp &&
+                         (d.tcp_flags & (engine::tcp_flag::syn | engine::tcp_flag::ack)) ==
+                             (engine::tcp_flag::syn | engine::tcp_flag::ack)) ||
+                        (icmp && d.icmp_is_echo_reply) || (arp && d.arp.operation == 2);
     if (answer) {
       std::swap(src, dst);
       std::swap(src_port, dst_port);

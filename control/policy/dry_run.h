@@ -67,10 +67,10 @@ struct Difference {
 // and responder port, both directions together. "Connections" are the distinct
 // 5-tuples (source ports, ICMP echo identifiers) seen.
 struct FlowReport {
-  std::string protocol;  // "tcp", "udp", "icmp", "icmpv6", "arp" or "ip-<number>"
+  std::string protocol;         // "tcp", "udp", "icmp", "icmpv6", "arp" or "ip-<number>"
   engine::IpAddress initiator;  // for ARP: the sender of the first ARP message
   engine::IpAddress responder;
-  uint16_t port = 0;  // TCP/UDP responder port; 0 otherwise
+  uint16_t port = 0;              // TCP/UDP responder port; 0 otherwise
   bool device_initiated = false;  // the device opened it ("out" rules), else "in"
   uint64_t connections = 0;
   uint64_t packets = 0;
@@ -113,7 +113,7 @@ struct DryRunTotals {
 };
 
 struct DryRunReport {
-  std::string pcap;  // the path replayed
+  std::string pcap;               // the path replayed
   bool active_installed = false;  // false: no active policy, the dataplane drops everything
   std::optional<engine::UnknownDevices> active_unknown_devices;
   engine::UnknownDevices candidate_unknown_devices = engine::UnknownDevices::drop;

@@ -19,7 +19,9 @@ constexpr int64_t kMaxSeconds = 18'000'000'000;
 
 }  // namespace
 
-void PcapReader::Close::operator()(pcap* handle) const { pcap_close(handle); }
+void PcapReader::Close::operator()(pcap* handle) const {
+  pcap_close(handle);
+}
 
 PcapReader::PcapReader(pcap* handle, std::string path, const PcapLimits& limits)
     : handle_(handle), path_(std::move(path)), limits_(limits) {}
@@ -51,8 +53,8 @@ Result<PcapReader> PcapReader::open(const std::string& path, const PcapLimits& l
   }
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   // Nanosecond precision: libpcap converts microsecond files, so tv_usec holds ns.
-  pcap_t* handle = pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO,
-                                                           errbuf);
+  pcap_t* handle =
+      pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
   if (handle == nullptr) {
     std::fclose(file);  // libpcap closes the file only when it succeeded
     return Error{"invalid", "pcap " + path + ": not a pcap or pcapng capture: " + errbuf, ""};

@@ -27,8 +27,8 @@ struct PcapLimits {
 };
 
 struct PcapFrame {
-  uint64_t number = 0;   // 1 for the first frame of the file
-  uint64_t time_ns = 0;  // the record's timestamp, nanoseconds since the Unix epoch
+  uint64_t number = 0;             // 1 for the first frame of the file
+  uint64_t time_ns = 0;            // the record's timestamp, nanoseconds since the Unix epoch
   std::span<const uint8_t> bytes;  // valid until the next call of next()
 };
 

@@ -12,7 +12,9 @@ namespace json = boost::json;
 
 namespace {
 
-std::string_view reason_label(engine::DropReason reason) { return engine::label(reason); }
+std::string_view reason_label(engine::DropReason reason) {
+  return engine::label(reason);
+}
 
 std::string_view reason_description(engine::DropReason reason) {
   return engine::kDropReasonDescriptions[static_cast<size_t>(reason)];
@@ -129,7 +131,8 @@ void flow_text(std::ostringstream& out, const FlowReport& f, const Difference& d
   out << "    - " << f.protocol << " " << f.initiator.to_string() << " -> "
       << f.responder.to_string();
   if (f.port != 0) out << " port " << f.port;
-  if (of_device) out << (f.device_initiated ? " (opened by the device)" : " (opened to the device)");
+  if (of_device)
+    out << (f.device_initiated ? " (opened by the device)" : " (opened to the device)");
   out << ", " << plural(f.connections, "connection", "connections") << ", "
       << plural(f.packets, "packet", "packets") << "\n";
   const std::string_view by = candidate_stricter ? "candidate" : "active policy";
@@ -195,25 +198,24 @@ json::value to_json(const DryRunReport& r) {
                                       ? json::value(engine::to_string(*r.active_unknown_devices))
                                       : json::value(nullptr)},
                        {"candidate", engine::to_string(r.candidate_unknown_devices)}};
-  return json::object{
-      {"pcap", r.pcap},
-      {"active_installed", r.active_installed},
-      {"unknown_devices", std::move(unknown)},
-      {"totals",
-       {{"packets", t.packets},
-        {"bytes", t.bytes},
-        {"first_time_ns", t.first_time_ns},
-        {"last_time_ns", t.last_time_ns},
-        {"flows", t.flows},
-        {"unchanged_flows", t.unchanged_flows},
-        {"newly_blocked_flows", t.newly_blocked_flows},
-        {"newly_allowed_flows", t.newly_allowed_flows},
-        {"unclaimed_packets", t.unclaimed_packets},
-        {"undecodable_packets", t.undecodable_packets},
-        {"active", counts_json(t.active)},
-        {"candidate", counts_json(t.candidate)}}},
-      {"devices", std::move(devices)},
-      {"unclaimed", device_json(r.unclaimed)}};
+  return json::object{{"pcap", r.pcap},
+                      {"active_installed", r.active_installed},
+                      {"unknown_devices", std::move(unknown)},
+                      {"totals",
+                       {{"packets", t.packets},
+                        {"bytes", t.bytes},
+                        {"first_time_ns", t.first_time_ns},
+                        {"last_time_ns", t.last_time_ns},
+                        {"flows", t.flows},
+                        {"unchanged_flows", t.unchanged_flows},
+                        {"newly_blocked_flows", t.newly_blocked_flows},
+                        {"newly_allowed_flows", t.newly_allowed_flows},
+                        {"unclaimed_packets", t.unclaimed_packets},
+                        {"undecodable_packets", t.undecodable_packets},
+                        {"active", counts_json(t.active)},
+                        {"candidate", counts_json(t.candidate)}}},
+                      {"devices", std::move(devices)},
+                      {"unclaimed", device_json(r.unclaimed)}};
 }
 
 std::string to_text(const DryRunReport& r) {
@@ -222,9 +224,9 @@ std::string to_text(const DryRunReport& r) {
   out << "Dry-run of the candidate policy against " << r.pcap << "\n";
   out << "  " << plural(t.packets, "packet", "packets") << ", " << plural(t.bytes, "byte", "bytes");
   if (t.packets > 0) out << ", " << utc(t.first_time_ns) << " to " << utc(t.last_time_ns) << " UTC";
-  out << "\n  " << plural(t.flows, "flow", "flows") << ": " << t.unchanged_flows
-      << " unchanged, " << t.newly_blocked_flows << " blocked or reported by the candidate, "
-      << t.newly_allowed_flows << " passed by the candidate\n";
+  out << "\n  " << plural(t.flows, "flow", "flows") << ": " << t.unchanged_flows << " unchanged, "
+      << t.newly_blocked_flows << " blocked or reported by the candidate, " << t.newly_allowed_flows
+      << " passed by the candidate\n";
   if (!r.active_installed) {
     out << "  No policy is active: today the appliance drops every packet (fail closed).\n";
   }

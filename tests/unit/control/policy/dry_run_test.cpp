@@ -34,12 +34,15 @@ std::string slurp(const fs::path& path) {
 }
 
 PolicyDocument case_policy(const std::string& name) {
-  const engine::PolicyParseResult parsed = engine::parse_policy(slurp(kCases / name / "policy.json"));
+  const engine::PolicyParseResult parsed =
+      engine::parse_policy(slurp(kCases / name / "policy.json"));
   if (!parsed.document) throw std::runtime_error(name + ": invalid policy.json");
   return *parsed.document;
 }
 
-std::string case_pcap(const std::string& name) { return (kCases / name / "frames.pcap").string(); }
+std::string case_pcap(const std::string& name) {
+  return (kCases / name / "frames.pcap").string();
+}
 
 json::object case_expected(const std::string& name) {
   return json::parse(slurp(kCases / name / "expected.json")).as_object();
@@ -70,8 +73,8 @@ struct Frame {
 
 std::vector<Frame> read_frames(const std::string& path) {
   char errbuf[PCAP_ERRBUF_SIZE];
-  pcap_t* p = pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO,
-                                                      errbuf);
+  pcap_t* p =
+      pcap_open_offline_with_tstamp_precision(path.c_str(), PCAP_TSTAMP_PRECISION_NANO, errbuf);
   if (p == nullptr) throw std::runtime_error(errbuf);
   std::vector<Frame> frames;
   pcap_pkthdr* h;
@@ -95,10 +98,12 @@ class TempDir {
 };
 
 void write_frames(const fs::path& path, const std::vector<Frame>& frames) {
-  pcap_t* dead = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, PCAP_TSTAMP_PRECISION_NANO);
+  pcap_t* dead =
+      pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, PCAP_TSTAMP_PRECISION_NANO);
   pcap_dumper_t* out = pcap_dump_open(dead, path.c_str());
   ASSERT_NE(out, nullptr) << pcap_geterr(dead);
-  for (const Frame& f : frames) pcap_dump(reinterpret_cast<u_char*>(out), &f.header, f.bytes.data());
+  for (const Frame& f : frames)
+    pcap_dump(reinterpret_cast<u_char*>(out), &f.header, f.bytes.data());
   pcap_dump_close(out);
   pcap_close(dead);
 }
@@ -140,9 +145,9 @@ const DeviceReport& device(const DryRunReport& r, const std::string& name) {
 // ---------------------------------------------------------------------------------------
 
 TEST(DryRun, IdenticalPoliciesChangeNothing) {
-  for (const char* name : {"app-dicom-called-ae-refused", "app-hl7-adt-refused",
-                           "ms17-010-eternalblue-nt-trans", "policy-patch-alert-forwards",
-                           "app-dicom-store-passes"}) {
+  for (const char* name :
+       {"app-dicom-called-ae-refused", "app-hl7-adt-refused", "ms17-010-eternalblue-nt-trans",
+        "policy-patch-alert-forwards", "app-dicom-store-passes"}) {
     SCOPED_TRACE(name);
     const PolicyDocument policy = case_policy(name);
     const DryRunReport r = run_ok(&policy, policy, case_pcap(name), DryRunOptions{});
@@ -233,14 +238,13 @@ TEST(DryRun, DicomCalledAeTitleChangeShowsTheBlockedFlow) {
   // The text for the clinical engineer and the JSON for the API say the same.
   const std::string text = to_text(r);
   std::cout << text;  // what cordonctl prints, for the reader of the test log
-  for (const char* needle : {"Device ct-1", "tcp 10.50.0.10 -> 10.50.0.20 port 104",
-                             "reason app-not-allowed", "rule \"store-to-pacs\"",
-                             "DICOM called AE title not allowed: ARCHIVE", "from frame 4"}) {
+  for (const char* needle :
+       {"Device ct-1", "tcp 10.50.0.10 -> 10.50.0.20 port 104", "reason app-not-allowed",
+        "rule \"store-to-pacs\"", "DICOM called AE title not allowed: ARCHIVE", "from frame 4"}) {
     EXPECT_NE(text.find(needle), std::string::npos) << needle << " not in\n" << text;
   }
   const json::value j = to_json(r);
-  const json::object& flow =
-      j.at("devices").at(0).at("newly_blocked").at(0).as_object();
+  const json::object& flow = j.at("devices").at(0).at("newly_blocked").at(0).as_object();
   EXPECT_EQ(flow.at("stricter").at("reason").as_string(), "app-not-allowed");
   EXPECT_EQ(flow.at("direction").as_string(), "out");
   EXPECT_EQ(flow.at("port").to_number<int>(), 104);
@@ -350,10 +354,11 @@ TEST(DryRun, ReadsPcapng) {
   const auto u32 = [&](uint32_t v) { ng.append(reinterpret_cast<const char*>(&v), 4); };
   const auto u16 = [&](uint16_t v) { ng.append(reinterpret_cast<const char*>(&v), 2); };
   u32(0x0A0D0D0A), u32(28), u32(0x1A2B3C4D), u16(1), u16(0), u32(0xffffffff), u32(0xffffffff),
-      u32(28);  // section header
+      u32(28);                                       // section header
   u32(1), u32(20), u16(1), u16(0), u32(0), u32(20);  // interface: Ethernet, microseconds
   for (const Frame& f : read_frames(case_pcap(name))) {
-    const uint64_t us = uint64_t(f.header.ts.tv_sec) * 1'000'000 + uint64_t(f.header.ts.tv_usec) / 1000;
+    const uint64_t us =
+        uint64_t(f.header.ts.tv_sec) * 1'000'000 + uint64_t(f.header.ts.tv_usec) / 1000;
     const auto padded = static_cast<uint32_t>((f.bytes.size() + 3) / 4 * 4);
     u32(6), u32(32 + padded), u32(0), u32(uint32_t(us >> 32)), u32(uint32_t(us)),
         u32(uint32_t(f.bytes.size())), u32(uint32_t(f.bytes.size()));
@@ -387,8 +392,8 @@ TEST(DryRun, BadCapturesAreErrors) {
   write_bytes(dir / "text.pcap", "this is not a capture, just text that is long enough\n");
   write_bytes(dir / "truncated-header.pcap", good.substr(0, 10));
   write_bytes(dir / "truncated-record.pcap", good.substr(0, 24 + 16 + 20));
-  for (const char* file : {"empty.pcap", "text.pcap", "truncated-header.pcap",
-                           "truncated-record.pcap"}) {
+  for (const char* file :
+       {"empty.pcap", "text.pcap", "truncated-header.pcap", "truncated-record.pcap"}) {
     const Error e = run_error((dir / file).string());
     EXPECT_EQ(e.code, "invalid") << file;
     EXPECT_NE(e.message.find((dir / file).string()), std::string::npos) << e.message;
