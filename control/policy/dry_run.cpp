@@ -35,8 +35,9 @@ using engine::Verdict;
 struct PacketOutcome {
   Treatment treatment = Treatment::forwarded;
   DropReason reason = DropReason::none;
-  std::string rule;    // from the event; "" when it named none
-  std::string detail;  // from the event
+  bool explained = false;  // an event of the packet gave the reason (rule, detail)
+  std::string rule;        // from the event; "" when it named none
+  std::string detail;      // from the event
 };
 
 // One engine judging the capture with one policy (or none), on one single-threaded
@@ -94,6 +95,7 @@ class Replay {
         const EventKind wanted =
             out.treatment == Treatment::dropped ? EventKind::drop : EventKind::would_drop;
         if (out.treatment != Treatment::forwarded && e.kind == wanted && e.reason == out.reason) {
+          out.explained = true;
           out.rule = e.rule;
           out.detail = e.detail;
           matched = true;
@@ -204,7 +206,9 @@ void record(std::optional<Difference>& difference, const PacketOutcome& strict,
     difference->first_frame = frame;
     difference->treatment = strict.treatment;
     difference->reason = strict.reason;
-    difference->rule = strict.rule.empty() ? admitting_rule : strict.rule;
+    // The event names the rule when the drop concerns one (inspection findings); a packet
+    // without an event (a connection's later segments) falls back to the flow's rule.
+    difference->rule = strict.explained ? strict.rule : admitting_rule;
     difference->detail = strict.detail;
   }
   ++difference->packets;

@@ -313,6 +313,25 @@ TEST(DryRun, RemovedDeviceBecomesUnknown) {
   }
 }
 
+// The side of a frame is chosen by its source MAC alone: when the candidate binds the
+// device to another address, the device's frames are judged as spoofed, as on the wire.
+TEST(DryRun, ReaddressedDeviceIsSpoofing) {
+  const std::string name = "app-dicom-echo-passes";
+  const PolicyDocument active = case_policy(name);
+  PolicyDocument candidate = active;
+  candidate.devices[0].ips = {*engine::IpAddress::parse("10.50.0.99")};
+  const DryRunReport r = run_ok(&active, candidate, case_pcap(name));
+  const DeviceReport& ct = device(r, "ct-1");
+  ASSERT_EQ(ct.newly_blocked.size(), 1u);
+  const FlowReport& f = ct.newly_blocked.front();
+  EXPECT_EQ(f.stricter->reason, DropReason::spoofed_source);
+  EXPECT_EQ(f.stricter->first_frame, 1u);
+  EXPECT_EQ(f.stricter->rule, "");
+  // The device's own frames are dropped as spoofed; the replies to 10.50.0.10 as traffic
+  // of an unknown device.
+  EXPECT_EQ(f.candidate.dropped, f.packets);
+}
+
 // Traffic no device claims follows unknown_devices.
 TEST(DryRun, UnclaimedTrafficFollowsUnknownDevices) {
   const std::string name = "app-dicom-echo-passes";
