@@ -220,7 +220,9 @@ class DryRun {
          const DryRunOptions& options)
       : active_doc_(active), candidate_doc_(candidate), options_(options) {}
 
-  Result<DryRunReport> run(const std::string& pcap_path) {
+  // `open` returns the capture's reader; `name` is what the report calls the capture.
+  template <class Open>
+  Result<DryRunReport> run(const std::string& name, Open open) {
     Error error;
     Replay active(active_doc_, options_, error, "active");
     if (!error.code.empty()) return error;
@@ -233,10 +235,10 @@ class DryRun {
       for (const engine::Device& d : doc->devices) device_macs_.insert(d.mac);
     }
 
-    Result<PcapReader> opened = PcapReader::open(pcap_path, options_.limits);
+    Result<PcapReader> opened = open();
     if (!opened) return opened.error();
     PcapReader& reader = opened.value();
-    report_.pcap = pcap_path;
+    report_.pcap = name;
     uint64_t now = 0;
     PcapFrame frame;
     for (;;) {
@@ -429,17 +431,37 @@ std::string_view to_string(Treatment treatment) {
   return "unknown";
 }
 
-Result<DryRunReport> dry_run_pcap(const engine::PolicyDocument* active,
-                                  const engine::PolicyDocument& candidate,
-                                  const std::string& pcap_path, const DryRunOptions& options) {
+namespace {
+
+template <class Open>
+Result<DryRunReport> dry_run(const engine::PolicyDocument* active,
+                             const engine::PolicyDocument& candidate, const std::string& name,
+                             const DryRunOptions& options, Open open) {
   try {
-    return DryRun(active, candidate, options).run(pcap_path);
+    return DryRun(active, candidate, options).run(name, open);
   } catch (const std::bad_alloc&) {
-    return Error{"too_large", "dry-run: out of memory replaying pcap " + pcap_path, ""};
+    return Error{"too_large", "dry-run: out of memory replaying pcap " + name, ""};
   } catch (const std::exception& e) {
     // The engine's constructor rejects impossible sizes by exception.
     return Error{"invalid", std::string("dry-run: ") + e.what(), ""};
   }
+}
+
+}  // namespace
+
+Result<DryRunReport> dry_run_pcap(const engine::PolicyDocument* active,
+                                  const engine::PolicyDocument& candidate,
+                                  const std::string& pcap_path, const DryRunOptions& options) {
+  return dry_run(active, candidate, pcap_path, options,
+                 [&] { return PcapReader::open(pcap_path, options.limits); });
+}
+
+Result<DryRunReport> dry_run_pcap_bytes(const engine::PolicyDocument* active,
+                                        const engine::PolicyDocument& candidate,
+                                        std::string_view pcap, const std::string& name,
+                                        const DryRunOptions& options) {
+  return dry_run(active, candidate, name, options,
+                 [&] { return PcapReader::open_memory(pcap, name, options.limits); });
 }
 
 }  // namespace cordon::control::policy

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/common/result.h"
@@ -134,6 +135,13 @@ struct DryRunReport {
 Result<DryRunReport> dry_run_pcap(const engine::PolicyDocument* active,
                                   const engine::PolicyDocument& candidate,
                                   const std::string& pcap_path, const DryRunOptions& options = {});
+
+// The same for a capture held in memory, e.g. the body of an API request, so that
+// controld never has to open a path a client names; `name` labels the report and errors.
+Result<DryRunReport> dry_run_pcap_bytes(const engine::PolicyDocument* active,
+                                        const engine::PolicyDocument& candidate,
+                                        std::string_view pcap, const std::string& name,
+                                        const DryRunOptions& options = {});
 
 // For the API: the report as JSON (docs/policy-lifecycle.md#dry-run lists the fields).
 boost::json::value to_json(const DryRunReport& report);

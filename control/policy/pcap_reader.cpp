@@ -51,20 +51,36 @@ Result<PcapReader> PcapReader::open(const std::string& path, const PcapLimits& l
     ::close(fd);
     return Error{"io", "pcap " + path + ": cannot open: " + std::strerror(errno), ""};
   }
+  return from_file(file, path, limits);
+}
+
+Result<PcapReader> PcapReader::open_memory(std::string_view bytes, const std::string& name,
+                                           const PcapLimits& limits) {
+  if (bytes.empty()) return Error{"invalid", "pcap " + name + ": empty", ""};
+  // fmemopen only reads through the pointer in "r" mode.
+  FILE* file = fmemopen(const_cast<char*>(bytes.data()), bytes.size(), "rb");
+  if (file == nullptr) {
+    return Error{"io", "pcap " + name + ": cannot open: " + std::strerror(errno), ""};
+  }
+  return from_file(file, name, limits);
+}
+
+Result<PcapReader> PcapReader::from_file(FILE* file, const std::string& name,
+                                         const PcapLimits& limits) {
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   // Nanosecond precision: libpcap converts microsecond files, so tv_usec holds ns.
   pcap_t* handle =
       pcap_fopen_offline_with_tstamp_precision(file, PCAP_TSTAMP_PRECISION_NANO, errbuf);
   if (handle == nullptr) {
     std::fclose(file);  // libpcap closes the file only when it succeeded
-    return Error{"invalid", "pcap " + path + ": not a pcap or pcapng capture: " + errbuf, ""};
+    return Error{"invalid", "pcap " + name + ": not a pcap or pcapng capture: " + errbuf, ""};
   }
-  PcapReader reader(handle, path, limits);
+  PcapReader reader(handle, name, limits);
   const int link = pcap_datalink(handle);
   if (link != DLT_EN10MB) {
-    const char* name = pcap_datalink_val_to_name(link);
+    const char* link_name = pcap_datalink_val_to_name(link);
     return reader.invalid("link type " + std::to_string(link) + " (" +
-                          (name != nullptr ? name : "unknown") +
+                          (link_name != nullptr ? link_name : "unknown") +
                           "); only Ethernet (1, EN10MB) captures can be replayed");
   }
   return reader;

@@ -7,9 +7,11 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "control/common/result.h"
 
@@ -37,6 +39,10 @@ class PcapReader {
   // Opens `path` (a regular file). Errors: "io" when it cannot be opened, "invalid" when
   // it is not a pcap/pcapng capture of Ethernet frames.
   static Result<PcapReader> open(const std::string& path, const PcapLimits& limits);
+  // Reads a capture held in memory (e.g. an uploaded request body), which must outlive
+  // the reader; `name` labels the errors. Errors as open().
+  static Result<PcapReader> open_memory(std::string_view bytes, const std::string& name,
+                                        const PcapLimits& limits);
 
   PcapReader(PcapReader&&) noexcept;
   PcapReader& operator=(PcapReader&&) noexcept;
@@ -50,6 +56,9 @@ class PcapReader {
 
  private:
   PcapReader(pcap* handle, std::string path, const PcapLimits& limits);
+  // Takes `file` (closed by the reader, or here on failure).
+  static Result<PcapReader> from_file(FILE* file, const std::string& name,
+                                      const PcapLimits& limits);
   Error invalid(const std::string& what) const;
 
   struct Close {

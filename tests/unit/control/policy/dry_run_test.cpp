@@ -399,6 +399,30 @@ TEST(DryRun, ReadsPcapng) {
   EXPECT_EQ(a, b);
 }
 
+// A capture in memory (an uploaded body) gives the report the file gives.
+TEST(DryRun, ReadsCaptureFromMemory) {
+  const std::string name = "app-hl7-adt-refused";
+  const PolicyDocument candidate = case_policy(name);
+  const PolicyDocument active = relaxed(candidate);
+  const std::string bytes = slurp(case_pcap(name));
+  Result<DryRunReport> from_memory =
+      dry_run_pcap_bytes(&active, candidate, bytes, "upload.pcap", small());
+  ASSERT_TRUE(from_memory) << from_memory.error().message;
+  EXPECT_EQ(from_memory.value().pcap, "upload.pcap");
+  EXPECT_EQ(from_memory.value().totals.newly_blocked_flows, 1u);
+  json::value a = to_json(run_ok(&active, candidate, case_pcap(name)));
+  a.as_object()["pcap"] = "upload.pcap";
+  EXPECT_EQ(a, to_json(from_memory.value()));
+
+  for (const std::string& bad : {std::string(), bytes.substr(0, bytes.size() - 3),
+                                 std::string("not a capture at all, not even close")}) {
+    Result<DryRunReport> r = dry_run_pcap_bytes(&active, candidate, bad, "upload.pcap", small());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, "invalid");
+    EXPECT_EQ(r.error().message.rfind("pcap upload.pcap: ", 0), 0u) << r.error().message;
+  }
+}
+
 TEST(DryRun, BadCapturesAreErrors) {
   TempDir dir;
   const std::string good = slurp(case_pcap("app-dicom-echo-passes"));
