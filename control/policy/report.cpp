@@ -1,6 +1,7 @@
 // DryRunReport as JSON (the API) and as text (cordonctl), see docs/policy-lifecycle.md.
 #include <boost/json.hpp>
 
+#include <cstdio>
 #include <ctime>
 #include <sstream>
 
@@ -85,7 +86,9 @@ std::string utc(uint64_t ns) {
   gmtime_r(&seconds, &tm);
   char text[32];
   std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
-  return text;
+  char millis[8];
+  std::snprintf(millis, sizeof millis, ".%03u", static_cast<unsigned>(ns / 1'000'000 % 1000));
+  return std::string(text) + millis;
 }
 
 std::string plural(uint64_t n, std::string_view one, std::string_view many) {

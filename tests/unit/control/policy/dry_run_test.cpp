@@ -7,6 +7,7 @@
 #include <pcap/pcap.h>
 
 #include <boost/json.hpp>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include "dataplane/engine/decode.h"
+#include "tests/unit/dataplane/engine/frames.h"
 
 namespace cordon::control::policy {
 namespace {
@@ -311,6 +314,112 @@ TEST(DryRun, RemovedDeviceBecomesUnknown) {
   for (const FlowReport& f : ct.newly_blocked) {
     EXPECT_EQ(f.stricter->reason, DropReason::unknown_device);
   }
+}
+
+// Grouping for every protocol: ARP request and reply, a UDP exchange, two pings (two
+// connections of one flow), a capture that starts at a SYN-ACK, and a frame of no device.
+TEST(DryRun, GroupsFramesIntoFlows) {
+  using testing::FrameBuilder;
+  namespace tcp_flag = engine::tcp_flag;
+  const std::string ct_mac = "02:c0:4d:00:00:10";
+  const std::string gw_mac = "02:00:00:00:00:01";
+  const std::vector<testing::Bytes> built = {
+      FrameBuilder()
+          .eth(ct_mac, "ff:ff:ff:ff:ff:ff")
+          .arp(1, ct_mac, "10.50.0.10", "00:00:00:00:00:00", "10.50.0.1")
+          .build(),
+      FrameBuilder().eth(gw_mac, ct_mac).arp(2, gw_mac, "10.50.0.1", ct_mac, "10.50.0.10").build(),
+      FrameBuilder().eth(ct_mac, gw_mac).ipv4("10.50.0.10", "10.50.0.1").udp(40123, 123).build(),
+      FrameBuilder().eth(gw_mac, ct_mac).ipv4("10.50.0.1", "10.50.0.10").udp(123, 40123).build(),
+      FrameBuilder()
+          .eth(gw_mac, ct_mac)
+          .ipv4("10.50.0.5", "10.50.0.10")
+          .icmp_echo_request(7)
+          .build(),
+      FrameBuilder().eth(ct_mac, gw_mac).ipv4("10.50.0.10", "10.50.0.5").icmp_echo_reply(7).build(),
+      FrameBuilder()
+          .eth(gw_mac, ct_mac)
+          .ipv4("10.50.0.5", "10.50.0.10")
+          .icmp_echo_request(8)
+          .build(),
+      FrameBuilder().eth(ct_mac, gw_mac).ipv4("10.50.0.10", "10.50.0.5").icmp_echo_reply(8).build(),
+      FrameBuilder()
+          .eth(ct_mac, gw_mac)
+          .ipv4("10.50.0.10", "10.50.0.20")
+          .tcp(104, 50000, static_cast<uint8_t>(tcp_flag::syn | tcp_flag::ack))
+          .build(),
+      FrameBuilder()
+          .eth("02:00:00:00:00:30", "02:00:00:00:00:40")
+          .ipv4("10.50.0.30", "10.50.0.40")
+          .udp(514, 514)
+          .build(),
+  };
+  std::vector<Frame> frames;
+  for (size_t i = 0; i < built.size(); ++i) {
+    pcap_pkthdr h{};
+    h.ts.tv_sec = 1'767'225'600;
+    h.ts.tv_usec = static_cast<suseconds_t>(i * 1'000'000);  // ns: 1 ms apart
+    h.caplen = h.len = static_cast<uint32_t>(built[i].size());
+    frames.push_back({h, built[i]});
+  }
+  TempDir dir;
+  write_frames(dir / "mixed.pcap", frames);
+
+  const auto policy = [](bool ping) {
+    std::string rules = R"({"name": "ntp", "dir": "out", "proto": "udp", "peer": "10.50.0.1/32",
+                            "dport": 123})";
+    if (ping)
+      rules += R"(, {"name": "ping", "dir": "in", "proto": "icmp", "peer": "10.50.0.0/24"})";
+    const std::string text = R"({"schema": "cordon.policy/v1", "devices": [{"name": "ct-1",
+        "mac": "02:c0:4d:00:00:10", "ip": ["10.50.0.10"], "rules": [)" +
+                             rules + "]}]}";
+    engine::PolicyParseResult parsed = engine::parse_policy(text);
+    if (!parsed.document) throw std::runtime_error(parsed.errors.front().to_string());
+    return *parsed.document;
+  };
+  const PolicyDocument active = policy(true);
+  const PolicyDocument candidate = policy(false);
+  const DryRunReport r = run_ok(&active, candidate, (dir / "mixed.pcap").string());
+
+  EXPECT_EQ(r.totals.packets, frames.size());
+  EXPECT_EQ(r.totals.flows, 5u);
+  EXPECT_EQ(r.totals.unchanged_flows, 4u);
+  EXPECT_EQ(r.totals.unclaimed_packets, 1u);
+  EXPECT_EQ(r.unclaimed.flows, 1u);
+  const DeviceReport& ct = device(r, "ct-1");
+  EXPECT_EQ(ct.packets, frames.size() - 1);
+  EXPECT_EQ(ct.flows, 4u);  // arp, udp/123, icmp, tcp/104
+  ASSERT_EQ(ct.newly_blocked.size(), 1u);
+  EXPECT_TRUE(ct.newly_allowed.empty());
+  const FlowReport& ping = ct.newly_blocked.front();
+  EXPECT_EQ(ping.protocol, "icmp");
+  EXPECT_EQ(ping.initiator.to_string(), "10.50.0.5");
+  EXPECT_EQ(ping.responder.to_string(), "10.50.0.10");
+  EXPECT_FALSE(ping.device_initiated);
+  EXPECT_EQ(ping.port, 0);
+  EXPECT_EQ(ping.connections, 2u);
+  EXPECT_EQ(ping.packets, 4u);
+  EXPECT_EQ(ping.active.forwarded, 4u);
+  EXPECT_EQ(ping.candidate.dropped, 4u);
+  EXPECT_EQ(ping.stricter->packets, 4u);
+  EXPECT_EQ(ping.stricter->first_frame, 5u);
+  EXPECT_EQ(ping.stricter->reason, DropReason::no_matching_rule);
+
+  // Against no policy, every flow the policy passes is listed: the grouping of the others.
+  const DryRunReport fresh = run_ok(nullptr, active, (dir / "mixed.pcap").string());
+  const DeviceReport& all = device(fresh, "ct-1");
+  ASSERT_EQ(all.newly_allowed.size(), 3u);  // the SYN-ACK without a handshake stays dropped
+  EXPECT_EQ(all.newly_allowed[0].protocol, "icmp");
+  EXPECT_EQ(all.newly_allowed[1].protocol, "udp");
+  EXPECT_EQ(all.newly_allowed[1].initiator.to_string(), "10.50.0.10");
+  EXPECT_EQ(all.newly_allowed[1].port, 123);
+  EXPECT_TRUE(all.newly_allowed[1].device_initiated);
+  EXPECT_EQ(all.newly_allowed[1].packets, 2u);
+  EXPECT_EQ(all.newly_allowed[2].protocol, "arp");
+  EXPECT_EQ(all.newly_allowed[2].initiator.to_string(), "10.50.0.10");
+  EXPECT_EQ(all.newly_allowed[2].responder.to_string(), "10.50.0.1");
+  EXPECT_EQ(all.newly_allowed[2].packets, 2u);
+  EXPECT_EQ(all.unchanged_flows, 1u);
 }
 
 // The side of a frame is chosen by its source MAC alone: when the candidate binds the
