@@ -31,7 +31,7 @@ namespace cordon::control::policy {
 
 struct DryRunOptions {
   PcapLimits limits;
-  // Sizes of each of the two replay engines (as the dataplane's per-worker tables).
+  // Table sizes of each of the two replay engines (the engine's defaults).
   uint32_t flows = 65536;
   uint32_t inspected_flows = 2048;  // ~20 KiB each
   // Changed flows listed per device and list; the rest are only counted.
