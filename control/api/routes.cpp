@@ -1,6 +1,13 @@
 #include "control/api/routes.h"
 
+#include <openssl/evp.h>
+
+#include <boost/asio/post.hpp>
+
+#include "control/policy/dry_run.h"
 #include "control/policy/learn.h"
+#include "control/policy/recorded.h"
+#include "dataplane/engine/policy_document.h"
 
 #include <boost/json.hpp>
 #include <algorithm>
@@ -126,9 +133,90 @@ Result<std::string> document_of(store::Store& store, policy::PolicyService& poli
   return row.value()->document;
 }
 
+// Standard base64 (RFC 4648) with padding; nullopt when it is not.
+std::optional<std::string> base64_decode(std::string_view in) {
+  if (in.size() % 4 != 0) return std::nullopt;
+  std::string out(in.size() / 4 * 3, '\0');
+  EVP_ENCODE_CTX* ctx = EVP_ENCODE_CTX_new();
+  EVP_DecodeInit(ctx);
+  int n = 0;
+  int tail = 0;
+  const int rc = EVP_DecodeUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n,
+                                  reinterpret_cast<const unsigned char*>(in.data()),
+                                  static_cast<int>(in.size()));
+  const int fin = rc < 0 ? -1 : EVP_DecodeFinal(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &tail);
+  EVP_ENCODE_CTX_free(ctx);
+  if (rc < 0 || fin < 0) return std::nullopt;
+  out.resize(static_cast<size_t>(n + tail));
+  return out;
+}
+
 }  // namespace
 
+ControlApi::~ControlApi() {
+  if (dry_run_thread_.joinable()) dry_run_thread_.join();
+}
+
+// POST /v1/policy/dry-run {document, pcap_base64 | recorded_seconds}: what the candidate
+// would block (and allow) compared with the active policy, replayed through the engine.
+void ControlApi::dry_run(Request& r, Responder respond) {
+  Result<Body> body = Body::parse(r.body, {"document", "pcap_base64", "recorded_seconds"});
+  if (!body) return respond(error_response(body.error()));
+  Result<std::string> doc = body.value().document("document");
+  if (!doc) return respond(error_response(doc.error()));
+  Result<std::string> capture_b64 = body.value().text("pcap_base64", 96u << 20);
+  if (!capture_b64) return respond(error_response(capture_b64.error()));
+  Result<std::optional<int64_t>> recorded = body.value().integer("recorded_seconds", 60, 90 * 86400, false);
+  if (!recorded) return respond(error_response(recorded.error()));
+  if (capture_b64.value().empty() == !recorded.value().has_value())
+    return respond(error_response(Error{"invalid", "give exactly one of pcap_base64 and recorded_seconds", "/pcap_base64"}));
+  engine::PolicyParseResult candidate = engine::parse_policy(doc.value());
+  if (!candidate.document) {
+    Result<std::string> v = policy::validate_policy(doc.value());  // the same errors as apply
+    return respond(error_response(v.ok() ? Error{"invalid", "invalid policy"} : v.error()));
+  }
+  Result<policy::ActivePolicy> active = policy_.active();
+  if (!active) return respond(error_response(active.error()));
+  std::optional<engine::PolicyDocument> active_doc;
+  if (active.value().version != 0) active_doc = engine::parse_policy(active.value().document).document;
+
+  std::string capture;
+  std::string name;
+  if (recorded.value()) {
+    if (!active_doc) return respond(error_response(Error{"conflict", "no active policy: nothing has been recorded against one"}));
+    Result<std::vector<store::FlowRecord>> flows = store_.flows("", now_ms() - *recorded.value() * 1000);
+    if (!flows) return respond(error_response(flows.error()));
+    policy::RecordedCapture rc = policy::capture_from_flow_records(*active_doc, flows.value());
+    capture = std::move(rc.pcap);
+    name = "flow records of the last " + std::to_string(*recorded.value()) + " s (" +
+           std::to_string(rc.packets) + " kinds of connection; addresses, ports and directions only)";
+  } else {
+    std::optional<std::string> bytes = base64_decode(capture_b64.value());
+    if (!bytes) return respond(error_response(Error{"invalid", "not base64", "/pcap_base64"}));
+    capture = std::move(*bytes);
+    name = "uploaded capture";
+  }
+  if (dry_run_busy_) return respond(error_response(Error{"conflict", "another dry-run is running; try again when it is done"}));
+  if (dry_run_thread_.joinable()) dry_run_thread_.join();
+  dry_run_busy_ = true;
+  dry_run_thread_ = std::thread([this, respond = std::move(respond), capture = std::move(capture),
+                                 name = std::move(name), candidate_doc = std::move(*candidate.document),
+                                 active_doc = std::move(active_doc)]() mutable {
+    Result<policy::DryRunReport> report =
+        policy::dry_run_pcap_bytes(active_doc ? &*active_doc : nullptr, candidate_doc, capture, name);
+    Response response = report ? json_response(json::object{{"report", policy::to_json(report.value())},
+                                                             {"text", policy::to_text(report.value())}})
+                               : error_response(report.error());
+    boost::asio::post(io_, [this, respond = std::move(respond), response = std::move(response)]() mutable {
+      dry_run_busy_ = false;
+      respond(std::move(response));
+    });
+  });
+}
+
 void ControlApi::install(HttpServer& server) {
+  server.route("POST", "/v1/policy/dry-run", [this](Request& r, Responder respond) { dry_run(r, std::move(respond)); });
+
   server.route("GET", "/v1/health", [this](Request&, Responder respond) {
     Result<policy::ActivePolicy> a = policy_.active();
     Result<int64_t> enforced = link_.version();

@@ -9,6 +9,7 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "control/api/http_server.h"
@@ -26,6 +27,7 @@ class ControlApi {
              dataplane_link::DataplaneLink& link)
       : io_(io), store_(store), policy_(policy), link_(link), observer_(store),
         guardrail_(store, policy) {}
+  ~ControlApi();
   void install(HttpServer& server);
 
   // Takes a batch of events from the dataplane: flow records and discovery, the event
@@ -42,6 +44,7 @@ class ControlApi {
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
   void get_events(Request& request, Responder respond);
+  void dry_run(Request& request, Responder respond);
   Response events_after(int64_t after, int64_t limit);
   static int64_t now_ms();
 
@@ -52,6 +55,10 @@ class ControlApi {
   observe::Observer observer_;
   policy::Guardrail guardrail_;
   std::list<EventWaiter> waiters_;
+  // One dry-run at a time, on its own thread (a large capture takes seconds); the
+  // answer is posted back to the control thread.
+  std::thread dry_run_thread_;
+  bool dry_run_busy_ = false;
 };
 
 }  // namespace cordon::control::api

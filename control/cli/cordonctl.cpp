@@ -5,6 +5,8 @@
 //
 // Exit status: 0 done; 1 refused or failed (the reason on stderr, each input error
 // with its JSON path); 2 usage.
+#include <openssl/evp.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -37,6 +39,10 @@ constexpr const char* kUsage =
     "                           --confirm-within, it reverts unless `policy confirm` follows\n"
     "  policy confirm           keep a provisional apply\n"
     "  policy validate FILE     check FILE without applying it\n"
+    "  policy dry-run FILE [--pcap PCAP | --recorded DURATION] [--json]\n"
+    "                           what FILE would block (and allow) per device compared with the\n"
+    "                           active policy: PCAP replayed, or the connections recorded in the\n"
+    "                           last DURATION (e.g. 30m, 24h, 7d; default 24h)\n"
     "  policy get               the active policy (JSON) and its version\n"
     "  policy history           every version: who, when, why\n"
     "  policy show VERSION      one version's document\n"
@@ -212,6 +218,23 @@ std::optional<int64_t> number(const std::string& s) {
   return v;
 }
 
+// "90" (seconds), "30m", "24h", "7d".
+std::optional<int64_t> duration_seconds(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  int64_t unit = 1;
+  std::string digits = s;
+  switch (s.back()) {
+    case 's': unit = 1; digits.pop_back(); break;
+    case 'm': unit = 60; digits.pop_back(); break;
+    case 'h': unit = 3600; digits.pop_back(); break;
+    case 'd': unit = 86400; digits.pop_back(); break;
+    default: break;
+  }
+  const auto n = number(digits);
+  if (!n || *n <= 0 || *n > 90 * 86400 / unit) return std::nullopt;
+  return *n * unit;
+}
+
 int policy_command(Client& c, const std::vector<std::string>& args) {
   const std::string& sub = args.size() > 1 ? args[1] : "";
   if (sub == "apply" && args.size() >= 3) {
@@ -244,6 +267,45 @@ int policy_command(Client& c, const std::vector<std::string>& args) {
     const Reply r = c.call(http::verb::post, "/v1/policy/validate", json::value(json::object{{"document", read_file(args[2])}}));
     if (r.status != 200) return print_error(r, args[2] + ": ");
     std::cout << args[2] << " is valid\n";
+    return 0;
+  }
+  if (sub == "dry-run" && args.size() >= 3) {
+    std::vector<std::string> rest(args.begin() + 3, args.end());
+    bool as_json = false;
+    if (!rest.empty() && rest.back() == "--json") {
+      as_json = true;
+      rest.pop_back();
+    }
+    std::vector<std::string> shifted = {"", "", ""};
+    shifted.insert(shifted.end(), rest.begin(), rest.end());
+    auto opts = flags(shifted, 3, {"--pcap", "--recorded"});
+    if (!opts || opts->size() > 1) return (std::cerr << kUsage, 2);
+    json::object body{{"document", read_file(args[2])}};
+    int64_t recorded = 24 * 3600;
+    for (const auto& [k, v] : *opts) {
+      if (k == "--pcap") {
+        const std::string bytes = read_file(v);
+        std::string b64(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+        const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                                      reinterpret_cast<const unsigned char*>(bytes.data()),
+                                      static_cast<int>(bytes.size()));
+        b64.resize(static_cast<size_t>(n));
+        body["pcap_base64"] = std::move(b64);
+      } else {
+        const auto d = duration_seconds(v);
+        if (!d) return (std::cerr << "cordonctl: --recorded takes a duration such as 30m, 24h or 7d\n", 2);
+        recorded = *d;
+      }
+    }
+    if (!body.contains("pcap_base64")) body["recorded_seconds"] = recorded;
+    const Reply r = c.call(http::verb::post, "/v1/policy/dry-run", json::value(body));
+    if (r.status != 200) return print_error(r, "dry-run of " + args[2] + ": ");
+    if (as_json) {
+      pretty(std::cout, r.body.at("report"));
+      std::cout << "\n";
+    } else {
+      std::cout << field(r.body.as_object(), "text");
+    }
     return 0;
   }
   if (sub == "get" && args.size() == 2) {

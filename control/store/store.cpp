@@ -489,8 +489,8 @@ Result<std::optional<FlowRecord>> Store::recent_flow(const FlowKey& key, int64_t
 
 Result<std::vector<FlowRecord>> Store::flows(const std::string& device, int64_t since_ms) {
   Result<Statement> q = db_.prepare(std::string(kFlowColumns) +
-                                    "WHERE device = ? AND last_seen_ms >= ? "
-                                    "ORDER BY dir, protocol, port, peer");
+                                    "WHERE (?1 = '' OR device = ?1) AND last_seen_ms >= ?2 "
+                                    "ORDER BY device, dir, protocol, port, peer");
   if (!q) return q.error();
   q.value().bind(1, device).bind(2, since_ms);
   std::vector<FlowRecord> out;

@@ -147,6 +147,7 @@ class Store {
   Status record_flow(const FlowKey& key, const std::string& rule, int64_t now_ms);
   // The record of `key`, if it was last seen at or after `since_ms`.
   Result<std::optional<FlowRecord>> recent_flow(const FlowKey& key, int64_t since_ms);
+  // Of one device, or of every device when `device` is empty.
   Result<std::vector<FlowRecord>> flows(const std::string& device, int64_t since_ms);
   Status record_host(const std::string& mac, const std::string& ip, const std::string& device,
                      const std::string& protocol, const std::string& peer);

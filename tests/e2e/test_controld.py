@@ -174,6 +174,28 @@ class ControldInLab(unittest.TestCase):
         self.assertEqual(echoscu().returncode, 0)
         self.assertNotEqual(on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY).returncode, 0)
 
+    def test_dry_run_reports_what_a_change_would_block_and_installs_nothing(self):
+        self.assertEqual(echoscu().returncode, 0)
+        wait_for(lambda: "port 104" in self.flows(), 20, "the DICOM flow record")
+        version = active_version()
+        candidate = self.write(without_rule(lab_policy(), "store-to-pacs"))
+        # Against what was recorded (the default: the last 24 h).
+        r = cordonctl("policy", "dry-run", candidate)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Device ct-1", r.stdout)
+        self.assertIn("tcp 10.50.0.10 -> 10.50.0.20 port 104", r.stdout)
+        self.assertIn("no-matching-rule", r.stdout)
+        # Against a capture: the case's DICOM association, inspected like on the wire.
+        r = cordonctl("policy", "dry-run", candidate, "--pcap",
+                      REPO / "tests/packets/app-dicom-called-ae-one-byte-segments/frames.pcap")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("BLOCKED", r.stdout)
+        # The same policy changes nothing; and nothing was installed by either run.
+        r = cordonctl("policy", "dry-run", REPO / "examples/policies/lab.json")
+        self.assertIn("0 blocked", r.stdout)
+        self.assertEqual(active_version(), version)
+        self.assertEqual(echoscu().returncode, 0)
+
     def test_discovery_lists_an_unknown_device_on_the_device_port(self):
         send = ("from scapy.all import Ether, IP, UDP, sendp; "
                 "sendp([Ether(src='02:c0:4d:00:00:77', dst='ff:ff:ff:ff:ff:ff')/"

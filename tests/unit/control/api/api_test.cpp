@@ -1,6 +1,7 @@
 // The control API over a real unix socket: every endpoint's bad input gets a JSON error
 // with a code and the offending field's path, and changes nothing.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -255,6 +256,48 @@ TEST_F(ApiTest, EventsLongPollWakesOnNewEvents) {
   ASSERT_EQ(r.status, 200u);
   ASSERT_EQ(r.body.at("events").as_array().size(), 1u);
   EXPECT_EQ(r.body.at("events").as_array()[0].at("n").as_int64(), 2);
+}
+
+TEST_F(ApiTest, DryRunOfAnUploadedCaptureAndItsBadInputs) {
+  ASSERT_EQ(call(http::verb::post, "/v1/policy", apply_body(example("lab.json"))).status, 201u);
+  // The case's capture: a DICOM association the lab policy allows.
+  std::ifstream in(std::string(CORDON_SOURCE_DIR) + "/tests/packets/app-dicom-called-ae-one-byte-segments/frames.pcap", std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  const std::string raw = bytes.str();
+  std::string b64(4 * ((raw.size() + 2) / 3) + 1, '\0');
+  b64.resize(static_cast<size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                                                 reinterpret_cast<const unsigned char*>(raw.data()),
+                                                 static_cast<int>(raw.size()))));
+  json::value candidate = json::parse(example("lab.json"));
+  json::array& rules = candidate.at("devices").as_array()[0].at("rules").as_array();
+  rules.erase(rules.begin());  // store-to-pacs
+  const std::string body = "{\"document\":" + json::serialize(candidate) + ",\"pcap_base64\":\"" + b64 + "\"}";
+  Reply r = call(http::verb::post, "/v1/policy/dry-run", body);
+  ASSERT_EQ(r.status, 200u) << json::serialize(r.body);
+  EXPECT_EQ(r.body.at("report").at("totals").at("newly_blocked_flows").as_int64(), 1);
+  EXPECT_NE(std::string(r.body.at("text").as_string()).find("port 104"), std::string::npos);
+  EXPECT_EQ(dataplane_.apply_calls, 1);  // a dry-run installs nothing
+
+  const std::string doc = "{\"document\":" + json::serialize(candidate);
+  const std::pair<std::string, const char*> bad[] = {
+      {doc + "}", "/pcap_base64"},                                         // neither
+      {doc + ",\"pcap_base64\":\"" + b64 + "\",\"recorded_seconds\":3600}", "/pcap_base64"},  // both
+      {doc + ",\"pcap_base64\":\"!!!!\"}", "/pcap_base64"},                // not base64
+      {doc + ",\"recorded_seconds\":1}", "/recorded_seconds"},              // too short
+      {"{\"document\":{},\"recorded_seconds\":3600}", "schema"},            // invalid policy
+  };
+  for (const auto& [text, path] : bad) {
+    r = call(http::verb::post, "/v1/policy/dry-run", text);
+    EXPECT_EQ(r.status, 400u) << text.substr(0, 80);
+    if (r.status == 400u && std::string(path) != "schema") {
+      EXPECT_EQ(error_path(r), path);
+    }
+  }
+  // Bytes that are not a capture: a clear error, not a crash.
+  r = call(http::verb::post, "/v1/policy/dry-run", doc + ",\"pcap_base64\":\"aGVsbG8gd29ybGQ=\"}");
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_NE(std::string(r.body.at("error").at("message").as_string()).find("not a pcap"), std::string::npos);
 }
 
 TEST_F(ApiTest, HealthReportsAnUnreachableDataplane) {
