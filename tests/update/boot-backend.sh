@@ -26,6 +26,7 @@ set -euo pipefail
 conf=${CORDON_UPDATE_CONF:-/etc/cordon/update.conf}
 # Parsed with bash builtins only: RAUC calls this script several times per status query.
 declare -A cfg=() st=()
+# shellcheck disable=SC2034  # `into` is a nameref: assigning it fills the caller's array
 load() { # FILE ARRAY_NAME
   local -n into=$2
   local k v
