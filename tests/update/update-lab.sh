@@ -29,7 +29,7 @@ die() { echo "update-lab: $*" >&2; exit 1; }
 wait_for() { # DESCRIPTION COMMAND...: poll COMMAND until it succeeds or the deadline passes
   local what=$1 end=$(( $(date +%s) + deadline_s ))
   shift
-  until "$@" >/dev/null 2>&1; do
+  until "$@"; do
     [ "$(date +%s)" -lt "$end" ] || die "timed out after ${deadline_s}s waiting for $what"
     sleep 0.1
   done
@@ -37,8 +37,8 @@ wait_for() { # DESCRIPTION COMMAND...: poll COMMAND until it succeeds or the dea
 
 bus_has_rauc() { # DIR
   dbus-send --bus="unix:path=$1/bus.sock" --print-reply --dest=org.freedesktop.DBus \
-    /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:de.pengutronix.rauc |
-    grep -q 'boolean true'
+    /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:de.pengutronix.rauc \
+    2>/dev/null | grep -q 'boolean true'
 }
 
 rauc_ready() { # DIR: RAUC owns its name; fails the wait at once if the service died
@@ -73,6 +73,12 @@ start_rauc() { # DIR BOOTNAME
     --override-boot-slot="$2" service >>"$dir/rauc.log" 2>&1 < /dev/null &
   echo $! > "$dir/rauc.pid"
   wait_for "RAUC on the private bus (log: $dir/rauc.log)" rauc_ready "$dir"
+}
+
+down_on_failure() {
+  local rc=$?
+  [ "$rc" -eq 0 ] || cmd_down "$up_dir"
+  exit "$rc"
 }
 
 cmd_up() {
@@ -172,6 +178,9 @@ CONF
   printf 'order=A B\nA_committed=1\nA_attempts=3\nB_committed=0\nB_attempts=0\n' > "$dir/boot/state"
   echo "$version" > "$dir/data/version-floor"
 
+  # A failed start (any error or die) leaves nothing running behind.
+  up_dir=$dir
+  trap down_on_failure EXIT
   dbus-daemon --config-file="$dir/dbus.conf" --fork --print-pid > "$dir/dbus.pid"
   wait_for "the private bus" test -S "$dir/bus.sock"
   cmd_reboot "$dir"
