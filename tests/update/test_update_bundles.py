@@ -106,6 +106,8 @@ def make_artefacts():
 
     write("truncated", good[: len(good) // 2])
     write("appended", good + b"\x00" * 4096)
+    # Bytes slipped in between the payload and a still well-formed signature trailer.
+    write("appended-inside", good[:payload_end] + os.urandom(4096) + good[payload_end:])
     # A bit in the middle of the payload: inside the rootfs image's data blocks.
     write("flip-payload", flipped(good, payload_end // 2))
     # A bit in the signature value: the end of the CMS structure (its last SignerInfo
@@ -278,6 +280,7 @@ class BadBundles(LabTest):
 
     def test_bytes_appended(self):
         self.assert_rejected("appended", r"Invalid bundle format: Signature size")
+        self.assert_rejected("appended-inside", CMS_MISMATCH)
 
     def test_wrong_compatible(self):
         self.assert_rejected("wrong-compatible",
