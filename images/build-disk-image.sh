@@ -23,7 +23,7 @@ out=$1 rootfs_dir=$2 keyring=$3
 work=$(mktemp -d)
 loop=""
 cleanup() {
-  for m in "$work/esp" "$work/os/dev" "$work/os/proc" "$work/os/sys"; do
+  for m in "$work/esp" "$work/data" "$work/os/dev" "$work/os/proc" "$work/os/sys"; do
     mountpoint -q "$m" && umount "$m"
   done
   [ -z "$loop" ] || losetup -d "$loop"
@@ -102,6 +102,13 @@ mkfs.vfat -F 32 -n ESP "${loop}p1"
 dd if="$out.slot.img" of="${loop}p2" bs=4M conv=fsync status=none
 dd if="$out.slot.img" of="${loop}p3" bs=4M conv=fsync status=none
 mkfs.ext4 -q -L data "${loop}p4"
+# The version floor starts at the factory image's version (pre-install refuses to run
+# without one).
+mkdir -p "$work/data"
+mount "${loop}p4" "$work/data"
+install -d "$work/data/lib/cordon/update"
+cp "$rootfs_dir/rootfs.version" "$work/data/lib/cordon/update/version-floor"
+umount "$work/data"
 mkdir -p "$work/esp"
 mount "${loop}p1" "$work/esp"
 grub-install --target=x86_64-efi --removable --no-nvram --efi-directory="$work/esp" \

@@ -39,6 +39,9 @@ keyring=$(conf_get keyring)
 version=$(manifest_get update version)
 compatible=$(manifest_get update compatible)
 [ -n "$version" ] || reject "bundle has no version"
+# An unorderable version would make the floor comparison fail open.
+dpkg --validate-version "$version" 2>/dev/null ||
+  reject "bundle version '$version' is not a valid (orderable) version"
 
 for var in "${!RAUC_IMAGE_NAME_@}"; do
   image=${!var}
@@ -48,8 +51,11 @@ for var in "${!RAUC_IMAGE_NAME_@}"; do
   fi
 done
 
-floor=$(cat "$floor_file" 2>/dev/null || true)
-if [ -n "$floor" ] && dpkg --compare-versions "$version" lt "$floor"; then
+# Fail closed: the factory image writes the floor; without it nothing is installed.
+[ -n "$floor_file" ] && [ -s "$floor_file" ] ||
+  reject "no version floor at '${floor_file:-<unset>}' (written at manufacturing)"
+floor=$(cat "$floor_file")
+if dpkg --compare-versions "$version" lt "$floor"; then
   if [ -z "$allowance" ] || [ ! -f "$allowance" ]; then
     reject "version $version is below the version floor $floor (highest version marked good); no signed downgrade allowance"
   fi

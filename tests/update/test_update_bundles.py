@@ -66,12 +66,7 @@ def make_artefacts():
     BUNDLES["verity"] = make_bundle(new, bundle_path("verity"), PKI, fmt="verity")
 
     # Unsigned: the bundle's squashfs as RAUC builds it, without the signature after it.
-    content = os.path.join(WORK, "unsigned-content")
-    os.makedirs(content)
-    shutil.copy(new, os.path.join(content, "rootfs.img"))
-    with open(os.path.join(content, "manifest.raucm"), "w") as f:
-        f.write(f"[update]\ncompatible={updatelab.COMPATIBLE}\nversion=1.1.0\n\n"
-                "[image.rootfs]\nfilename=rootfs.img\n")
+    content = bundle_content("unsigned-content", new, "1.1.0")
     BUNDLES["unsigned"] = bundle_path("unsigned")
     updatelab.run(["mksquashfs", content, BUNDLES["unsigned"], "-all-root", "-noappend",
                    "-quiet", "-no-progress"])
@@ -119,15 +114,8 @@ def make_artefacts():
     # file, and '0' (0x30) -> '1' (0x31) turns version=1.1.0 into 1.1.1: a plausible
     # manifest that only the signature can tell from the signed one.
     manifest_bundle = bundle_path("manifest-src")
-    content2 = os.path.join(WORK, "manifest-content")
-    os.makedirs(content2)
-    shutil.copy(new, os.path.join(content2, "rootfs.img"))
-    with open(os.path.join(content2, "manifest.raucm"), "w") as f:
-        f.write(f"[update]\ncompatible={updatelab.COMPATIBLE}\nversion=1.1.0\n\n"
-                "[image.rootfs]\nfilename=rootfs.img\n")
-    updatelab.run(["rauc", "bundle", "--cert", os.path.join(PKI, "signing.cert.pem"),
-                   "--key", os.path.join(PKI, "signing.key.pem"),
-                   "--mksquashfs-args=-noI -noD -noF -noX", content2, manifest_bundle])
+    rauc_bundle(bundle_content("manifest-content", new, "1.1.0"), manifest_bundle,
+                "--mksquashfs-args=-noI -noD -noF -noX")
     with open(manifest_bundle, "rb") as f:
         data = f.read()
     at = data.find(b"version=1.1.0\n")
@@ -135,6 +123,28 @@ def make_artefacts():
     write("flip-manifest", flipped(data, at + len("version=1.1.") , 0))
     with open(BUNDLES["flip-manifest"], "rb") as f:
         assert b"version=1.1.1\n" in f.read()
+
+    # Validly signed, but a version the floor cannot order (make-bundle.sh refuses it,
+    # so it is built with rauc directly).
+    BUNDLES["unorderable-version"] = bundle_path("unorderable-version")
+    rauc_bundle(bundle_content("unorderable-content", new, "latest"),
+                BUNDLES["unorderable-version"])
+
+
+def bundle_content(name, image, version):
+    """A bundle content directory: IMAGE as rootfs.img and a manifest for VERSION."""
+    content = os.path.join(WORK, name)
+    os.makedirs(content)
+    shutil.copy(image, os.path.join(content, "rootfs.img"))
+    with open(os.path.join(content, "manifest.raucm"), "w") as f:
+        f.write(f"[update]\ncompatible={updatelab.COMPATIBLE}\nversion={version}\n\n"
+                "[image.rootfs]\nfilename=rootfs.img\n")
+    return content
+
+
+def rauc_bundle(content, out, *args):
+    updatelab.run(["rauc", "bundle", "--cert", os.path.join(PKI, "signing.cert.pem"),
+                   "--key", os.path.join(PKI, "signing.key.pem"), *args, content, out])
 
 
 def make_allowance(path, signer, version, compatible=updatelab.COMPATIBLE):
@@ -295,6 +305,10 @@ class BadBundles(LabTest):
         self.assert_rejected("oversize", r"over the slot size limit of %d bytes"
                              % MAX_IMAGE_BYTES)
 
+    def test_unorderable_version(self):
+        self.assert_rejected("unorderable-version",
+                             r"bundle version 'latest' is not a valid \(orderable\) version")
+
     def test_not_a_bundle(self):
         self.assert_rejected("not-a-bundle", r"Invalid bundle format")
 
@@ -329,6 +343,24 @@ class SignedDowngrade(LabTest):
         ok, message = lab.install(BUNDLES["below-floor"])
         self.assertTrue(ok, message)
         self.assertEqual(lab.boot_state()["order"], "B A")
+
+    def test_no_version_floor_fails_closed(self):
+        lab = self.lab
+        floor = lab.path("data", "version-floor")
+        saved = updatelab.read(floor)
+
+        def restore():
+            with open(floor, "w") as f:
+                f.write(saved)
+        self.addCleanup(restore)
+        os.remove(floor)
+        slots = (updatelab.sha256(lab.path("slots", "rootfs.0.img")),
+                 updatelab.sha256(lab.path("slots", "rootfs.1.img")))
+        ok, message = lab.install(BUNDLES["good"])
+        self.assertFalse(ok, message)
+        self.assertRegex(message, r"no version floor at '.*version-floor'")
+        self.assertEqual((updatelab.sha256(lab.path("slots", "rootfs.0.img")),
+                          updatelab.sha256(lab.path("slots", "rootfs.1.img"))), slots)
 
 
 if __name__ == "__main__":
