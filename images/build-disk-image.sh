@@ -68,8 +68,8 @@ device=/dev/disk/by-partlabel/rootfs-B
 type=raw
 bootname=B
 CONF
-# The lab's version floor / size check, configured for the appliance.
-install -m 0755 "$(dirname "$0")/../tests/update/pre-install.sh" \
+# The version floor / size check (the same handler the lab runs), for the appliance.
+install -m 0755 "$(dirname "$0")/update-pre-install.sh" \
   "$work/os/usr/lib/cordon/update-pre-install"
 cat > "$work/os/etc/cordon/update.conf" <<'CONF'
 version_floor=/var/lib/cordon/update/version-floor

@@ -21,6 +21,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+images=$(cd "$here/../../images" && pwd)
 compatible=cordon-appliance-x86_64
 deadline_s=${UPDATE_LAB_TIMEOUT:-30}
 
@@ -147,7 +148,7 @@ bundle-formats=plain
 
 [handlers]
 bootloader-custom-backend=$here/boot-backend.sh
-pre-install=$here/pre-install.sh
+pre-install=$images/update-pre-install.sh
 
 [keyring]
 path=$dir/keyring.pem

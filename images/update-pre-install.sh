@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# RAUC pre-install handler ([handlers] pre-install): runs after RAUC has verified the
-# bundle's signature and compatible, before anything is written. A non-zero exit aborts
-# the installation; the first line on stderr is the reason.
+# RAUC pre-install handler ([handlers] pre-install), in the lab and on the appliance: runs
+# after RAUC has verified the bundle's signature and compatible, before anything is
+# written. A non-zero exit aborts the installation; the first line on stderr is the reason.
 #
 # RAUC 1.8 logs a handler's stderr but reports only "Pre-install handler error: Child
 # process exited with code 1" as LastError, so the reason is also written to the file
