@@ -117,6 +117,7 @@ int main(int argc, char** argv) {
   api::HttpServer server(io, {options.socket, options.socket_mode, options.trusted_uids});
   api::ControlApi control_api(io, store, policy, link);
   control_api.install(server);
+  control_api.start();
 
   // Recovery first: an apply interrupted by a crash is finished or abandoned before
   // any new request is taken. If the dataplane is not up yet, the periodic check

@@ -153,6 +153,15 @@ std::optional<std::string> base64_decode(std::string_view in) {
 
 }  // namespace
 
+void ControlApi::start() {
+  Result<std::optional<std::string>> stored = store_.setting("syslog");
+  if (!stored || !stored.value()) return;
+  json::error_code ec;
+  const json::value v = json::parse(*stored.value(), ec);
+  if (ec) return;
+  if (Result<export_::SyslogSettings> s = export_::parse_syslog_settings(v); s) syslog_.configure(s.value());
+}
+
 ControlApi::~ControlApi() {
   if (dry_run_thread_.joinable()) dry_run_thread_.join();
 }
@@ -363,6 +372,34 @@ void ControlApi::install(HttpServer& server) {
     respond(json_response(policy::guardrail_json(g.value())));
   });
 
+  server.route("GET", "/v1/settings/syslog", [this](Request&, Responder respond) {
+    Result<std::optional<std::string>> stored = store_.setting("syslog");
+    if (!stored) return respond(error_response(stored.error()));
+    json::value settings = stored.value() ? json::parse(*stored.value()) : export_::syslog_settings_json({});
+    const export_::SyslogStats st = syslog_.stats();
+    respond(json_response(json::object{{"settings", settings},
+                                       {"sent", st.sent},
+                                       {"dropped", st.dropped},
+                                       {"last_error", st.last_error}}));
+  });
+
+  server.route("PUT", "/v1/settings/syslog", [this](Request& r, Responder respond) {
+    json::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    if (ec) return respond(error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    Result<export_::SyslogSettings> s = export_::parse_syslog_settings(v);
+    if (!s) return respond(error_response(s.error()));
+    const std::string after = json::serialize(export_::syslog_settings_json(s.value()));
+    Result<std::optional<std::string>> before = store_.setting("syslog");
+    if (!before) return respond(error_response(before.error()));
+    if (Status st = store_.set_setting("syslog", after); !st) return respond(error_response(st.error()));
+    Result<int64_t> a = store_.audit({r.actor, "settings.syslog", "syslog", "ok",
+                                      store::sha256_hex(before.value().value_or("")), store::sha256_hex(after), after});
+    if (!a) return respond(error_response(a.error()));
+    syslog_.configure(s.value());
+    respond(json_response(export_::syslog_settings_json(s.value())));
+  });
+
   server.route("GET", "/v1/discovery", [this](Request&, Responder respond) {
     Result<std::vector<store::HostRecord>> hosts = store_.hosts();
     if (!hosts) return respond(error_response(hosts.error()));
@@ -491,6 +528,11 @@ void ControlApi::on_events(const std::vector<std::string>& events) {
 void ControlApi::log_events(const std::vector<std::string>& events) {
   if (events.empty()) return;
   if (Status s = store_.add_events(events); !s) return;
+  for (const std::string& e : events) {
+    json::error_code ec;
+    const json::value v = json::parse(e, ec);
+    if (!ec && v.is_object()) syslog_.submit(v.as_object());
+  }
   std::list<EventWaiter> ready;
   ready.swap(waiters_);
   for (EventWaiter& w : ready) {

@@ -14,6 +14,7 @@
 
 #include "control/api/http_server.h"
 #include "control/dataplane_link/link.h"
+#include "control/export/syslog.h"
 #include "control/observe/observer.h"
 #include "control/policy/guardrail.h"
 #include "control/policy/lifecycle.h"
@@ -28,6 +29,8 @@ class ControlApi {
       : io_(io), store_(store), policy_(policy), link_(link), observer_(store),
         guardrail_(store, policy) {}
   ~ControlApi();
+  // Loads stored settings that take effect at start (the syslog target).
+  void start();
   void install(HttpServer& server);
 
   // Takes a batch of events from the dataplane: flow records and discovery, the event
@@ -55,6 +58,7 @@ class ControlApi {
   observe::Observer observer_;
   policy::Guardrail guardrail_;
   std::list<EventWaiter> waiters_;
+  export_::SyslogExporter syslog_;
   // One dry-run at a time, on its own thread (a large capture takes seconds); the
   // answer is posted back to the control thread.
   std::thread dry_run_thread_;

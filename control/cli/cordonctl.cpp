@@ -53,6 +53,9 @@ constexpr const char* kUsage =
     "  device flows NAME        the kinds of connection NAME took part in (flow records)\n"
     "  device proposal NAME [--output FILE]\n"
     "                           rules learned from NAME's flows, as a diff (and a policy file)\n"
+    "  settings syslog get      the syslog export target and its counters\n"
+    "  settings syslog set FILE replace the target (JSON: enabled, host, port, transport\n"
+    "                           udp|tcp|tls, format rfc5424|cef, ca_file, server_name)\n"
     "  guardrail get            the clinical guardrail's settings\n"
     "  guardrail set FILE       replace them (JSON)\n"
     "  stats                    dataplane counters by reason and device (JSON)\n"
@@ -491,6 +494,22 @@ int run(std::vector<std::string> args) {
                 << "  protocols=" << field(h, "protocols") << "  peers=" << field(h, "peers")
                 << "  first=" << field(h, "first_seen") << "  last=" << field(h, "last_seen") << "\n";
     }
+    return 0;
+  }
+  if (args[0] == "settings" && args.size() == 3 && args[1] == "syslog" && args[2] == "get") {
+    const Reply r = c.call(http::verb::get, "/v1/settings/syslog");
+    if (r.status != 200) return print_error(r, "");
+    pretty(std::cout, r.body);
+    std::cout << "\n";
+    return 0;
+  }
+  if (args[0] == "settings" && args.size() == 4 && args[1] == "syslog" && args[2] == "set") {
+    json::error_code ec;
+    const json::value body = json::parse(read_file(args[3]), ec);
+    if (ec) throw Failure{args[3] + " is not JSON: " + ec.message()};
+    const Reply r = c.call(http::verb::put, "/v1/settings/syslog", body);
+    if (r.status != 200) return print_error(r, args[3] + ": ");
+    std::cout << "syslog export settings replaced\n";
     return 0;
   }
   if (args[0] == "guardrail" && args.size() == 2 && args[1] == "get") {
