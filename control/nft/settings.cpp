@@ -57,6 +57,23 @@ bool valid_interface_name(std::string_view name) {
   });
 }
 
+bool admits(const ManagementFirewallSettings& settings, std::string_view address) {
+  auto host = Cidr::parse(address);
+  if (!host || host.value().prefix != (host.value().ipv6 ? 128u : 32u)) return false;
+  const Cidr& h = host.value();
+  return std::any_of(settings.admin_networks.begin(), settings.admin_networks.end(),
+                     [&](const Cidr& net) {
+                       if (net.ipv6 != h.ipv6) return false;
+                       for (unsigned bit = 0; bit < net.prefix; ++bit) {
+                         const unsigned mask = 0x80u >> (bit % 8);
+                         if ((net.address[bit / 8] & mask) != (h.address[bit / 8] & mask)) {
+                           return false;
+                         }
+                       }
+                       return true;
+                     });
+}
+
 Result<Cidr> Cidr::parse(std::string_view text) {
   const std::string s(text);
   const auto slash = s.find('/');

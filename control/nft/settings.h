@@ -50,6 +50,11 @@ struct ManagementFirewallSettings {
 Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json);
 boost::json::value to_json(const ManagementFirewallSettings& settings);
 
+// Whether `address` (an IPv4/IPv6 literal, e.g. the peer of the admin's current HTTPS
+// connection) lies in one of the admin networks, i.e. may reach webd under `settings`.
+// controld refuses a settings change that would lock out the caller's own connection.
+bool admits(const ManagementFirewallSettings& settings, std::string_view address);
+
 // Checks an interface name the kernel would accept (1..15 bytes, no '/', no space).
 bool valid_interface_name(std::string_view name);
 

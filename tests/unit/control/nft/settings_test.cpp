@@ -93,6 +93,17 @@ TEST(NftSettings, MissingRequiredFieldsAndNonObjects) {
   EXPECT_EQ(rejected(v).path, "/vendor_egress_interface") << "vendor access needs the tunnel";
 }
 
+TEST(NftSettings, AdmitsTellsWhetherAnAddressMayReachHttps) {
+  const auto s = parse_settings(good()).value();
+  EXPECT_TRUE(admits(s, "10.60.0.5"));
+  EXPECT_FALSE(admits(s, "10.60.0.6"));
+  EXPECT_TRUE(admits(s, "10.60.1.200"));
+  EXPECT_TRUE(admits(s, "fd00:60::1234"));
+  EXPECT_FALSE(admits(s, "fd00:61::1"));
+  EXPECT_FALSE(admits(s, "10.60.1.0/24")) << "an address, not a network";
+  EXPECT_FALSE(admits(s, "garbage"));
+}
+
 TEST(NftSettings, VendorAccessElement) {
   auto e = VendorAccessElement::make("10.99.0.2", "10.50.0.10", 104);
   ASSERT_TRUE(e.ok());
