@@ -49,6 +49,7 @@ Result<TableDescription> FakeFirewallBackend::read_table() {
 
 Status FakeFirewallBackend::add_vendor_access(const std::vector<VendorAccessElement>& elements,
                                               std::chrono::milliseconds timeout) {
+  if (elements.empty()) return Error{"invalid", "no vendor access elements given", ""};
   if (timeout.count() <= 0 || timeout > kMaxVendorTimeout) {
     return Error{"invalid", "timeout must be 1 ms .. 8 h", ""};
   }
@@ -65,6 +66,7 @@ Status FakeFirewallBackend::add_vendor_access(const std::vector<VendorAccessElem
 }
 
 Status FakeFirewallBackend::remove_vendor_access(const std::vector<VendorAccessElement>& elements) {
+  if (elements.empty()) return Error{"invalid", "no vendor access elements given", ""};
   if (!settings_) return Error{"not_found", "table inet cordon_mgmt does not exist", ""};
   for (const auto& e : elements) {
     std::erase_if(grants_, [&](const Grant& g) { return g.element == e; });

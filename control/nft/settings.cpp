@@ -76,6 +76,7 @@ bool admits(const ManagementFirewallSettings& settings, std::string_view address
 
 Result<Cidr> Cidr::parse(std::string_view text) {
   const std::string s(text);
+  if (s.find('\0') != std::string::npos) return invalid("network contains a NUL byte", "");
   const auto slash = s.find('/');
   const std::string addr = s.substr(0, slash);
   Cidr c;

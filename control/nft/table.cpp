@@ -11,6 +11,13 @@ Status validate(const TableSpec& spec) {
   if (!valid_interface_name(spec.settings.interface)) {
     return Error{"invalid", "management interface name is not valid", "/interface"};
   }
+  for (const auto& [name, path] :
+       {std::pair{&spec.settings.wireguard_interface, "/wireguard_interface"},
+        std::pair{&spec.settings.vendor_egress_interface, "/vendor_egress_interface"}}) {
+    if (!name->empty() && !valid_interface_name(*name)) {
+      return Error{"invalid", "interface name is not valid", path};
+    }
+  }
   if (spec.settings.admin_networks.empty()) {
     return Error{"invalid", "no admin networks", "/admin_networks"};
   }

@@ -20,6 +20,7 @@ Error invalid(std::string message, std::string path) {
 
 bool valid_endpoint(const std::string& endpoint) {
   std::string host, port;
+  if (endpoint.find('\0') != std::string::npos) return false;
   if (!endpoint.empty() && endpoint.front() == '[') {
     const auto close = endpoint.find("]:");
     if (close == std::string::npos) return false;

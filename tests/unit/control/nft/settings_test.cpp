@@ -56,6 +56,8 @@ TEST(NftSettings, EveryRejectionNamesTheField) {
       {"admin_networks", boost::json::parse(R"(["fd00::/129"])"), "/admin_networks/0", "prefix"},
       {"admin_networks", boost::json::parse(R"(["mgmt.example"])"), "/admin_networks/0", "not an IPv4"},
       {"admin_networks", boost::json::parse(R"([42])"), "/admin_networks/0", "network"},
+      {"admin_networks", boost::json::array{std::string_view("10.60.0.5\0/8", 12)},
+       "/admin_networks/0", "NUL"},
       {"admin_networks", boost::json::parse(R"([])"), "/admin_networks", "at least one"},
       {"admin_networks", "10.60.0.0/24", "/admin_networks", "array"},
       {"interface", "", "/interface", "interface name"},

@@ -133,6 +133,8 @@ TEST(NftTable, ValidateRejectsBadVendorGrants) {
   EXPECT_FALSE(validate(spec).ok());
   spec.vendor_access = {{e, 1h}};
   EXPECT_TRUE(validate(spec).ok());
+  spec.settings.wireguard_interface = "a-name-far-too-long";
+  EXPECT_EQ(validate(spec).error().path, "/wireguard_interface");
 }
 
 TEST(FakeFirewallBackend, BehavesLikeTheKernelTable) {

@@ -60,6 +60,7 @@ TEST(WireGuardPeer, RejectionsNameTheField) {
   v.as_object().erase("public_key");
   EXPECT_EQ(parse_peer(v).error().path, "/public_key");
   EXPECT_TRUE(valid_endpoint("[2001:db8::5]:51820"));
+  EXPECT_FALSE(valid_endpoint(std::string("192.0.2.50\0:1", 13)));
 }
 
 TEST(WireGuardPeer, SessionDurationsAreCapped) {
