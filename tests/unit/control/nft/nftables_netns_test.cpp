@@ -289,6 +289,30 @@ TEST_F(NftablesNetns, VendorElementsOpenExactlyDeviceAndPortUntilTheyExpire) {
   for (int fd : {session, accepted, dicom, other_port, other_device, mgmt}) close(fd);
 }
 
+TEST_F(NftablesNetns, TheLargestAllowedTableFitsOneBatch) {
+  Netns host("mgmt-nft-m");
+  Enter in(host);
+  NftablesBackend fw;
+  TableSpec spec = spec_a();
+  for (std::size_t i = 0; i < kMaxVendorElements; ++i) {
+    const std::string device = "10.50." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    spec.vendor_access.push_back({element("10.99.0.2", device.c_str(), 104), 1h});
+  }
+  for (int i = 0; i < 256; ++i) {
+    spec.settings.admin_networks.push_back(
+        Cidr::parse("10.70." + std::to_string(i) + ".0/25").value());
+  }
+  spec.settings.admin_networks.resize(256);
+  const Status s = fw.apply_table(spec);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  const Status v = verify(fw, spec);
+  EXPECT_TRUE(v.ok()) << v.error().message.substr(0, 2000);
+  EXPECT_EQ(fw.read_table().value().vendor_access.size(), kMaxVendorElements);
+  // One more is refused before anything is sent.
+  spec.vendor_access.push_back({element("10.99.0.3", "10.50.0.10", 104), 1h});
+  EXPECT_EQ(fw.apply_table(spec).error().code, "invalid");
+}
+
 TEST_F(NftablesNetns, VendorChangesWithoutTableAreNotFound) {
   Netns host("mgmt-nft-n");
   Enter in(host);
