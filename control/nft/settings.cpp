@@ -1,0 +1,230 @@
+#include "control/nft/settings.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include <boost/json.hpp>
+
+namespace cordon::control::nft {
+namespace {
+
+Error invalid(std::string message, std::string path) {
+  return Error{"invalid", std::move(message), std::move(path)};
+}
+
+Result<std::uint64_t> read_uint(const boost::json::value& v, const std::string& path,
+                                std::uint64_t min, std::uint64_t max) {
+  std::uint64_t n = 0;
+  if (v.is_uint64()) {
+    n = v.as_uint64();
+  } else if (v.is_int64() && v.as_int64() >= 0) {
+    n = static_cast<std::uint64_t>(v.as_int64());
+  } else {
+    return invalid("must be an integer between " + std::to_string(min) + " and " +
+                       std::to_string(max),
+                   path);
+  }
+  if (n < min || n > max) {
+    return invalid(std::to_string(n) + " is out of range (" + std::to_string(min) + ".." +
+                       std::to_string(max) + ")",
+                   path);
+  }
+  return n;
+}
+
+Result<std::string> read_interface(const boost::json::value& v, const std::string& path,
+                                   bool may_be_empty) {
+  if (may_be_empty && v.is_null()) return std::string{};
+  if (!v.is_string()) return invalid("must be an interface name (string)", path);
+  std::string name(v.as_string());
+  if (may_be_empty && name.empty()) return name;
+  if (!valid_interface_name(name)) {
+    return invalid("\"" + name + "\" is not a valid interface name (1-15 characters, no '/', "
+                   "no whitespace)", path);
+  }
+  return name;
+}
+
+}  // namespace
+
+bool valid_interface_name(std::string_view name) {
+  if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return c > ' ' && c < 0x7f && c != '/' && c != ':' && c != '"' && c != '\\';
+  });
+}
+
+bool admits(const ManagementFirewallSettings& settings, std::string_view address) {
+  auto host = Cidr::parse(address);
+  if (!host || host.value().prefix != (host.value().ipv6 ? 128u : 32u)) return false;
+  const Cidr& h = host.value();
+  return std::any_of(settings.admin_networks.begin(), settings.admin_networks.end(),
+                     [&](const Cidr& net) {
+                       if (net.ipv6 != h.ipv6) return false;
+                       for (unsigned bit = 0; bit < net.prefix; ++bit) {
+                         const unsigned mask = 0x80u >> (bit % 8);
+                         if ((net.address[bit / 8] & mask) != (h.address[bit / 8] & mask)) {
+                           return false;
+                         }
+                       }
+                       return true;
+                     });
+}
+
+Result<Cidr> Cidr::parse(std::string_view text) {
+  const std::string s(text);
+  if (s.find('\0') != std::string::npos) return invalid("network contains a NUL byte", "");
+  const auto slash = s.find('/');
+  const std::string addr = s.substr(0, slash);
+  Cidr c;
+  c.ipv6 = addr.find(':') != std::string::npos;
+  if (inet_pton(c.ipv6 ? AF_INET6 : AF_INET, addr.c_str(), c.address.data()) != 1) {
+    return invalid("\"" + s + "\" is not an IPv4 or IPv6 network", "");
+  }
+  const unsigned max_prefix = c.ipv6 ? 128 : 32;
+  c.prefix = max_prefix;
+  if (slash != std::string::npos) {
+    const std::string p = s.substr(slash + 1);
+    if (p.empty() || p.size() > 3 || !std::all_of(p.begin(), p.end(), ::isdigit) ||
+        std::stoul(p) > max_prefix) {
+      return invalid("\"" + s + "\": prefix length must be 0.." + std::to_string(max_prefix), "");
+    }
+    c.prefix = static_cast<unsigned>(std::stoul(p));
+  }
+  for (unsigned bit = c.prefix; bit < max_prefix; ++bit) {
+    if (c.address[bit / 8] & (0x80u >> (bit % 8))) {
+      return invalid("\"" + s + "\" has host bits set after /" + std::to_string(c.prefix), "");
+    }
+  }
+  return c;
+}
+
+std::string Cidr::to_string() const {
+  char buf[INET6_ADDRSTRLEN] = {};
+  inet_ntop(ipv6 ? AF_INET6 : AF_INET, address.data(), buf, sizeof buf);
+  return std::string(buf) + "/" + std::to_string(prefix);
+}
+
+Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json) {
+  const auto* obj = json.if_object();
+  if (obj == nullptr) return invalid("settings must be a JSON object", "");
+  static const std::set<std::string> known = {
+      "interface",  "wireguard_interface", "vendor_egress_interface", "admin_networks",
+      "https_port", "wireguard_port",      "icmp_echo_per_second",    "log_drops"};
+  for (const auto& kv : *obj) {
+    if (!known.contains(std::string(kv.key()))) {
+      return invalid("unknown field", "/" + std::string(kv.key()));
+    }
+  }
+
+  ManagementFirewallSettings s;
+  const auto* iface = obj->if_contains("interface");
+  if (iface == nullptr) return invalid("required field is missing", "/interface");
+  auto name = read_interface(*iface, "/interface", false);
+  if (!name) return name.error();
+  s.interface = name.value();
+
+  for (auto [field, out] : {std::pair{"wireguard_interface", &s.wireguard_interface},
+                            std::pair{"vendor_egress_interface", &s.vendor_egress_interface}}) {
+    if (const auto* v = obj->if_contains(field)) {
+      auto n = read_interface(*v, std::string("/") + field, true);
+      if (!n) return n.error();
+      *out = n.value();
+    }
+  }
+  if (s.wireguard_interface == s.interface) {
+    return invalid("the tunnel interface must differ from the management interface",
+                   "/wireguard_interface");
+  }
+  if (!s.vendor_egress_interface.empty() && s.wireguard_interface.empty()) {
+    return invalid("vendor access needs a wireguard_interface", "/vendor_egress_interface");
+  }
+  if (!s.vendor_egress_interface.empty() &&
+      (s.vendor_egress_interface == s.interface ||
+       s.vendor_egress_interface == s.wireguard_interface)) {
+    return invalid("must differ from the management and tunnel interfaces",
+                   "/vendor_egress_interface");
+  }
+
+  const auto* nets = obj->if_contains("admin_networks");
+  if (nets == nullptr) return invalid("required field is missing", "/admin_networks");
+  if (!nets->is_array()) return invalid("must be an array of networks", "/admin_networks");
+  if (nets->as_array().empty()) {
+    return invalid("must list at least one network (otherwise nobody can reach the web UI)",
+                   "/admin_networks");
+  }
+  if (nets->as_array().size() > 256) {
+    return invalid("at most 256 admin networks", "/admin_networks");
+  }
+  std::size_t i = 0;
+  for (const auto& n : nets->as_array()) {
+    const std::string path = "/admin_networks/" + std::to_string(i++);
+    if (!n.is_string()) return invalid("must be a network like \"10.60.0.0/24\"", path);
+    auto cidr = Cidr::parse(n.as_string());
+    if (!cidr) return invalid(cidr.error().message, path);
+    s.admin_networks.push_back(cidr.value());
+  }
+
+  if (const auto* v = obj->if_contains("https_port")) {
+    auto n = read_uint(*v, "/https_port", 1, 65535);
+    if (!n) return n.error();
+    s.https_port = static_cast<std::uint16_t>(n.value());
+  }
+  if (const auto* v = obj->if_contains("wireguard_port")) {
+    auto n = read_uint(*v, "/wireguard_port", 1, 65535);
+    if (!n) return n.error();
+    s.wireguard_port = static_cast<std::uint16_t>(n.value());
+  }
+  if (const auto* v = obj->if_contains("icmp_echo_per_second")) {
+    auto n = read_uint(*v, "/icmp_echo_per_second", 1, 1000);
+    if (!n) return n.error();
+    s.icmp_echo_per_second = static_cast<std::uint32_t>(n.value());
+  }
+  if (const auto* v = obj->if_contains("log_drops")) {
+    if (!v->is_bool()) return invalid("must be true or false", "/log_drops");
+    s.log_drops = v->as_bool();
+  }
+  return s;
+}
+
+boost::json::value to_json(const ManagementFirewallSettings& s) {
+  boost::json::object o;
+  o["interface"] = s.interface;
+  o["wireguard_interface"] = s.wireguard_interface;
+  o["vendor_egress_interface"] = s.vendor_egress_interface;
+  boost::json::array nets;
+  for (const auto& n : s.admin_networks) nets.emplace_back(n.to_string());
+  o["admin_networks"] = std::move(nets);
+  o["https_port"] = s.https_port;
+  o["wireguard_port"] = s.wireguard_port;
+  o["icmp_echo_per_second"] = s.icmp_echo_per_second;
+  o["log_drops"] = s.log_drops;
+  return o;
+}
+
+Result<VendorAccessElement> VendorAccessElement::make(std::string_view tunnel,
+                                                      std::string_view device,
+                                                      std::uint16_t port) {
+  VendorAccessElement e;
+  if (inet_pton(AF_INET, std::string(tunnel).c_str(), e.tunnel_address.data()) != 1) {
+    return invalid("\"" + std::string(tunnel) + "\" is not an IPv4 tunnel address", "");
+  }
+  if (inet_pton(AF_INET, std::string(device).c_str(), e.device_address.data()) != 1) {
+    return invalid("\"" + std::string(device) + "\" is not an IPv4 device address", "");
+  }
+  if (port == 0) return invalid("port must be 1..65535", "");
+  e.port = port;
+  return e;
+}
+
+std::string VendorAccessElement::to_string() const {
+  char a[INET_ADDRSTRLEN] = {}, b[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, tunnel_address.data(), a, sizeof a);
+  inet_ntop(AF_INET, device_address.data(), b, sizeof b);
+  return std::string(a) + " . " + b + " . " + std::to_string(port);
+}
+
+}  // namespace cordon::control::nft

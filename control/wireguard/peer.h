@@ -1,0 +1,41 @@
+// WireGuard peers as controld's API takes them, validated with JSON paths.
+//
+// Threads: plain values, no shared state.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "control/common/result.h"
+#include "control/nft/settings.h"
+
+namespace cordon::control::wireguard {
+
+struct PeerConfig {
+  std::string public_key;                  // base64, 44 characters
+  std::vector<nft::Cidr> allowed_ips;      // at least one; the peer's tunnel address(es)
+  std::optional<std::string> endpoint;     // "192.0.2.50:51820" / "[2001:db8::5]:51820"
+  std::chrono::seconds persistent_keepalive{0};  // 0 = off
+  bool operator==(const PeerConfig&) const = default;
+};
+
+// {"public_key": "...", "allowed_ips": ["10.99.0.2/32"], "endpoint": "192.0.2.50:51820",
+//  "persistent_keepalive": 25}; unknown fields are errors. Paths are relative to `json`,
+// prefixed with `base` ("/peers/0" gives "/peers/0/allowed_ips/1").
+Result<PeerConfig> parse_peer(const boost::json::value& json, const std::string& base = "");
+boost::json::value to_json(const PeerConfig& peer);
+
+// A session length in whole seconds, 1 .. cap (vendor sessions: at most 8 h).
+inline constexpr std::chrono::seconds kMaxVendorSession = std::chrono::hours(8);
+Result<std::chrono::seconds> parse_duration(const boost::json::value& json,
+                                            const std::string& path,
+                                            std::chrono::seconds cap = kMaxVendorSession);
+
+// "host:port" with a literal IPv4 address or a bracketed IPv6 address (no DNS).
+bool valid_endpoint(const std::string& endpoint);
+
+}  // namespace cordon::control::wireguard

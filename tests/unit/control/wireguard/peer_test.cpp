@@ -1,0 +1,110 @@
+// Peer validation and the fake backend.
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "control/wireguard/peer.h"
+#include "control/wireguard/wireguard_backend.h"
+
+namespace cordon::control::wireguard {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr const char* kKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+
+boost::json::value good() {
+  boost::json::object o;
+  o["public_key"] = kKey;
+  o["allowed_ips"] = boost::json::array{"10.99.0.2/32"};
+  o["endpoint"] = "192.0.2.50:51820";
+  o["persistent_keepalive"] = 25;
+  return o;
+}
+
+TEST(WireGuardPeer, GoodPeerParsesAndRoundTrips) {
+  auto p = parse_peer(good());
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p.value().public_key, kKey);
+  EXPECT_EQ(p.value().allowed_ips[0].to_string(), "10.99.0.2/32");
+  EXPECT_EQ(*p.value().endpoint, "192.0.2.50:51820");
+  EXPECT_EQ(p.value().persistent_keepalive, 25s);
+  EXPECT_EQ(parse_peer(to_json(p.value())).value(), p.value());
+}
+
+TEST(WireGuardPeer, RejectionsNameTheField) {
+  struct Case { const char* field; boost::json::value value; const char* path; };
+  const Case cases[] = {
+      {"public_key", "not-a-key", "/peers/3/public_key"},
+      {"public_key", 12, "/peers/3/public_key"},
+      {"allowed_ips", boost::json::array{}, "/peers/3/allowed_ips"},
+      {"allowed_ips", boost::json::array{"10.99.0.2/32", "10.99.0.0/8"}, "/peers/3/allowed_ips/1"},
+      {"allowed_ips", boost::json::array{"0.0.0.0/0"}, "/peers/3/allowed_ips/0"},
+      {"allowed_ips", boost::json::array{"vendor"}, "/peers/3/allowed_ips/0"},
+      {"endpoint", "vendor.example.com:51820", "/peers/3/endpoint"},
+      {"endpoint", "192.0.2.50", "/peers/3/endpoint"},
+      {"endpoint", "192.0.2.50:0", "/peers/3/endpoint"},
+      {"endpoint", "[2001:db8::5:51820", "/peers/3/endpoint"},
+      {"persistent_keepalive", -1, "/peers/3/persistent_keepalive"},
+      {"persistent_keepalive", 70000, "/peers/3/persistent_keepalive"},
+      {"preshared_key", "x", "/peers/3/preshared_key"},
+  };
+  for (const auto& c : cases) {
+    auto v = good();
+    v.as_object()[c.field] = c.value;
+    auto r = parse_peer(v, "/peers/3");
+    ASSERT_FALSE(r.ok()) << c.field << " = " << boost::json::serialize(c.value);
+    EXPECT_EQ(r.error().code, "invalid");
+    EXPECT_EQ(r.error().path, c.path) << r.error().message;
+  }
+  auto v = good();
+  v.as_object().erase("public_key");
+  EXPECT_EQ(parse_peer(v).error().path, "/public_key");
+  EXPECT_TRUE(valid_endpoint("[2001:db8::5]:51820"));
+  EXPECT_FALSE(valid_endpoint(std::string("192.0.2.50\0:1", 13)));
+}
+
+TEST(WireGuardPeer, SessionDurationsAreCapped) {
+  EXPECT_EQ(parse_duration(boost::json::value(3600), "/duration").value(), 3600s);
+  EXPECT_EQ(parse_duration(boost::json::value(8 * 3600), "/duration").value(), 8h);
+  for (const auto& bad : {boost::json::value(8 * 3600 + 1), boost::json::value(0),
+                          boost::json::value(-5), boost::json::value(1.5),
+                          boost::json::value("1h")}) {
+    auto r = parse_duration(bad, "/duration");
+    ASSERT_FALSE(r.ok()) << boost::json::serialize(bad);
+    EXPECT_EQ(r.error().path, "/duration");
+  }
+  EXPECT_FALSE(parse_duration(boost::json::value(120), "/d", 60s).ok());
+}
+
+TEST(FakeWireGuardBackend, KeepsPeersLikeWg) {
+  FakeWireGuardBackend wg;
+  const PeerConfig peer = parse_peer(good()).value();
+  EXPECT_EQ(wg.set_peer(peer).error().code, "not_found") << "no interface yet";
+  EXPECT_EQ(wg.ensure_interface({"wg-cordon", 51820, "/k", "10.99.0.1"}).error().path,
+            "/tunnel_address");
+  ASSERT_TRUE(wg.ensure_interface({"wg-cordon", 51820, "/k", "10.99.0.1/24"}).ok());
+  ASSERT_TRUE(wg.set_peer(peer).ok());
+  auto list = wg.list_peers().value();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_FALSE(list[0].latest_handshake.has_value());
+  const auto t = std::chrono::system_clock::now();
+  wg.handshake(kKey, t);
+  EXPECT_EQ(wg.list_peers().value()[0].latest_handshake, t);
+
+  PeerConfig moved = peer;  // update replaces allowed IPs
+  moved.allowed_ips = {nft::Cidr::parse("10.99.0.3/32").value()};
+  ASSERT_TRUE(wg.set_peer(moved).ok());
+  list = wg.list_peers().value();
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0].allowed_ips, std::vector<std::string>{"10.99.0.3/32"});
+
+  wg.fail_next = Error{"io", "wg failed", ""};
+  EXPECT_FALSE(wg.remove_peer(kKey).ok());
+  EXPECT_EQ(wg.list_peers().value().size(), 1u) << "a failed call changes nothing";
+  ASSERT_TRUE(wg.remove_peer(kKey).ok());
+  EXPECT_TRUE(wg.list_peers().value().empty());
+  EXPECT_TRUE(wg.remove_peer(kKey).ok()) << "removing an unknown peer is not an error";
+}
+
+}  // namespace
+}  // namespace cordon::control::wireguard
