@@ -196,6 +196,105 @@ class ControldInLab(unittest.TestCase):
         self.assertEqual(active_version(), version)
         self.assertEqual(echoscu().returncode, 0)
 
+    def set_syslog(self, settings):
+        path = self.write(settings)
+        r = cordonctl("settings", "syslog", "set", path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_events_are_exported_to_a_real_syslog_collector(self):
+        """rsyslogd on the admin host receives drops over UDP (RFC 5424) and TCP (CEF);
+        a TLS collector receives them only when its certificate is trusted."""
+        work = Path(tempfile.mkdtemp(dir=RUN, prefix="syslog-"))
+        received = work / "received.log"
+        (work / "rsyslog.conf").write_text(f"""
+global(workDirectory="{work}")
+module(load="imudp")
+module(load="imtcp")
+input(type="imudp" address="10.60.0.5" port="5514")
+input(type="imtcp" address="10.60.0.5" port="6514")
+template(name="raw" type="string" string="%rawmsg%\\n")
+*.* action(type="omfile" file="{received}" template="raw")
+""")
+        rsyslog = subprocess.Popen(["ip", "netns", "exec", "admin", "rsyslogd", "-n", "-f",
+                                    work / "rsyslog.conf", "-i", work / "rsyslog.pid"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        collector = None
+        try:
+            def listening(spec):
+                r = on("admin", "ss", "-Hln", spec)
+                return "10.60.0.5:" in r.stdout
+            wait_for(lambda: listening("-u") and listening("-t"), 20, "rsyslogd to listen")
+
+            def attack_until(marker, path=received):
+                """Lines with `marker` about the attacker's drops (the lab has others)."""
+                def lines():
+                    if not path.exists():
+                        return []
+                    return [l for l in path.read_text().splitlines()
+                            if marker in l and ATTACKER in l]
+                def seen():
+                    on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY)
+                    return lines()
+                wait_for(seen, 30, f"{marker!r} at the collector")
+                return lines()
+
+            self.set_syslog({"enabled": True, "host": "10.60.0.5", "port": 5514,
+                             "transport": "udp", "format": "rfc5424"})
+            line = attack_until("[cordon@32473")[-1]
+            self.assertRegex(line, r"^<16\d>1 \S+ \S+ cordon - drop \[cordon@32473 ")
+            self.assertIn(f'src="{ATTACKER}"', line)
+            self.assertIn('reason="no-matching-rule"', line)
+
+            self.set_syslog({"enabled": True, "host": "10.60.0.5", "port": 6514,
+                             "transport": "tcp", "format": "cef"})
+            line = attack_until("CEF:0|Cordon|")[-1]
+            self.assertIn(f"src={ATTACKER}", line)
+            self.assertIn("cs1Label=device cs1=ct-1", line)
+
+            # TLS: a collector with a certificate from a CA the appliance is given.
+            for name in ("ca", "other-ca"):
+                subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                                "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                                f"/CN={name}", "-keyout", work / f"{name}.key", "-out",
+                                work / f"{name}.pem"], check=True, capture_output=True)
+            subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-subj", "/CN=collector", "-keyout", work / "server.key",
+                            "-out", work / "server.csr"], check=True, capture_output=True)
+            (work / "san.ext").write_text("subjectAltName=IP:10.60.0.5\n")
+            subprocess.run(["openssl", "x509", "-req", "-in", work / "server.csr", "-CA",
+                            work / "ca.pem", "-CAkey", work / "ca.key", "-CAcreateserial", "-days",
+                            "2", "-extfile", work / "san.ext", "-out", work / "server.pem"],
+                           check=True, capture_output=True)
+            tls_received = work / "tls.log"
+            collector = subprocess.Popen(["ip", "netns", "exec", "admin", PY,
+                                          REPO / "tests/e2e/tls_collector.py", "10.60.0.5", "6515",
+                                          work / "server.pem", work / "server.key", tls_received],
+                                         stdout=subprocess.PIPE, text=True)
+            self.assertEqual(collector.stdout.readline().strip(), "ready")
+            # An untrusted collector gets nothing, and the reason is reported.
+            self.set_syslog({"enabled": True, "host": "10.60.0.5", "port": 6515,
+                             "transport": "tls", "format": "rfc5424",
+                             "ca_file": str(work / "other-ca.pem")})
+            def tls_refused():
+                on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY)
+                return "TLS handshake" in json.loads(cordonctl("settings", "syslog", "get").stdout)["last_error"]
+            wait_for(tls_refused, 30, "the untrusted collector to be refused")
+            self.assertFalse(tls_received.exists())
+            self.set_syslog({"enabled": True, "host": "10.60.0.5", "port": 6515,
+                             "transport": "tls", "format": "rfc5424",
+                             "ca_file": str(work / "ca.pem")})
+            line = attack_until("[cordon@32473", tls_received)[-1]
+            self.assertIn(f'src="{ATTACKER}"', line)
+        finally:
+            self.set_syslog({"enabled": False})
+            for p in (rsyslog, collector):
+                if p is not None:
+                    p.terminate()
+                    p.wait(timeout=10)
+            rsyslog.stderr.close()
+            if collector is not None:
+                collector.stdout.close()
+
     def test_discovery_lists_an_unknown_device_on_the_device_port(self):
         send = ("from scapy.all import Ether, IP, UDP, sendp; "
                 "sendp([Ether(src='02:c0:4d:00:00:77', dst='ff:ff:ff:ff:ff:ff')/"
