@@ -3,6 +3,8 @@
 //
 //   cordon-controld --state-dir DIR --socket PATH --dataplane-socket PATH
 //                   [--trusted-uid UID]... [--socket-mode OCTAL]
+//                   [--management-settings FILE]   manage the host firewall (nftables);
+//                                                  FILE: the settings until changed by API
 //                   [--crash-at recorded|pushed|committed]   (crash tests only)
 //
 // One control thread runs everything (API, store, policy lifecycle, periodic checks);
@@ -11,11 +13,15 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/parse.hpp>
 #include <charconv>
 #include <csignal>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <functional>
+#include <optional>
+#include <sstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -26,6 +32,8 @@
 #include "control/api/http_server.h"
 #include "control/api/routes.h"
 #include "control/dataplane_link/link.h"
+#include "control/mgmt/plane.h"
+#include "control/nft/firewall_backend.h"
 #include "control/policy/lifecycle.h"
 #include "control/store/store.h"
 
@@ -40,6 +48,7 @@ struct Options {
   std::set<uint32_t> trusted_uids;
   unsigned socket_mode = 0660;
   std::string crash_at;  // fault injection for the crash tests: SIGKILL at this step
+  std::string management_settings;
 };
 
 void usage() {
@@ -61,6 +70,8 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.socket = value;
     } else if (arg == "--dataplane-socket") {
       o.dataplane_socket = value;
+    } else if (arg == "--management-settings") {
+      o.management_settings = value;
     } else if (arg == "--crash-at") {
       if (value != "recorded" && value != "pushed" && value != "committed") {
         std::cerr << "cordon-controld: --crash-at: one of recorded, pushed, committed\n";
@@ -119,6 +130,32 @@ int main(int argc, char** argv) {
   control_api.install(server);
   control_api.start();
 
+  // The host firewall, when asked to manage it: asserted and read back before the API
+  // opens, so the appliance is never reachable without it.
+  nft::NftablesBackend firewall;
+  std::optional<mgmt::ManagementPlane> management;
+  if (!options.management_settings.empty()) {
+    std::ifstream in(options.management_settings);
+    std::ostringstream text;
+    text << in.rdbuf();
+    boost::json::error_code ec;
+    const boost::json::value v = boost::json::parse(text.str(), ec);
+    Result<nft::ManagementFirewallSettings> initial =
+        ec ? Result<nft::ManagementFirewallSettings>(Error{"invalid", "not JSON: " + ec.message()})
+           : nft::parse_settings(v);
+    if (!initial) {
+      log(options.management_settings + ": " + initial.error().path + " " + initial.error().message);
+      return 1;
+    }
+    management.emplace(store, firewall);
+    if (Status s = management->start(initial.value()); !s) {
+      log("management firewall: " + s.error().message);
+      return 1;
+    }
+    control_api.set_management(&*management);
+    log("management firewall installed and verified (table inet cordon_mgmt)");
+  }
+
   // Recovery first: an apply interrupted by a crash is finished or abandoned before
   // any new request is taken. If the dataplane is not up yet, the periodic check
   // below retries.
@@ -158,6 +195,7 @@ int main(int argc, char** argv) {
   // Once a second: revert an unconfirmed provisional apply, and make sure the dataplane
   // enforces the active version (it may have restarted).
   boost::asio::steady_timer tick(io);
+  uint64_t ticks = 0;
   std::function<void()> schedule = [&] {
     tick.expires_after(std::chrono::seconds(1));
     tick.async_wait([&](boost::system::error_code ec) {
@@ -173,6 +211,11 @@ int main(int argc, char** argv) {
           log("reverted to version " + std::to_string(*reverted.value()) + ": the apply was not confirmed in time");
         }
         if (Status s = policy.reconcile(); !s) log("dataplane check: " + s.error().message);
+        if (management && ++ticks % 10 == 0) {
+          Result<bool> again = management->reassert();
+          if (!again) log("management firewall check: " + again.error().message);
+          else if (again.value()) log("management firewall differed from the intended table: re-installed");
+        }
       }
       schedule();
     });

@@ -400,6 +400,33 @@ void ControlApi::install(HttpServer& server) {
     respond(json_response(export_::syslog_settings_json(s.value())));
   });
 
+  server.route("GET", "/v1/settings/management", [this](Request&, Responder respond) {
+    if (!management_) return respond(error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    Result<nft::ManagementFirewallSettings> s = management_->settings();
+    if (!s) return respond(error_response(s.error()));
+    respond(json_response(nft::to_json(s.value())));
+  });
+
+  server.route("PUT", "/v1/settings/management", [this](Request& r, Responder respond) {
+    if (!management_) return respond(error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    json::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    if (ec) return respond(error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    Result<nft::ManagementFirewallSettings> s = nft::parse_settings(v);
+    if (!s) return respond(error_response(s.error()));
+    if (Status st = management_->change(s.value(), r.actor); !st) return respond(error_response(st.error()));
+    respond(json_response(nft::to_json(s.value())));
+  });
+
+  server.route("GET", "/v1/settings/management/verify", [this](Request&, Responder respond) {
+    if (!management_) return respond(error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    Result<std::vector<std::string>> diff = management_->differences();
+    if (!diff) return respond(error_response(diff.error()));
+    json::array lines;
+    for (const std::string& d : diff.value()) lines.push_back(json::string(d));
+    respond(json_response(json::object{{"matches", diff.value().empty()}, {"differences", std::move(lines)}}));
+  });
+
   server.route("GET", "/v1/discovery", [this](Request&, Responder respond) {
     Result<std::vector<store::HostRecord>> hosts = store_.hosts();
     if (!hosts) return respond(error_response(hosts.error()));

@@ -15,6 +15,7 @@
 #include "control/api/http_server.h"
 #include "control/dataplane_link/link.h"
 #include "control/export/syslog.h"
+#include "control/mgmt/plane.h"
 #include "control/observe/observer.h"
 #include "control/policy/guardrail.h"
 #include "control/policy/lifecycle.h"
@@ -29,6 +30,8 @@ class ControlApi {
       : io_(io), store_(store), policy_(policy), link_(link), observer_(store),
         guardrail_(store, policy) {}
   ~ControlApi();
+  // The management firewall, when this controld manages it (else the routes say so).
+  void set_management(mgmt::ManagementPlane* plane) { management_ = plane; }
   // Loads stored settings that take effect at start (the syslog target).
   void start();
   void install(HttpServer& server);
@@ -59,6 +62,7 @@ class ControlApi {
   policy::Guardrail guardrail_;
   std::list<EventWaiter> waiters_;
   export_::SyslogExporter syslog_;
+  mgmt::ManagementPlane* management_ = nullptr;
   // One dry-run at a time, on its own thread (a large capture takes seconds); the
   // answer is posted back to the control thread.
   std::thread dry_run_thread_;

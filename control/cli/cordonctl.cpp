@@ -56,6 +56,9 @@ constexpr const char* kUsage =
     "  settings syslog get      the syslog export target and its counters\n"
     "  settings syslog set FILE replace the target (JSON: enabled, host, port, transport\n"
     "                           udp|tcp|tls, format rfc5424|cef, ca_file, server_name)\n"
+    "  settings management get | set FILE | verify\n"
+    "                           the host firewall's settings (admin networks, ports), or\n"
+    "                           compare the kernel's table with the intended one\n"
     "  guardrail get            the clinical guardrail's settings\n"
     "  guardrail set FILE       replace them (JSON)\n"
     "  stats                    dataplane counters by reason and device (JSON)\n"
@@ -511,6 +514,35 @@ int run(std::vector<std::string> args) {
     if (r.status != 200) return print_error(r, args[3] + ": ");
     std::cout << "syslog export settings replaced\n";
     return 0;
+  }
+  if (args[0] == "settings" && args.size() >= 3 && args[1] == "management") {
+    if (args[2] == "get" && args.size() == 3) {
+      const Reply r = c.call(http::verb::get, "/v1/settings/management");
+      if (r.status != 200) return print_error(r, "");
+      pretty(std::cout, r.body);
+      std::cout << "\n";
+      return 0;
+    }
+    if (args[2] == "verify" && args.size() == 3) {
+      const Reply r = c.call(http::verb::get, "/v1/settings/management/verify");
+      if (r.status != 200) return print_error(r, "");
+      if (r.body.at("matches").as_bool()) {
+        std::cout << "the kernel's table inet cordon_mgmt matches the intended one\n";
+        return 0;
+      }
+      std::cout << "the kernel's table inet cordon_mgmt DIFFERS from the intended one:\n";
+      for (const json::value& d : r.body.at("differences").as_array()) std::cout << "  " << d.as_string() << "\n";
+      return 1;
+    }
+    if (args[2] == "set" && args.size() == 4) {
+      json::error_code ec;
+      const json::value body = json::parse(read_file(args[3]), ec);
+      if (ec) throw Failure{args[3] + " is not JSON: " + ec.message()};
+      const Reply r = c.call(http::verb::put, "/v1/settings/management", body);
+      if (r.status != 200) return print_error(r, args[3] + ": ");
+      std::cout << "management settings replaced; the firewall is installed and verified\n";
+      return 0;
+    }
   }
   if (args[0] == "guardrail" && args.size() == 2 && args[1] == "get") {
     const Reply r = c.call(http::verb::get, "/v1/guardrail");

@@ -313,6 +313,7 @@ NftObjects build_objects(const TableSpec& spec) {
     RuleBuilder r("input", "other interfaces are not ours to filter");
     r.ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, mgmt);
     if (!wg.empty()) r.ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, wg);
+    if (!s.external_interface.empty()) r.ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, s.external_interface);
     rules.push_back(r.verdict(NF_ACCEPT).done());
   }
   rules.push_back(RuleBuilder("input", "https from admin networks (IPv4)")
@@ -326,8 +327,10 @@ NftObjects build_objects(const TableSpec& spec) {
                       .payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16).lookup(kAdminSetV6, kAdminV6Id)
                       .verdict(NF_ACCEPT).done());
   if (!wg.empty()) {
+    // Vendors reach WireGuard from the internet side when there is one.
+    const std::string& wg_from = s.external_interface.empty() ? mgmt : s.external_interface;
     rules.push_back(RuleBuilder("input", "wireguard")
-                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, mgmt).l4proto(IPPROTO_UDP)
+                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg_from).l4proto(IPPROTO_UDP)
                         .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).cmp_be16(s.wireguard_port)
                         .verdict(NF_ACCEPT).done());
   }

@@ -112,7 +112,8 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
   const auto* obj = json.if_object();
   if (obj == nullptr) return invalid("settings must be a JSON object", "");
   static const std::set<std::string> known = {
-      "interface",  "wireguard_interface", "vendor_egress_interface", "admin_networks",
+      "interface",  "wireguard_interface", "vendor_egress_interface", "external_interface",
+      "admin_networks",
       "https_port", "wireguard_port",      "icmp_echo_per_second",    "log_drops"};
   for (const auto& kv : *obj) {
     if (!known.contains(std::string(kv.key()))) {
@@ -128,7 +129,8 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
   s.interface = name.value();
 
   for (auto [field, out] : {std::pair{"wireguard_interface", &s.wireguard_interface},
-                            std::pair{"vendor_egress_interface", &s.vendor_egress_interface}}) {
+                            std::pair{"vendor_egress_interface", &s.vendor_egress_interface},
+                            std::pair{"external_interface", &s.external_interface}}) {
     if (const auto* v = obj->if_contains(field)) {
       auto n = read_interface(*v, std::string("/") + field, true);
       if (!n) return n.error();
@@ -147,6 +149,12 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
        s.vendor_egress_interface == s.wireguard_interface)) {
     return invalid("must differ from the management and tunnel interfaces",
                    "/vendor_egress_interface");
+  }
+  if (!s.external_interface.empty() &&
+      (s.external_interface == s.interface || s.external_interface == s.wireguard_interface ||
+       s.external_interface == s.vendor_egress_interface)) {
+    return invalid("must differ from the management, tunnel and egress interfaces",
+                   "/external_interface");
   }
 
   const auto* nets = obj->if_contains("admin_networks");
@@ -195,6 +203,7 @@ boost::json::value to_json(const ManagementFirewallSettings& s) {
   o["interface"] = s.interface;
   o["wireguard_interface"] = s.wireguard_interface;
   o["vendor_egress_interface"] = s.vendor_egress_interface;
+  o["external_interface"] = s.external_interface;
   boost::json::array nets;
   for (const auto& n : s.admin_networks) nets.emplace_back(n.to_string());
   o["admin_networks"] = std::move(nets);

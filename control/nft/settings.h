@@ -35,6 +35,8 @@ struct Cidr {
 struct ManagementFirewallSettings {
   std::string interface;                // management interface: HTTPS, WireGuard UDP, ICMP
   std::string wireguard_interface;      // tunnel interface, guarded too; "" = no tunnel
+  std::string external_interface;       // internet side (vendors): guarded, only WireGuard's
+                                        // UDP port is open there; "" = none
   std::string vendor_egress_interface;  // where vendor traffic leaves toward the devices; "" = any
   std::vector<Cidr> admin_networks;     // may reach webd's HTTPS (incl. remote-management peers)
   std::uint16_t https_port = 8443;

@@ -295,6 +295,67 @@ template(name="raw" type="string" string="%rawmsg%\\n")
             if collector is not None:
                 collector.stdout.close()
 
+    def test_management_firewall_admits_only_the_admin_network(self):
+        r = cordonctl("settings", "management", "verify")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # Stand-ins for webd (8443) and for a service that must not be reachable (2222),
+        # listening on every address of the appliance: the firewall is what is tested.
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", "appliance", PY, "-c",
+             "import socket,select\n"
+             "ls=[socket.create_server(('0.0.0.0',p)) for p in (8443,2222)]\n"
+             "print('ready',flush=True)\n"
+             "while True:\n"
+             "  for s in select.select(ls,[],[])[0]: s.accept()[0].close()\n"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(listener.stdout.readline().strip(), "ready")
+            sweep = REPO / "tests/e2e/port_sweep.py"
+            # The admin workstation reaches HTTPS and nothing else.
+            r = on("admin", PY, sweep, "10.60.0.1", 1, 9000, "--timeout", 3, timeout=60)
+            self.assertEqual(r.stdout.split(), ["open", "8443"], r.stdout)
+            # The vendor's laptop on the internet side, without a tunnel: nothing answers,
+            # not even "closed", and the WireGuard port is silent.
+            r = on("vendor", PY, sweep, "192.0.2.1", 1, 9000, "--udp", 51820, "--timeout", 3,
+                   timeout=60)
+            self.assertEqual(r.stdout.strip(), "", r.stdout)
+        finally:
+            listener.terminate()
+            listener.wait(timeout=10)
+            listener.stdout.close()
+
+    def test_management_firewall_is_reasserted_and_survives_restarts(self):
+        # Someone empties the input chain behind controld's back: it notices and re-installs.
+        subprocess.run(["ip", "netns", "exec", "appliance", "nft", "flush", "chain", "inet",
+                        "cordon_mgmt", "input"], check=True)
+        self.assertNotEqual(cordonctl("settings", "management", "verify").returncode, 0)
+        wait_for(lambda: cordonctl("settings", "management", "verify").returncode == 0, 30,
+                 "controld to re-install its table")
+        # A settings change is installed and read back; it survives a controld restart.
+        settings = json.loads((REPO / "tests/topology/management.json").read_text())
+        settings["icmp_echo_per_second"] = 2
+        r = cordonctl("settings", "management", "set", self.write(settings))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        pid = int((RUN / "controld.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: (RUN / "controld.pid").read_text().strip() != str(pid) and
+                 cordonctl("settings", "management", "verify").returncode == 0, 30,
+                 "the restarted controld's table")
+        got = json.loads(cordonctl("settings", "management", "get").stdout)
+        self.assertEqual(got["icmp_echo_per_second"], 2)
+        table = subprocess.run(["ip", "netns", "exec", "appliance", "nft", "list", "table", "inet",
+                                "cordon_mgmt"], capture_output=True, text=True).stdout
+        self.assertIn("limit rate 2/second", table)
+        # Bad settings: a clear error with the field, nothing changes.
+        settings["admin_networks"] = ["10.60.0.5/24"]
+        r = cordonctl("settings", "management", "set", self.write(settings))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("/admin_networks/0", r.stderr)
+        self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
+        settings["icmp_echo_per_second"] = 5
+        settings["admin_networks"] = ["10.60.0.0/24"]
+        self.assertEqual(cordonctl("settings", "management", "set", self.write(settings)).returncode, 0)
+
     def test_discovery_lists_an_unknown_device_on_the_device_port(self):
         send = ("from scapy.all import Ether, IP, UDP, sendp; "
                 "sendp([Ether(src='02:c0:4d:00:00:77', dst='ff:ff:ff:ff:ff:ff')/"

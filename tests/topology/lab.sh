@@ -399,7 +399,8 @@ cmd_supervise() {
 # $RUN/controld.sock, its state $RUN/controld. It talks to the dataplane's socket.
 controld_command() {
   CTL_CMD=("$CONTROLD_BIN" --state-dir "$RUN/controld" --socket "$RUN/controld.sock"
-    --dataplane-socket "$RUN/dataplane.sock")
+    --dataplane-socket "$RUN/dataplane.sock"
+    --management-settings "$LAB_DIR/management.json")
 }
 
 controld_ready() {
