@@ -5,6 +5,9 @@
 //                   [--trusted-uid UID]... [--socket-mode OCTAL]
 //                   [--management-settings FILE]   manage the host firewall (nftables);
 //                                                  FILE: the settings until changed by API
+//                   [--wireguard-interface NAME --wireguard-address 10.99.0.1/24
+//                    [--wireguard-port 51820]]  WireGuard for vendor sessions (needs the
+//                                               management firewall)
 //                   [--crash-at recorded|pushed|committed]   (crash tests only)
 //
 // One control thread runs everything (API, store, policy lifecycle, periodic checks);
@@ -33,7 +36,10 @@
 #include "control/api/routes.h"
 #include "control/dataplane_link/link.h"
 #include "control/mgmt/plane.h"
+#include "control/mgmt/vendor.h"
 #include "control/nft/firewall_backend.h"
+#include "control/wireguard/keys.h"
+#include "control/wireguard/wireguard_backend.h"
 #include "control/policy/lifecycle.h"
 #include "control/store/store.h"
 
@@ -49,6 +55,9 @@ struct Options {
   unsigned socket_mode = 0660;
   std::string crash_at;  // fault injection for the crash tests: SIGKILL at this step
   std::string management_settings;
+  std::string wireguard_interface;
+  std::string wireguard_address;
+  unsigned wireguard_port = 51820;
 };
 
 void usage() {
@@ -70,6 +79,16 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.socket = value;
     } else if (arg == "--dataplane-socket") {
       o.dataplane_socket = value;
+    } else if (arg == "--wireguard-interface") {
+      o.wireguard_interface = value;
+    } else if (arg == "--wireguard-address") {
+      o.wireguard_address = value;
+    } else if (arg == "--wireguard-port") {
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), o.wireguard_port);
+      if (ec != std::errc{} || end != value.data() + value.size() || o.wireguard_port == 0 || o.wireguard_port > 65535) {
+        std::cerr << "cordon-controld: --wireguard-port: a port number\n";
+        return false;
+      }
     } else if (arg == "--management-settings") {
       o.management_settings = value;
     } else if (arg == "--crash-at") {
@@ -156,6 +175,36 @@ int main(int argc, char** argv) {
     log("management firewall installed and verified (table inet cordon_mgmt)");
   }
 
+  // WireGuard: the appliance's key pair (made on first start, private key 0600 in the
+  // state dir, never exported) and the tunnel interface for vendor sessions.
+  wireguard::WgToolBackend wireguard_backend;
+  std::optional<mgmt::VendorAccess> vendors;
+  if (!options.wireguard_interface.empty()) {
+    if (!management) {
+      log("--wireguard-interface needs --management-settings (vendor access is enforced by the firewall)");
+      return 1;
+    }
+    const std::string key_file = options.state_dir + "/wireguard.key";
+    Result<std::string> public_key = wireguard::ensure_private_key(key_file);
+    if (!public_key) {
+      log("WireGuard key: " + public_key.error().message);
+      return 1;
+    }
+    if (Status s = wireguard_backend.ensure_interface({options.wireguard_interface,
+                                                       static_cast<uint16_t>(options.wireguard_port), key_file,
+                                                       options.wireguard_address});
+        !s) {
+      log("WireGuard interface: " + s.error().message);
+      return 1;
+    }
+    const std::string address = options.wireguard_address.substr(0, options.wireguard_address.find('/'));
+    vendors.emplace(store, wireguard_backend, firewall, policy, address.substr(0, address.rfind('.')));
+    management->set_grants([&vendors] { return vendors->grants(api::ControlApi::wall_ms()); });
+    if (Status s = vendors->restore(api::ControlApi::wall_ms()); !s) log("restoring vendor sessions: " + s.error().message);
+    control_api.set_vendor_access(&*vendors, &wireguard_backend, public_key.value());
+    log("WireGuard " + options.wireguard_interface + " up; public key " + public_key.value());
+  }
+
   // Recovery first: an apply interrupted by a crash is finished or abandoned before
   // any new request is taken. If the dataplane is not up yet, the periodic check
   // below retries.
@@ -211,6 +260,11 @@ int main(int argc, char** argv) {
           log("reverted to version " + std::to_string(*reverted.value()) + ": the apply was not confirmed in time");
         }
         if (Status s = policy.reconcile(); !s) log("dataplane check: " + s.error().message);
+        if (vendors) {
+          Result<int> ended = vendors->expire(api::ControlApi::wall_ms());
+          if (!ended) log("vendor session expiry: " + ended.error().message);
+          else if (ended.value() > 0) log(std::to_string(ended.value()) + " vendor session(s) expired");
+        }
         if (management && ++ticks % 10 == 0) {
           Result<bool> again = management->reassert();
           if (!again) log("management firewall check: " + again.error().message);

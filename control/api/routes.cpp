@@ -427,6 +427,58 @@ void ControlApi::install(HttpServer& server) {
     respond(json_response(json::object{{"matches", diff.value().empty()}, {"differences", std::move(lines)}}));
   });
 
+  server.route("GET", "/v1/wireguard", [this](Request&, Responder respond) {
+    if (!wireguard_) return respond(error_response(Error{"not_found", "WireGuard is not configured on this appliance"}));
+    Result<std::vector<wireguard::PeerStatus>> peers = wireguard_->list_peers();
+    if (!peers) return respond(error_response(peers.error()));
+    json::array out;
+    for (const wireguard::PeerStatus& p : peers.value()) {
+      json::object o{{"public_key", p.public_key}, {"endpoint", p.endpoint}, {"rx_bytes", p.rx_bytes}, {"tx_bytes", p.tx_bytes}};
+      json::array ips;
+      for (const std::string& ip : p.allowed_ips) ips.push_back(json::string(ip));
+      o["allowed_ips"] = std::move(ips);
+      if (p.latest_handshake)
+        o["latest_handshake_unix"] = std::chrono::duration_cast<std::chrono::seconds>(p.latest_handshake->time_since_epoch()).count();
+      out.push_back(std::move(o));
+    }
+    // The public key only: the private key never leaves its file.
+    respond(json_response(json::object{{"public_key", wireguard_public_key_}, {"peers", std::move(out)}}));
+  });
+
+  server.route("GET", "/v1/vendor-sessions", [this](Request&, Responder respond) {
+    if (!vendors_) return respond(error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
+    Result<std::vector<store::VendorSession>> sessions = vendors_->active(now_ms());
+    if (!sessions) return respond(error_response(sessions.error()));
+    json::array out;
+    for (const store::VendorSession& v : sessions.value()) {
+      out.push_back(json::object{{"id", v.id}, {"public_key", v.public_key}, {"device", v.device},
+                                 {"device_ip", v.device_ip}, {"ports", v.ports}, {"tunnel_address", v.tunnel_address},
+                                 {"created_by", v.created_by}, {"seconds_left", (v.expires_ms - now_ms()) / 1000}});
+    }
+    respond(json_response(json::object{{"sessions", std::move(out)}}));
+  });
+
+  server.route("POST", "/v1/vendor-sessions", [this](Request& r, Responder respond) {
+    if (!vendors_) return respond(error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
+    json::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    if (ec) return respond(error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    Result<store::VendorSession> s = vendors_->create(v, r.actor, now_ms());
+    if (!s) return respond(error_response(s.error()));
+    respond(json_response(json::object{{"id", s.value().id}, {"tunnel_address", s.value().tunnel_address},
+                                       {"device_ip", s.value().device_ip}, {"ports", s.value().ports},
+                                       {"appliance_public_key", wireguard_public_key_},
+                                       {"seconds_left", (s.value().expires_ms - now_ms()) / 1000}}, 201));
+  });
+
+  server.route("DELETE", "/v1/vendor-sessions/{}", [this](Request& r, Responder respond) {
+    if (!vendors_) return respond(error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
+    Result<int64_t> id = path_version(r);
+    if (!id) return respond(error_response(Error{"invalid", "a session id is a positive integer", r.path}));
+    if (Status s = vendors_->revoke(id.value(), r.actor); !s) return respond(error_response(s.error()));
+    respond(json_response(json::object{{"revoked", id.value()}}));
+  });
+
   server.route("GET", "/v1/discovery", [this](Request&, Responder respond) {
     Result<std::vector<store::HostRecord>> hosts = store_.hosts();
     if (!hosts) return respond(error_response(hosts.error()));
@@ -537,7 +589,7 @@ void ControlApi::get_events(Request& r, Responder respond) {
   it->timer = std::move(timer);
 }
 
-int64_t ControlApi::now_ms() {
+int64_t ControlApi::wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();

@@ -16,6 +16,7 @@
 #include "control/dataplane_link/link.h"
 #include "control/export/syslog.h"
 #include "control/mgmt/plane.h"
+#include "control/mgmt/vendor.h"
 #include "control/observe/observer.h"
 #include "control/policy/guardrail.h"
 #include "control/policy/lifecycle.h"
@@ -32,6 +33,13 @@ class ControlApi {
   ~ControlApi();
   // The management firewall, when this controld manages it (else the routes say so).
   void set_management(mgmt::ManagementPlane* plane) { management_ = plane; }
+  // WireGuard and vendor sessions, when configured.
+  void set_vendor_access(mgmt::VendorAccess* vendors, wireguard::WireGuardBackend* wireguard,
+                         std::string public_key) {
+    vendors_ = vendors;
+    wireguard_ = wireguard;
+    wireguard_public_key_ = std::move(public_key);
+  }
   // Loads stored settings that take effect at start (the syslog target).
   void start();
   void install(HttpServer& server);
@@ -52,7 +60,12 @@ class ControlApi {
   void get_events(Request& request, Responder respond);
   void dry_run(Request& request, Responder respond);
   Response events_after(int64_t after, int64_t limit);
-  static int64_t now_ms();
+  static int64_t now_ms() { return wall_ms(); }
+
+ public:
+  static int64_t wall_ms();  // milliseconds since the epoch
+
+ private:
 
   boost::asio::io_context& io_;
   store::Store& store_;
@@ -63,6 +76,9 @@ class ControlApi {
   std::list<EventWaiter> waiters_;
   export_::SyslogExporter syslog_;
   mgmt::ManagementPlane* management_ = nullptr;
+  mgmt::VendorAccess* vendors_ = nullptr;
+  wireguard::WireGuardBackend* wireguard_ = nullptr;
+  std::string wireguard_public_key_;
   // One dry-run at a time, on its own thread (a large capture takes seconds); the
   // answer is posted back to the control thread.
   std::thread dry_run_thread_;

@@ -59,6 +59,11 @@ constexpr const char* kUsage =
     "  settings management get | set FILE | verify\n"
     "                           the host firewall's settings (admin networks, ports), or\n"
     "                           compare the kernel's table with the intended one\n"
+    "  wireguard                the appliance's WireGuard public key and peers\n"
+    "  vendor list              open vendor access sessions with their time left\n"
+    "  vendor create --key PUBKEY --device NAME --port PORT [--port PORT]... --duration SECONDS\n"
+    "                           let one vendor key reach one device's ports for a while\n"
+    "  vendor revoke ID         end a session now (its open connections are cut)\n"
     "  guardrail get            the clinical guardrail's settings\n"
     "  guardrail set FILE       replace them (JSON)\n"
     "  stats                    dataplane counters by reason and device (JSON)\n"
@@ -543,6 +548,55 @@ int run(std::vector<std::string> args) {
       std::cout << "management settings replaced; the firewall is installed and verified\n";
       return 0;
     }
+  }
+  if (args[0] == "wireguard" && args.size() == 1) {
+    const Reply r = c.call(http::verb::get, "/v1/wireguard");
+    if (r.status != 200) return print_error(r, "");
+    pretty(std::cout, r.body);
+    std::cout << "\n";
+    return 0;
+  }
+  if (args[0] == "vendor" && args.size() == 2 && args[1] == "list") {
+    const Reply r = c.call(http::verb::get, "/v1/vendor-sessions");
+    if (r.status != 200) return print_error(r, "");
+    for (const json::value& v : r.body.at("sessions").as_array()) {
+      const json::object& o = v.as_object();
+      std::cout << field(o, "id") << "  " << field(o, "device") << " (" << field(o, "device_ip") << ") ports "
+                << field(o, "ports") << "  tunnel " << field(o, "tunnel_address") << "  " << field(o, "seconds_left")
+                << " s left  by " << field(o, "created_by") << "  key " << field(o, "public_key") << "\n";
+    }
+    return 0;
+  }
+  if (args[0] == "vendor" && args.size() == 3 && args[1] == "revoke") {
+    if (!number(args[2])) return (std::cerr << kUsage, 2);
+    const Reply r = c.call(http::verb::delete_, "/v1/vendor-sessions/" + args[2]);
+    if (r.status != 200) return print_error(r, "");
+    std::cout << "vendor session " << args[2] << " revoked\n";
+    return 0;
+  }
+  if (args[0] == "vendor" && args.size() >= 2 && args[1] == "create") {
+    auto opts = flags(args, 2, {"--key", "--device", "--port", "--duration"});
+    if (!opts) return (std::cerr << kUsage, 2);
+    json::object body;
+    json::array ports;
+    for (const auto& [k, v] : *opts) {
+      if (k == "--key") body["public_key"] = v;
+      if (k == "--device") body["device"] = v;
+      if (k == "--port" || k == "--duration") {
+        const auto n = number(v);
+        if (!n) return (std::cerr << "cordonctl: " << k << " takes a number\n", 2);
+        if (k == "--port") ports.push_back(*n);
+        else body["duration_seconds"] = *n;
+      }
+    }
+    body["ports"] = std::move(ports);
+    const Reply r = c.call(http::verb::post, "/v1/vendor-sessions", json::value(body));
+    if (r.status != 201) return print_error(r, "vendor session refused: ");
+    const json::object& o = r.body.as_object();
+    std::cout << "vendor session " << field(o, "id") << ": tunnel address " << field(o, "tunnel_address")
+              << ", reaches " << field(o, "device_ip") << " ports " << field(o, "ports") << " for "
+              << field(o, "seconds_left") << " s\nappliance public key " << field(o, "appliance_public_key") << "\n";
+    return 0;
   }
   if (args[0] == "guardrail" && args.size() == 2 && args[1] == "get") {
     const Reply r = c.call(http::verb::get, "/v1/guardrail");

@@ -20,9 +20,9 @@ Result<nft::ManagementFirewallSettings> ManagementPlane::settings() {
 }
 
 Status ManagementPlane::install(const nft::ManagementFirewallSettings& s) {
-  const nft::TableSpec spec{s, {}};
-  if (Status st = firewall_.apply_table(spec); !st) return st.error().context("installing the management firewall");
-  if (Status st = nft::verify(firewall_, spec); !st) return st.error().context("reading the management firewall back");
+  const nft::TableSpec wanted = spec(s);
+  if (Status st = firewall_.apply_table(wanted); !st) return st.error().context("installing the management firewall");
+  if (Status st = nft::verify(firewall_, wanted); !st) return st.error().context("reading the management firewall back");
   settings_ = s;
   return ok();
 }
@@ -67,7 +67,7 @@ Result<std::vector<std::string>> ManagementPlane::differences() {
   if (!settings_) return Error{"not_found", "the management firewall is not managed by this controld"};
   Result<nft::TableDescription> actual = firewall_.read_table();
   if (!actual) return actual.error();
-  return nft::compare(nft::describe_intended(nft::TableSpec{*settings_, {}}), actual.value());
+  return nft::compare(nft::describe_intended(spec(*settings_)), actual.value());
 }
 
 Result<bool> ManagementPlane::reassert() {

@@ -9,6 +9,7 @@
 // Threads: control thread only.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,10 +36,17 @@ class ManagementPlane {
   // Re-installs the table when the kernel's differs. Returns whether it had to.
   Result<bool> reassert();
   bool active() const { return settings_.has_value(); }
+  // Where the running vendor sessions' grants come from, so a table replacement keeps
+  // them and the read-back expects them.
+  void set_grants(std::function<std::vector<nft::VendorGrant>()> grants) { grants_ = std::move(grants); }
 
  private:
   Status install(const nft::ManagementFirewallSettings& settings);
+  nft::TableSpec spec(const nft::ManagementFirewallSettings& s) const {
+    return nft::TableSpec{s, grants_ ? grants_() : std::vector<nft::VendorGrant>{}};
+  }
   std::optional<nft::ManagementFirewallSettings> settings_;  // what is installed
+  std::function<std::vector<nft::VendorGrant>()> grants_;
   store::Store& store_;
   nft::FirewallBackend& firewall_;
 };

@@ -79,6 +79,20 @@ CREATE TABLE hosts (
   PRIMARY KEY (mac, ip)
 );
 )sql",
+    R"sql(
+CREATE TABLE vendor_sessions (
+  id             INTEGER PRIMARY KEY,
+  public_key     TEXT NOT NULL,
+  device         TEXT NOT NULL,
+  device_ip      TEXT NOT NULL,
+  ports          TEXT NOT NULL,
+  tunnel_address TEXT NOT NULL,
+  created_by     TEXT NOT NULL,
+  created_ms     INTEGER NOT NULL,
+  expires_ms     INTEGER NOT NULL,
+  ended          TEXT NOT NULL DEFAULT ''
+);
+)sql",
 };
 
 const std::string kGenesisHash(64, '0');
@@ -537,6 +551,54 @@ Result<std::vector<HostRecord>> Store::hosts() {
     const Statement& s = q.value();
     out.push_back(HostRecord{s.column_text(0), s.column_text(1), s.column_text(2), s.column_text(3),
                              s.column_text(4), s.column_text(5), s.column_text(6)});
+  }
+  return out;
+}
+
+Result<int64_t> Store::add_vendor_session(const VendorSession& v, const AuditRecord& audit) {
+  Result<Transaction> txn = Transaction::begin(db_);
+  if (!txn) return txn.error();
+  Result<Statement> q = db_.prepare(
+      "INSERT INTO vendor_sessions (public_key, device, device_ip, ports, tunnel_address, "
+      "created_by, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  if (!q) return q.error();
+  Statement& st = q.value();
+  st.bind(1, v.public_key).bind(2, v.device).bind(3, v.device_ip).bind(4, v.ports);
+  st.bind(5, v.tunnel_address).bind(6, v.created_by).bind(7, v.created_ms).bind(8, v.expires_ms);
+  if (Status r = st.run(); !r) return r.error();
+  const int64_t id = db_.last_insert_rowid();
+  AuditRecord a = audit;
+  a.target = "vendor-session/" + std::to_string(id);
+  if (Result<int64_t> r = append_audit(a); !r) return r.error();
+  if (Status r = txn.value().commit(); !r) return r.error();
+  return id;
+}
+
+Status Store::end_vendor_session(int64_t id, const std::string& why, const AuditRecord& audit) {
+  Result<Transaction> txn = Transaction::begin(db_);
+  if (!txn) return txn.error();
+  Result<Statement> q = db_.prepare("UPDATE vendor_sessions SET ended = ? WHERE id = ? AND ended = ''");
+  if (!q) return q.error();
+  if (Status r = q.value().bind(1, why).bind(2, id).run(); !r) return r;
+  if (db_.changes() != 1) return Error{"not_found", "no open vendor session " + std::to_string(id)};
+  if (Result<int64_t> r = append_audit(audit); !r) return r.error();
+  return txn.value().commit();
+}
+
+Result<std::vector<VendorSession>> Store::open_vendor_sessions() {
+  Result<Statement> q = db_.prepare(
+      "SELECT id, public_key, device, device_ip, ports, tunnel_address, created_by, created_ms, "
+      "expires_ms, ended FROM vendor_sessions WHERE ended = '' ORDER BY id");
+  if (!q) return q.error();
+  std::vector<VendorSession> out;
+  for (;;) {
+    Result<bool> row = q.value().step();
+    if (!row) return row.error();
+    if (!row.value()) break;
+    const Statement& st = q.value();
+    out.push_back(VendorSession{st.column_int(0), st.column_text(1), st.column_text(2), st.column_text(3),
+                                st.column_text(4), st.column_text(5), st.column_text(6), st.column_int(7),
+                                st.column_int(8), st.column_text(9)});
   }
   return out;
 }

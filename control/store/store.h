@@ -93,6 +93,20 @@ struct HostRecord {
   std::string peers;      // up to 32 addresses, comma-separated
 };
 
+// A time-boxed vendor access session (control/mgmt/vendor.h).
+struct VendorSession {
+  int64_t id = 0;
+  std::string public_key;
+  std::string device;
+  std::string device_ip;
+  std::string ports;           // comma-separated
+  std::string tunnel_address;  // the peer's address inside the tunnel
+  std::string created_by;
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;
+  std::string ended;  // "" while active; else "revoked by ...", "expired"
+};
+
 struct StoredEvent {
   int64_t id = 0;
   std::string json;  // one event object
@@ -152,6 +166,12 @@ class Store {
   Status record_host(const std::string& mac, const std::string& ip, const std::string& device,
                      const std::string& protocol, const std::string& peer);
   Result<std::vector<HostRecord>> hosts();
+
+  // --- vendor sessions ---
+  Result<int64_t> add_vendor_session(const VendorSession& session, const AuditRecord& audit);
+  Status end_vendor_session(int64_t id, const std::string& why, const AuditRecord& audit);
+  // Sessions not ended (possibly past their expiry, not yet processed), oldest first.
+  Result<std::vector<VendorSession>> open_vendor_sessions();
 
  private:
   explicit Store(Database db) : db_(std::move(db)) {}

@@ -400,7 +400,8 @@ cmd_supervise() {
 controld_command() {
   CTL_CMD=("$CONTROLD_BIN" --state-dir "$RUN/controld" --socket "$RUN/controld.sock"
     --dataplane-socket "$RUN/dataplane.sock"
-    --management-settings "$LAB_DIR/management.json")
+    --management-settings "$LAB_DIR/management.json"
+    --wireguard-interface wg-cordon --wireguard-address 10.99.0.1/24)
 }
 
 controld_ready() {

@@ -1,0 +1,195 @@
+#include "control/mgmt/vendor.h"
+
+#include <boost/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "control/wireguard/keys.h"
+#include "control/wireguard/peer.h"
+
+namespace cordon::control::mgmt {
+namespace json = boost::json;
+namespace {
+
+std::vector<uint16_t> parse_ports(const std::string& csv) {
+  std::vector<uint16_t> out;
+  std::stringstream in(csv);
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(static_cast<uint16_t>(std::stoi(item)));
+  return out;
+}
+
+std::vector<nft::VendorAccessElement> elements_of(const store::VendorSession& s) {
+  std::vector<nft::VendorAccessElement> out;
+  for (uint16_t port : parse_ports(s.ports)) {
+    Result<nft::VendorAccessElement> e = nft::VendorAccessElement::make(s.tunnel_address, s.device_ip, port);
+    if (e) out.push_back(e.value());
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<store::VendorSession> VendorAccess::create(const json::value& body, const store::Actor& actor, int64_t now_ms) {
+  if (!body.is_object()) return Error{"invalid", "must be an object", ""};
+  const json::object& o = body.as_object();
+  for (const auto& [k, v] : o) {
+    if (k != "public_key" && k != "device" && k != "ports" && k != "duration_seconds")
+      return Error{"invalid", "unknown field", "/" + std::string(k)};
+  }
+  const json::value* key = o.if_contains("public_key");
+  if (!key || !key->is_string() || !wireguard::valid_public_key(key->as_string()))
+    return Error{"invalid", "must be a WireGuard public key (44 characters of base64)", "/public_key"};
+  const json::value* device = o.if_contains("device");
+  if (!device || !device->is_string()) return Error{"invalid", "required: a device name", "/device"};
+  const json::value* ports = o.if_contains("ports");
+  if (!ports || !ports->is_array() || ports->as_array().empty() || ports->as_array().size() > 16)
+    return Error{"invalid", "one to 16 ports", "/ports"};
+  std::set<int64_t> port_set;
+  for (size_t i = 0; i < ports->as_array().size(); ++i) {
+    const json::value& p = ports->as_array()[i];
+    if (!p.is_int64() || p.as_int64() < 1 || p.as_int64() > 65535)
+      return Error{"invalid", "a port from 1 to 65535", "/ports/" + std::to_string(i)};
+    port_set.insert(p.as_int64());
+  }
+  const json::value* duration = o.if_contains("duration_seconds");
+  if (!duration) return Error{"invalid", "required", "/duration_seconds"};
+  Result<std::chrono::seconds> d = wireguard::parse_duration(*duration, "/duration_seconds");
+  if (!d) return d.error();
+
+  // The device must be one the active policy knows; its (first IPv4) address is the target.
+  Result<policy::ActivePolicy> active = policy_.active();
+  if (!active) return active.error();
+  json::error_code ec;
+  const json::value doc = json::parse(active.value().document.empty() ? "{}" : active.value().document, ec);
+  std::string device_ip;
+  if (!ec && doc.is_object() && doc.as_object().contains("devices")) {
+    for (const json::value& dv : doc.at("devices").as_array()) {
+      if (dv.at("name").as_string() != device->as_string()) continue;
+      for (const json::value& ip : dv.at("ip").as_array()) {
+        const std::string a(ip.as_string());
+        if (device_ip.empty() && a.find(':') == std::string::npos) device_ip = a;
+      }
+    }
+  }
+  if (device_ip.empty()) return Error{"not_found", "no device with an IPv4 address of that name in the active policy", "/device"};
+
+  Result<std::vector<store::VendorSession>> open_sessions = store_.open_vendor_sessions();
+  if (!open_sessions) return open_sessions.error();
+  std::set<std::string> used;
+  for (const store::VendorSession& s : open_sessions.value()) {
+    used.insert(s.tunnel_address);
+    if (s.public_key == key->as_string())
+      return Error{"conflict", "this vendor key already has an open session (" + std::to_string(s.id) + "); revoke it first", "/public_key"};
+  }
+  std::string tunnel;
+  for (int host = 2; host < 255 && tunnel.empty(); ++host) {
+    const std::string candidate = tunnel_prefix_ + "." + std::to_string(host);
+    if (!used.count(candidate)) tunnel = candidate;
+  }
+  if (tunnel.empty()) return Error{"conflict", "no free tunnel address: too many open sessions"};
+
+  store::VendorSession s;
+  s.public_key = std::string(key->as_string());
+  s.device = std::string(device->as_string());
+  s.device_ip = device_ip;
+  for (int64_t p : port_set) s.ports += (s.ports.empty() ? "" : ",") + std::to_string(p);
+  s.tunnel_address = tunnel;
+  s.created_by = actor.name;
+  s.created_ms = now_ms;
+  s.expires_ms = now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(d.value()).count();
+  if (Status st = open(s, now_ms); !st) {
+    (void)close(s);
+    (void)store_.audit({actor, "vendor.create", "vendor-session", "failed: " + st.error().message, "", "", s.device});
+    return st.error();
+  }
+  Result<int64_t> id = store_.add_vendor_session(
+      s, {actor, "vendor.create", "", "ok", "", "",
+          "key " + s.public_key + " -> " + s.device + " (" + s.device_ip + ") ports " + s.ports + " for " +
+              std::to_string(d.value().count()) + " s, tunnel address " + s.tunnel_address});
+  if (!id) {
+    (void)close(s);
+    return id.error();
+  }
+  s.id = id.value();
+  return s;
+}
+
+Status VendorAccess::open(const store::VendorSession& s, int64_t now_ms) {
+  Result<nft::Cidr> allowed = nft::Cidr::parse(s.tunnel_address + "/32");
+  if (!allowed) return allowed.error();
+  wireguard::PeerConfig peer;
+  peer.public_key = s.public_key;
+  peer.allowed_ips = {allowed.value()};
+  if (Status st = wireguard_.set_peer(peer); !st) return st.error().context("adding the vendor's WireGuard peer");
+  const auto left = std::chrono::milliseconds(std::max<int64_t>(1, s.expires_ms - now_ms));
+  if (Status st = firewall_.add_vendor_access(elements_of(s), left); !st)
+    return st.error().context("opening the firewall for the session");
+  return ok();
+}
+
+Status VendorAccess::close(const store::VendorSession& s) {
+  Status peer = wireguard_.remove_peer(s.public_key);
+  Status elements = firewall_.remove_vendor_access(elements_of(s));
+  if (!peer) return peer;
+  return elements;
+}
+
+Status VendorAccess::revoke(int64_t id, const store::Actor& actor) {
+  Result<std::vector<store::VendorSession>> sessions = store_.open_vendor_sessions();
+  if (!sessions) return sessions.error();
+  for (const store::VendorSession& s : sessions.value()) {
+    if (s.id != id) continue;
+    if (Status st = close(s); !st) return st.error().context("revoking vendor session " + std::to_string(id));
+    return store_.end_vendor_session(id, "revoked by " + actor.name,
+                                     {actor, "vendor.revoke", "vendor-session/" + std::to_string(id), "ok", "", "", ""});
+  }
+  return Error{"not_found", "no open vendor session " + std::to_string(id)};
+}
+
+Result<std::vector<store::VendorSession>> VendorAccess::active(int64_t now_ms) {
+  Result<std::vector<store::VendorSession>> sessions = store_.open_vendor_sessions();
+  if (!sessions) return sessions.error();
+  std::vector<store::VendorSession> out;
+  for (const store::VendorSession& s : sessions.value())
+    if (s.expires_ms > now_ms) out.push_back(s);
+  return out;
+}
+
+Result<int> VendorAccess::expire(int64_t now_ms) {
+  Result<std::vector<store::VendorSession>> sessions = store_.open_vendor_sessions();
+  if (!sessions) return sessions.error();
+  int ended = 0;
+  for (const store::VendorSession& s : sessions.value()) {
+    if (s.expires_ms > now_ms) continue;
+    if (Status st = close(s); !st) return st.error();
+    if (Status st = store_.end_vendor_session(
+            s.id, "expired", {{"controld", "local"}, "vendor.expire", "vendor-session/" + std::to_string(s.id), "ok", "", "", ""});
+        !st)
+      return st.error();
+    ++ended;
+  }
+  return ended;
+}
+
+Status VendorAccess::restore(int64_t now_ms) {
+  Result<int> expired = expire(now_ms);
+  if (!expired) return expired.error();
+  Result<std::vector<store::VendorSession>> sessions = active(now_ms);
+  if (!sessions) return sessions.error();
+  for (const store::VendorSession& s : sessions.value())
+    if (Status st = open(s, now_ms); !st) return st;
+  return ok();
+}
+
+std::vector<nft::VendorGrant> VendorAccess::grants(int64_t now_ms) {
+  std::vector<nft::VendorGrant> out;
+  Result<std::vector<store::VendorSession>> sessions = active(now_ms);
+  if (!sessions) return out;
+  for (const store::VendorSession& s : sessions.value())
+    for (const nft::VendorAccessElement& e : elements_of(s))
+      out.push_back(nft::VendorGrant{e, std::chrono::milliseconds(s.expires_ms - now_ms)});
+  return out;
+}
+
+}  // namespace cordon::control::mgmt

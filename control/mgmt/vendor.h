@@ -1,0 +1,58 @@
+// Time-boxed vendor access (issue 6): an operator lets one vendor public key reach one
+// device on a list of ports for a bounded time. controld adds the WireGuard peer with a
+// tunnel address of its own, and nftables set elements {tunnel address . device address
+// . port} with the session's timeout: the forward path admits exactly those. At expiry
+// or revoke the peer is removed and the elements are gone (the forward chain checks every
+// packet against the set, so open connections are cut at their next packet). Every step
+// is audited; sessions survive a controld restart (their peers and elements are restored).
+//
+// Threads: control thread only.
+#pragma once
+
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "control/common/result.h"
+#include "control/nft/firewall_backend.h"
+#include "control/policy/lifecycle.h"
+#include "control/store/store.h"
+#include "control/wireguard/wireguard_backend.h"
+
+namespace cordon::control::mgmt {
+
+class VendorAccess {
+ public:
+  // `tunnel_prefix`: the first three octets of the tunnel's /24, e.g. "10.99.0"; the
+  // appliance is .1, sessions get .2 to .254.
+  VendorAccess(store::Store& store, wireguard::WireGuardBackend& wireguard,
+               nft::FirewallBackend& firewall, policy::PolicyService& policy, std::string tunnel_prefix)
+      : store_(store), wireguard_(wireguard), firewall_(firewall), policy_(policy),
+        tunnel_prefix_(std::move(tunnel_prefix)) {}
+
+  // Body: {"public_key", "device", "ports": [..], "duration_seconds"}.
+  Result<store::VendorSession> create(const boost::json::value& body, const store::Actor& actor, int64_t now_ms);
+  Status revoke(int64_t id, const store::Actor& actor);
+  Result<std::vector<store::VendorSession>> active(int64_t now_ms);
+  // Ends sessions past their expiry (removes their peers). Returns how many.
+  Result<int> expire(int64_t now_ms);
+  // At start: the peers and elements of sessions still running, re-added.
+  Status restore(int64_t now_ms);
+  // The nftables grants of the running sessions, with their time left (for table
+  // replacements and read-back).
+  std::vector<nft::VendorGrant> grants(int64_t now_ms);
+
+ private:
+  Status open(const store::VendorSession& s, int64_t now_ms);
+  Status close(const store::VendorSession& s);
+
+  store::Store& store_;
+  wireguard::WireGuardBackend& wireguard_;
+  nft::FirewallBackend& firewall_;
+  policy::PolicyService& policy_;
+  std::string tunnel_prefix_;
+};
+
+}  // namespace cordon::control::mgmt
