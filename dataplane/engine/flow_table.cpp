@@ -1,10 +1,15 @@
 #include "dataplane/engine/flow_table.h"
 
 #include <immintrin.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
+#include <type_traits>
 
 namespace cordon::engine {
 
@@ -25,6 +30,25 @@ uint64_t flow_key_hash(const FlowKey& k) noexcept {
   return h;
 }
 
+void FlowTable::HugeFree::operator()(void* p) const noexcept {
+  std::free(p);
+}
+
+// Default-constructed elements (Flow and Bucket are trivially destructible) in memory
+// aligned to 2 MiB and advised as huge-page backed; every page is touched here, so
+// process() never takes a page fault on the table.
+template <typename T>
+FlowTable::HugeArray<T> FlowTable::allocate_huge(size_t count) {
+  static_assert(std::is_trivially_destructible_v<T>);
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t bytes = (count * sizeof(T) + kHuge - 1) / kHuge * kHuge;
+  void* memory = std::aligned_alloc(kHuge, bytes);
+  if (memory == nullptr) throw std::bad_alloc();
+  madvise(memory, bytes, MADV_HUGEPAGE);  // advice only: 4 KiB pages work too
+  std::uninitialized_default_construct_n(static_cast<T*>(memory), count);
+  return HugeArray<T>(static_cast<T*>(memory));
+}
+
 namespace {
 // Buckets for `capacity` flows: a power of two, at most 4 flows per bucket of 7 slots.
 size_t bucket_count_for(uint32_t capacity) {
@@ -36,9 +60,9 @@ FlowTable::FlowTable(uint32_t capacity, EraseHook on_erase, void* context)
     : capacity_(capacity),
       on_erase_(on_erase),
       erase_context_(context),
-      flows_(std::make_unique<Flow[]>(capacity)),
+      flows_(allocate_huge<Flow>(capacity)),
       free_(std::make_unique<uint32_t[]>(capacity)),
-      buckets_(std::make_unique<Bucket[]>(bucket_count_for(capacity))),
+      buckets_(allocate_huge<Bucket>(bucket_count_for(capacity))),
       bucket_mask_(bucket_count_for(capacity) - 1) {
   for (uint32_t i = 0; i < capacity; ++i) free_[i] = capacity - 1 - i;
   free_count_ = capacity;
