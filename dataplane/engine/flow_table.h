@@ -52,7 +52,7 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 40, "FlowKey is compared as five words; no padding");
 
-// 64-bit hash of a key: the index uses the low bits for the bucket, the high 32 as tag.
+// Hash of a key: the index uses the low bits for the bucket, the high 32 as tag.
 uint64_t flow_key_hash(const FlowKey& key) noexcept;
 
 enum class TcpState : uint8_t {
