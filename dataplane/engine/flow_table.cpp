@@ -13,17 +13,6 @@
 
 namespace cordon::engine {
 
-uint64_t flow_key_hash(const FlowKey& k) noexcept {
-  // CRC32-C of the key's five words (SSE4.2, in x86-64-v2): five instructions, as
-  // rte_hash does for 5-tuples. The index takes its bucket from the low bits and its tag
-  // from all 32, so entries of one bucket differ in the tag's remaining bits.
-  uint64_t words[5];
-  std::memcpy(words, &k, sizeof words);
-  uint64_t h = 0x9e3779b9;
-  for (uint64_t w : words) h = _mm_crc32_u64(h, w);
-  return h | (h << 32);
-}
-
 void FlowTable::HugeFree::operator()(void* p) const noexcept {
   std::free(p);
 }
