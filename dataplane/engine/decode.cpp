@@ -501,8 +501,10 @@ DropReason decode_ipv6(const uint8_t* frame, uint32_t length, uint32_t l3,
 
 DropReason decode(const uint8_t* frame, uint32_t length, DecodedPacket& out) noexcept {
   // Callers reuse one DecodedPacket per batch slot: start clean so that no field of a
-  // previous frame survives into this one.
-  out = DecodedPacket{};
+  // previous frame survives into this one. Copied from a clean instance: `out = {}` became
+  // `rep stosq`, whose start-up cost showed in the pipeline profile (bench/README.md).
+  static const DecodedPacket kClean{};
+  out = kClean;
   if (length < kEthernetHeaderLength) return DropReason::truncated_ethernet;
   load_mac(frame, out.dst_mac);
   load_mac(frame + 6, out.src_mac);
