@@ -14,8 +14,8 @@
 // live in one arena (layout at SetRef): a port's interval is found with two SSE4.1
 // compares (every 8th start, then one block of 8; binary search past 64 intervals), and
 // each IPv4 interval has a probe plan: always two probes (its two longest prefix lengths,
-// the same one twice if it has one), plus a loop over any others (rare). IPv4 device
-// addresses and IPv4 keys sit in KeyTable, our own open-addressing table of 64-byte
+// the same one twice if it has one), plus a loop over any others (rare). Device MACs,
+// IPv4 device addresses and IPv4 keys sit in KeyTable, our own open-addressing table of 64-byte
 // buckets probed without branches, used instead of boost::unordered_flat_map because
 // classify_burst must prefetch buckets. classify_burst runs groups of 16 queries one
 // stage at a time (device bucket, rule set, hash buckets, probes), so their cache misses
