@@ -116,9 +116,8 @@ FlowKey make_key(const IpAddress& device_ip, const IpAddress& peer_ip, uint16_t 
   k.peer_ip = peer_ip.bytes;
   // The last five fields as one 8-byte store: the hash and the key compare read them as
   // one word, and five small stores would not forward to that load (a stall per packet).
-  const uint64_t tail = uint64_t{device_port} | uint64_t{peer_port} << 16 |
-                        uint64_t{vlan} << 32 | uint64_t{protocol} << 48 |
-                        uint64_t{device_ip.family} << 56;
+  const uint64_t tail = uint64_t{device_port} | uint64_t{peer_port} << 16 | uint64_t{vlan} << 32 |
+                        uint64_t{protocol} << 48 | uint64_t{device_ip.family} << 56;
   static_assert(offsetof(FlowKey, device_port) == 32 && offsetof(FlowKey, peer_port) == 34 &&
                 offsetof(FlowKey, vlan) == 36 && offsetof(FlowKey, protocol) == 38 &&
                 offsetof(FlowKey, family) == 39);

@@ -61,9 +61,9 @@ unsigned FlowTable::match(const Bucket& bucket, uint32_t tag) noexcept {
   const __m128i t = _mm_set1_epi32(static_cast<int>(tag));
   const __m128i lo = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags));
   const __m128i hi = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags + 4));
-  const unsigned m = static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lo, t)))) |
-                     static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(hi, t))))
-                         << 4;
+  const unsigned m =
+      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lo, t)))) |
+      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(hi, t)))) << 4;
   return m & 0x7f;
 }
 

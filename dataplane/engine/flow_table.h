@@ -152,8 +152,8 @@ class FlowTable {
   };
   struct alignas(64) Bucket {
     static constexpr int kSlots = 7;
-    uint32_t tags[kSlots];  // flow_key_hash() >> 32 | 1; 0 = free slot
-    uint32_t overflow;      // entries that probed past this bucket (full) to a later one
+    uint32_t tags[kSlots];   // flow_key_hash() >> 32 | 1; 0 = free slot
+    uint32_t overflow;       // entries that probed past this bucket (full) to a later one
     uint32_t flows[kSlots];  // flow index of each slot
     uint32_t unused;
   };
