@@ -24,10 +24,13 @@ template <typename T>
 FlowTable::HugeArray<T> FlowTable::allocate_huge(size_t count) {
   static_assert(std::is_trivially_destructible_v<T>);
   constexpr size_t kHuge = size_t{2} << 20;
-  const size_t bytes = (count * sizeof(T) + kHuge - 1) / kHuge * kHuge;
-  void* memory = std::aligned_alloc(kHuge, bytes);
+  // Small tables (tests, tiny configurations) stay on ordinary pages, 64-byte aligned.
+  const size_t needed = count * sizeof(T);
+  const size_t align = needed >= kHuge ? kHuge : 64;
+  const size_t bytes = (needed + align - 1) / align * align;
+  void* memory = std::aligned_alloc(align, bytes);
   if (memory == nullptr) throw std::bad_alloc();
-  madvise(memory, bytes, MADV_HUGEPAGE);  // advice only: 4 KiB pages work too
+  if (align == kHuge) madvise(memory, bytes, MADV_HUGEPAGE);  // advice only: 4 KiB pages work too
   std::uninitialized_default_construct_n(static_cast<T*>(memory), count);
   return HugeArray<T>(static_cast<T*>(memory));
 }
