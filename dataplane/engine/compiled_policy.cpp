@@ -84,8 +84,7 @@ size_t CompiledPolicy::V6KeyHash::operator()(const V6Key& k) const noexcept {
 }
 
 int32_t CompiledPolicy::device_by_mac(const MacAddress& mac) const noexcept {
-  auto it = by_mac_.find(mac.as_u64());
-  return it == by_mac_.end() ? kNoDevice : it->second;
+  return by_mac_.find(mac.as_u64());  // kNoRule (a miss) is kNoDevice
 }
 
 int32_t CompiledPolicy::device_by_ip(const IpAddress& ip) const noexcept {
@@ -372,11 +371,12 @@ CompileResult PolicyCompiler::compile(const PolicyDocument& document, uint64_t v
   policy->unknown_devices_ = document.unknown_devices;
   policy->devices_.reserve(document.devices.size());
   boost::unordered_flat_map<uint64_t, int32_t> by_ip4;
+  boost::unordered_flat_map<uint64_t, int32_t> by_mac;
   for (const Device& d : document.devices) {
     const auto index = static_cast<int32_t>(policy->devices_.size());
     policy->devices_.push_back(
         CompiledDevice{d.name, d.mac, d.ips, d.mode, d.deny_action, d.rules});
-    policy->by_mac_.emplace(d.mac.as_u64(), index);
+    by_mac.emplace(d.mac.as_u64(), index);
     for (const IpAddress& ip : d.ips) {
       if (ip.family == 4) {
         by_ip4.emplace(ip.v4_host_order(), index);
@@ -386,6 +386,7 @@ CompileResult PolicyCompiler::compile(const PolicyDocument& document, uint64_t v
     }
   }
   policy->by_ip4_.build(std::vector<std::pair<uint64_t, int32_t>>(by_ip4.begin(), by_ip4.end()));
+  policy->by_mac_.build(std::vector<std::pair<uint64_t, int32_t>>(by_mac.begin(), by_mac.end()));
   // One more device: the sentinel of classify_burst, all of its sets empty.
   policy->rule_sets_.resize((policy->devices_.size() + 1) * CompiledPolicy::kRuleSetsPerDevice);
 

@@ -14,8 +14,8 @@
 // live in one arena (layout at SetRef): a port's interval is found with two SSE4.1
 // compares (every 8th start, then one block of 8; binary search past 64 intervals), and
 // each IPv4 interval has a probe plan: always two probes (its two longest prefix lengths,
-// the same one twice if it has one), plus a loop over any others (rare). IPv4 device
-// addresses and IPv4 keys sit in KeyTable, our own open-addressing table of 64-byte
+// the same one twice if it has one), plus a loop over any others (rare). Device MACs,
+// IPv4 device addresses and IPv4 keys sit in KeyTable, our own open-addressing table of 64-byte
 // buckets probed without branches, used instead of boost::unordered_flat_map because
 // classify_burst must prefetch buckets. classify_burst runs groups of 16 queries one
 // stage at a time (device bucket, rule set, hash buckets, probes), so their cache misses
@@ -210,7 +210,10 @@ class CompiledPolicy {
   std::vector<SetRef> rule_sets_;  // (devices_.size() + 1) * kRuleSetsPerDevice
   std::vector<uint64_t> arena_;    // every rule set, see SetRef
   std::vector<uint8_t> v6_lengths_;
-  boost::unordered_flat_map<uint64_t, int32_t> by_mac_;
+  // MAC (MacAddress::as_u64, never KeyTable::kEmpty) -> device. A KeyTable rather than
+  // boost::unordered_flat_map: one multiply and one cache line per lookup, and the worker
+  // looks up every device-side packet's source MAC (bench/README.md, part 2).
+  KeyTable by_mac_;
   KeyTable by_ip4_;  // IPv4 address (host order) -> device
   boost::unordered_flat_map<IpAddress, int32_t, IpAddressHash> by_ip6_;
   KeyTable v4_entries_;  // v4_key(interval, prefix length, masked peer) -> lowest rule

@@ -79,8 +79,17 @@ class Worker {
   friend class Engine;
   Worker(Engine& engine, uint32_t index);
 
-  struct Context;  // per-packet scratch, defined in engine.cpp
-  Verdict judge(const PacketView& packet, const CompiledPolicy* policy, uint64_t now_ns) noexcept;
+  // process() works on stages of up to kStage packets: it decodes them all and hashes
+  // their flow keys, prefetches the flow-table buckets, then the Flow entries, and only
+  // then judges them one by one in order (so their cache misses overlap instead of being
+  // paid one packet at a time). The lookups themselves happen in judge(), in order, so a
+  // packet sees every flow its predecessors in the batch created or ended.
+  static constexpr size_t kStage = 32;
+  struct Prepared;  // a decoded packet and its flow key, defined in engine.cpp
+  struct Context;   // per-packet scratch, defined in engine.cpp
+  static void prepare(const PacketView& packet, Prepared& out) noexcept;
+  Verdict judge(const PacketView& packet, const Prepared& prepared, const CompiledPolicy* policy,
+                uint64_t now_ns) noexcept;
   Verdict judge_arp(Context& c) noexcept;
   Verdict judge_ip(Context& c) noexcept;
   Verdict judge_icmp_error(Context& c) noexcept;
@@ -105,6 +114,7 @@ class Worker {
   Engine& engine_;
   uint32_t index_;
   FlowTable flows_;
+  std::unique_ptr<Prepared[]> prepared_;  // kStage entries
   InspectionPool inspections_;
   std::unique_ptr<uint8_t[]> scan_buffer_;  // overlap + one chunk, for signature scans
   EventRing events_;

@@ -1,35 +1,133 @@
 #include "dataplane/engine/flow_table.h"
 
+#include <immintrin.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <new>
+#include <type_traits>
 
 namespace cordon::engine {
 
-size_t FlowKeyHash::operator()(const FlowKey& k) const noexcept {
-  uint64_t words[4];
-  std::memcpy(&words[0], k.device_ip.data(), 16);
-  std::memcpy(&words[2], k.peer_ip.data(), 16);
-  uint64_t h = (uint64_t{k.device_port} << 48) ^ (uint64_t{k.peer_port} << 32) ^
-               (uint64_t{k.vlan} << 16) ^ (uint64_t{k.protocol} << 8) ^ k.family;
-  for (uint64_t w : words) h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-  return static_cast<size_t>(h ^ (h >> 29));
+void FlowTable::HugeFree::operator()(void* p) const noexcept {
+  std::free(p);
 }
+
+// Default-constructed elements (Flow and Bucket are trivially destructible) in memory
+// aligned to 2 MiB and advised as huge-page backed; every page is touched here, so
+// process() never takes a page fault on the table.
+template <typename T>
+FlowTable::HugeArray<T> FlowTable::allocate_huge(size_t count) {
+  static_assert(std::is_trivially_destructible_v<T>);
+  constexpr size_t kHuge = size_t{2} << 20;
+  // Small tables (tests, tiny configurations) stay on ordinary pages, 64-byte aligned.
+  const size_t needed = count * sizeof(T);
+  const size_t align = needed >= kHuge ? kHuge : 64;
+  const size_t bytes = (needed + align - 1) / align * align;
+  void* memory = std::aligned_alloc(align, bytes);
+  if (memory == nullptr) throw std::bad_alloc();
+  if (align == kHuge) madvise(memory, bytes, MADV_HUGEPAGE);  // advice only: 4 KiB pages work too
+  std::uninitialized_default_construct_n(static_cast<T*>(memory), count);
+  return HugeArray<T>(static_cast<T*>(memory));
+}
+
+namespace {
+// Buckets for `capacity` flows: a power of two, at most 4 flows per bucket of 7 slots.
+size_t bucket_count_for(uint32_t capacity) {
+  return std::bit_ceil(std::max<size_t>(2, (size_t{capacity} + 3) / 4));
+}
+}  // namespace
 
 FlowTable::FlowTable(uint32_t capacity, EraseHook on_erase, void* context)
     : capacity_(capacity),
       on_erase_(on_erase),
       erase_context_(context),
-      flows_(std::make_unique<Flow[]>(capacity)),
-      free_(std::make_unique<uint32_t[]>(capacity)) {
+      flows_(allocate_huge<Flow>(capacity)),
+      free_(std::make_unique<uint32_t[]>(capacity)),
+      buckets_(allocate_huge<Bucket>(bucket_count_for(capacity))),
+      bucket_mask_(bucket_count_for(capacity) - 1) {
   for (uint32_t i = 0; i < capacity; ++i) free_[i] = capacity - 1 - i;
   free_count_ = capacity;
-  // Reserved once: with size() <= capacity the map never rehashes, so inserts never allocate.
-  index_.reserve(capacity);
+  for (size_t b = 0; b <= bucket_mask_; ++b) {
+    Bucket& bucket = buckets_[b];
+    std::memset(&bucket, 0, sizeof bucket);
+    for (uint32_t& f : bucket.flows) f = kNoFlow;
+  }
 }
 
-Flow* FlowTable::find(const FlowKey& key, uint64_t now_ns) noexcept {
-  auto it = index_.find(key);
-  if (it == index_.end()) return nullptr;
-  Flow* flow = &flows_[it->second];
+unsigned FlowTable::match(const Bucket& bucket, uint32_t tag) noexcept {
+  // Lanes 0-6 are the tags; lane 7 is the overflow count, masked off.
+  const __m128i t = _mm_set1_epi32(static_cast<int>(tag));
+  const __m128i lo = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags));
+  const __m128i hi = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags + 4));
+  const unsigned m =
+      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lo, t)))) |
+      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(hi, t)))) << 4;
+  return m & 0x7f;
+}
+
+uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash) const noexcept {
+  const uint32_t tag = tag_of(hash);
+  size_t b = hash & bucket_mask_;
+  for (;;) {
+    const Bucket& bucket = buckets_[b];
+    for (unsigned m = match(bucket, tag); m != 0; m &= m - 1) {
+      const uint32_t index = bucket.flows[std::countr_zero(m)];
+      if (flows_[index].key == key) return index;
+    }
+    if (bucket.overflow == 0) return kNoFlow;
+    b = (b + 1) & bucket_mask_;
+  }
+}
+
+void FlowTable::prefetch_flow(uint64_t hash) const noexcept {
+  // The home bucket's first candidate: right unless two keys share a 32-bit tag there.
+  const Bucket& bucket = buckets_[hash & bucket_mask_];
+  const unsigned m = match(bucket, tag_of(hash));
+  if (m == 0) return;
+  const Flow* flow = &flows_[bucket.flows[std::countr_zero(m)]];
+  __builtin_prefetch(flow);
+  __builtin_prefetch(reinterpret_cast<const char*>(flow) + 64);
+}
+
+void FlowTable::index_insert(uint64_t hash, uint32_t index) noexcept {
+  // size_ < capacity <= 4 per bucket on average: some bucket has a free slot.
+  const uint32_t tag = tag_of(hash);
+  for (size_t b = hash & bucket_mask_;; b = (b + 1) & bucket_mask_) {
+    Bucket& bucket = buckets_[b];
+    const unsigned free_slots = match(bucket, 0);
+    if (free_slots != 0) {
+      const int slot = std::countr_zero(free_slots);
+      bucket.tags[slot] = tag;
+      bucket.flows[slot] = index;
+      return;
+    }
+    ++bucket.overflow;
+  }
+}
+
+void FlowTable::index_erase(uint64_t hash, uint32_t index) noexcept {
+  for (size_t b = hash & bucket_mask_;; b = (b + 1) & bucket_mask_) {
+    Bucket& bucket = buckets_[b];
+    for (int slot = 0; slot < Bucket::kSlots; ++slot) {
+      if (bucket.tags[slot] != 0 && bucket.flows[slot] == index) {
+        bucket.tags[slot] = 0;
+        bucket.flows[slot] = kNoFlow;
+        return;
+      }
+    }
+    --bucket.overflow;  // the entry went past this bucket when it was inserted
+  }
+}
+
+Flow* FlowTable::find(const FlowKey& key, uint64_t hash, uint64_t now_ns) noexcept {
+  const uint32_t index = lookup(key, hash);
+  if (index == kNoFlow) return nullptr;
+  Flow* flow = &flows_[index];
   if (flow->expires_ns <= now_ns) {
     erase(flow);
     return nullptr;
@@ -53,7 +151,7 @@ Flow* FlowTable::insert(const FlowKey& key) noexcept {
   flow.key = key;
   flow.in_use = true;
   flow.flow_class = FlowClass::embryonic;
-  index_.emplace(key, index);
+  index_insert(flow_key_hash(key), index);
   push_head(index);
   ++size_;
   return &flow;
@@ -63,7 +161,7 @@ void FlowTable::erase(Flow* flow) noexcept {
   if (on_erase_ != nullptr) on_erase_(erase_context_, *flow);
   const uint32_t index = index_of(flow);
   unlink(index);
-  index_.erase(flow->key);
+  index_erase(flow_key_hash(flow->key), index);
   flow->in_use = false;
   free_[free_count_++] = index;
   --size_;

@@ -3,8 +3,17 @@
 // Threads: owned by exactly one worker; not shared, not locked. Both directions of a
 // flow map to one entry because keys are oriented by side (device address/port vs peer
 // address/port), not by sender. Everything is allocated in the constructor: find,
-// insert, erase, touch and expire never allocate (the hash map is reserved for the full
-// capacity, so it never rehashes).
+// insert, erase, touch and expire never allocate (the index has a fixed size).
+//
+// The index is our own open-addressing table of 64-byte buckets, each holding 7 slots of
+// (32-bit tag from the key's hash, flow index), instead of boost::unordered_flat_map, so
+// that a worker can hash a whole burst of keys first and prefetch their buckets and then
+// their Flow entries before any lookup (prefetch_bucket, prefetch_flow; bench/README.md,
+// part 2, has the measurements). A key lives in its home bucket or, when that is full, in
+// one of the next ones; every bucket counts the entries that had to move past it
+// (overflow), so a lookup stops at the first bucket that has none, and erase decrements
+// the counts again (no tombstones, no rehash). At most 4 flows per bucket on average,
+// so overflow is rare.
 //
 // Eviction protects established flows: entries live on one of three LRU lists by
 // class. When the table is full, a new flow evicts the least recently used closing flow,
@@ -13,7 +22,8 @@
 // running DICOM transfer.
 #pragma once
 
-#include <boost/unordered/unordered_flat_map.hpp>
+#include <immintrin.h>
+
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -44,9 +54,25 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 40, "FlowKey is compared as five words; no padding");
 
-struct FlowKeyHash {
-  size_t operator()(const FlowKey& k) const noexcept;
-};
+// Hash of a key: the index uses the low bits for the bucket, the high 32 as tag.
+// CRC32-C of the key's five 64-bit words (SSE4.2, in x86-64-v2), as rte_hash does for
+// 5-tuples. The addresses are loaded as 16-byte words, the width make_key and decode
+// write them with, so the loads forward from those stores (8-byte loads out of a 16-byte
+// store just written stalled; bench/README.md, part 2).
+inline uint64_t flow_key_hash(const FlowKey& key) noexcept {
+  const __m128i device = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key.device_ip.data()));
+  const __m128i peer = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key.peer_ip.data()));
+  uint64_t tail;
+  std::memcpy(&tail, reinterpret_cast<const uint8_t*>(&key) + 32, sizeof tail);  // ports..family
+  uint64_t h = 0x9e3779b9;
+  h = _mm_crc32_u64(h, static_cast<uint64_t>(_mm_cvtsi128_si64(device)));
+  h = _mm_crc32_u64(h, static_cast<uint64_t>(_mm_extract_epi64(device, 1)));
+  h = _mm_crc32_u64(h, static_cast<uint64_t>(_mm_cvtsi128_si64(peer)));
+  h = _mm_crc32_u64(h, static_cast<uint64_t>(_mm_extract_epi64(peer, 1)));
+  h = _mm_crc32_u64(h, tail);
+  return h | (h << 32);
+}
+uint64_t flow_key_hash(const FlowKey& key) noexcept;
 
 enum class TcpState : uint8_t {
   none,          // UDP/ICMP pseudo-flows
@@ -61,14 +87,15 @@ enum class FlowClass : uint8_t { embryonic = 0, established = 1, closing = 2 };
 
 inline constexpr uint32_t kNoFlow = ~uint32_t{0};
 
-struct Flow {
+// Two cache lines: what a lookup reads (key, expiry) and the LRU links in the first.
+struct alignas(64) Flow {
   FlowKey key;
   uint64_t expires_ns = 0;
-  uint64_t policy_epoch = 0;     // epoch of the policy it was admitted (or re-checked) under
-  uint64_t packets[2] = {0, 0};  // by ingress side
-  uint64_t bytes[2] = {0, 0};
+  uint64_t policy_epoch = 0;  // epoch of the policy it was admitted (or re-checked) under
   uint32_t lru_prev = kNoFlow;
   uint32_t lru_next = kNoFlow;
+  uint64_t packets[2] = {0, 0};  // by ingress side
+  uint64_t bytes[2] = {0, 0};
   int32_t rule = -1;  // rule index in the admitting policy's device; -1: admitted unmatched
   Direction dir = Direction::out;  // out: the device initiated
   TcpState tcp = TcpState::none;
@@ -90,7 +117,18 @@ class FlowTable {
 
   // The live flow with this key, or nullptr. An entry past its expiry is removed and
   // reported as absent.
-  Flow* find(const FlowKey& key, uint64_t now_ns) noexcept;
+  Flow* find(const FlowKey& key, uint64_t now_ns) noexcept {
+    return find(key, flow_key_hash(key), now_ns);
+  }
+  // The same with the key's flow_key_hash() computed by the caller.
+  Flow* find(const FlowKey& key, uint64_t hash, uint64_t now_ns) noexcept;
+  // Burst lookups: prefetch the bucket of `hash`; later (once it is likely in cache),
+  // prefetch the Flow entry the bucket points to for that hash, if any. Hints only: they
+  // change nothing, so the lookups that follow see every insert and erase in between.
+  void prefetch_bucket(uint64_t hash) const noexcept {
+    __builtin_prefetch(&buckets_[hash & bucket_mask_]);
+  }
+  void prefetch_flow(uint64_t hash) const noexcept;
   // A new entry for `key` (which must not be present), in class embryonic. Evicts as
   // described above when full; nullptr when every entry is established.
   Flow* insert(const FlowKey& key) noexcept;
@@ -104,7 +142,7 @@ class FlowTable {
   uint32_t capacity() const { return capacity_; }
   uint32_t evictions() const { return evictions_; }
   uint32_t count(FlowClass cls) const { return lists_[static_cast<int>(cls)].count; }
-  size_t bucket_count() const { return index_.bucket_count(); }  // tests: proves no rehash
+  size_t bucket_count() const { return bucket_mask_ + 1; }  // tests: proves no rehash
 
  private:
   struct List {
@@ -112,6 +150,19 @@ class FlowTable {
     uint32_t tail = kNoFlow;  // least recently used
     uint32_t count = 0;
   };
+  struct alignas(64) Bucket {
+    static constexpr int kSlots = 7;
+    uint32_t tags[kSlots];   // flow_key_hash() >> 32 | 1; 0 = free slot
+    uint32_t overflow;       // entries that probed past this bucket (full) to a later one
+    uint32_t flows[kSlots];  // flow index of each slot
+    uint32_t unused;
+  };
+  static uint32_t tag_of(uint64_t hash) { return static_cast<uint32_t>(hash >> 32) | 1; }
+  // Slots of `bucket` whose tag is `tag` (bit i for slot i).
+  static unsigned match(const Bucket& bucket, uint32_t tag) noexcept;
+  uint32_t lookup(const FlowKey& key, uint64_t hash) const noexcept;  // flow index or kNoFlow
+  void index_insert(uint64_t hash, uint32_t index) noexcept;
+  void index_erase(uint64_t hash, uint32_t index) noexcept;
   void unlink(uint32_t index) noexcept;
   void push_head(uint32_t index) noexcept;
   uint32_t index_of(const Flow* flow) const { return static_cast<uint32_t>(flow - flows_.get()); }
@@ -121,11 +172,22 @@ class FlowTable {
   void* erase_context_;
   uint32_t size_ = 0;
   uint32_t evictions_ = 0;
-  std::unique_ptr<Flow[]> flows_;
+  // Large arrays on transparent huge pages where the kernel allows it (madvise): with
+  // 4 KiB pages nearly every lookup among 100k flows also missed the TLB.
+  struct HugeFree {
+    void operator()(void* p) const noexcept;
+  };
+  template <typename T>
+  using HugeArray = std::unique_ptr<T[], HugeFree>;
+  template <typename T>
+  static HugeArray<T> allocate_huge(size_t count);
+
+  HugeArray<Flow> flows_;
   std::unique_ptr<uint32_t[]> free_;  // stack of free entry indices
   uint32_t free_count_ = 0;
   List lists_[3];
-  boost::unordered_flat_map<FlowKey, uint32_t, FlowKeyHash> index_;
+  HugeArray<Bucket> buckets_;
+  size_t bucket_mask_ = 0;
 };
 
 }  // namespace cordon::engine

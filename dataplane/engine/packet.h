@@ -27,10 +27,14 @@ struct PacketView {
 struct MacAddress {
   std::array<uint8_t, 6> bytes{};
 
+  // bytes[0] in bits 40..47, bytes[5] in bits 0..7. Two loads into registers and a byte
+  // swap (a 6-byte memcpy into a uint64_t went through the stack and stalled the reload).
   uint64_t as_u64() const {
-    uint64_t v = 0;
-    for (uint8_t b : bytes) v = (v << 8) | b;
-    return v;
+    uint32_t low = 0;
+    uint16_t high = 0;
+    std::memcpy(&low, bytes.data(), 4);
+    std::memcpy(&high, bytes.data() + 4, 2);
+    return __builtin_bswap64(uint64_t{low} | uint64_t{high} << 32) >> 16;
   }
   bool is_multicast() const { return (bytes[0] & 1) != 0; }  // includes broadcast
   auto operator<=>(const MacAddress&) const = default;

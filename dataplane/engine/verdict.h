@@ -41,7 +41,9 @@ enum class Action : uint8_t {
   drop_and_reset_both,
 };
 
-struct Verdict {
+// Four bytes (alignas): a 3-byte struct is returned through byte stores and a wider
+// reload that does not forward.
+struct alignas(4) Verdict {
   Action action = Action::drop;  // deny by default
   DropReason reason = DropReason::no_policy;
   // Set when the packet was forwarded only because the device is in monitor or learn
