@@ -17,6 +17,7 @@
 #include "control/api/http_server.h"
 #include "control/api/routes.h"
 #include "tests/unit/control/fake_dataplane_link.h"
+#include "tests/unit/control/test_support.h"
 
 namespace cordon::control::api {
 namespace {
@@ -25,12 +26,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
 
-std::string example(const std::string& name) {
-  std::ifstream in(std::string(CORDON_SOURCE_DIR) + "/examples/policies/" + name);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::example;
 
 struct Reply {
   unsigned status = 0;
@@ -40,13 +36,9 @@ struct Reply {
 class ApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cordon-api-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    store_.emplace(store::Store::open((dir_ / "state").string()).value());
+    store_.emplace(store::Store::open((dir_.path() / "state").string()).value());
     policy_.emplace(*store_, dataplane_);
-    server_.emplace(io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, {}, 1 << 20, 8});
+    server_.emplace(io_, HttpServer::Options{(dir_.path() / "api.sock").string(), 0600, {}, 1 << 20, 8});
     api_.emplace(io_, *store_, *policy_, dataplane_);
     api_->install(*server_);
     ASSERT_TRUE(server_->listen().ok());
@@ -55,14 +47,13 @@ class ApiTest : public ::testing::Test {
   void TearDown() override {
     io_.stop();
     thread_.join();
-    std::filesystem::remove_all(dir_);
   }
 
   Reply call(http::verb method, const std::string& target, const std::string& body = "",
              const std::string& raw = "") {
     asio::io_context io;
     asio::local::stream_protocol::socket socket(io);
-    socket.connect((dir_ / "api.sock").string());
+    socket.connect((dir_.path() / "api.sock").string());
     // Write errors are ignored: the server may answer (413) and close before reading all.
     beast::error_code ec;
     if (!raw.empty()) {
@@ -100,7 +91,7 @@ class ApiTest : public ::testing::Test {
     return p ? std::string(p->as_string()) : "";
   }
 
-  std::filesystem::path dir_;
+  testing::ScratchDir dir_{"cordon-api"};
   asio::io_context io_;
   testing::FakeDataplaneLink dataplane_;
   std::optional<store::Store> store_;

@@ -12,29 +12,14 @@
 #include "control/policy/learn.h"
 #include "control/policy/lifecycle.h"
 #include "tests/unit/control/fake_dataplane_link.h"
+#include "tests/unit/control/test_support.h"
 
 namespace cordon::control {
 namespace {
 namespace json = boost::json;
 
-std::string example(const std::string& name) {
-  std::ifstream in(std::string(CORDON_SOURCE_DIR) + "/examples/policies/" + name);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string lab_without(const std::string& rule) {
-  json::value v = json::parse(example("lab.json"));
-  json::array& rules = v.at("devices").as_array()[0].at("rules").as_array();
-  for (auto it = rules.begin(); it != rules.end(); ++it) {
-    if (it->at("name").as_string() == rule) {
-      rules.erase(it);
-      break;
-    }
-  }
-  return json::serialize(v);
-}
+using testing::example;
+using testing::lab_without;
 
 // An event as the dataplane writes it (dataplane/dpdk/control.cpp event_json).
 json::object event(const std::string& kind, const std::string& ingress, const std::string& dir,
@@ -66,17 +51,11 @@ TEST(FlowKey, IsTheSameForEveryPacketOfAFlow) {
 class GuardrailTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cordon-guardrail-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    store_.emplace(store::Store::open(dir_.string()).value());
+    store_.emplace(store::Store::open(dir_.str()).value());
     policy_.emplace(*store_, dataplane_);
     guardrail_.emplace(*store_, *policy_);
     observer_.emplace(*store_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   // Applies like the API does: the guardrail watches every operator apply.
   int64_t apply(const std::string& doc) {
     const int64_t before = policy_->active().value().version;
@@ -101,7 +80,7 @@ class GuardrailTest : public ::testing::Test {
             event("flow-observed", "device", "out", "10.50.0.10", 40002, "10.50.0.20", 11112, v, "none", "x")});
   }
 
-  std::filesystem::path dir_;
+  testing::ScratchDir dir_{"cordon-guardrail"};
   testing::FakeDataplaneLink dataplane_;
   std::optional<store::Store> store_;
   std::optional<policy::PolicyService> policy_;

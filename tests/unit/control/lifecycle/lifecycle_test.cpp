@@ -8,47 +8,26 @@
 #include <sstream>
 
 #include "tests/unit/control/fake_dataplane_link.h"
+#include "tests/unit/control/test_support.h"
 
 namespace cordon::control::policy {
 namespace {
 namespace json = boost::json;
 
-std::string example(const std::string& name) {
-  std::ifstream in(std::string(CORDON_SOURCE_DIR) + "/examples/policies/" + name);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-// The lab policy without one rule.
-std::string lab_without(const std::string& rule) {
-  json::value v = json::parse(example("lab.json"));
-  json::array& rules = v.at("devices").as_array()[0].at("rules").as_array();
-  for (auto it = rules.begin(); it != rules.end(); ++it) {
-    if (it->at("name").as_string() == rule) {
-      rules.erase(it);
-      break;
-    }
-  }
-  return json::serialize(v);
-}
+using testing::example;
+using testing::lab_without;
 
 class LifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cordon-lifecycle-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    store_.emplace(store::Store::open(dir_.string()).value());
+    store_.emplace(store::Store::open(dir_.str()).value());
     service_.emplace(*store_, dataplane_);
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   int64_t active_version() { return service_->active().value().version; }
   size_t audit_count() { return store_->audit_entries(0, 1000).value().size(); }
 
-  std::filesystem::path dir_;
+  testing::ScratchDir dir_{"cordon-lifecycle"};
   testing::FakeDataplaneLink dataplane_;
   std::optional<store::Store> store_;
   std::optional<PolicyService> service_;
@@ -173,7 +152,7 @@ TEST_F(LifecycleTest, TheConfirmationDeadlineSurvivesARestart) {
   ASSERT_TRUE(a.ok());
   service_.reset();
   store_.reset();
-  store_.emplace(store::Store::open(dir_.string()).value());
+  store_.emplace(store::Store::open(dir_.str()).value());
   service_.emplace(*store_, dataplane_);
   ASSERT_TRUE(service_->recover().ok());
   EXPECT_EQ(service_->revert_if_unconfirmed(*a.value().confirm_by + std::chrono::seconds(1)).value(),

@@ -5,6 +5,8 @@
 #include <boost/json.hpp>
 #include <filesystem>
 
+#include "tests/unit/control/test_support.h"
+
 namespace cordon::control::mgmt {
 namespace {
 namespace json = boost::json;
@@ -17,15 +19,8 @@ nft::ManagementFirewallSettings settings(const std::string& admin) {
 
 class PlaneTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("cordon-plane-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    store_.emplace(store::Store::open(dir_.string()).value());
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
+  void SetUp() override { store_.emplace(store::Store::open(dir_.str()).value()); }
+  testing::ScratchDir dir_{"cordon-plane"};
   std::optional<store::Store> store_;
   nft::FakeFirewallBackend firewall_;
 };
