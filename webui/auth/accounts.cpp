@@ -196,6 +196,7 @@ void Accounts::record_failure(const std::string& key, unsigned limit) {
   Throttle& t = throttles_[key];
   // Failures spread out further than a lockout period do not add up.
   if (t.failures > 0 && now - t.last_failure > options_.lockout) t.failures = 0;
+  if (t.lockouts > 0 && now - t.locked_until > std::chrono::hours(24)) t.lockouts = 0;
   t.last_failure = now;
   if (++t.failures >= limit) {
     const unsigned shift = std::min(t.lockouts, 6u);  // 15 min .. 16 h, then capped at 24 h
@@ -235,7 +236,9 @@ Result<Accounts::Login> Accounts::login(const std::string& name, const std::stri
     audit("login", name, source, "failed");
     return Error{"unauthorized", "wrong user name or password"};
   }
-  throttles_.erase(user_key);
+  // The failure count starts again; the lockout count stays, so backoff still grows for
+  // an account under attack (it decays a day after the last lockout).
+  if (auto it = throttles_.find(user_key); it != throttles_.end()) it->second.failures = 0;
   const auto now = options_.now();
   Login out{random_token(), Session{name, *role, random_token(), now, now}};
   sessions_[session_key(out.session_id)] = out.session;
@@ -248,8 +251,8 @@ std::optional<Session> Accounts::lookup(const std::string& session_id) {
   auto it = sessions_.find(session_key(session_id));
   if (it == sessions_.end()) return std::nullopt;
   const auto now = options_.now();
-  if (now - it->second.last_seen > options_.idle_timeout ||
-      now - it->second.created > options_.absolute_timeout) {
+  if (now - it->second.last_seen >= options_.idle_timeout ||
+      now - it->second.created >= options_.absolute_timeout) {
     sessions_.erase(it);
     return std::nullopt;
   }
