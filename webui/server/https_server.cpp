@@ -56,17 +56,13 @@ class HttpsServer::Connection : public std::enable_shared_from_this<HttpsServer:
       write(routes::error_reply(431, "too_large", "the request header is larger than 16 KiB"), true);
       return;
     }
-    if (ec == beast::error::timeout) {
-      write(routes::error_reply(408, "timeout", "the request took too long to arrive"), true);
-      return;
-    }
     if (ec) {
       if (ec.category() == beast::error_code(http::error::end_of_stream).category() && ec != http::error::end_of_stream &&
           ec != http::error::partial_message) {
         write(routes::error_reply(400, "invalid", "malformed HTTP request: " + ec.message()), true);
         return;
       }
-      return close();
+      return close();  // gone, or too slow (the timer has closed the socket already)
     }
     beast::get_lowest_layer(stream_).expires_never();
     request_ = parser_->release();

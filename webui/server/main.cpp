@@ -2,7 +2,7 @@
 //
 //   cordon-webd --state-dir DIR --app-dir DIR --controld-socket PATH
 //               [--listen ADDR] [--port N] [--origin https://HOST:PORT]... [--san IP:x|DNS:y]...
-//               [--cert FILE --key FILE] [--user NAME] [--max-connections N]
+//               [--cert FILE --key FILE] [--user NAME] [--max-connections N] [--read-timeout S]
 //
 // First start: with no --cert/--key, a self-signed EC P-256 certificate is made in the
 // state directory (key 0600); with no user yet, a one-time setup token is written to
@@ -35,7 +35,7 @@ int usage(const std::string& why) {
   std::cerr << "cordon-webd: " << why << "\n"
             << "usage: cordon-webd --state-dir DIR --app-dir DIR --controld-socket PATH [--listen ADDR]\n"
                "                   [--port N] [--origin URL]... [--san IP:x|DNS:y]... [--cert FILE --key FILE]\n"
-               "                   [--user NAME] [--max-connections N]\n";
+               "                   [--user NAME] [--max-connections N] [--read-timeout SECONDS]\n";
   return 2;
 }
 
@@ -78,6 +78,12 @@ int main(int argc, char** argv) {
       const unsigned long n = std::strtoul(v.c_str(), &end, 10);
       if (v.empty() || *end || n == 0 || n > 10000) return usage("bad --max-connections " + v);
       server_options.max_connections = n;
+    } else if (arg == "--read-timeout") {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end || n == 0 || n > 3600) return usage("bad --read-timeout " + v);
+      server_options.read_timeout = std::chrono::seconds(n);
     } else if (arg == "--origin") origins.insert(value());
     else if (arg == "--san") sans.push_back(value());
     else if (arg == "--cert") cert = value();
