@@ -47,11 +47,9 @@ Status check_password(const std::string& password, const std::string& path) {
   return ok();
 }
 
-Result<std::string> hash_password(const std::string& password) {
+Result<std::string> hash_password(const std::string& password, unsigned long long ops, size_t memory) {
   char out[crypto_pwhash_STRBYTES];
-  if (crypto_pwhash_str(out, password.data(), password.size(),
-                        crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                        crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+  if (crypto_pwhash_str(out, password.data(), password.size(), ops, memory) != 0)
     return Error{"io", "out of memory while hashing the password"};
   return std::string(out);
 }
@@ -95,6 +93,7 @@ std::optional<Role> parse_role(const std::string& name) {
 
 Result<Accounts> Accounts::open(const std::string& db_path, Options options) {
   if (sodium_init() < 0) return Error{"io", "libsodium cannot be initialised"};
+  static_assert(crypto_pwhash_OPSLIMIT_INTERACTIVE == 2 && crypto_pwhash_MEMLIMIT_INTERACTIVE == 64ull << 20);
   auto db = control::store::Database::open(db_path);
   if (!db) return db.error();
   if (Status s = db.value().exec(
@@ -106,7 +105,7 @@ Result<Accounts> Accounts::open(const std::string& db_path, Options options) {
       !s)
     return s.error().context("creating webd's tables");
   Accounts accounts(std::move(db.value()), std::move(options));
-  auto dummy = hash_password(random_token());
+  auto dummy = hash_password(random_token(), accounts.options_.pwhash_ops, accounts.options_.pwhash_memory);
   if (!dummy) return dummy.error();
   accounts.dummy_hash_ = dummy.value();
   return accounts;
@@ -123,7 +122,7 @@ Status Accounts::create_user(const std::string& name, const std::string& passwor
   if (!valid_name(name))
     return Error{"invalid", "a user name is 1-64 letters, digits, '.', '_' or '-'", "/user"};
   if (Status s = check_password(password, "/password"); !s) return s;
-  auto hash = hash_password(password);
+  auto hash = hash_password(password, options_.pwhash_ops, options_.pwhash_memory);
   if (!hash) return hash.error();
   auto st = db_.prepare("INSERT OR IGNORE INTO users (name, role, hash, created_at) VALUES (?,?,?,?)");
   if (!st) return st.error();
@@ -176,7 +175,7 @@ Status Accounts::change_password(const std::string& name, const std::string& cur
   if (!row.value()) return Error{"not_found", "no user " + name};
   if (!verify_password(st.value().column_text(0), current))
     return Error{"forbidden", "the current password is wrong", "/current_password"};
-  auto hash = hash_password(next);
+  auto hash = hash_password(next, options_.pwhash_ops, options_.pwhash_memory);
   if (!hash) return hash.error();
   auto upd = db_.prepare("UPDATE users SET hash=? WHERE name=?");
   if (!upd) return upd.error();

@@ -55,6 +55,9 @@ class Accounts {
     unsigned address_failures = 20;   // failures from one address before it is locked
     std::chrono::seconds lockout{15 * 60};  // doubles at every further lockout, up to 24 h
     std::function<Clock::time_point()> now = [] { return Clock::now(); };
+    // argon2id cost (libsodium's "interactive" limits); only the fuzz target lowers them.
+    unsigned long long pwhash_ops = 2;         // crypto_pwhash_OPSLIMIT_INTERACTIVE
+    size_t pwhash_memory = 64ull << 20;        // crypto_pwhash_MEMLIMIT_INTERACTIVE
   };
   static constexpr size_t kMinPasswordLength = 12;
   static constexpr size_t kMaxPasswordLength = 1024;
