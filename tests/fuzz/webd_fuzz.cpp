@@ -37,6 +37,10 @@ struct World {
                                      {"https://127.0.0.1:8443"}, dir / "setup-token"},
                 *accounts, *client);
   }
+  ~World() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
   std::filesystem::path dir;
   boost::asio::io_context io;
   std::optional<auth::Accounts> accounts;

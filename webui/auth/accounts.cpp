@@ -192,6 +192,14 @@ bool Accounts::locked(const std::string& key) {
 
 void Accounts::record_failure(const std::string& key, unsigned limit) {
   const auto now = options_.now();
+  if (throttles_.size() > 10000) {
+    // Entries that lock nothing and count nothing any more are forgotten.
+    std::erase_if(throttles_, [&](const auto& entry) {
+      const Throttle& old = entry.second;
+      return now >= old.locked_until && now - old.last_failure > options_.lockout &&
+             now - old.locked_until > std::chrono::hours(24);
+    });
+  }
   Throttle& t = throttles_[key];
   // Failures spread out further than a lockout period do not add up.
   if (t.failures > 0 && now - t.last_failure > options_.lockout) t.failures = 0;
@@ -209,7 +217,9 @@ void Accounts::record_failure(const std::string& key, unsigned limit) {
 
 Result<Accounts::Login> Accounts::login(const std::string& name, const std::string& password,
                                         const std::string& source) {
-  const std::string user_key = "user:" + name;
+  // Only well-formed names get a throttle entry of their own (a 1 MiB "name" must not
+  // become a 1 MiB key); the address is throttled whatever was typed.
+  const std::string user_key = valid_name(name) ? "user:" + name : "user:(invalid)";
   const std::string addr_key = "addr:" + source;
   if (locked(user_key) || locked(addr_key)) {
     audit("login", name, source, "throttled");
@@ -239,6 +249,10 @@ Result<Accounts::Login> Accounts::login(const std::string& name, const std::stri
   // an account under attack (it decays a day after the last lockout).
   if (auto it = throttles_.find(user_key); it != throttles_.end()) it->second.failures = 0;
   const auto now = options_.now();
+  std::erase_if(sessions_, [&](const auto& entry) {  // expired ones, before adding one
+    return now - entry.second.last_seen >= options_.idle_timeout ||
+           now - entry.second.created >= options_.absolute_timeout;
+  });
   Login out{random_token(), Session{name, *role, random_token(), now, now}};
   sessions_[session_key(out.session_id)] = out.session;
   audit("login", name, source, "ok");

@@ -242,7 +242,8 @@ def main():
         check(webd.poll() is None, "webd still running after all of the above")
     finally:
         webd.terminate()
-        webd.wait(timeout=10)
+        # SIGTERM is a clean stop: exit code 0 (a sanitizer report would change it).
+        check(webd.wait(timeout=20) == 0, f"webd stopped cleanly (exit {webd.returncode})")
         log.seek(0)
         if FAILURES:
             print(log.read())

@@ -210,6 +210,13 @@ TEST_F(WebuiTest, ExpiredForgedAndLoggedOutSessionsRefused) {
   EXPECT_NE(std::string(res[http::field::set_cookie]).find("Max-Age=0"), std::string::npos);
   EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", out.cookie}}).result_int(), 401u);
   EXPECT_EQ(call(http::verb::get, "/api/v1/health", "", {{"Cookie", out.cookie}}).result_int(), 401u);
+  // Sessions never used again are dropped, not kept forever.
+  Login a = login("admin"), b = login("admin");
+  EXPECT_GE(accounts_->session_count(), 2u);
+  now_ += std::chrono::hours(13);
+  login("admin");
+  EXPECT_EQ(accounts_->session_count(), 1u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", a.cookie}}).result_int(), 401u);
 }
 
 TEST_F(WebuiTest, CsrfAndOriginChecked) {
