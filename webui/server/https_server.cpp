@@ -109,7 +109,7 @@ class HttpsServer::Connection : public std::enable_shared_from_this<HttpsServer:
 
 HttpsServer::HttpsServer(asio::io_context& io, std::shared_ptr<asio::ssl::context> tls,
                          routes::App& app, Options options)
-    : io_(io), tls_(std::move(tls)), app_(app), options_(std::move(options)), acceptor_(io) {}
+    : tls_(std::move(tls)), app_(app), options_(std::move(options)), acceptor_(io) {}
 
 HttpsServer::~HttpsServer() {
   beast::error_code ignored;

@@ -38,7 +38,6 @@ class HttpsServer {
  private:
   class Connection;
   void accept();
-  boost::asio::io_context& io_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   routes::App& app_;
   Options options_;
