@@ -111,7 +111,14 @@ def main():
     work = tempfile.mkdtemp(prefix="cordon-webd-tls-")
     os.chmod(work, 0o755)  # webd may run as nobody below
     state = os.path.join(work, "state")
-    cmd = [WEBD, "--state-dir", state, "--app-dir", APP_DIR, "--controld-socket",
+    # A copy, readable by the unprivileged account wherever the source tree is.
+    app_dir = os.path.join(work, "app")
+    shutil.copytree(APP_DIR, app_dir)
+    for root, dirs, files in os.walk(app_dir):
+        os.chmod(root, 0o755)
+        for f in files:
+            os.chmod(os.path.join(root, f), 0o644)
+    cmd = [WEBD, "--state-dir", state, "--app-dir", app_dir, "--controld-socket",
            os.path.join(work, "controld.sock"), "--listen", "127.0.0.1", "--port", "0",
            "--max-connections", "4", "--read-timeout", "2", "--origin", "https://127.0.0.1"]
     if os.geteuid() == 0:
