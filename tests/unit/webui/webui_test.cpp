@@ -1,0 +1,401 @@
+// cordon-webd's request handling without TLS: setup, login, sessions (fixation, expiry,
+// forgery, logout), CSRF and Origin, throttling, the role matrix over every endpoint,
+// static files with path traversal, and forwarding to a fake controld (controld's own
+// HttpServer on a unix socket, trusting this process's uid) that echoes who it was told
+// is acting.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "control/api/http_server.h"
+#include "webui/auth/accounts.h"
+#include "webui/routes/app.h"
+
+namespace cordon::webui {
+namespace {
+namespace fs = std::filesystem;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+using routes::HttpRequest;
+using routes::HttpResponse;
+
+constexpr const char* kOrigin = "https://10.60.0.1:8443";
+constexpr const char* kPassword = "a long enough password";
+
+std::string S(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : json::serialize(v); }
+
+class WebuiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("cordon-webui-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "app" / "js");
+    std::ofstream(dir_ / "app" / "index.html") << "<!doctype html><p>cordon</p>";
+    std::ofstream(dir_ / "app" / "js" / "app.js") << "console.log(1)";
+    std::ofstream(dir_ / "secret.txt") << "outside";
+    fs::create_symlink(dir_ / "secret.txt", dir_ / "app" / "link.txt");
+
+    control::api::HttpServer::Options fake{(dir_ / "controld.sock").string(), 0600,
+                                           {static_cast<uint32_t>(::getuid())}, 1 << 20, 8};
+    controld_.emplace(io_, fake);
+    auto echo = [](control::api::Request& r, control::api::Responder respond) {
+      respond(control::api::json_response(json::object{{"method", r.method}, {"path", r.path},
+                                                       {"actor", r.actor.name}, {"origin", r.actor.origin},
+                                                       {"body", r.body},
+                                                       {"since", r.query.count("since") ? r.query["since"] : ""}}));
+    };
+    for (const auto& ep : routes::endpoints()) {
+      if (!ep.forwarded) continue;
+      std::string pattern = std::string("/v1/") + ep.pattern;
+      controld_->route(ep.method, pattern, echo);
+    }
+    ASSERT_TRUE(controld_->listen().ok());
+
+    auth::Accounts::Options options;
+    options.now = [this] { return now_; };
+    accounts_.emplace(auth::Accounts::open((dir_ / "webd.db").string(), options).value());
+    client_.emplace(io_, (dir_ / "controld.sock").string());
+    app_.emplace(routes::App::Options{dir_ / "app", {kOrigin}, dir_ / "setup-token"}, *accounts_, *client_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  HttpResponse call(http::verb method, const std::string& target, const std::string& body = "",
+                    const std::map<std::string, std::string>& headers = {}) {
+    HttpRequest req{method, target, 11};
+    for (const auto& [k, v] : headers) req.set(k, v);
+    req.body() = body;
+    req.prepare_payload();
+    std::optional<HttpResponse> reply;
+    app_->handle(req, "192.0.2.7", [&](HttpResponse res) { reply = std::move(res); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    io_.restart();
+    while (!reply && std::chrono::steady_clock::now() < deadline) io_.run_one_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE(reply.has_value()) << "no answer to " << target;
+    return reply.value_or(HttpResponse{http::status::gateway_timeout, 11});
+  }
+
+  struct Login {
+    std::string cookie;  // "__Host-cordon_session=..."
+    std::string csrf;
+  };
+  std::string setup_admin(const std::string& user = "admin") {
+    const std::string token_file = app_->prepare_setup();
+    std::ifstream in(token_file);
+    std::string token;
+    in >> token;
+    auto res = call(http::verb::post, "/api/v1/setup",
+                    json::serialize(json::object{{"user", user}, {"password", kPassword}, {"token", token}}),
+                    {{"Origin", kOrigin}});
+    EXPECT_EQ(res.result_int(), 201u) << res.body();
+    return token;
+  }
+  HttpResponse login_raw(const std::string& user, const std::string& password,
+                         const std::map<std::string, std::string>& extra = {}) {
+    std::map<std::string, std::string> headers{{"Origin", kOrigin}};
+    headers.insert(extra.begin(), extra.end());
+    return call(http::verb::post, "/api/v1/login",
+                json::serialize(json::object{{"user", user}, {"password", password}}), headers);
+  }
+  Login login(const std::string& user) {
+    auto res = login_raw(user, kPassword);
+    EXPECT_EQ(res.result_int(), 200u) << res.body();
+    std::string cookie(res[http::field::set_cookie]);
+    cookie = cookie.substr(0, cookie.find(';'));
+    return Login{cookie, std::string(json::parse(res.body()).at("csrf_token").as_string())};
+  }
+  std::map<std::string, std::string> auth_headers(const Login& l) {
+    return {{"Origin", kOrigin}, {"Cookie", l.cookie}, {"X-CSRF-Token", l.csrf}};
+  }
+
+  fs::path dir_;
+  boost::asio::io_context io_;
+  std::optional<control::api::HttpServer> controld_;
+  auth::Clock::time_point now_ = auth::Clock::now();
+  std::optional<auth::Accounts> accounts_;
+  std::optional<routes::ControldClient> client_;
+  std::optional<routes::App> app_;
+};
+
+TEST_F(WebuiTest, SetupOnceWithTokenThenConflict) {
+  // Before setup nothing but setup works, and setup needs the token from the state dir.
+  const std::string file = app_->prepare_setup();
+  ASSERT_FALSE(file.empty());
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  auto bad = call(http::verb::post, "/api/v1/setup",
+                  R"({"user":"admin","password":"a long enough password","token":"guess"})", {{"Origin", kOrigin}});
+  EXPECT_EQ(bad.result_int(), 403u);
+  EXPECT_FALSE(accounts_->has_users());
+  std::string token;
+  std::ifstream(file) >> token;
+  auto short_pw = call(http::verb::post, "/api/v1/setup",
+                       json::serialize(json::object{{"user", "admin"}, {"password", "short"}, {"token", token}}),
+                       {{"Origin", kOrigin}});
+  EXPECT_EQ(short_pw.result_int(), 400u);
+  EXPECT_NE(short_pw.body().find("/password"), std::string::npos);
+  EXPECT_FALSE(accounts_->has_users());
+  auto good = call(http::verb::post, "/api/v1/setup",
+                   json::serialize(json::object{{"user", "admin"}, {"password", kPassword}, {"token", token}}),
+                   {{"Origin", kOrigin}});
+  EXPECT_EQ(good.result_int(), 201u) << good.body();
+  EXPECT_FALSE(fs::exists(file));
+  auto again = call(http::verb::post, "/api/v1/setup",
+                    json::serialize(json::object{{"user", "evil"}, {"password", kPassword}, {"token", token}}),
+                    {{"Origin", kOrigin}});
+  EXPECT_EQ(again.result_int(), 409u);
+  EXPECT_TRUE(app_->prepare_setup().empty());
+  EXPECT_EQ(login_raw("evil", kPassword).result_int(), 401u);
+}
+
+TEST_F(WebuiTest, LoginCookieAttributesAndWrongPassword) {
+  setup_admin();
+  auto res = login_raw("admin", kPassword);
+  ASSERT_EQ(res.result_int(), 200u);
+  const std::string cookie(res[http::field::set_cookie]);
+  EXPECT_TRUE(cookie.starts_with("__Host-cordon_session="));
+  EXPECT_EQ(cookie.find(';') - std::string("__Host-cordon_session=").size(), 64u);  // 256 bits, hex
+  for (const char* attr : {"; Path=/", "; Secure", "; HttpOnly", "; SameSite=Strict"})
+    EXPECT_NE(cookie.find(attr), std::string::npos) << attr;
+  EXPECT_EQ(login_raw("admin", "wrong password!!").result_int(), 401u);
+  EXPECT_EQ(login_raw("nobody", kPassword).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/login", "not json", {{"Origin", kOrigin}}).result_int(), 400u);
+}
+
+TEST_F(WebuiTest, SessionFixationImpossible) {
+  setup_admin();
+  // A cookie planted before login is ignored: login issues a different id.
+  const std::string planted = std::string(routes::kSessionCookie) + "=" + std::string(64, 'a');
+  auto res = login_raw("admin", kPassword, {{"Cookie", planted}});
+  ASSERT_EQ(res.result_int(), 200u);
+  EXPECT_EQ(std::string(res[http::field::set_cookie]).find(std::string(64, 'a')), std::string::npos);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", planted}}).result_int(), 401u);
+  // A second login gives a new id and ends the session the browser presented.
+  Login first = login("admin");
+  auto second = login_raw("admin", kPassword, {{"Cookie", first.cookie}});
+  ASSERT_EQ(second.result_int(), 200u);
+  EXPECT_EQ(std::string(second[http::field::set_cookie]).find(first.cookie), std::string::npos);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", first.cookie}}).result_int(), 401u);
+}
+
+TEST_F(WebuiTest, ExpiredForgedAndLoggedOutSessionsRefused) {
+  setup_admin();
+  Login l = login("admin");
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(), 200u);
+  // Forged: right shape, unknown id; and garbage.
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", std::string(routes::kSessionCookie) + "=" + std::string(64, '0')}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", std::string(routes::kSessionCookie) + "=x"}}).result_int(), 401u);
+  // Idle: 29 min keeps it alive (and restarts the idle clock), 31 min more ends it.
+  now_ += std::chrono::minutes(29);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(), 200u);
+  now_ += std::chrono::minutes(31);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(), 401u);
+  // Absolute: used every 20 min, still over after 12 h.
+  Login busy = login("admin");
+  for (int i = 0; i < 35; ++i) {
+    now_ += std::chrono::minutes(20);
+    EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", busy.cookie}}).result_int(), 200u) << i;
+  }
+  now_ += std::chrono::minutes(20);  // 12 h after login
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", busy.cookie}}).result_int(), 401u);
+  // Logout invalidates on the server, whatever the browser keeps.
+  Login out = login("admin");
+  auto res = call(http::verb::post, "/api/v1/logout", "", auth_headers(out));
+  EXPECT_EQ(res.result_int(), 200u);
+  EXPECT_NE(std::string(res[http::field::set_cookie]).find("Max-Age=0"), std::string::npos);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", out.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/health", "", {{"Cookie", out.cookie}}).result_int(), 401u);
+  // Sessions never used again are dropped, not kept forever.
+  Login a = login("admin"), b = login("admin");
+  EXPECT_GE(accounts_->session_count(), 2u);
+  now_ += std::chrono::hours(13);
+  login("admin");
+  EXPECT_EQ(accounts_->session_count(), 1u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", a.cookie}}).result_int(), 401u);
+}
+
+TEST_F(WebuiTest, CsrfAndOriginChecked) {
+  setup_admin();
+  Login l = login("admin");
+  const std::string body = R"({"user":"op","password":"a long enough password","role":"operator"})";
+  auto h = auth_headers(l);
+  auto no_token = h;
+  no_token.erase("X-CSRF-Token");
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", body, no_token).result_int(), 403u);
+  auto wrong_token = h;
+  wrong_token["X-CSRF-Token"] = std::string(64, 'f');
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", body, wrong_token).result_int(), 403u);
+  auto no_origin = h;
+  no_origin.erase("Origin");
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", body, no_origin).result_int(), 403u);
+  auto evil_origin = h;
+  evil_origin["Origin"] = "https://evil.example";
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", body, evil_origin).result_int(), 403u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/login", R"({"user":"admin","password":"a long enough password"})",
+                 {{"Origin", "https://evil.example"}}).result_int(), 403u);
+  // Nothing was created by the refused requests; the right one works.
+  EXPECT_EQ(accounts_->list_users().value().size(), 1u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", body, h).result_int(), 201u);
+  EXPECT_EQ(accounts_->list_users().value().size(), 2u);
+  // Forwarded state changes are checked the same way.
+  auto fwd = no_token;
+  EXPECT_EQ(call(http::verb::post, "/api/v1/policy/dry-run", "{}", fwd).result_int(), 403u);
+}
+
+TEST_F(WebuiTest, ThrottlingPerAccountAndAddressAudited) {
+  setup_admin();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(login_raw("admin", "wrong password " + std::to_string(i)).result_int(), 401u);
+  // Locked: even the right password is refused, without being checked.
+  EXPECT_EQ(login_raw("admin", kPassword).result_int(), 429u);
+  now_ += std::chrono::minutes(16);
+  EXPECT_EQ(login_raw("admin", kPassword).result_int(), 200u);
+  // Backoff: the next lockout lasts twice as long.
+  for (int i = 0; i < 5; ++i) login_raw("admin", "wrong password again");
+  now_ += std::chrono::minutes(16);
+  EXPECT_EQ(login_raw("admin", kPassword).result_int(), 429u);
+  now_ += std::chrono::minutes(15);
+  EXPECT_EQ(login_raw("admin", kPassword).result_int(), 200u);
+  // Per address: many names from one address lock the address out.
+  for (int i = 0; i < 20; ++i) login_raw("user" + std::to_string(i), "wrong password!!");
+  EXPECT_EQ(login_raw("admin", kPassword).result_int(), 429u);
+  auto audit = accounts_->audit_entries(1000).value();
+  size_t failed = 0, throttled = 0, okay = 0;
+  for (const auto& e : audit) {
+    const auto& o = e.as_object();
+    if (S(o.at("event")) != "login") continue;
+    EXPECT_EQ(S(o.at("source")), "192.0.2.7");
+    if (S(o.at("outcome")) == "failed") ++failed;
+    if (S(o.at("outcome")) == "throttled") ++throttled;
+    if (S(o.at("outcome")) == "ok") ++okay;
+  }
+  EXPECT_EQ(failed, 30u);
+  EXPECT_EQ(throttled, 3u);
+  EXPECT_EQ(okay, 2u);
+}
+
+TEST_F(WebuiTest, RoleMatrixEveryEndpointEveryRole) {
+  setup_admin();
+  Login admin = login("admin");
+  for (const char* role : {"operator", "auditor"}) {
+    auto res = call(http::verb::post, "/api/v1/users",
+                    json::serialize(json::object{{"user", std::string("u-") + role}, {"password", kPassword}, {"role", role}}),
+                    auth_headers(admin));
+    ASSERT_EQ(res.result_int(), 201u) << res.body();
+  }
+  std::map<auth::Role, Login> sessions{{auth::Role::operator_, login("u-operator")},
+                                       {auth::Role::auditor, login("u-auditor")}};
+  for (const auto& ep : routes::endpoints()) {
+    if (!ep.role) continue;  // setup and login need no session
+    std::string path = std::string("/api/v1/") + ep.pattern;
+    if (const size_t p = path.find("{}"); p != std::string::npos) path.replace(p, 2, "x1");
+    for (auth::Role role : {auth::Role::auditor, auth::Role::operator_, auth::Role::admin}) {
+      // Logout ends the session it is given: it gets a fresh one.
+      Login l = role == auth::Role::admin ? admin : sessions.at(role);
+      if (std::string(ep.pattern) == "logout")
+        l = login(role == auth::Role::admin ? "admin" : role == auth::Role::operator_ ? "u-operator" : "u-auditor");
+      const http::verb verb = http::string_to_verb(ep.method);
+      auto res = call(verb, path, "{}", auth_headers(l));
+      const unsigned status = res.result_int();
+      const std::string where = std::string(ep.method) + " " + path + " as " + auth::role_name(role);
+      if (role < *ep.role) {
+        EXPECT_EQ(status, 403u) << where << ": " << res.body();
+      } else {
+        EXPECT_NE(status, 403u) << where << ": " << res.body();
+        EXPECT_NE(status, 401u) << where;
+        if (ep.forwarded) {
+          ASSERT_EQ(status, 200u) << where << ": " << res.body();
+          auto echoed = json::parse(res.body()).as_object();
+          EXPECT_EQ(S(echoed.at("path")), "/v1/" + path.substr(8)) << where;
+          EXPECT_EQ(S(echoed.at("method")), ep.method) << where;
+        }
+      }
+      // Without a session everything is 401.
+      EXPECT_EQ(call(verb, path, "{}", {{"Origin", kOrigin}}).result_int(), 401u) << where;
+    }
+  }
+  // Not in the table: 404, whatever the role.
+  EXPECT_EQ(call(http::verb::get, "/api/v1/firmware", "", auth_headers(admin)).result_int(), 404u);
+  EXPECT_EQ(call(http::verb::get, "/api/v2/health", "", auth_headers(admin)).result_int(), 404u);
+  EXPECT_EQ(call(http::verb::delete_, "/api/v1/policy", "", auth_headers(admin)).result_int(), 405u);
+}
+
+TEST_F(WebuiTest, ForwardNamesUserAndOriginAndKeepsQuery) {
+  setup_admin();
+  Login l = login("admin");
+  auto res = call(http::verb::get, "/api/v1/events?since=42", "", auth_headers(l));
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  auto o = json::parse(res.body()).as_object();
+  EXPECT_EQ(S(o.at("actor")), "web:admin");
+  EXPECT_EQ(S(o.at("origin")), "192.0.2.7");
+  EXPECT_EQ(S(o.at("since")), "42");
+  auto post = call(http::verb::post, "/api/v1/policy/dry-run", R"({"x":1})", auth_headers(l));
+  EXPECT_EQ(S(json::parse(post.body()).at("body")), R"({"x":1})");
+  // Path parameters are checked before anything is forwarded.
+  EXPECT_EQ(call(http::verb::get, "/api/v1/devices/..%2f/flows", "", auth_headers(l)).result_int(), 400u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/devices/../flows", "", auth_headers(l)).result_int(), 400u);
+  // controld down: a clear 503.
+  controld_.reset();
+  fs::remove(dir_ / "controld.sock");
+  auto down = call(http::verb::get, "/api/v1/health", "", auth_headers(l));
+  EXPECT_EQ(down.result_int(), 503u);
+  EXPECT_NE(down.body().find("controld"), std::string::npos);
+}
+
+TEST_F(WebuiTest, UsersApi) {
+  setup_admin();
+  Login admin = login("admin");
+  auto h = auth_headers(admin);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", R"({"user":"op","password":"a long enough password","role":"root"})", h).result_int(), 400u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", R"({"user":"../x","password":"a long enough password","role":"auditor"})", h).result_int(), 400u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", R"({"user":"op","password":"a long enough password","role":"operator"})", h).result_int(), 201u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users", R"({"user":"op","password":"a long enough password","role":"operator"})", h).result_int(), 409u);
+  auto list = json::parse(call(http::verb::get, "/api/v1/users", "", h).body());
+  EXPECT_EQ(list.at("users").as_array().size(), 2u);
+  EXPECT_EQ(S(list.at("users").as_array()[1].at("role")), "operator");
+  EXPECT_EQ(list.at("users").as_array()[1].as_object().if_contains("hash"), nullptr);
+  Login op = login("op");
+  // Own password: the current one is needed; other sessions of that user end.
+  Login op2 = login("op");
+  EXPECT_EQ(call(http::verb::post, "/api/v1/session/password", R"({"current_password":"wrong one here","new_password":"another long password"})", auth_headers(op)).result_int(), 403u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/session/password", R"({"current_password":"a long enough password","new_password":"another long password"})", auth_headers(op)).result_int(), 200u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op.cookie}}).result_int(), 200u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op2.cookie}}).result_int(), 401u);
+  EXPECT_EQ(login_raw("op", kPassword).result_int(), 401u);
+  EXPECT_EQ(login_raw("op", "another long password").result_int(), 200u);
+  // Delete: sessions end; the last admin stays.
+  EXPECT_EQ(call(http::verb::delete_, "/api/v1/users/op", "", h).result_int(), 200u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::delete_, "/api/v1/users/admin", "", h).result_int(), 409u);
+  EXPECT_EQ(call(http::verb::delete_, "/api/v1/users/ghost", "", h).result_int(), 404u);
+}
+
+TEST_F(WebuiTest, StaticFilesAndPathTraversal) {
+  auto index = call(http::verb::get, "/");
+  EXPECT_EQ(index.result_int(), 200u);
+  EXPECT_EQ(index[http::field::content_type], "text/html; charset=utf-8");
+  auto js = call(http::verb::get, "/js/app.js?v=1");
+  EXPECT_EQ(js.result_int(), 200u);
+  EXPECT_EQ(js[http::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_EQ(js.body(), "console.log(1)");
+  for (const char* bad : {"/../secret.txt", "/js/../../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2fsecret.txt",
+                          "/js/%2e%2e/%2e%2e/secret.txt", "/index.html%00.js", "/..%5csecret.txt", "/%zz"}) {
+    auto res = call(http::verb::get, bad);
+    EXPECT_EQ(res.result_int(), 400u) << bad;
+    EXPECT_EQ(res.body().find("outside"), std::string::npos) << bad;
+  }
+  for (const char* missing : {"//etc/passwd", "/etc/passwd", "/link.txt", "/js", "/nothing.html"}) {
+    auto res = call(http::verb::get, missing);
+    EXPECT_EQ(res.result_int(), 404u) << missing;
+    EXPECT_EQ(res.body().find("outside"), std::string::npos) << missing;
+  }
+  EXPECT_EQ(call(http::verb::get, "http://evil/index.html").result_int(), 400u);
+  EXPECT_EQ(call(http::verb::post, "/index.html", "x", {{"Origin", kOrigin}}).result_int(), 405u);
+}
+
+}  // namespace
+}  // namespace cordon::webui

@@ -1,0 +1,78 @@
+// cordon-webd's request handling, independent of TLS and sockets: static files of the
+// browser app, webd's own endpoints (setup, login, logout, session, users, login audit)
+// and /api/v1/... forwarded to controld for the roles the table in app.cpp allows.
+// Anything not in a table is 404. docs/webui.md lists the table.
+//
+// Order of checks for /api/: endpoint known (else 404) -> for state-changing methods the
+// Origin equals one of the server's own origins (else 403) -> session valid (else 401)
+// -> X-CSRF-Token equals the session's token on state-changing methods (else 403) ->
+// role sufficient (else 403).
+//
+// Threads: an App belongs to the io_context's single thread.
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "webui/auth/accounts.h"
+#include "webui/routes/controld_client.h"
+
+namespace cordon::webui::routes {
+
+using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+using Respond = std::function<void(HttpResponse)>;
+
+inline constexpr const char* kSessionCookie = "__Host-cordon_session";
+
+// An entry of the table of endpoints: method, path under /api/v1 with "{}" for one
+// segment, the least role allowed (nullopt: no session needed), and whether the call is
+// forwarded to controld (same path under /v1) or answered by webd.
+struct Endpoint {
+  const char* method;
+  const char* pattern;
+  std::optional<auth::Role> role;
+  bool forwarded;
+};
+const std::vector<Endpoint>& endpoints();
+
+class App {
+ public:
+  struct Options {
+    std::filesystem::path app_dir;        // static files of the browser app
+    std::set<std::string> origins;        // e.g. "https://10.60.0.1:8443"
+    std::filesystem::path setup_token_file;  // holds the one-time setup token while no user exists
+  };
+  App(Options options, auth::Accounts& accounts, ControldClient& controld);
+
+  // Writes a fresh setup token when there is no user yet; returns its file, or "".
+  std::string prepare_setup();
+
+  // `peer` is the client's IP address. `respond` is called once, now or later.
+  void handle(const HttpRequest& req, const std::string& peer, Respond respond);
+
+ private:
+  void api(const HttpRequest& req, const std::string& path, const std::string& query,
+           const std::string& peer, Respond& respond);
+  HttpResponse static_file(const HttpRequest& req, const std::string& path);
+  HttpResponse local(const Endpoint& ep, const HttpRequest& req,
+                     const std::vector<std::string>& params, const auth::Session* session,
+                     const std::string& session_id, const std::string& peer);
+
+  Options options_;
+  auth::Accounts& accounts_;
+  ControldClient& controld_;
+  std::string setup_token_;
+};
+
+// Security headers every response carries (applied by the server at write time).
+void add_security_headers(HttpResponse& res);
+// {"error":{"code","message"[,"path"]}} with the status for the code.
+HttpResponse error_reply(unsigned status, const std::string& code, const std::string& message,
+                         const std::string& path = {});
+
+}  // namespace cordon::webui::routes

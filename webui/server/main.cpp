@@ -1,0 +1,173 @@
+// cordon-webd: the HTTPS management console's server (docs/webui.md).
+//
+//   cordon-webd --state-dir DIR --app-dir DIR --controld-socket PATH
+//               [--listen ADDR] [--port N] [--origin https://HOST:PORT]... [--san IP:x|DNS:y]...
+//               [--cert FILE --key FILE] [--user NAME] [--max-connections N] [--read-timeout S]
+//
+// First start: with no --cert/--key, a self-signed EC P-256 certificate is made in the
+// state directory (key 0600); with no user yet, a one-time setup token is written to
+// <state-dir>/setup-token, needed by POST /api/v1/setup.
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <filesystem>
+#include <iostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "webui/auth/accounts.h"
+#include "webui/routes/app.h"
+#include "webui/routes/controld_client.h"
+#include "webui/server/https_server.h"
+#include "webui/server/tls.h"
+
+namespace {
+namespace fs = std::filesystem;
+using namespace cordon::webui;
+
+int usage(const std::string& why) {
+  std::cerr << "cordon-webd: " << why << "\n"
+            << "usage: cordon-webd --state-dir DIR --app-dir DIR --controld-socket PATH [--listen ADDR]\n"
+               "                   [--port N] [--origin URL]... [--san IP:x|DNS:y]... [--cert FILE --key FILE]\n"
+               "                   [--user NAME] [--max-connections N] [--read-timeout SECONDS]\n";
+  return 2;
+}
+
+// Gives the state directory to `pw` and drops root for good.
+bool drop_privileges(const passwd& pw, const fs::path& state_dir) {
+  std::error_code ec;
+  if (::chown(state_dir.c_str(), pw.pw_uid, pw.pw_gid) != 0) return false;
+  for (const auto& entry : fs::recursive_directory_iterator(state_dir, ec))
+    if (::lchown(entry.path().c_str(), pw.pw_uid, pw.pw_gid) != 0) return false;
+  if (::setgroups(0, nullptr) != 0 || ::setgid(pw.pw_gid) != 0 || ::setuid(pw.pw_uid) != 0) return false;
+  return ::setuid(0) != 0;  // must not be able to come back
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string state_dir, app_dir, controld_socket, cert, key, run_as;
+  server::HttpsServer::Options server_options;
+  std::set<std::string> origins;
+  std::vector<std::string> sans;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) return {};
+      return argv[++i];
+    };
+    if (arg == "--state-dir") state_dir = value();
+    else if (arg == "--app-dir") app_dir = value();
+    else if (arg == "--controld-socket") controld_socket = value();
+    else if (arg == "--listen") server_options.address = value();
+    else if (arg == "--port") {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long port = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end || port > 65535) return usage("bad --port " + v);
+      server_options.port = static_cast<uint16_t>(port);
+    } else if (arg == "--max-connections") {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end || n == 0 || n > 10000) return usage("bad --max-connections " + v);
+      server_options.max_connections = n;
+    } else if (arg == "--read-timeout") {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end || n == 0 || n > 3600) return usage("bad --read-timeout " + v);
+      server_options.read_timeout = std::chrono::seconds(n);
+    } else if (arg == "--origin") origins.insert(value());
+    else if (arg == "--san") sans.push_back(value());
+    else if (arg == "--cert") cert = value();
+    else if (arg == "--key") key = value();
+    else if (arg == "--user") run_as = value();
+    else return usage("unknown argument " + arg);
+  }
+  if (state_dir.empty() || app_dir.empty() || controld_socket.empty())
+    return usage("--state-dir, --app-dir and --controld-socket are required");
+  if (cert.empty() != key.empty()) return usage("--cert and --key go together");
+  const bool root = ::geteuid() == 0;
+  if (root && run_as.empty()) return usage("started as root: name the unprivileged account with --user");
+  passwd pw{};
+  passwd* found = nullptr;
+  char pwbuf[4096];
+  if (!run_as.empty() && (getpwnam_r(run_as.c_str(), &pw, pwbuf, sizeof pwbuf, &found) != 0 || !found))
+    return usage("no such user " + run_as);
+  if (origins.empty()) {
+    const bool v6 = server_options.address.find(':') != std::string::npos;
+    origins.insert("https://" + (v6 ? "[" + server_options.address + "]" : server_options.address) + ":" +
+                   std::to_string(server_options.port));
+  }
+  if (sans.empty()) {
+    sans.push_back("DNS:localhost");
+    if (server_options.address != "0.0.0.0" && server_options.address != "::")
+      sans.push_back("IP:" + server_options.address);
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  ::umask(077);  // the database holds password hashes, the state dir a private key
+
+  std::error_code ec;
+  fs::create_directories(state_dir, ec);
+  fs::permissions(state_dir, fs::perms::owner_all, ec);
+  if (cert.empty()) {
+    cert = (fs::path(state_dir) / "webd-cert.pem").string();
+    key = (fs::path(state_dir) / "webd-key.pem").string();
+    if (auto s = server::ensure_self_signed(cert, key, sans); !s) {
+      std::cerr << "cordon-webd: certificate: " << s.error().message << "\n";
+      return 1;
+    }
+  }
+  auto tls = server::make_tls_context(cert, key);  // read before privileges go
+  if (!tls) {
+    std::cerr << "cordon-webd: " << tls.error().message << "\n";
+    return 1;
+  }
+
+  boost::asio::io_context io(1);
+  // Bound first (a port below 1024 needs root), then root is dropped before any request
+  // is read and before the database is opened.
+  std::unique_ptr<server::HttpsServer> https;
+  routes::ControldClient controld(io, controld_socket);
+  std::optional<auth::Accounts> accounts;
+  std::optional<routes::App> app;
+  // Database and App.
+  auto open_accounts = [&]() -> bool {
+    auto opened = auth::Accounts::open((fs::path(state_dir) / "webd.db").string());
+    if (!opened) {
+      std::cerr << "cordon-webd: " << opened.error().message << "\n";
+      return false;
+    }
+    accounts.emplace(std::move(opened.value()));
+    app.emplace(routes::App::Options{app_dir, origins, fs::path(state_dir) / "setup-token"}, *accounts, controld);
+    return true;
+  };
+  // The database is opened before the drop; its files are then handed to the account
+  // with the rest of the state directory.
+  if (!open_accounts()) return 1;
+  https = std::make_unique<server::HttpsServer>(io, tls.value(), *app, server_options);
+  if (auto s = https->listen(); !s) {
+    std::cerr << "cordon-webd: " << s.error().message << "\n";
+    return 1;
+  }
+  if (root && !drop_privileges(pw, state_dir)) {
+    std::cerr << "cordon-webd: cannot drop privileges to " << run_as << "\n";
+    return 1;
+  }
+  if (const std::string token_file = app->prepare_setup(); !token_file.empty())
+    std::cerr << "cordon-webd: no user yet: the one-time setup token is in " << token_file << "\n";
+  std::cerr << "cordon-webd: listening on https://" << server_options.address << ":" << https->port()
+            << " as uid " << ::getuid() << "\n";
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+  io.run();
+  return 0;
+}
