@@ -19,6 +19,7 @@ std::string FakeUpdateBackend::inactive() const {
 
 Status FakeUpdateBackend::install(const std::string& path,
                                   const std::function<void(const Progress&)>& on_progress) {
+  std::lock_guard lock(mu_);
   installed_paths.push_back(path);
   if (on_progress) on_progress(Progress{0, "Installing"});
   if (during_install) during_install();
@@ -40,6 +41,7 @@ Status FakeUpdateBackend::install(const std::string& path,
 }
 
 Status FakeUpdateBackend::mark(const std::string& state, const std::string& slot) {
+  std::lock_guard lock(mu_);
   marks.push_back(state + " " + slot);
   std::string name;
   for (const auto& [n, s] : slot_table) {
@@ -61,6 +63,7 @@ Status FakeUpdateBackend::mark(const std::string& state, const std::string& slot
 }
 
 std::string FakeUpdateBackend::reboot() {
+  std::lock_guard lock(mu_);
   for (const auto& name : order) {
     Slot& s = slot_table[name];
     if (s.bad || s.version.empty()) continue;
@@ -78,6 +81,7 @@ std::string FakeUpdateBackend::reboot() {
 }
 
 Result<std::vector<SlotInfo>> FakeUpdateBackend::slots() {
+  std::lock_guard lock(mu_);
   std::vector<SlotInfo> out;
   for (const auto& [name, s] : slot_table) {
     SlotInfo info;
@@ -91,6 +95,9 @@ Result<std::vector<SlotInfo>> FakeUpdateBackend::slots() {
   return out;
 }
 
-Result<std::string> FakeUpdateBackend::primary_slot() { return order.front(); }
+Result<std::string> FakeUpdateBackend::primary_slot() {
+  std::lock_guard lock(mu_);
+  return order.front();
+}
 
 }  // namespace cordon::control::update

@@ -2,11 +2,13 @@
 // boot counting as in tests/update/boot-backend.sh (a trial slot boots while attempts
 // remain; a bad or exhausted one falls back), and a scripted install result.
 //
-// Threads: none of its own; the test and UpdateService's worker take turns (the test
-// waits for the service to be idle before touching it).
+// Threads: every method takes `mu_`, so the API thread may ask for status while the
+// service's worker installs; the public fields are for the test, touched only while the
+// service is idle.
 #pragma once
 
 #include <map>
+#include <mutex>
 #include <optional>
 
 #include "control/update/backend.h"
@@ -41,10 +43,16 @@ class FakeUpdateBackend final : public UpdateBackend {
   Status install(const std::string& path,
                  const std::function<void(const Progress&)>& on_progress) override;
   Result<std::string> operation() override { return std::string("idle"); }
-  Result<std::string> last_error() override { return last_error_; }
+  Result<std::string> last_error() override {
+    std::lock_guard lock(mu_);
+    return last_error_;
+  }
   Status mark(const std::string& state, const std::string& slot) override;
   Result<std::vector<SlotInfo>> slots() override;
-  Result<std::string> booted_slot() override { return booted_; }
+  Result<std::string> booted_slot() override {
+    std::lock_guard lock(mu_);
+    return booted_;
+  }
   Result<std::string> primary_slot() override;
 
   std::map<std::string, Slot> slot_table;  // by name: "rootfs.0", "rootfs.1"
@@ -52,6 +60,7 @@ class FakeUpdateBackend final : public UpdateBackend {
 
  private:
   std::string inactive() const;
+  std::mutex mu_;
   std::string booted_ = "A";
   std::string last_error_;
 };
