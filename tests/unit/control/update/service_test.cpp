@@ -314,5 +314,51 @@ TEST_F(UpdateServiceTest, MarkGoodByHandCommitsOnlyATrialBoot) {
   EXPECT_EQ(audit().back().record.actor.name, "alice");
 }
 
+// controld killed (SIGKILL, a power cut) at each step leaves a store that the next
+// start resolves to one consistent outcome. The store is what survived; the fake
+// backend is where RAUC got to.
+class KilledUpdateTest : public UpdateServiceTest {
+ protected:
+  // The store as a service killed right after it recorded the start of an install.
+  void killed_after_upload() {
+    ASSERT_TRUE(store_->set_setting("update.pending",
+                                    R"({"phase":"installing","from_slot":"A","from_version":"1.0.0",)"
+                                    R"("boot_id":"boot-1","bundle_sha256":"x","bundle_bytes":6})")
+                    .ok());
+  }
+};
+
+TEST_F(KilledUpdateTest, KilledBeforeRaucInstalledNothingComesBackOnTheOldSlotAndSaysSo) {
+  killed_after_upload();
+  reboot();
+  ASSERT_EQ(backend_.booted_slot().value(), "A");
+  make_service();
+  ASSERT_TRUE(service_->on_boot().ok());
+  service_->join();
+  EXPECT_EQ(self_test_.runs, 0);
+  EXPECT_TRUE(backend_.marks.empty());
+  EXPECT_EQ(last("outcome"), "interrupted");
+  EXPECT_EQ(last("reason"), "the install was interrupted before it completed");
+  EXPECT_TRUE(status()["pending"].is_null());
+  // And a new update can start.
+  ASSERT_TRUE(service_->upload("bundle", {"alice", "web"}).ok());
+  service_->join();
+  EXPECT_EQ(status()["state"], "awaiting-reboot");
+}
+
+TEST_F(KilledUpdateTest, KilledAfterRaucInstalledTheTrialBootIsStillSelfTestedAndCommitted) {
+  killed_after_upload();
+  ASSERT_TRUE(backend_.install("/gone", nullptr).ok());  // RAUC finished on its own
+  reboot();
+  ASSERT_EQ(backend_.booted_slot().value(), "B");
+  make_service();
+  ASSERT_TRUE(service_->on_boot().ok());
+  service_->join();
+  EXPECT_EQ(self_test_.runs, 1);
+  EXPECT_EQ(backend_.marks, std::vector<std::string>{"good booted"});
+  EXPECT_EQ(last("outcome"), "committed");
+  EXPECT_EQ(last("version"), "1.1.0");
+}
+
 }  // namespace
 }  // namespace cordon::control::update
