@@ -2,9 +2,25 @@
 
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+
+#include "control/update/backup.h"
 
 namespace cordon::control::api {
 namespace json = boost::json;
+
+namespace {
+void audit(store::Store& store, const store::Actor& actor, const std::string& action, const std::string& outcome,
+           const std::string& detail) {
+  store::AuditRecord a;
+  a.actor = actor;
+  a.action = action;
+  a.target = "configuration";
+  a.outcome = outcome;
+  a.detail = detail;
+  (void)store.audit(a);
+}
+}  // namespace
 
 void install_update_routes(HttpServer& server, update::UpdateService& updates, store::Store& store) {
   server.route("GET", "/v1/update", [&updates](Request&, Responder respond) {
@@ -50,6 +66,39 @@ void install_update_routes(HttpServer& server, update::UpdateService& updates, s
       if (page.value().size() < 1000) break;
     }
     respond(json_response(json::object{{"steps", std::move(steps)}}));
+  });
+
+  server.route("GET", "/v1/backup", [&updates, &store](Request& r, Responder respond) {
+    auto key = update::load_or_create_backup_key(updates.options().backup_key_file);
+    if (!key) return respond(error_response(key.error()));
+    auto backup = update::export_backup(store, key.value(), updates.booted_version());
+    if (!backup) return respond(error_response(backup.error()));
+    audit(store, r.actor, "backup.export", "ok", "sha256 " + store::sha256_hex(backup.value()));
+    json::error_code ec;
+    respond(json_response(json::parse(backup.value(), ec)));
+  });
+
+  server.route("POST", "/v1/backup/restore", [&updates, &store](Request& r, Responder respond) {
+    auto key = update::load_or_create_backup_key(updates.options().backup_key_file);
+    if (!key) return respond(error_response(key.error()));
+    auto restored = update::restore_backup_settings(store, r.body, key.value());
+    if (!restored) {
+      audit(store, r.actor, "backup.restore", "refused: " + restored.error().message, "");
+      return respond(error_response(restored.error()));
+    }
+    const update::BackupContents& c = restored.value();
+    json::array names;
+    for (const auto& [k, v] : c.settings) names.push_back(json::value(k));
+    audit(store, r.actor, "backup.restore", "ok",
+          "backup of " + c.created_at + " (firmware " + c.firmware_version + "), settings restored");
+    json::object out{{"restored_settings", std::move(names)},
+                     {"created_at", c.created_at},
+                     {"firmware_version", c.firmware_version},
+                     {"note", "settings take effect when controld next starts; apply the policy with POST /v1/policy"}};
+    out["policy"] = c.policy_version ? json::value(json::object{{"version", *c.policy_version},
+                                                                {"document", c.policy_document}})
+                                     : json::value(nullptr);
+    respond(json_response(out));
   });
 }
 

@@ -7,6 +7,11 @@
 //                                the update in flight, the last result
 //   GET  /v1/update/history      the update steps of the audit log, newest last
 //   POST /v1/update/mark-good    commit the booted trial slot by hand (audited)
+//   GET  /v1/backup              a configuration backup (policy, settings), HMAC-signed
+//                                with the state dir's key (audited)
+//   POST /v1/backup/restore      body: a backup; verified (a changed byte is refused,
+//                                nothing written), its settings restored (audited); the
+//                                policy is returned for the policy API to apply
 //
 // Threads: control thread only (the io_context's), like the server and the service.
 #pragma once

@@ -44,6 +44,8 @@ class UpdateService {
     // Run after a failed self-test marked the new slot bad; empty: none (the watchdog
     // or the operator reboots).
     std::vector<std::string> reboot_command;
+    // The HMAC key of configuration backups (backup.h): state_dir/backup.key.
+    std::string backup_key_file;
   };
   using Post = std::function<void(std::function<void()>)>;
 
@@ -74,6 +76,7 @@ class UpdateService {
   void join();
 
   const Options& options() const { return options_; }
+  std::string booted_version() const;  // VERSION= of the running system's release file
 
  private:
   Status start_install(const std::string& path, const std::string& sha256, uint64_t size,
@@ -87,7 +90,6 @@ class UpdateService {
                    const store::Actor& actor, const std::string& version = {});
   void set_last_result(const std::string& outcome, const std::string& version, const std::string& reason);
   void set_state(const std::string& state, int percent, const std::string& message);
-  std::string booted_version() const;
   std::string boot_id() const;
   Result<std::optional<boost::json::object>> pending();
   std::string rejection_reason(const std::string& rauc_error) const;

@@ -13,6 +13,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "control/update/fake_backend.h"
@@ -51,6 +52,11 @@ class UpdateRoutesTest : public ::testing::Test {
     o.rejection_file = (dir_ / "last-rejection").string();
     o.release_file = (dir_ / "cordon-release").string();
     o.boot_id_file = (dir_ / "boot_id").string();
+    o.backup_key_file = (dir_ / "backup.key").string();
+    // Configuration to back up: a policy version and a setting.
+    const int64_t v = store_->begin_version(R"({"schema":"cordon.policy/v1"})", {"alice", "web"}, "").value();
+    ASSERT_TRUE(store_->commit_version(v, store::AuditRecord{{"alice", "web"}, "policy.apply", "policy", "ok", "", "", ""}).ok());
+    ASSERT_TRUE(store_->set_setting("syslog", R"({"target":"udp://10.0.0.9:514"})").ok());
     service_.emplace(backend_, self_test_, *store_, o,
                      [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
     server_.emplace(io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, {}, 1 << 20, 8});
@@ -98,6 +104,21 @@ class UpdateRoutesTest : public ::testing::Test {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+  }
+  // Runs `f` on the server's thread and waits (the store belongs to that thread).
+  template <class F>
+  void on_server(F f) {
+    std::promise<void> done;
+    asio::post(io_, [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+  std::string syslog_setting() {
+    std::string out;
+    on_server([&] { out = store_->setting("syslog").value().value_or("<none>"); });
+    return out;
   }
   std::string cordonctl(const std::string& args, int* rc) {
     const fs::path exe = fs::read_symlink("/proc/self/exe").parent_path() / "cordonctl";
@@ -175,6 +196,57 @@ TEST_F(UpdateRoutesTest, CordonctlSaysWhyABundleWasRefused) {
   std::string out = cordonctl("update upload " + (dir_ / "bad.raucb").string(), &rc);
   EXPECT_EQ(rc, 1) << out;
   EXPECT_NE(out.find("refused: Compatible mismatch"), std::string::npos) << out;
+}
+
+TEST_F(UpdateRoutesTest, ABackupRestoresTheSettingsAndCarriesThePolicy) {
+  Reply backup = call(http::verb::get, "/v1/backup");
+  ASSERT_EQ(backup.status, 200u) << json::serialize(backup.body);
+  EXPECT_EQ(backup.body.at("format"), "cordon.backup/v1");
+  EXPECT_EQ(fs::status(dir_ / "backup.key").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  on_server([&] { ASSERT_TRUE(store_->set_setting("syslog", R"({"target":"changed"})").ok()); });
+
+  Reply restored = call(http::verb::post, "/v1/backup/restore", json::serialize(backup.body));
+  ASSERT_EQ(restored.status, 200u) << json::serialize(restored.body);
+  EXPECT_EQ(syslog_setting(), R"({"target":"udp://10.0.0.9:514"})");
+  EXPECT_EQ(restored.body.at("restored_settings"), json::parse(R"(["syslog"])"));
+  EXPECT_EQ(restored.body.at("policy").at("version"), 1);
+  EXPECT_EQ(restored.body.at("policy").at("document"), R"({"schema":"cordon.policy/v1"})");
+  EXPECT_EQ(restored.body.at("firmware_version"), "1.0.0");
+}
+
+TEST_F(UpdateRoutesTest, ATamperedBackupIsRefusedAndChangesNothing) {
+  Reply backup = call(http::verb::get, "/v1/backup");
+  ASSERT_EQ(backup.status, 200u);
+  on_server([&] { ASSERT_TRUE(store_->set_setting("syslog", R"({"target":"current"})").ok()); });
+  std::string payload(backup.body.at("payload").as_string());
+  const auto at = payload.find("10.0.0.9");
+  ASSERT_NE(at, std::string::npos);
+  payload[at + 7] = '8';  // point the syslog export elsewhere
+  json::object tampered = backup.body.as_object();
+  tampered["payload"] = payload;
+  Reply r = call(http::verb::post, "/v1/backup/restore", json::serialize(tampered));
+  EXPECT_EQ(r.status, 400u);
+  EXPECT_EQ(r.body.at("error").at("path"), "/hmac_sha256");
+  EXPECT_EQ(syslog_setting(), R"({"target":"current"})");
+
+  // A backup with the MAC recomputed under another key is refused the same way.
+  fs::remove(dir_ / "backup.key");
+  Reply other = call(http::verb::post, "/v1/backup/restore", json::serialize(backup.body));
+  EXPECT_EQ(other.status, 400u);
+  EXPECT_EQ(syslog_setting(), R"({"target":"current"})");
+  Reply junk = call(http::verb::post, "/v1/backup/restore", "not json");
+  EXPECT_EQ(junk.status, 400u);
+
+  std::vector<std::string> outcomes;
+  on_server([&] {
+    auto entries = store_->audit_entries(0, 100);
+    ASSERT_TRUE(entries.ok());
+    for (const auto& e : entries.value()) {
+      if (e.record.action.rfind("backup.", 0) == 0) outcomes.push_back(e.record.action + " " + e.record.outcome.substr(0, 8));
+    }
+  });
+  EXPECT_EQ(outcomes, (std::vector<std::string>{"backup.export ok", "backup.restore refused:", "backup.restore refused:",
+                                                "backup.restore refused:"}));
 }
 
 }  // namespace
