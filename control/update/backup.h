@@ -39,6 +39,11 @@ Result<std::string> export_backup(store::Store& store, const std::string& key,
 // Checks the envelope and the HMAC (constant time), then the payload. Untrusted input.
 Result<BackupContents> verify_backup(const std::string& text, const std::string& key);
 
+// The payload of an authentic backup (verify_backup checks the HMAC first).
+Result<BackupContents> parse_backup_payload(const std::string& payload);
+// HMAC-SHA256 of `payload` under `key`, lower-case hex.
+std::string backup_hmac(const std::string& key, const std::string& payload);
+
 // Verifies, then writes the backup's settings into the store (all checked before the
 // first write). The policy is returned in `contents` for the policy API to apply.
 Result<BackupContents> restore_backup_settings(store::Store& store, const std::string& text,
