@@ -10,15 +10,19 @@ across reboots, with its store in a state dir):
   the lab reboots back to the previous slot, and the rollback is reported with the
   self-test's reason;
 * a bundle RAUC refuses (below the version floor) is reported with the pre-install
-  handler's reason and changes no slot.
+  handler's reason and changes no slot;
+* controld killed (SIGKILL, standing in for a power cut) during the install or during the
+  self-test comes back, after the reboot, on a good slot with one consistent outcome.
 
 Needs root (loop mounts). Artefacts are made in a temporary directory and removed.
 """
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 import updatelab
@@ -163,6 +167,72 @@ class UpdateFlow(unittest.TestCase):
         self.assertIn("below the version floor 1.1.0", st["last_result"]["reason"])
         self.assertEqual(self.lab.snapshot(), before)
         self.assertTrue(self.history()[-1][1].startswith("refused: "))
+
+
+class KilledUpdate(UpdateFlow):
+    """SIGKILL of controld (update_driver) at a step of the flow."""
+
+    def start_driver(self, *args):
+        return subprocess.Popen([DRIVER, self.lab.dir, self.state, *args], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def wait_for(self, what, condition, timeout=120):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                self.fail(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def operation(self):
+        res = updatelab.run(["dbus-send", f"--bus=unix:path={self.lab.dir}/bus.sock", "--print-reply",
+                             "--dest=de.pengutronix.rauc", "/", "org.freedesktop.DBus.Properties.Get",
+                             "string:de.pengutronix.rauc.Installer", "string:Operation"], check=False)
+        return res.stdout
+
+    def self_test_running(self):
+        # The self-test's dataplane runs from the mounted slot.
+        res = updatelab.run(["pgrep", "-f", f"{self.lab.dir}/root/usr/lib/cordon/cordon-dataplane"], check=False)
+        return res.returncode == 0
+
+    def kill(self, proc):
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        self.assertEqual(proc.returncode, -signal.SIGKILL)
+
+    def test_killed_during_the_install_the_next_boot_tests_and_commits_the_new_slot(self):
+        proc = self.start_driver("install", self.bundle("1.1.0"))
+        self.wait_for("RAUC installing", lambda: 'string "installing"' in self.operation())
+        self.kill(proc)
+        self.lab.wait_idle()  # RAUC finishes on its own
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        st = self.driver("boot")
+        self.assertEqual(st["last_result"]["outcome"], "committed", st)
+        self.assertIsNone(st["pending"])
+        self.assertEqual(self.rauc_slot("B")["boot_status"], "good")
+        self.assertEqual(self.lab.version_floor(), "1.1.0")
+
+    def test_killed_during_the_self_test_the_next_boot_tests_again(self):
+        self.driver("install", self.bundle("1.1.0"))
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        proc = self.start_driver("boot")
+        self.wait_for("the self-test's dataplane", self.self_test_running)
+        self.kill(proc)
+        # Nothing was marked: B is still on trial. Wait for the orphaned self-test to end
+        # (it cleans up after itself), then the watchdog's reboot.
+        self.wait_for("the orphaned self-test to finish", lambda: not self.self_test_running())
+        self.assertEqual(self.lab.boot_state()["B_committed"], "0")
+        self.assertEqual(self.driver("status")["pending"]["phase"], "installed")
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        st = self.driver("boot")
+        self.assertEqual(st["last_result"]["outcome"], "committed", st)
+        self.assertEqual(self.lab.boot_state()["B_committed"], "1")
+        steps = [s for s, _ in self.history()]
+        self.assertEqual(steps.count("update.trial_boot"), 2)
+
+    # The tests of the parent class are not repeated here.
+    test_good_bundle_is_installed_trial_booted_self_tested_and_committed = None
+    test_a_bundle_whose_self_test_fails_rolls_back_and_the_rollback_is_reported = None
+    test_a_refused_bundle_is_reported_with_the_handlers_reason_and_changes_nothing = None
 
 
 if __name__ == "__main__":
