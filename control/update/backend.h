@@ -3,8 +3,10 @@
 // The real implementation is RAUC over D-Bus (rauc_dbus_backend.h); FakeUpdateBackend
 // (fake_backend.h) stands in for it in unit tests.
 //
-// Threads: an UpdateBackend is used by one thread at a time (UpdateService's worker, or
-// the control thread while no worker runs); implementations need no locking.
+// Threads: UpdateService's worker calls install/mark while the control thread may ask
+// for status (slots, booted_slot, primary_slot, operation, last_error) at the same
+// time; implementations allow that (RaucDbusBackend opens a connection per call, the
+// fake takes a mutex).
 #pragma once
 
 #include <functional>

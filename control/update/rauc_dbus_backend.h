@@ -2,8 +2,9 @@
 // through libdbus-1: InstallBundle, then the Completed signal (Progress polled while
 // waiting), LastError, Operation, Mark, GetSlotStatus, GetPrimary, BootSlot.
 //
-// Threads: one thread at a time (see backend.h). Each call opens its own private bus
-// connection, so a RAUC restart (a lab "reboot") never leaves a dead connection behind.
+// Threads: calls may run on several threads at once (see backend.h): each opens its own
+// private bus connection, which also means a RAUC restart (a lab "reboot") never leaves
+// a dead connection behind.
 #pragma once
 
 #include <chrono>

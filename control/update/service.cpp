@@ -307,7 +307,10 @@ Status UpdateService::on_boot() {
 
 void UpdateService::self_test_worker(json::object pend) {
   const std::string version = booted_version();
-  Status tested = self_test_.run();
+  // A slot that already failed its self-test in this boot (controld restarted before the
+  // fallback reboot happened) is not tested again: a second, lucky run must not commit it.
+  Status tested = text(pend, "phase") == "self-test-failed" ? Status(Error{"self_test", text(pend, "reason")})
+                                                           : self_test_.run();
   Status marked = tested ? backend_.mark("good", "booted") : tested;
   if (marked) {
     set_state("idle", 0, "");

@@ -279,6 +279,29 @@ TEST_F(UpdateServiceTest, AFailedSelfTestMarksTheSlotBadRebootsAndTheRollbackIsR
   EXPECT_TRUE(backend_.slot_table["rootfs.1"].bad);
 }
 
+TEST_F(UpdateServiceTest, ASlotThatFailedItsSelfTestIsNotTestedAgainIfTheRebootDidNotHappen) {
+  options_.reboot_command = {"/bin/false"};
+  make_service();
+  ASSERT_TRUE(service_->upload("bundle", {"alice", "web"}).ok());
+  service_->join();
+  reboot();
+  self_test_.failure = "validation case app-dicom-store-passes: frame 7 dropped";
+  make_service();
+  ASSERT_TRUE(service_->on_boot().ok());
+  service_->join();
+  EXPECT_TRUE(has_line("update.fallback ok"));
+  ASSERT_EQ(backend_.booted_slot().value(), "B");  // the reboot command failed
+  // controld restarts in the same boot; a self-test would pass now, but is not run.
+  self_test_.failure.reset();
+  make_service();
+  ASSERT_TRUE(service_->on_boot().ok());
+  service_->join();
+  EXPECT_EQ(self_test_.runs, 1);
+  EXPECT_EQ(backend_.marks, (std::vector<std::string>{"bad booted", "bad booted"}));
+  EXPECT_FALSE(backend_.slot_table["rootfs.1"].committed);
+  EXPECT_EQ(status()["pending"].as_object()["phase"], "self-test-failed");
+}
+
 TEST_F(UpdateServiceTest, ANewSlotThatNeverComesUpFallsBackWhenItsTrialBootsRunOut) {
   ASSERT_TRUE(service_->upload("bundle", {"alice", "web"}).ok());
   service_->join();
