@@ -8,6 +8,8 @@
 # Writes into OUT_DIR:
 #   rootfs.img        squashfs: /usr/lib/cordon/{cordon-dataplane,cordon-controld,cordon-webd},
 #                     /usr/bin/cordonctl, systemd units and defaults (images/rootfs/),
+#                     the update self-test (/usr/lib/cordon/update-self-test, run_case and
+#                     the validation corpus of tests/packets in /usr/share/cordon/validation),
 #                     /etc/cordon-release, /usr/share/cordon/sbom.cdx.json
 #   rootfs.version    the version, one line (what make-bundle.sh puts in the manifest)
 #   rootfs.contents   which Cordon binaries the image holds (controld/webd may not be
@@ -45,7 +47,7 @@ trap 'rm -rf "$staging"' EXIT
 install -d "$staging/usr/lib/cordon" "$staging/usr/bin" "$staging/usr/share/cordon"
 binaries=()
 missing=()
-for b in cordon-dataplane cordonctl cordon-controld cordon-webd; do
+for b in cordon-dataplane cordonctl cordon-controld cordon-webd run_case; do
   if [ -x "$bin_dir/$b" ]; then
     binaries+=("$bin_dir/$b")
   elif [ "$b" = cordon-dataplane ] || [ "$b" = cordonctl ]; then
@@ -62,8 +64,19 @@ for b in "${binaries[@]}"; do
   esac
 done
 
-# Units, system.conf.d, default configuration.
+# Units, system.conf.d, default configuration, the update self-test.
 cp -a "$here/rootfs/." "$staging/"
+
+# The validation corpus the update self-test replays (with run_case) before a new slot
+# is marked good: every case folder of tests/packets.
+install -d "$staging/usr/share/cordon/validation"
+for case in "$top"/tests/packets/*/; do
+  [ -f "$case/expected.json" ] || continue
+  name=$(basename "$case")
+  install -d "$staging/usr/share/cordon/validation/$name"
+  install -m 0644 "$case"/policy.json "$case"/frames.pcap "$case"/expected.json \
+    "$staging/usr/share/cordon/validation/$name/"
+done
 
 names=$(for b in "${binaries[@]}"; do basename "$b"; done | tr '\n' ' ')
 cat > "$staging/etc/cordon-release" <<REL

@@ -69,7 +69,11 @@ constexpr const char* kUsage =
     "  stats                    dataplane counters by reason and device (JSON)\n"
     "  events [--follow] [--json]  alerts and drops, one per line\n"
     "  audit [--json]           the audit log\n"
-    "  audit verify             check the audit log's hash chain\n";
+    "  audit verify             check the audit log's hash chain\n"
+    "  update upload BUNDLE     send a firmware bundle (.raucb); waits until it is installed\n"
+    "                           or refused, and says why\n"
+    "  update status            state, progress, slots, versions, last result (JSON)\n"
+    "  update mark-good         commit the booted trial slot by hand\n";
 
 struct Failure {
   std::string message;
@@ -93,7 +97,8 @@ class Client {
  public:
   explicit Client(std::string path) : path_(std::move(path)) {}
 
-  Reply call(http::verb method, const std::string& target, const std::optional<json::value>& body = {}) {
+  Reply call(http::verb method, const std::string& target, const std::optional<json::value>& body = {},
+             const std::string* octets = nullptr) {
     asio::local::stream_protocol::socket socket(io_);
     beast::error_code ec;
     socket.connect(asio::local::stream_protocol::endpoint(path_), ec);
@@ -107,6 +112,9 @@ class Client {
     if (body) {
       req.set(http::field::content_type, "application/json");
       req.body() = json::serialize(*body);
+    } else if (octets) {
+      req.set(http::field::content_type, "application/octet-stream");
+      req.body() = *octets;
     }
     req.prepare_payload();
     http::write(socket, req, ec);
@@ -477,6 +485,56 @@ int device_command(Client& c, const std::vector<std::string>& args) {
   return 2;
 }
 
+// cordonctl update ...: the firmware update API (/v1/update, docs/update-flow.md).
+int update_command(Client& c, const std::vector<std::string>& args) {
+  if (args.size() == 2 && args[1] == "status") {
+    const Reply r = c.call(http::verb::get, "/v1/update");
+    if (r.status != 200) return print_error(r, "");
+    pretty(std::cout, r.body);
+    std::cout << "\n";
+    return 0;
+  }
+  if (args.size() == 2 && args[1] == "mark-good") {
+    const Reply r = c.call(http::verb::post, "/v1/update/mark-good");
+    if (r.status != 200) return print_error(r, "");
+    std::cout << "committed " << field(r.body.as_object(), "booted_version") << "\n";
+    return 0;
+  }
+  if (args.size() == 3 && args[1] == "upload") {
+    const std::string bundle = read_file(args[2]);
+    Reply r = c.call(http::verb::post, "/v1/update", std::nullopt, &bundle);
+    if (r.status != 202) return print_error(r, args[2] + ": ");
+    // The install runs in controld; follow its progress until it is decided.
+    std::string shown;
+    for (;;) {
+      const json::object& o = r.body.as_object();
+      const std::string state = field(o, "state");
+      const json::object& p = o.at("progress").as_object();
+      const std::string line = std::to_string(p.at("percent").as_int64()) + "% " + field(p, "message");
+      if (state == "installing" && line != shown) std::cout << (shown = line) << "\n";
+      if (state != "installing") {
+        const json::value& last = o.at("last_result");
+        if (state == "awaiting-reboot") {
+          std::cout << "installed " << field(o.at("pending").as_object(), "to_version")
+                    << " into the inactive slot; reboot to try it (it is kept only if its self-test passes)\n";
+          return 0;
+        }
+        if (last.is_object() && field(last.as_object(), "outcome") == "rejected") {
+          std::cerr << "cordonctl: " << args[2] << ": refused: " << field(last.as_object(), "reason") << "\n";
+          return 1;
+        }
+        std::cerr << "cordonctl: update ended in state " << state << "\n";
+        return 1;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));  // polling the API's progress
+      r = c.call(http::verb::get, "/v1/update");
+      if (r.status != 200) return print_error(r, "");
+    }
+  }
+  std::cerr << kUsage;
+  return 2;
+}
+
 int run(std::vector<std::string> args) {
   std::optional<std::string> socket_flag;
   if (args.size() >= 2 && args[0] == "--socket") {
@@ -491,6 +549,7 @@ int run(std::vector<std::string> args) {
   if (args[0] == "policy") return policy_command(c, args);
   if (args[0] == "events") return events_command(c, args);
   if (args[0] == "audit") return audit_command(c, args);
+  if (args[0] == "update") return update_command(c, args);
   if (args[0] == "device") return device_command(c, args);
   if (args[0] == "discovery" && args.size() == 1) {
     const Reply r = c.call(http::verb::get, "/v1/discovery");
