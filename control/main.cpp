@@ -2,12 +2,15 @@
 // keeps the dataplane enforcing the active policy version (DESIGN.md section 1).
 //
 //   cordon-controld --state-dir DIR --socket PATH --dataplane-socket PATH
-//                   [--trusted-uid UID]... [--socket-mode OCTAL]
+//                   [--trusted-uid UID]... [--socket-mode OCTAL] [--socket-group NAME]
 //                   [--management-settings FILE]   manage the host firewall (nftables);
 //                                                  FILE: the settings until changed by API
 //                   [--wireguard-interface NAME --wireguard-address 10.99.0.1/24
 //                    [--wireguard-port 51820]]  WireGuard for vendor sessions (needs the
 //                                               management firewall)
+//                   [--update-bundle-dir DIR [--max-bundle-bytes N]
+//                    [--update-rejection-file FILE] [--update-reboot-command CMD]]
+//                                               firmware updates through RAUC (D-Bus)
 //                   [--crash-at recorded|pushed|committed]   (crash tests only)
 //
 // One control thread runs everything (API, store, policy lifecycle, periodic checks);
@@ -17,6 +20,9 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
+#include <grp.h>
+
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <chrono>
@@ -33,6 +39,10 @@
 #include <vector>
 
 #include "control/api/http_server.h"
+#include "control/api/update_routes.h"
+#include "control/update/rauc_dbus_backend.h"
+#include "control/update/self_test.h"
+#include "control/update/service.h"
 #include "control/api/routes.h"
 #include "control/dataplane_link/link.h"
 #include "control/mgmt/plane.h"
@@ -54,10 +64,15 @@ struct Options {
   std::set<uint32_t> trusted_uids;
   unsigned socket_mode = 0660;
   std::string crash_at;  // fault injection for the crash tests: SIGKILL at this step
+  std::optional<uint32_t> socket_gid;
   std::string management_settings;
   std::string wireguard_interface;
   std::string wireguard_address;
   unsigned wireguard_port = 51820;
+  std::string update_bundle_dir;
+  uint64_t max_bundle_bytes = 512ull << 20;
+  std::string update_rejection_file;
+  std::string update_reboot_command;
 };
 
 void usage() {
@@ -87,6 +102,25 @@ bool parse_options(int argc, char** argv, Options& o) {
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), o.wireguard_port);
       if (ec != std::errc{} || end != value.data() + value.size() || o.wireguard_port == 0 || o.wireguard_port > 65535) {
         std::cerr << "cordon-controld: --wireguard-port: a port number\n";
+        return false;
+      }
+    } else if (arg == "--socket-group") {
+      const group* g = ::getgrnam(value.c_str());
+      if (!g) {
+        std::cerr << "cordon-controld: --socket-group: no group " << value << "\n";
+        return false;
+      }
+      o.socket_gid = g->gr_gid;
+    } else if (arg == "--update-bundle-dir") {
+      o.update_bundle_dir = value;
+    } else if (arg == "--update-rejection-file") {
+      o.update_rejection_file = value;
+    } else if (arg == "--update-reboot-command") {
+      o.update_reboot_command = value;
+    } else if (arg == "--max-bundle-bytes") {
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), o.max_bundle_bytes);
+      if (ec != std::errc{} || end != value.data() + value.size() || o.max_bundle_bytes == 0) {
+        std::cerr << "cordon-controld: --max-bundle-bytes: a number of bytes\n";
         return false;
       }
     } else if (arg == "--management-settings") {
@@ -144,7 +178,9 @@ int main(int argc, char** argv) {
   }
 
   boost::asio::io_context io;
-  api::HttpServer server(io, {options.socket, options.socket_mode, options.trusted_uids});
+  // The API body limit must let a firmware bundle through when updates are enabled.
+  const uint64_t max_body = options.update_bundle_dir.empty() ? (64ull << 20) : std::max<uint64_t>(64ull << 20, options.max_bundle_bytes);
+  api::HttpServer server(io, {options.socket, options.socket_mode, options.socket_gid, options.trusted_uids, max_body});
   api::ControlApi control_api(io, store, policy, link);
   control_api.install(server);
   control_api.start();
@@ -214,9 +250,29 @@ int main(int argc, char** argv) {
   } else {
     log("recovery waits for the dataplane: " + s.error().message);
   }
+  // Firmware updates (docs/update-flow.md): RAUC over D-Bus, the slot's self-test.
+  std::optional<update::RaucDbusBackend> updater;
+  std::optional<update::CommandSelfTest> self_test;
+  std::optional<update::UpdateService> updates;
+  if (!options.update_bundle_dir.empty()) {
+    updater.emplace(update::RaucDbusBackend::Options{});
+    self_test.emplace(std::vector<std::string>{"/usr/lib/cordon/update-self-test", "/"},
+                      std::vector<std::string>{"CORDON_API_SOCKET=" + options.socket}, std::chrono::seconds(180));
+    update::UpdateService::Options uo;
+    uo.bundle_dir = options.update_bundle_dir;
+    uo.max_bundle_bytes = options.max_bundle_bytes;
+    if (!options.update_rejection_file.empty()) uo.rejection_file = options.update_rejection_file;
+    if (!options.update_reboot_command.empty()) uo.reboot_command = {"/bin/sh", "-c", options.update_reboot_command};
+    uo.backup_key_file = options.state_dir + "/backup.key";
+    updates.emplace(*updater, *self_test, store, uo, [&io](std::function<void()> f) { boost::asio::post(io, std::move(f)); });
+    api::install_update_routes(server, *updates, store);
+  }
   if (Status s = server.listen(); !s) {
     log(s.error().message);
     return 1;
+  }
+  if (updates) {
+    if (Status s = updates->on_boot(); !s) log("update after boot: " + s.error().message);
   }
   log("serving the control API on " + options.socket);
 

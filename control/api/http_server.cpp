@@ -249,6 +249,8 @@ Status HttpServer::listen() {
   if (ec) return Error{"io", "cannot listen on " + options_.socket_path + ": " + ec.message()};
   if (::chmod(options_.socket_path.c_str(), options_.socket_mode) != 0)
     return Error{"io", "cannot set the mode of " + options_.socket_path};
+  if (options_.socket_gid && ::chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), *options_.socket_gid) != 0)
+    return Error{"io", "cannot give " + options_.socket_path + " to group " + std::to_string(*options_.socket_gid)};
   accept();
   return ok();
 }

@@ -178,9 +178,14 @@ class FastPath(unittest.TestCase):
         finally:
             listener.stop()
         self.assertEqual(echoscu().returncode, 0)
+        # What enforce mode would refuse is an event; every new flow is a flow record.
         wait_for(lambda: {(e.get("dst_port"), e["rule"]) for e in events()
                           if e["kind"] == "flow-observed" and e["device"] == "ct-1"}
-                 >= {(4445, ""), (104, "store-to-pacs")}, 10, "flow-observed events")
+                 >= {(4445, "")}, 10, "the flow-observed event of the unlisted flow")
+        def flows():
+            return cordonctl("device", "flows", "ct-1").stdout
+        wait_for(lambda: "tcp out to 10.50.0.20 port 104  rule=store-to-pacs" in flows() and
+                 f"tcp out to {ATTACKER} port 4445  rule=(none)" in flows(), 10, "flow records")
 
     # --- policy changes
 

@@ -400,6 +400,7 @@ cmd_supervise() {
 controld_command() {
   CTL_CMD=("$CONTROLD_BIN" --state-dir "$RUN/controld" --socket "$RUN/controld.sock"
     --dataplane-socket "$RUN/dataplane.sock"
+    --socket-group cordon --trusted-uid "$(id -u cordon-webd)"
     --management-settings "$LAB_DIR/management.json"
     --wireguard-interface wg-cordon --wireguard-address 10.99.0.1/24)
 }
@@ -409,12 +410,21 @@ controld_ready() {
     CORDON_SOCKET=$RUN/controld.sock "$CORDONCTL_BIN" policy get >/dev/null 2>&1
 }
 
+# The unprivileged account cordon-webd runs as; group `cordon` may use controld's socket.
+ensure_webd_account() {
+  getent group cordon >/dev/null || groupadd --system cordon
+  id -u cordon-webd >/dev/null 2>&1 ||
+    useradd --system --gid cordon --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin cordon-webd
+}
+
 start_controld() {
   local pid
   if [ "$(cat "$RUN/forwarder.kind" 2>/dev/null)" != dataplane ] || [ ! -x "$CONTROLD_BIN" ]; then
     warn "controld: not started (needs cordon-dataplane and cordon-controld built)"
     return 0
   fi
+  ensure_webd_account
   if ! pid=$(pid_ok appliance "$RUN/controld-supervisor.pid" "lab.sh _supervise_controld"); then
     mkdir -p "$RUN/controld"
     chmod 700 "$RUN/controld"
@@ -434,6 +444,33 @@ start_controld() {
       --comment "lab sample policy" || die "controld: the sample policy $POLICY was refused"
   fi
   say "controld: ready ($RUN/controld.sock)"
+}
+
+# cordon-webd on the management address, unprivileged (it binds, then becomes
+# cordon-webd). First start: the one-time setup token is in $RUN/webd/setup-token.
+webd_ready() { ip netns exec appliance ss -Hlnt 'sport = :8443' | grep -q 8443; }
+
+start_webd() {
+  local pid
+  if [ ! -x "$WEBD_BIN" ] || [ ! -S "$RUN/controld.sock" ]; then
+    warn "webd: not started (needs cordon-webd built and controld running)"
+    return 0
+  fi
+  if pid=$(pid_ok appliance "$RUN/webd.pid" cordon-webd); then
+    say "webd: already running (pid $pid)"
+    return 0
+  fi
+  mkdir -p "$RUN/webd"
+  ip netns exec appliance setsid "$WEBD_BIN" --state-dir "$RUN/webd" --app-dir "$REPO/webui/app" \
+    --controld-socket "$RUN/controld.sock" --listen 10.60.0.1 --port 8443 --user cordon-webd \
+    --origin https://10.60.0.1:8443 --san IP:10.60.0.1 </dev/null >>"$RUN/webd.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$RUN/webd.pid"
+  if ! wait_until "$TIMEOUT" webd_ready; then
+    log_tail "$RUN/webd.log" 20
+    die "webd: not listening on 10.60.0.1:8443 within ${TIMEOUT}s (log: $RUN/webd.log)"
+  fi
+  say "webd: https://10.60.0.1:8443 (pid $pid; first-run setup token: $RUN/webd/setup-token)"
 }
 
 # Like cmd_supervise, for controld: restarts it whenever it exits; SIGTERM stops both.
@@ -477,6 +514,7 @@ cmd_up() {
   start_mllp
   start_forwarder
   start_controld
+  start_webd
   # End-to-end probe through the forwarder (lan bridge -> modality). Not fatal: a
   # policy may legitimately drop it.
   if wait_until 5 ip netns exec lan ping -n -q -c 1 -W 1 10.50.0.10 >/dev/null 2>&1; then
@@ -505,7 +543,7 @@ cmd_down() {
   done
   # Lab services whose namespace was deleted under them.
   for spec in storescp:storescp mllp_receiver:mllp_receiver.py \
-    forwarder:cordon-dataplane forwarder:dpdk-testpmd controld:cordon-controld; do
+    forwarder:cordon-dataplane forwarder:dpdk-testpmd controld:cordon-controld webd:cordon-webd; do
     if pid=$(pid_alive_with "$RUN/${spec%%:*}.pid" "${spec#*:}"); then pids+=("$pid"); fi
   done
   if [ ${#pids[@]} -gt 0 ]; then
@@ -649,9 +687,10 @@ EOF
     echo "  build/bin/cordonctl policy get   (cordonctl is not built in this tree yet)"
   fi
   if [ -x "$WEBD_BIN" ]; then
-    echo "  web UI: https://10.60.0.1:8443 (management network; lab.sh does not start cordon-webd yet)"
+    echo "  web UI: https://10.60.0.1:8443 from the admin host (10.60.0.5); first-run setup token:"
+    echo "          $RUN/webd/setup-token (POST /api/v1/setup; docs/webui.md)"
   else
-    echo "  web UI: https://10.60.0.1:8443 once cordon-webd exists (not built yet; not started)"
+    echo "  web UI: https://10.60.0.1:8443 once cordon-webd is built (not started)"
   fi
   if [ "$kind" = testpmd ]; then
     echo

@@ -42,7 +42,7 @@ class WebuiTest : public ::testing::Test {
     std::ofstream(dir_ / "secret.txt") << "outside";
     fs::create_symlink(dir_ / "secret.txt", dir_ / "app" / "link.txt");
 
-    control::api::HttpServer::Options fake{(dir_ / "controld.sock").string(), 0600,
+    control::api::HttpServer::Options fake{(dir_ / "controld.sock").string(), 0600, std::nullopt,
                                            {static_cast<uint32_t>(::getuid())}, 1 << 20, 8};
     controld_.emplace(io_, fake);
     auto echo = [](control::api::Request& r, control::api::Responder respond) {

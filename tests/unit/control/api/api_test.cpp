@@ -38,7 +38,7 @@ class ApiTest : public ::testing::Test {
   void SetUp() override {
     store_.emplace(store::Store::open((dir_.path() / "state").string()).value());
     policy_.emplace(*store_, dataplane_);
-    server_.emplace(io_, HttpServer::Options{(dir_.path() / "api.sock").string(), 0600, {}, 1 << 20, 8});
+    server_.emplace(io_, HttpServer::Options{(dir_.path() / "api.sock").string(), 0600, std::nullopt, {}, 1 << 20, 8});
     api_.emplace(io_, *store_, *policy_, dataplane_);
     api_->install(*server_);
     ASSERT_TRUE(server_->listen().ok());

@@ -59,7 +59,7 @@ class UpdateRoutesTest : public ::testing::Test {
     ASSERT_TRUE(store_->set_setting("syslog", R"({"target":"udp://10.0.0.9:514"})").ok());
     service_.emplace(backend_, self_test_, *store_, o,
                      [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
-    server_.emplace(io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, {}, 1 << 20, 8});
+    server_.emplace(io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, std::nullopt, {}, 1 << 20, 8});
     install_update_routes(*server_, *service_, *store_);
     ASSERT_TRUE(server_->listen().ok());
     thread_ = std::thread([this] { io_.run(); });
