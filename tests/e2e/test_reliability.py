@@ -14,8 +14,8 @@ import threading
 import unittest
 from pathlib import Path
 
-from labutil import (ATTACKER, BUILD, MODALITY, PY, REPO, RUN, apply, cordonctl,
-                     dataplane_request, echoscu, lab, lab_policy, on, set_guardrail, stats,
+from labutil import (BUILD, MODALITY, PY, REPO, RUN, cordonctl,
+                     dataplane_request, echoscu, lab, on, set_guardrail, stats,
                      wait_for)
 
 FLOOD = """

@@ -1,0 +1,111 @@
+"""cordon-webd in the lab: the console on 10.60.0.1:8443 from the admin host, first-run
+setup with the one-time token, login, a policy change through the web API audited by
+controld under the web user and the admin's address; nothing from the vendor side.
+Needs root and network namespaces.
+"""
+import json
+import os
+import unittest
+
+from labutil import PY, RUN, cordonctl, lab, lab_policy, on
+
+ORIGIN = "https://10.60.0.1:8443"
+
+# A small HTTPS client run on the admin host (Debian's Python): requests as JSON lines on
+# stdin, answers as JSON lines on stdout, one cookie jar; "{csrf}" in a header value is
+# replaced by the CSRF token of the last login.
+CLIENT = r"""
+import http.client, json, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+cookie, csrf = None, ""
+for line in sys.stdin:
+    req = json.loads(line)
+    c = http.client.HTTPSConnection(req.get("host", "10.60.0.1"), 8443, context=ctx, timeout=10)
+    headers = {k: v.replace("{csrf}", csrf) for k, v in req.get("headers", {}).items()}
+    if cookie: headers["Cookie"] = cookie
+    body = json.dumps(req["body"]) if "body" in req else None
+    if body is not None: headers["Content-Type"] = "application/json"
+    try:
+        c.request(req["method"], req["path"], body=body, headers=headers)
+        r = c.getresponse()
+    except OSError as e:
+        print(json.dumps({"status": 0, "error": str(e)}), flush=True)
+        continue
+    data = r.read().decode()
+    set_cookie = r.getheader("Set-Cookie")
+    if set_cookie: cookie = set_cookie.split(";")[0]
+    if req["path"] == "/api/v1/login" and r.status == 200: csrf = json.loads(data)["csrf_token"]
+    print(json.dumps({"status": r.status, "headers": dict(r.getheaders()), "body": data}), flush=True)
+"""
+
+PASSWORD = "correct horse battery staple"
+
+
+class WebConsole(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        lab("down")
+        r = lab("up", timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
+            lab("down")
+
+    def web(self, *requests, host="admin"):
+        """Runs the requests in order in one client (one cookie jar) on a lab host."""
+        r = on(host, PY, "-c", CLIENT, input="".join(json.dumps(q) + "\n" for q in requests),
+               timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    def test_console_setup_login_and_an_audited_policy_change(self):
+        token = (RUN / "webd/setup-token").read_text().strip()
+        login = {"method": "POST", "path": "/api/v1/login", "headers": {"Origin": ORIGIN},
+                 "body": {"user": "admin", "password": PASSWORD}}
+        policy = lab_policy()
+        policy["devices"][0]["rules"] = [r for r in policy["devices"][0]["rules"] if r["name"] != "ntp"]
+        page, no_origin, setup, again, logged_in, current, no_csrf, applied = self.web(
+            {"method": "GET", "path": "/"},
+            {"method": "POST", "path": "/api/v1/setup",
+             "body": {"user": "admin", "password": PASSWORD, "token": token}},
+            {"method": "POST", "path": "/api/v1/setup", "headers": {"Origin": ORIGIN},
+             "body": {"user": "admin", "password": PASSWORD, "token": token}},
+            {"method": "POST", "path": "/api/v1/setup", "headers": {"Origin": ORIGIN},
+             "body": {"user": "admin2", "password": PASSWORD, "token": token}},
+            login,
+            {"method": "GET", "path": "/api/v1/policy"},
+            {"method": "POST", "path": "/api/v1/policy", "headers": {"Origin": ORIGIN},
+             "body": {"document": policy, "comment": "from the web"}},
+            {"method": "POST", "path": "/api/v1/policy",
+             "headers": {"Origin": ORIGIN, "X-CSRF-Token": "{csrf}"},
+             "body": {"document": policy, "comment": "from the web"}})
+        self.assertEqual(page["status"], 200)
+        self.assertIn("max-age", page["headers"]["Strict-Transport-Security"])
+        self.assertIn("frame-ancestors 'none'", page["headers"]["Content-Security-Policy"])
+        self.assertEqual(no_origin["status"], 403)      # no Origin: refused before anything
+        self.assertIn(setup["status"], (200, 201), setup["body"])
+        self.assertEqual(again["status"], 409)          # setup is one time only
+        self.assertFalse((RUN / "webd/setup-token").exists())
+        self.assertEqual(logged_in["status"], 200, logged_in["body"])
+        self.assertIn("__Host-cordon_session", logged_in["headers"]["Set-Cookie"])
+        self.assertEqual(current["status"], 200, current["body"])
+        self.assertEqual(no_csrf["status"], 403)        # no CSRF token: nothing applied
+        self.assertIn(applied["status"], (200, 201), applied["body"])
+        version = json.loads(applied["body"])["version"]
+        self.assertEqual(json.loads(cordonctl("policy", "get").stdout)["version"], version)
+        # controld audited the change under the web user and the admin's address.
+        entries = [json.loads(l) for l in cordonctl("audit", "--json").stdout.splitlines()]
+        change = [e for e in entries if e["target"] == f"policy/{version}"]
+        self.assertEqual(change[0]["actor"], "web:admin")
+        self.assertEqual(change[0]["origin"], "10.60.0.5")
+
+    def test_console_is_not_reachable_from_the_vendor_side(self):
+        answers = self.web({"method": "GET", "path": "/", "host": "192.0.2.1"}, host="vendor")
+        self.assertEqual(answers[0]["status"], 0, answers)
+
+
+if __name__ == "__main__":
+    unittest.main()
