@@ -4,18 +4,16 @@ Brings the lab up fresh (sample policy, version 1), runs every case through the 
 cordon-dataplane, and takes the lab down at the end. Each test starts from the sample
 policy (examples/policies/lab.json) applied anew.
 """
-import json
 import os
 import signal
 import subprocess
 import tempfile
-import time
 import unittest
 from pathlib import Path
 
-from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, SOCKET, Background,
-                     active_version, apply, cordonctl, dataplane_version, dropped, set_guardrail, echoscu, events, lab,
-                     lab_policy, on, wait_for, with_mode, without_rule)
+from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background,
+                     active_version, apply, cordonctl, dataplane_version, dropped, echoscu, events,
+                     lab, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
 
 # Services the attacker might look for on an imaging console.
 SWEEP_TCP = "1-200,443,445,2575,3389,4444,5900,8080"

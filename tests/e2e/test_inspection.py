@@ -8,7 +8,7 @@ import subprocess
 import unittest
 
 from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background, apply,
-                     dropped, echoscu, events, lab, lab_policy, on, wait_for)
+                     dropped, echoscu, events, lab_policy, on, wait_for)
 import test_fastpath
 
 
