@@ -15,43 +15,43 @@
 //
 // One control thread runs everything (API, store, policy lifecycle, periodic checks);
 // the dataplane event feed reads on its own thread and posts events to it.
+#include <grp.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/parse.hpp>
-#include <grp.h>
 
 #include <algorithm>
 #include <charconv>
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <functional>
-#include <optional>
-#include <sstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "control/api/http_server.h"
-#include "control/api/update_routes.h"
-#include "control/update/rauc_dbus_backend.h"
-#include "control/update/self_test.h"
-#include "control/update/service.h"
 #include "control/api/routes.h"
+#include "control/api/update_routes.h"
 #include "control/dataplane_link/link.h"
 #include "control/mgmt/plane.h"
 #include "control/mgmt/vendor.h"
 #include "control/nft/firewall_backend.h"
-#include "control/wireguard/keys.h"
-#include "control/wireguard/wireguard_backend.h"
 #include "control/policy/lifecycle.h"
 #include "control/store/store.h"
+#include "control/update/rauc_dbus_backend.h"
+#include "control/update/self_test.h"
+#include "control/update/service.h"
+#include "control/wireguard/keys.h"
+#include "control/wireguard/wireguard_backend.h"
 
 namespace {
 
@@ -99,8 +99,10 @@ bool parse_options(int argc, char** argv, Options& o) {
     } else if (arg == "--wireguard-address") {
       o.wireguard_address = value;
     } else if (arg == "--wireguard-port") {
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), o.wireguard_port);
-      if (ec != std::errc{} || end != value.data() + value.size() || o.wireguard_port == 0 || o.wireguard_port > 65535) {
+      const auto [end, ec] =
+          std::from_chars(value.data(), value.data() + value.size(), o.wireguard_port);
+      if (ec != std::errc{} || end != value.data() + value.size() || o.wireguard_port == 0 ||
+          o.wireguard_port > 65535) {
         std::cerr << "cordon-controld: --wireguard-port: a port number\n";
         return false;
       }
@@ -118,7 +120,8 @@ bool parse_options(int argc, char** argv, Options& o) {
     } else if (arg == "--update-reboot-command") {
       o.update_reboot_command = value;
     } else if (arg == "--max-bundle-bytes") {
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), o.max_bundle_bytes);
+      const auto [end, ec] =
+          std::from_chars(value.data(), value.data() + value.size(), o.max_bundle_bytes);
       if (ec != std::errc{} || end != value.data() + value.size() || o.max_bundle_bytes == 0) {
         std::cerr << "cordon-controld: --max-bundle-bytes: a number of bytes\n";
         return false;
@@ -155,7 +158,9 @@ bool parse_options(int argc, char** argv, Options& o) {
   return true;
 }
 
-void log(const std::string& line) { std::cerr << "cordon-controld: " << line << std::endl; }
+void log(const std::string& line) {
+  std::cerr << "cordon-controld: " << line << std::endl;
+}
 
 }  // namespace
 
@@ -179,8 +184,11 @@ int main(int argc, char** argv) {
 
   boost::asio::io_context io;
   // The API body limit must let a firmware bundle through when updates are enabled.
-  const uint64_t max_body = options.update_bundle_dir.empty() ? (64ull << 20) : std::max<uint64_t>(64ull << 20, options.max_bundle_bytes);
-  api::HttpServer server(io, {options.socket, options.socket_mode, options.socket_gid, options.trusted_uids, max_body});
+  const uint64_t max_body = options.update_bundle_dir.empty()
+                                ? (64ull << 20)
+                                : std::max<uint64_t>(64ull << 20, options.max_bundle_bytes);
+  api::HttpServer server(io, {options.socket, options.socket_mode, options.socket_gid,
+                              options.trusted_uids, max_body});
   api::ControlApi control_api(io, store, policy, link);
   control_api.install(server);
   control_api.start();
@@ -199,7 +207,8 @@ int main(int argc, char** argv) {
         ec ? Result<nft::ManagementFirewallSettings>(Error{"invalid", "not JSON: " + ec.message()})
            : nft::parse_settings(v);
     if (!initial) {
-      log(options.management_settings + ": " + initial.error().path + " " + initial.error().message);
+      log(options.management_settings + ": " + initial.error().path + " " +
+          initial.error().message);
       return 1;
     }
     management.emplace(store, firewall);
@@ -217,7 +226,8 @@ int main(int argc, char** argv) {
   std::optional<mgmt::VendorAccess> vendors;
   if (!options.wireguard_interface.empty()) {
     if (!management) {
-      log("--wireguard-interface needs --management-settings (vendor access is enforced by the firewall)");
+      log("--wireguard-interface needs --management-settings (vendor access is enforced by the "
+          "firewall)");
       return 1;
     }
     const std::string key_file = options.state_dir + "/wireguard.key";
@@ -226,17 +236,20 @@ int main(int argc, char** argv) {
       log("WireGuard key: " + public_key.error().message);
       return 1;
     }
-    if (Status s = wireguard_backend.ensure_interface({options.wireguard_interface,
-                                                       static_cast<uint16_t>(options.wireguard_port), key_file,
-                                                       options.wireguard_address});
+    if (Status s = wireguard_backend.ensure_interface(
+            {options.wireguard_interface, static_cast<uint16_t>(options.wireguard_port), key_file,
+             options.wireguard_address});
         !s) {
       log("WireGuard interface: " + s.error().message);
       return 1;
     }
-    const std::string address = options.wireguard_address.substr(0, options.wireguard_address.find('/'));
-    vendors.emplace(store, wireguard_backend, firewall, policy, address.substr(0, address.rfind('.')));
+    const std::string address =
+        options.wireguard_address.substr(0, options.wireguard_address.find('/'));
+    vendors.emplace(store, wireguard_backend, firewall, policy,
+                    address.substr(0, address.rfind('.')));
     management->set_grants([&vendors] { return vendors->grants(api::ControlApi::wall_ms()); });
-    if (Status s = vendors->restore(api::ControlApi::wall_ms()); !s) log("restoring vendor sessions: " + s.error().message);
+    if (Status s = vendors->restore(api::ControlApi::wall_ms()); !s)
+      log("restoring vendor sessions: " + s.error().message);
     control_api.set_vendor_access(&*vendors, &wireguard_backend, public_key.value());
     log("WireGuard " + options.wireguard_interface + " up; public key " + public_key.value());
   }
@@ -257,14 +270,17 @@ int main(int argc, char** argv) {
   if (!options.update_bundle_dir.empty()) {
     updater.emplace(update::RaucDbusBackend::Options{});
     self_test.emplace(std::vector<std::string>{"/usr/lib/cordon/update-self-test", "/"},
-                      std::vector<std::string>{"CORDON_API_SOCKET=" + options.socket}, std::chrono::seconds(180));
+                      std::vector<std::string>{"CORDON_API_SOCKET=" + options.socket},
+                      std::chrono::seconds(180));
     update::UpdateService::Options uo;
     uo.bundle_dir = options.update_bundle_dir;
     uo.max_bundle_bytes = options.max_bundle_bytes;
     if (!options.update_rejection_file.empty()) uo.rejection_file = options.update_rejection_file;
-    if (!options.update_reboot_command.empty()) uo.reboot_command = {"/bin/sh", "-c", options.update_reboot_command};
+    if (!options.update_reboot_command.empty())
+      uo.reboot_command = {"/bin/sh", "-c", options.update_reboot_command};
     uo.backup_key_file = options.state_dir + "/backup.key";
-    updates.emplace(*updater, *self_test, store, uo, [&io](std::function<void()> f) { boost::asio::post(io, std::move(f)); });
+    updates.emplace(*updater, *self_test, store, uo,
+                    [&io](std::function<void()> f) { boost::asio::post(io, std::move(f)); });
     api::install_update_routes(server, *updates, store);
   }
   if (Status s = server.listen(); !s) {
@@ -309,22 +325,28 @@ int main(int argc, char** argv) {
         recovered = static_cast<bool>(policy.recover());
         if (recovered) log("recovered: the dataplane is reachable");
       } else {
-        Result<std::optional<int64_t>> reverted = policy.revert_if_unconfirmed(policy::Clock::now());
+        Result<std::optional<int64_t>> reverted =
+            policy.revert_if_unconfirmed(policy::Clock::now());
         if (!reverted) {
           log("automatic revert failed, will retry: " + reverted.error().message);
         } else if (reverted.value()) {
-          log("reverted to version " + std::to_string(*reverted.value()) + ": the apply was not confirmed in time");
+          log("reverted to version " + std::to_string(*reverted.value()) +
+              ": the apply was not confirmed in time");
         }
         if (Status s = policy.reconcile(); !s) log("dataplane check: " + s.error().message);
         if (vendors) {
           Result<int> ended = vendors->expire(api::ControlApi::wall_ms());
-          if (!ended) log("vendor session expiry: " + ended.error().message);
-          else if (ended.value() > 0) log(std::to_string(ended.value()) + " vendor session(s) expired");
+          if (!ended)
+            log("vendor session expiry: " + ended.error().message);
+          else if (ended.value() > 0)
+            log(std::to_string(ended.value()) + " vendor session(s) expired");
         }
         if (management && ++ticks % 10 == 0) {
           Result<bool> again = management->reassert();
-          if (!again) log("management firewall check: " + again.error().message);
-          else if (again.value()) log("management firewall differed from the intended table: re-installed");
+          if (!again)
+            log("management firewall check: " + again.error().message);
+          else if (again.value())
+            log("management firewall differed from the intended table: re-installed");
         }
       }
       schedule();

@@ -49,8 +49,7 @@ int hex_value(char c) {
 std::string percent_decode(std::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 &&
-        hex_value(s[i + 2]) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
       out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
       i += 2;
     } else if (s[i] == '+') {
@@ -143,25 +142,29 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(server_.options_.max_body);
     stream_.expires_after(kRequestTimeout);  // slow clients are cut
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->on_read(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      respond_and_close(error_response(Error{"too_large", "the request body is larger than " + std::to_string(server_.options_.max_body) + " bytes"}));
+      respond_and_close(error_response(
+          Error{"too_large", "the request body is larger than " +
+                                 std::to_string(server_.options_.max_body) + " bytes"}));
       return;
     }
     if (ec == http::error::header_limit) {
-      respond_and_close(Response{431, R"({"error":{"code":"too_large","message":"request header too large"}})"});
+      respond_and_close(
+          Response{431, R"({"error":{"code":"too_large","message":"request header too large"}})"});
       return;
     }
     if (ec) {
-      if (ec != http::error::end_of_stream && ec != beast::error::timeout && ec != asio::error::eof &&
-          ec != asio::error::operation_aborted && ec != asio::error::connection_reset) {
-        respond_and_close(error_response(Error{"invalid", "malformed HTTP request: " + ec.message()}));
+      if (ec != http::error::end_of_stream && ec != beast::error::timeout &&
+          ec != asio::error::eof && ec != asio::error::operation_aborted &&
+          ec != asio::error::connection_reset) {
+        respond_and_close(
+            error_response(Error{"invalid", "malformed HTTP request: " + ec.message()}));
         return;
       }
       beast::error_code ignored;
@@ -183,7 +186,8 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
       // Only a trusted front-end may say on whose behalf it calls.
       if (auto user = req.find("X-Cordon-User"); user != req.end() && !user->value().empty())
         request.actor.name = "web:" + std::string(user->value());
-      if (auto origin = req.find("X-Cordon-Origin"); origin != req.end() && !origin->value().empty())
+      if (auto origin = req.find("X-Cordon-Origin");
+          origin != req.end() && !origin->value().empty())
         request.actor.origin = std::string(origin->value());
     }
     auto self = shared_from_this();
@@ -240,7 +244,8 @@ void HttpServer::route(const std::string& method, const std::string& pattern, Ha
 
 Status HttpServer::listen() {
   std::error_code fs_ec;
-  std::filesystem::create_directories(std::filesystem::path(options_.socket_path).parent_path(), fs_ec);
+  std::filesystem::create_directories(std::filesystem::path(options_.socket_path).parent_path(),
+                                      fs_ec);
   ::unlink(options_.socket_path.c_str());  // a stale socket from an earlier run
   beast::error_code ec;
   acceptor_.open(local(), ec);
@@ -249,8 +254,10 @@ Status HttpServer::listen() {
   if (ec) return Error{"io", "cannot listen on " + options_.socket_path + ": " + ec.message()};
   if (::chmod(options_.socket_path.c_str(), options_.socket_mode) != 0)
     return Error{"io", "cannot set the mode of " + options_.socket_path};
-  if (options_.socket_gid && ::chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), *options_.socket_gid) != 0)
-    return Error{"io", "cannot give " + options_.socket_path + " to group " + std::to_string(*options_.socket_gid)};
+  if (options_.socket_gid &&
+      ::chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), *options_.socket_gid) != 0)
+    return Error{"io", "cannot give " + options_.socket_path + " to group " +
+                           std::to_string(*options_.socket_gid)};
   accept();
   return ok();
 }
@@ -299,7 +306,8 @@ void HttpServer::dispatch(Request& request, Responder respond) {
     return;
   }
   if (path_matched) {
-    respond(error_response(Error{"method_not_allowed", request.method + " is not allowed on " + request.path}));
+    respond(error_response(
+        Error{"method_not_allowed", request.method + " is not allowed on " + request.path}));
   } else {
     respond(error_response(Error{"not_found", "no such endpoint: " + request.path}));
   }

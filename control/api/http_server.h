@@ -57,7 +57,7 @@ class HttpServer {
     std::string socket_path;
     unsigned socket_mode = 0660;
     std::optional<uint32_t> socket_gid;  // group that may connect (e.g. cordon-webd's)
-    std::set<uint32_t> trusted_uids;  // front-ends allowed to name the acting user
+    std::set<uint32_t> trusted_uids;     // front-ends allowed to name the acting user
     uint64_t max_body = 64ull << 20;
     size_t max_connections = 64;
   };

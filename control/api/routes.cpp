@@ -9,8 +9,8 @@
 #include "control/policy/recorded.h"
 #include "dataplane/engine/policy_document.h"
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
 #include <initializer_list>
@@ -22,7 +22,8 @@ namespace {
 // A JSON request body: an object whose fields are all known.
 class Body {
  public:
-  static Result<Body> parse(const std::string& text, std::initializer_list<std::string_view> allowed) {
+  static Result<Body> parse(const std::string& text,
+                            std::initializer_list<std::string_view> allowed) {
     json::error_code ec;
     json::value v = json::parse(text.empty() ? std::string_view("{}") : std::string_view(text), ec);
     if (ec) return Error{"invalid", "the request body is not JSON: " + ec.message(), ""};
@@ -41,7 +42,8 @@ class Body {
     if (!v) return Error{"invalid", "required", "/" + std::string(field)};
     if (v->is_string()) return std::string(v->as_string());
     if (v->is_object()) return json::serialize(*v);
-    return Error{"invalid", "must be a policy document (object or JSON text)", "/" + std::string(field)};
+    return Error{"invalid", "must be a policy document (object or JSON text)",
+                 "/" + std::string(field)};
   }
 
   Result<std::string> text(std::string_view field, size_t max_length) const {
@@ -49,18 +51,22 @@ class Body {
     if (!v) return std::string();
     if (!v->is_string()) return Error{"invalid", "must be a string", "/" + std::string(field)};
     if (v->as_string().size() > max_length)
-      return Error{"invalid", "longer than " + std::to_string(max_length) + " characters", "/" + std::string(field)};
+      return Error{"invalid", "longer than " + std::to_string(max_length) + " characters",
+                   "/" + std::string(field)};
     return std::string(v->as_string());
   }
 
-  Result<std::optional<int64_t>> integer(std::string_view field, int64_t min, int64_t max, bool required) const {
+  Result<std::optional<int64_t>> integer(std::string_view field, int64_t min, int64_t max,
+                                         bool required) const {
     const json::value* v = o_.if_contains(field);
     if (!v) {
       if (required) return Error{"invalid", "required", "/" + std::string(field)};
       return std::optional<int64_t>{};
     }
     if (!v->is_int64() || v->as_int64() < min || v->as_int64() > max)
-      return Error{"invalid", "must be an integer from " + std::to_string(min) + " to " + std::to_string(max), "/" + std::string(field)};
+      return Error{"invalid",
+                   "must be an integer from " + std::to_string(min) + " to " + std::to_string(max),
+                   "/" + std::string(field)};
     return std::optional<int64_t>{v->as_int64()};
   }
 
@@ -69,14 +75,18 @@ class Body {
   json::object o_;
 };
 
-Result<int64_t> query_int(const Request& r, const std::string& name, int64_t fallback, int64_t min, int64_t max) {
+Result<int64_t> query_int(const Request& r, const std::string& name, int64_t fallback, int64_t min,
+                          int64_t max) {
   const auto it = r.query.find(name);
   if (it == r.query.end()) return fallback;
   int64_t v = 0;
   const std::string& s = it->second;
   const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc{} || end != s.data() + s.size() || v < min || v > max)
-    return Error{"invalid", "query parameter must be an integer from " + std::to_string(min) + " to " + std::to_string(max), "?" + name};
+    return Error{"invalid",
+                 "query parameter must be an integer from " + std::to_string(min) + " to " +
+                     std::to_string(max),
+                 "?" + name};
   return v;
 }
 
@@ -98,7 +108,9 @@ json::object version_json(const store::PolicyVersion& v) {
 json::object applied_json(const policy::Applied& a) {
   json::object o{{"version", a.version}, {"sha256", a.sha256}};
   if (a.confirm_by)
-    o["confirm_by_unix_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(a.confirm_by->time_since_epoch()).count();
+    o["confirm_by_unix_ms"] =
+        std::chrono::duration_cast<std::chrono::milliseconds>(a.confirm_by->time_since_epoch())
+            .count();
   return o;
 }
 
@@ -117,7 +129,8 @@ json::object audit_json(const store::AuditEntry& e) {
 }
 
 // Document of a version, or of the active policy for "active".
-Result<std::string> document_of(store::Store& store, policy::PolicyService& policy, const std::string& which) {
+Result<std::string> document_of(store::Store& store, policy::PolicyService& policy,
+                                const std::string& which) {
   if (which == "active") {
     Result<policy::ActivePolicy> a = policy.active();
     if (!a) return a.error();
@@ -144,7 +157,8 @@ std::optional<std::string> base64_decode(std::string_view in) {
   const int rc = EVP_DecodeUpdate(ctx, reinterpret_cast<unsigned char*>(out.data()), &n,
                                   reinterpret_cast<const unsigned char*>(in.data()),
                                   static_cast<int>(in.size()));
-  const int fin = rc < 0 ? -1 : EVP_DecodeFinal(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &tail);
+  const int fin =
+      rc < 0 ? -1 : EVP_DecodeFinal(ctx, reinterpret_cast<unsigned char*>(out.data()) + n, &tail);
   EVP_ENCODE_CTX_free(ctx);
   if (rc < 0 || fin < 0) return std::nullopt;
   out.resize(static_cast<size_t>(n + tail));
@@ -159,7 +173,8 @@ void ControlApi::start() {
   json::error_code ec;
   const json::value v = json::parse(*stored.value(), ec);
   if (ec) return;
-  if (Result<export_::SyslogSettings> s = export_::parse_syslog_settings(v); s) syslog_.configure(s.value());
+  if (Result<export_::SyslogSettings> s = export_::parse_syslog_settings(v); s)
+    syslog_.configure(s.value());
 }
 
 ControlApi::~ControlApi() {
@@ -175,10 +190,12 @@ void ControlApi::dry_run(Request& r, Responder respond) {
   if (!doc) return respond(error_response(doc.error()));
   Result<std::string> capture_b64 = body.value().text("pcap_base64", 96u << 20);
   if (!capture_b64) return respond(error_response(capture_b64.error()));
-  Result<std::optional<int64_t>> recorded = body.value().integer("recorded_seconds", 60, 90 * 86400, false);
+  Result<std::optional<int64_t>> recorded =
+      body.value().integer("recorded_seconds", 60, 90 * 86400, false);
   if (!recorded) return respond(error_response(recorded.error()));
   if (capture_b64.value().empty() == !recorded.value().has_value())
-    return respond(error_response(Error{"invalid", "give exactly one of pcap_base64 and recorded_seconds", "/pcap_base64"}));
+    return respond(error_response(
+        Error{"invalid", "give exactly one of pcap_base64 and recorded_seconds", "/pcap_base64"}));
   engine::PolicyParseResult candidate = engine::parse_policy(doc.value());
   if (!candidate.document) {
     Result<std::string> v = policy::validate_policy(doc.value());  // the same errors as apply
@@ -187,44 +204,55 @@ void ControlApi::dry_run(Request& r, Responder respond) {
   Result<policy::ActivePolicy> active = policy_.active();
   if (!active) return respond(error_response(active.error()));
   std::optional<engine::PolicyDocument> active_doc;
-  if (active.value().version != 0) active_doc = engine::parse_policy(active.value().document).document;
+  if (active.value().version != 0)
+    active_doc = engine::parse_policy(active.value().document).document;
 
   std::string capture;
   std::string name;
   if (recorded.value()) {
-    if (!active_doc) return respond(error_response(Error{"conflict", "no active policy: nothing has been recorded against one"}));
-    Result<std::vector<store::FlowRecord>> flows = store_.flows("", now_ms() - *recorded.value() * 1000);
+    if (!active_doc)
+      return respond(error_response(
+          Error{"conflict", "no active policy: nothing has been recorded against one"}));
+    Result<std::vector<store::FlowRecord>> flows =
+        store_.flows("", now_ms() - *recorded.value() * 1000);
     if (!flows) return respond(error_response(flows.error()));
     policy::RecordedCapture rc = policy::capture_from_flow_records(*active_doc, flows.value());
     capture = std::move(rc.pcap);
     name = "flow records of the last " + std::to_string(*recorded.value()) + " s (" +
-           std::to_string(rc.packets) + " kinds of connection; addresses, ports and directions only)";
+           std::to_string(rc.packets) +
+           " kinds of connection; addresses, ports and directions only)";
   } else {
     std::optional<std::string> bytes = base64_decode(capture_b64.value());
     if (!bytes) return respond(error_response(Error{"invalid", "not base64", "/pcap_base64"}));
     capture = std::move(*bytes);
     name = "uploaded capture";
   }
-  if (dry_run_busy_) return respond(error_response(Error{"conflict", "another dry-run is running; try again when it is done"}));
+  if (dry_run_busy_)
+    return respond(
+        error_response(Error{"conflict", "another dry-run is running; try again when it is done"}));
   if (dry_run_thread_.joinable()) dry_run_thread_.join();
   dry_run_busy_ = true;
-  dry_run_thread_ = std::thread([this, respond = std::move(respond), capture = std::move(capture),
-                                 name = std::move(name), candidate_doc = std::move(*candidate.document),
-                                 active_doc = std::move(active_doc)]() mutable {
-    Result<policy::DryRunReport> report =
-        policy::dry_run_pcap_bytes(active_doc ? &*active_doc : nullptr, candidate_doc, capture, name);
-    Response response = report ? json_response(json::object{{"report", policy::to_json(report.value())},
-                                                             {"text", policy::to_text(report.value())}})
-                               : error_response(report.error());
-    boost::asio::post(io_, [this, respond = std::move(respond), response = std::move(response)]() mutable {
-      dry_run_busy_ = false;
-      respond(std::move(response));
-    });
-  });
+  dry_run_thread_ =
+      std::thread([this, respond = std::move(respond), capture = std::move(capture),
+                   name = std::move(name), candidate_doc = std::move(*candidate.document),
+                   active_doc = std::move(active_doc)]() mutable {
+        Result<policy::DryRunReport> report = policy::dry_run_pcap_bytes(
+            active_doc ? &*active_doc : nullptr, candidate_doc, capture, name);
+        Response response =
+            report ? json_response(json::object{{"report", policy::to_json(report.value())},
+                                                {"text", policy::to_text(report.value())}})
+                   : error_response(report.error());
+        boost::asio::post(
+            io_, [this, respond = std::move(respond), response = std::move(response)]() mutable {
+              dry_run_busy_ = false;
+              respond(std::move(response));
+            });
+      });
 }
 
 void ControlApi::install(HttpServer& server) {
-  server.route("POST", "/v1/policy/dry-run", [this](Request& r, Responder respond) { dry_run(r, std::move(respond)); });
+  server.route("POST", "/v1/policy/dry-run",
+               [this](Request& r, Responder respond) { dry_run(r, std::move(respond)); });
 
   server.route("GET", "/v1/health", [this](Request&, Responder respond) {
     Result<policy::ActivePolicy> a = policy_.active();
@@ -240,9 +268,12 @@ void ControlApi::install(HttpServer& server) {
     Result<policy::ActivePolicy> a = policy_.active();
     if (!a) return respond(error_response(a.error()));
     json::object o{{"version", a.value().version}, {"sha256", a.value().sha256}};
-    o["policy"] = a.value().document.empty() ? json::value(nullptr) : json::parse(a.value().document);
+    o["policy"] =
+        a.value().document.empty() ? json::value(nullptr) : json::parse(a.value().document);
     if (auto deadline = policy_.confirm_deadline())
-      o["confirm_by_unix_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(deadline->time_since_epoch()).count();
+      o["confirm_by_unix_ms"] =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline->time_since_epoch())
+              .count();
     respond(json_response(o));
   });
 
@@ -253,13 +284,15 @@ void ControlApi::install(HttpServer& server) {
     if (!doc) return respond(error_response(doc.error()));
     Result<std::string> comment = body.value().text("comment", 1000);
     if (!comment) return respond(error_response(comment.error()));
-    Result<std::optional<int64_t>> confirm = body.value().integer("confirm_within", 10, policy::PolicyService::kMaxConfirmSeconds, false);
+    Result<std::optional<int64_t>> confirm = body.value().integer(
+        "confirm_within", 10, policy::PolicyService::kMaxConfirmSeconds, false);
     if (!confirm) return respond(error_response(confirm.error()));
     std::optional<int> confirm_s;
     if (confirm.value()) confirm_s = static_cast<int>(*confirm.value());
     Result<policy::ActivePolicy> before = policy_.active();
     if (!before) return respond(error_response(before.error()));
-    Result<policy::Applied> applied = policy_.apply(doc.value(), r.actor, comment.value(), confirm_s);
+    Result<policy::Applied> applied =
+        policy_.apply(doc.value(), r.actor, comment.value(), confirm_s);
     if (!applied) return respond(error_response(applied.error()));
     (void)guardrail_.watch(applied.value().version, before.value().version, now_ms());
     respond(json_response(applied_json(applied.value()), 201));
@@ -272,7 +305,8 @@ void ControlApi::install(HttpServer& server) {
     if (!doc) return respond(error_response(doc.error()));
     Result<std::string> canonical = policy::validate_policy(doc.value());
     if (!canonical) return respond(error_response(canonical.error()));
-    respond(json_response(json::object{{"valid", true}, {"sha256", store::sha256_hex(canonical.value())}}));
+    respond(json_response(
+        json::object{{"valid", true}, {"sha256", store::sha256_hex(canonical.value())}}));
   });
 
   server.route("GET", "/v1/policy/versions", [this](Request& r, Responder respond) {
@@ -283,7 +317,9 @@ void ControlApi::install(HttpServer& server) {
     json::array out;
     for (const store::PolicyVersion& v : h.value()) out.push_back(version_json(v));
     Result<std::optional<int64_t>> active = store_.active_version();
-    respond(json_response(json::object{{"active", active && active.value() ? json::value(*active.value()) : json::value(nullptr)}, {"versions", std::move(out)}}));
+    respond(json_response(json::object{
+        {"active", active && active.value() ? json::value(*active.value()) : json::value(nullptr)},
+        {"versions", std::move(out)}}));
   });
 
   server.route("GET", "/v1/policy/versions/{}", [this](Request& r, Responder respond) {
@@ -291,7 +327,9 @@ void ControlApi::install(HttpServer& server) {
     if (!v) return respond(error_response(v.error()));
     Result<std::optional<store::PolicyVersion>> row = store_.version(v.value());
     if (!row) return respond(error_response(row.error()));
-    if (!row.value()) return respond(error_response(Error{"not_found", "no policy version " + std::to_string(v.value())}));
+    if (!row.value())
+      return respond(
+          error_response(Error{"not_found", "no policy version " + std::to_string(v.value())}));
     json::object o = version_json(*row.value());
     o["policy"] = json::parse(row.value()->document);
     respond(json_response(o));
@@ -300,10 +338,12 @@ void ControlApi::install(HttpServer& server) {
   server.route("GET", "/v1/policy/diff", [this](Request& r, Responder respond) {
     const auto from = r.query.find("from");
     const auto to = r.query.find("to");
-    if (from == r.query.end()) return respond(error_response(Error{"invalid", "required", "?from"}));
+    if (from == r.query.end())
+      return respond(error_response(Error{"invalid", "required", "?from"}));
     Result<std::string> a = document_of(store_, policy_, from->second);
     if (!a) return respond(error_response(Error{a.error().code, a.error().message, "?from"}));
-    Result<std::string> b = document_of(store_, policy_, to == r.query.end() ? "active" : to->second);
+    Result<std::string> b =
+        document_of(store_, policy_, to == r.query.end() ? "active" : to->second);
     if (!b) return respond(error_response(Error{b.error().code, b.error().message, "?to"}));
     json::value diff = policy::diff_documents(a.value(), b.value());
     respond(json_response(json::object{{"diff", diff}, {"text", policy::diff_text(diff)}}));
@@ -331,14 +371,16 @@ void ControlApi::install(HttpServer& server) {
     respond(json_response(json::object{{"confirmed", true}}));
   });
 
-  server.route("GET", "/v1/events", [this](Request& r, Responder respond) { get_events(r, std::move(respond)); });
+  server.route("GET", "/v1/events",
+               [this](Request& r, Responder respond) { get_events(r, std::move(respond)); });
 
   server.route("GET", "/v1/audit", [this](Request& r, Responder respond) {
     Result<int64_t> after = query_int(r, "after", 0, 0, INT64_MAX);
     if (!after) return respond(error_response(after.error()));
     Result<int64_t> limit = query_int(r, "limit", 500, 1, 10000);
     if (!limit) return respond(error_response(limit.error()));
-    Result<std::vector<store::AuditEntry>> entries = store_.audit_entries(after.value(), limit.value());
+    Result<std::vector<store::AuditEntry>> entries =
+        store_.audit_entries(after.value(), limit.value());
     if (!entries) return respond(error_response(entries.error()));
     json::array out;
     for (const store::AuditEntry& e : entries.value()) out.push_back(audit_json(e));
@@ -365,17 +407,21 @@ void ControlApi::install(HttpServer& server) {
   server.route("PUT", "/v1/guardrail", [this](Request& r, Responder respond) {
     json::error_code ec;
     json::value v = json::parse(r.body, ec);
-    if (ec) return respond(error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    if (ec)
+      return respond(
+          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
     Result<policy::GuardrailSettings> g = policy::parse_guardrail(v);
     if (!g) return respond(error_response(g.error()));
-    if (Status s = guardrail_.set_settings(g.value(), r.actor); !s) return respond(error_response(s.error()));
+    if (Status s = guardrail_.set_settings(g.value(), r.actor); !s)
+      return respond(error_response(s.error()));
     respond(json_response(policy::guardrail_json(g.value())));
   });
 
   server.route("GET", "/v1/settings/syslog", [this](Request&, Responder respond) {
     Result<std::optional<std::string>> stored = store_.setting("syslog");
     if (!stored) return respond(error_response(stored.error()));
-    json::value settings = stored.value() ? json::parse(*stored.value()) : export_::syslog_settings_json({});
+    json::value settings =
+        stored.value() ? json::parse(*stored.value()) : export_::syslog_settings_json({});
     const export_::SyslogStats st = syslog_.stats();
     respond(json_response(json::object{{"settings", settings},
                                        {"sent", st.sent},
@@ -386,96 +432,137 @@ void ControlApi::install(HttpServer& server) {
   server.route("PUT", "/v1/settings/syslog", [this](Request& r, Responder respond) {
     json::error_code ec;
     json::value v = json::parse(r.body, ec);
-    if (ec) return respond(error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    if (ec)
+      return respond(
+          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
     Result<export_::SyslogSettings> s = export_::parse_syslog_settings(v);
     if (!s) return respond(error_response(s.error()));
     const std::string after = json::serialize(export_::syslog_settings_json(s.value()));
     Result<std::optional<std::string>> before = store_.setting("syslog");
     if (!before) return respond(error_response(before.error()));
-    if (Status st = store_.set_setting("syslog", after); !st) return respond(error_response(st.error()));
+    if (Status st = store_.set_setting("syslog", after); !st)
+      return respond(error_response(st.error()));
     Result<int64_t> a = store_.audit({r.actor, "settings.syslog", "syslog", "ok",
-                                      store::sha256_hex(before.value().value_or("")), store::sha256_hex(after), after});
+                                      store::sha256_hex(before.value().value_or("")),
+                                      store::sha256_hex(after), after});
     if (!a) return respond(error_response(a.error()));
     syslog_.configure(s.value());
     respond(json_response(export_::syslog_settings_json(s.value())));
   });
 
   server.route("GET", "/v1/settings/management", [this](Request&, Responder respond) {
-    if (!management_) return respond(error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    if (!management_)
+      return respond(
+          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
     Result<nft::ManagementFirewallSettings> s = management_->settings();
     if (!s) return respond(error_response(s.error()));
     respond(json_response(nft::to_json(s.value())));
   });
 
   server.route("PUT", "/v1/settings/management", [this](Request& r, Responder respond) {
-    if (!management_) return respond(error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    if (!management_)
+      return respond(
+          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
     json::error_code ec;
     json::value v = json::parse(r.body, ec);
-    if (ec) return respond(error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    if (ec)
+      return respond(
+          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
     Result<nft::ManagementFirewallSettings> s = nft::parse_settings(v);
     if (!s) return respond(error_response(s.error()));
-    if (Status st = management_->change(s.value(), r.actor); !st) return respond(error_response(st.error()));
+    if (Status st = management_->change(s.value(), r.actor); !st)
+      return respond(error_response(st.error()));
     respond(json_response(nft::to_json(s.value())));
   });
 
   server.route("GET", "/v1/settings/management/verify", [this](Request&, Responder respond) {
-    if (!management_) return respond(error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    if (!management_)
+      return respond(
+          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
     Result<std::vector<std::string>> diff = management_->differences();
     if (!diff) return respond(error_response(diff.error()));
     json::array lines;
     for (const std::string& d : diff.value()) lines.push_back(json::string(d));
-    respond(json_response(json::object{{"matches", diff.value().empty()}, {"differences", std::move(lines)}}));
+    respond(json_response(
+        json::object{{"matches", diff.value().empty()}, {"differences", std::move(lines)}}));
   });
 
   server.route("GET", "/v1/wireguard", [this](Request&, Responder respond) {
-    if (!wireguard_) return respond(error_response(Error{"not_found", "WireGuard is not configured on this appliance"}));
+    if (!wireguard_)
+      return respond(
+          error_response(Error{"not_found", "WireGuard is not configured on this appliance"}));
     Result<std::vector<wireguard::PeerStatus>> peers = wireguard_->list_peers();
     if (!peers) return respond(error_response(peers.error()));
     json::array out;
     for (const wireguard::PeerStatus& p : peers.value()) {
-      json::object o{{"public_key", p.public_key}, {"endpoint", p.endpoint}, {"rx_bytes", p.rx_bytes}, {"tx_bytes", p.tx_bytes}};
+      json::object o{{"public_key", p.public_key},
+                     {"endpoint", p.endpoint},
+                     {"rx_bytes", p.rx_bytes},
+                     {"tx_bytes", p.tx_bytes}};
       json::array ips;
       for (const std::string& ip : p.allowed_ips) ips.push_back(json::string(ip));
       o["allowed_ips"] = std::move(ips);
       if (p.latest_handshake)
-        o["latest_handshake_unix"] = std::chrono::duration_cast<std::chrono::seconds>(p.latest_handshake->time_since_epoch()).count();
+        o["latest_handshake_unix"] =
+            std::chrono::duration_cast<std::chrono::seconds>(p.latest_handshake->time_since_epoch())
+                .count();
       out.push_back(std::move(o));
     }
     // The public key only: the private key never leaves its file.
-    respond(json_response(json::object{{"public_key", wireguard_public_key_}, {"peers", std::move(out)}}));
+    respond(json_response(
+        json::object{{"public_key", wireguard_public_key_}, {"peers", std::move(out)}}));
   });
 
   server.route("GET", "/v1/vendor-sessions", [this](Request&, Responder respond) {
-    if (!vendors_) return respond(error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
+    if (!vendors_)
+      return respond(
+          error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
     Result<std::vector<store::VendorSession>> sessions = vendors_->active(now_ms());
     if (!sessions) return respond(error_response(sessions.error()));
     json::array out;
     for (const store::VendorSession& v : sessions.value()) {
-      out.push_back(json::object{{"id", v.id}, {"public_key", v.public_key}, {"device", v.device},
-                                 {"device_ip", v.device_ip}, {"ports", v.ports}, {"tunnel_address", v.tunnel_address},
-                                 {"created_by", v.created_by}, {"seconds_left", (v.expires_ms - now_ms()) / 1000}});
+      out.push_back(json::object{{"id", v.id},
+                                 {"public_key", v.public_key},
+                                 {"device", v.device},
+                                 {"device_ip", v.device_ip},
+                                 {"ports", v.ports},
+                                 {"tunnel_address", v.tunnel_address},
+                                 {"created_by", v.created_by},
+                                 {"seconds_left", (v.expires_ms - now_ms()) / 1000}});
     }
     respond(json_response(json::object{{"sessions", std::move(out)}}));
   });
 
   server.route("POST", "/v1/vendor-sessions", [this](Request& r, Responder respond) {
-    if (!vendors_) return respond(error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
+    if (!vendors_)
+      return respond(
+          error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
     json::error_code ec;
     json::value v = json::parse(r.body, ec);
-    if (ec) return respond(error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    if (ec)
+      return respond(
+          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
     Result<store::VendorSession> s = vendors_->create(v, r.actor, now_ms());
     if (!s) return respond(error_response(s.error()));
-    respond(json_response(json::object{{"id", s.value().id}, {"tunnel_address", s.value().tunnel_address},
-                                       {"device_ip", s.value().device_ip}, {"ports", s.value().ports},
+    respond(json_response(json::object{{"id", s.value().id},
+                                       {"tunnel_address", s.value().tunnel_address},
+                                       {"device_ip", s.value().device_ip},
+                                       {"ports", s.value().ports},
                                        {"appliance_public_key", wireguard_public_key_},
-                                       {"seconds_left", (s.value().expires_ms - now_ms()) / 1000}}, 201));
+                                       {"seconds_left", (s.value().expires_ms - now_ms()) / 1000}},
+                          201));
   });
 
   server.route("DELETE", "/v1/vendor-sessions/{}", [this](Request& r, Responder respond) {
-    if (!vendors_) return respond(error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
+    if (!vendors_)
+      return respond(
+          error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
     Result<int64_t> id = path_version(r);
-    if (!id) return respond(error_response(Error{"invalid", "a session id is a positive integer", r.path}));
-    if (Status s = vendors_->revoke(id.value(), r.actor); !s) return respond(error_response(s.error()));
+    if (!id)
+      return respond(
+          error_response(Error{"invalid", "a session id is a positive integer", r.path}));
+    if (Status s = vendors_->revoke(id.value(), r.actor); !s)
+      return respond(error_response(s.error()));
     respond(json_response(json::object{{"revoked", id.value()}}));
   });
 
@@ -484,14 +571,15 @@ void ControlApi::install(HttpServer& server) {
     if (!hosts) return respond(error_response(hosts.error()));
     json::array out;
     for (const store::HostRecord& h : hosts.value()) {
-      out.push_back(json::object{{"mac", h.mac},
-                                 {"ip", h.ip},
-                                 {"device", h.device.empty() ? json::value(nullptr) : json::value(h.device)},
-                                 {"covered", !h.device.empty()},
-                                 {"first_seen", h.first_seen},
-                                 {"last_seen", h.last_seen},
-                                 {"protocols", h.protocols},
-                                 {"peers", h.peers}});
+      out.push_back(
+          json::object{{"mac", h.mac},
+                       {"ip", h.ip},
+                       {"device", h.device.empty() ? json::value(nullptr) : json::value(h.device)},
+                       {"covered", !h.device.empty()},
+                       {"first_seen", h.first_seen},
+                       {"last_seen", h.last_seen},
+                       {"protocols", h.protocols},
+                       {"peers", h.peers}});
     }
     respond(json_response(json::object{{"hosts", std::move(out)}}));
   });
@@ -499,18 +587,20 @@ void ControlApi::install(HttpServer& server) {
   server.route("GET", "/v1/devices/{}/flows", [this](Request& r, Responder respond) {
     Result<int64_t> hours = query_int(r, "hours", 24 * 7, 1, 24 * 365);
     if (!hours) return respond(error_response(hours.error()));
-    Result<std::vector<store::FlowRecord>> flows = store_.flows(r.path_params[0], now_ms() - hours.value() * 3600 * 1000);
+    Result<std::vector<store::FlowRecord>> flows =
+        store_.flows(r.path_params[0], now_ms() - hours.value() * 3600 * 1000);
     if (!flows) return respond(error_response(flows.error()));
     json::array out;
     for (const store::FlowRecord& f : flows.value()) {
-      out.push_back(json::object{{"dir", f.key.dir},
-                                 {"protocol", observe::protocol_name(f.key.protocol)},
-                                 {"peer", f.key.peer},
-                                 {"port", f.key.port},
-                                 {"rule", f.rule.empty() ? json::value(nullptr) : json::value(f.rule)},
-                                 {"first_seen", f.first_seen},
-                                 {"last_seen", f.last_seen},
-                                 {"count", f.count}});
+      out.push_back(
+          json::object{{"dir", f.key.dir},
+                       {"protocol", observe::protocol_name(f.key.protocol)},
+                       {"peer", f.key.peer},
+                       {"port", f.key.port},
+                       {"rule", f.rule.empty() ? json::value(nullptr) : json::value(f.rule)},
+                       {"first_seen", f.first_seen},
+                       {"last_seen", f.last_seen},
+                       {"count", f.count}});
     }
     respond(json_response(json::object{{"device", r.path_params[0]}, {"flows", std::move(out)}}));
   });
@@ -520,9 +610,11 @@ void ControlApi::install(HttpServer& server) {
     if (!hours) return respond(error_response(hours.error()));
     Result<policy::ActivePolicy> active = policy_.active();
     if (!active) return respond(error_response(active.error()));
-    Result<std::vector<store::FlowRecord>> flows = store_.flows(r.path_params[0], now_ms() - hours.value() * 3600 * 1000);
+    Result<std::vector<store::FlowRecord>> flows =
+        store_.flows(r.path_params[0], now_ms() - hours.value() * 3600 * 1000);
     if (!flows) return respond(error_response(flows.error()));
-    Result<policy::Proposal> p = policy::propose_rules(active.value().document, r.path_params[0], flows.value());
+    Result<policy::Proposal> p =
+        policy::propose_rules(active.value().document, r.path_params[0], flows.value());
     if (!p) return respond(error_response(p.error()));
     respond(json_response(json::object{{"device", p.value().device},
                                        {"rules_added", p.value().rules_added},
@@ -536,7 +628,9 @@ void ControlApi::install(HttpServer& server) {
     if (!stats) return respond(error_response(stats.error()));
     json::error_code ec;
     json::value v = json::parse(stats.value(), ec);
-    if (ec || !v.is_object()) return respond(error_response(Error{"dataplane", "unreadable statistics from the dataplane"}));
+    if (ec || !v.is_object())
+      return respond(
+          error_response(Error{"dataplane", "unreadable statistics from the dataplane"}));
     v.as_object().erase("ok");
     respond(json_response(v));
   });
@@ -573,9 +667,10 @@ void ControlApi::get_events(Request& r, Responder respond) {
     if (!last) return respond(error_response(last.error()));
     return respond(events_after(std::max<int64_t>(0, last.value() - limit.value()), limit.value()));
   }
-  Response now = events_after(after.value(), limit.value());
-  const bool empty = now.status == 200 && now.body.find("\"events\":[]") != std::string::npos;
-  if (!empty || wait.value() == 0) return respond(std::move(now));
+  Result<int64_t> newest = store_.last_event_id();
+  if (!newest) return respond(error_response(newest.error()));
+  if (newest.value() > after.value() || wait.value() == 0)
+    return respond(events_after(after.value(), limit.value()));
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::seconds(wait.value()));
   waiters_.push_back(EventWaiter{after.value(), limit.value(), std::move(respond), nullptr});
   auto it = std::prev(waiters_.end());

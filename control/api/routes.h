@@ -28,7 +28,11 @@ class ControlApi {
  public:
   ControlApi(boost::asio::io_context& io, store::Store& store, policy::PolicyService& policy,
              dataplane_link::DataplaneLink& link)
-      : io_(io), store_(store), policy_(policy), link_(link), observer_(store),
+      : io_(io),
+        store_(store),
+        policy_(policy),
+        link_(link),
+        observer_(store),
         guardrail_(store, policy) {}
   ~ControlApi();
   // The management firewall, when this controld manages it (else the routes say so).
@@ -66,7 +70,6 @@ class ControlApi {
   static int64_t wall_ms();  // milliseconds since the epoch
 
  private:
-
   boost::asio::io_context& io_;
   store::Store& store_;
   policy::PolicyService& policy_;

@@ -10,8 +10,8 @@ namespace cordon::control::api {
 namespace json = boost::json;
 
 namespace {
-void audit(store::Store& store, const store::Actor& actor, const std::string& action, const std::string& outcome,
-           const std::string& detail) {
+void audit(store::Store& store, const store::Actor& actor, const std::string& action,
+           const std::string& outcome, const std::string& detail) {
   store::AuditRecord a;
   a.actor = actor;
   a.action = action;
@@ -22,7 +22,8 @@ void audit(store::Store& store, const store::Actor& actor, const std::string& ac
 }
 }  // namespace
 
-void install_update_routes(HttpServer& server, update::UpdateService& updates, store::Store& store) {
+void install_update_routes(HttpServer& server, update::UpdateService& updates,
+                           store::Store& store) {
   server.route("GET", "/v1/update", [&updates](Request&, Responder respond) {
     respond(json_response(updates.status()));
   });
@@ -89,12 +90,15 @@ void install_update_routes(HttpServer& server, update::UpdateService& updates, s
     const update::BackupContents& c = restored.value();
     json::array names;
     for (const auto& [k, v] : c.settings) names.push_back(json::value(k));
-    audit(store, r.actor, "backup.restore", "ok",
-          "backup of " + c.created_at + " (firmware " + c.firmware_version + "), settings restored");
-    json::object out{{"restored_settings", std::move(names)},
-                     {"created_at", c.created_at},
-                     {"firmware_version", c.firmware_version},
-                     {"note", "settings take effect when controld next starts; apply the policy with POST /v1/policy"}};
+    audit(
+        store, r.actor, "backup.restore", "ok",
+        "backup of " + c.created_at + " (firmware " + c.firmware_version + "), settings restored");
+    json::object out{
+        {"restored_settings", std::move(names)},
+        {"created_at", c.created_at},
+        {"firmware_version", c.firmware_version},
+        {"note",
+         "settings take effect when controld next starts; apply the policy with POST /v1/policy"}};
     out["policy"] = c.policy_version ? json::value(json::object{{"version", *c.policy_version},
                                                                 {"document", c.policy_document}})
                                      : json::value(nullptr);

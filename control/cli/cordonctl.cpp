@@ -97,8 +97,8 @@ class Client {
  public:
   explicit Client(std::string path) : path_(std::move(path)) {}
 
-  Reply call(http::verb method, const std::string& target, const std::optional<json::value>& body = {},
-             const std::string* octets = nullptr) {
+  Reply call(http::verb method, const std::string& target,
+             const std::optional<json::value>& body = {}, const std::string* octets = nullptr) {
     asio::local::stream_protocol::socket socket(io_);
     beast::error_code ec;
     socket.connect(asio::local::stream_protocol::endpoint(path_), ec);
@@ -154,11 +154,13 @@ int print_error(const Reply& r, const std::string& prefix) {
     std::cerr << "cordonctl: " << prefix << str(o, "message") << "\n";
     for (const json::value& d : details->as_array()) {
       const std::string path = str(d.as_object(), "path");
-      std::cerr << "  " << (path.empty() ? "" : path + ": ") << str(d.as_object(), "message") << "\n";
+      std::cerr << "  " << (path.empty() ? "" : path + ": ") << str(d.as_object(), "message")
+                << "\n";
     }
   } else {
     const std::string path = str(o, "path");
-    std::cerr << "cordonctl: " << prefix << (path.empty() ? "" : path + ": ") << str(o, "message") << "\n";
+    std::cerr << "cordonctl: " << prefix << (path.empty() ? "" : path + ": ") << str(o, "message")
+              << "\n";
   }
   return 1;
 }
@@ -201,8 +203,9 @@ std::string event_text(const json::object& e) {
   text += " device=" + (field(e, "device").empty() ? std::string("-") : field(e, "device"));
   if (!field(e, "rule").empty()) text += " rule=" + field(e, "rule");
   if (!field(e, "src").empty()) {
-    text += " " + field(e, "src") + (field(e, "src_port").empty() ? "" : ":" + field(e, "src_port")) +
-            " -> " + field(e, "dst") + (field(e, "dst_port").empty() ? "" : ":" + field(e, "dst_port"));
+    text += " " + field(e, "src") +
+            (field(e, "src_port").empty() ? "" : ":" + field(e, "src_port")) + " -> " +
+            field(e, "dst") + (field(e, "dst_port").empty() ? "" : ":" + field(e, "dst_port"));
   }
   text += " proto=" + field(e, "protocol") + " from=" + field(e, "ingress");
   if (!field(e, "detail").empty()) text += " (" + field(e, "detail") + ")";
@@ -219,7 +222,8 @@ std::string read_file(const std::string& path) {
 
 // Options after the positional arguments: --name VALUE pairs from `allowed`.
 std::optional<std::vector<std::pair<std::string, std::string>>> flags(
-    const std::vector<std::string>& args, size_t from, std::initializer_list<std::string_view> allowed) {
+    const std::vector<std::string>& args, size_t from,
+    std::initializer_list<std::string_view> allowed) {
   std::vector<std::pair<std::string, std::string>> out;
   for (size_t i = from; i < args.size(); i += 2) {
     bool known = false;
@@ -243,11 +247,24 @@ std::optional<int64_t> duration_seconds(const std::string& s) {
   int64_t unit = 1;
   std::string digits = s;
   switch (s.back()) {
-    case 's': unit = 1; digits.pop_back(); break;
-    case 'm': unit = 60; digits.pop_back(); break;
-    case 'h': unit = 3600; digits.pop_back(); break;
-    case 'd': unit = 86400; digits.pop_back(); break;
-    default: break;
+    case 's':
+      unit = 1;
+      digits.pop_back();
+      break;
+    case 'm':
+      unit = 60;
+      digits.pop_back();
+      break;
+    case 'h':
+      unit = 3600;
+      digits.pop_back();
+      break;
+    case 'd':
+      unit = 86400;
+      digits.pop_back();
+      break;
+    default:
+      break;
   }
   const auto n = number(digits);
   if (!n || *n <= 0 || *n > 90 * 86400 / unit) return std::nullopt;
@@ -283,7 +300,8 @@ int policy_command(Client& c, const std::vector<std::string>& args) {
     return 0;
   }
   if (sub == "validate" && args.size() == 3) {
-    const Reply r = c.call(http::verb::post, "/v1/policy/validate", json::value(json::object{{"document", read_file(args[2])}}));
+    const Reply r = c.call(http::verb::post, "/v1/policy/validate",
+                           json::value(json::object{{"document", read_file(args[2])}}));
     if (r.status != 200) return print_error(r, args[2] + ": ");
     std::cout << args[2] << " is valid\n";
     return 0;
@@ -312,7 +330,9 @@ int policy_command(Client& c, const std::vector<std::string>& args) {
         body["pcap_base64"] = std::move(b64);
       } else {
         const auto d = duration_seconds(v);
-        if (!d) return (std::cerr << "cordonctl: --recorded takes a duration such as 30m, 24h or 7d\n", 2);
+        if (!d)
+          return (std::cerr << "cordonctl: --recorded takes a duration such as 30m, 24h or 7d\n",
+                  2);
         recorded = *d;
       }
     }
@@ -343,8 +363,8 @@ int policy_command(Client& c, const std::vector<std::string>& args) {
     for (const json::value& v : o.at("versions").as_array()) {
       const json::object& e = v.as_object();
       std::cout << (field(e, "version") == active ? "* " : "  ") << field(e, "version") << "  "
-                << field(e, "created_at") << "  " << field(e, "status") << "  " << field(e, "author")
-                << "  " << field(e, "comment") << "\n";
+                << field(e, "created_at") << "  " << field(e, "status") << "  "
+                << field(e, "author") << "  " << field(e, "comment") << "\n";
     }
     return 0;
   }
@@ -425,14 +445,16 @@ int audit_command(Client& c, const std::vector<std::string>& args) {
       std::cout << "audit log intact: " << field(o, "entries") << " entries, hash chain verified\n";
       return 0;
     }
-    std::cout << "audit log TAMPERED at entry " << field(o, "first_bad_seq") << ": " << field(o, "problem") << "\n";
+    std::cout << "audit log TAMPERED at entry " << field(o, "first_bad_seq") << ": "
+              << field(o, "problem") << "\n";
     return 1;
   }
   const bool as_json = args.size() == 2 && args[1] == "--json";
   if (args.size() != 1 && !as_json) return (std::cerr << kUsage, 2);
   int64_t after = 0;
   for (;;) {
-    const Reply r = c.call(http::verb::get, "/v1/audit?after=" + std::to_string(after) + "&limit=1000");
+    const Reply r =
+        c.call(http::verb::get, "/v1/audit?after=" + std::to_string(after) + "&limit=1000");
     if (r.status != 200) return print_error(r, "");
     const json::array& entries = r.body.at("entries").as_array();
     if (entries.empty()) return 0;
@@ -442,9 +464,9 @@ int audit_command(Client& c, const std::vector<std::string>& args) {
         std::cout << json::serialize(e) << "\n";
       } else {
         std::cout << field(e, "seq") << "  " << field(e, "at") << "  " << field(e, "actor") << "@"
-                  << field(e, "origin") << "  " << field(e, "action") << " " << field(e, "target") << "  "
-                  << field(e, "outcome") << (field(e, "detail").empty() ? "" : "  (" + field(e, "detail") + ")")
-                  << "\n";
+                  << field(e, "origin") << "  " << field(e, "action") << " " << field(e, "target")
+                  << "  " << field(e, "outcome")
+                  << (field(e, "detail").empty() ? "" : "  (" + field(e, "detail") + ")") << "\n";
       }
       after = e.at("seq").to_number<int64_t>();
     }
@@ -459,9 +481,9 @@ int device_command(Client& c, const std::vector<std::string>& args) {
       const json::object& f = v.as_object();
       std::cout << field(f, "protocol") << " " << field(f, "dir") << " "
                 << (field(f, "dir") == "out" ? "to " : "from ") << field(f, "peer")
-                << (field(f, "port") == "0" ? "" : " port " + field(f, "port")) << "  rule="
-                << (field(f, "rule").empty() ? "(none)" : field(f, "rule")) << "  flows=" << field(f, "count")
-                << "  last=" << field(f, "last_seen") << "\n";
+                << (field(f, "port") == "0" ? "" : " port " + field(f, "port"))
+                << "  rule=" << (field(f, "rule").empty() ? "(none)" : field(f, "rule"))
+                << "  flows=" << field(f, "count") << "  last=" << field(f, "last_seen") << "\n";
     }
     return 0;
   }
@@ -470,7 +492,8 @@ int device_command(Client& c, const std::vector<std::string>& args) {
     if (!opts) return (std::cerr << kUsage, 2);
     const Reply r = c.call(http::verb::get, "/v1/devices/" + args[2] + "/proposal");
     if (r.status != 200) return print_error(r, "");
-    std::cout << field(r.body.as_object(), "rules_added") << " rule(s) proposed for " << args[2] << "\n"
+    std::cout << field(r.body.as_object(), "rules_added") << " rule(s) proposed for " << args[2]
+              << "\n"
               << field(r.body.as_object(), "text");
     for (const auto& [k, v] : *opts) {
       std::ofstream out(v, std::ios::binary | std::ios::trunc);
@@ -510,17 +533,20 @@ int update_command(Client& c, const std::vector<std::string>& args) {
       const json::object& o = r.body.as_object();
       const std::string state = field(o, "state");
       const json::object& p = o.at("progress").as_object();
-      const std::string line = std::to_string(p.at("percent").as_int64()) + "% " + field(p, "message");
+      const std::string line =
+          std::to_string(p.at("percent").as_int64()) + "% " + field(p, "message");
       if (state == "installing" && line != shown) std::cout << (shown = line) << "\n";
       if (state != "installing") {
         const json::value& last = o.at("last_result");
         if (state == "awaiting-reboot") {
           std::cout << "installed " << field(o.at("pending").as_object(), "to_version")
-                    << " into the inactive slot; reboot to try it (it is kept only if its self-test passes)\n";
+                    << " into the inactive slot; reboot to try it (it is kept only if its "
+                       "self-test passes)\n";
           return 0;
         }
         if (last.is_object() && field(last.as_object(), "outcome") == "rejected") {
-          std::cerr << "cordonctl: " << args[2] << ": refused: " << field(last.as_object(), "reason") << "\n";
+          std::cerr << "cordonctl: " << args[2]
+                    << ": refused: " << field(last.as_object(), "reason") << "\n";
           return 1;
         }
         std::cerr << "cordonctl: update ended in state " << state << "\n";
@@ -556,10 +582,13 @@ int run(std::vector<std::string> args) {
     if (r.status != 200) return print_error(r, "");
     for (const json::value& v : r.body.at("hosts").as_array()) {
       const json::object& h = v.as_object();
-      std::cout << field(h, "mac") << "  " << (field(h, "ip").empty() ? "-" : field(h, "ip")) << "  "
-                << (h.at("covered").as_bool() ? "device " + field(h, "device") : std::string("NOT COVERED by any policy"))
+      std::cout << field(h, "mac") << "  " << (field(h, "ip").empty() ? "-" : field(h, "ip"))
+                << "  "
+                << (h.at("covered").as_bool() ? "device " + field(h, "device")
+                                              : std::string("NOT COVERED by any policy"))
                 << "  protocols=" << field(h, "protocols") << "  peers=" << field(h, "peers")
-                << "  first=" << field(h, "first_seen") << "  last=" << field(h, "last_seen") << "\n";
+                << "  first=" << field(h, "first_seen") << "  last=" << field(h, "last_seen")
+                << "\n";
     }
     return 0;
   }
@@ -595,7 +624,8 @@ int run(std::vector<std::string> args) {
         return 0;
       }
       std::cout << "the kernel's table inet cordon_mgmt DIFFERS from the intended one:\n";
-      for (const json::value& d : r.body.at("differences").as_array()) std::cout << "  " << d.as_string() << "\n";
+      for (const json::value& d : r.body.at("differences").as_array())
+        std::cout << "  " << d.as_string() << "\n";
       return 1;
     }
     if (args[2] == "set" && args.size() == 4) {
@@ -620,9 +650,10 @@ int run(std::vector<std::string> args) {
     if (r.status != 200) return print_error(r, "");
     for (const json::value& v : r.body.at("sessions").as_array()) {
       const json::object& o = v.as_object();
-      std::cout << field(o, "id") << "  " << field(o, "device") << " (" << field(o, "device_ip") << ") ports "
-                << field(o, "ports") << "  tunnel " << field(o, "tunnel_address") << "  " << field(o, "seconds_left")
-                << " s left  by " << field(o, "created_by") << "  key " << field(o, "public_key") << "\n";
+      std::cout << field(o, "id") << "  " << field(o, "device") << " (" << field(o, "device_ip")
+                << ") ports " << field(o, "ports") << "  tunnel " << field(o, "tunnel_address")
+                << "  " << field(o, "seconds_left") << " s left  by " << field(o, "created_by")
+                << "  key " << field(o, "public_key") << "\n";
     }
     return 0;
   }
@@ -644,17 +675,20 @@ int run(std::vector<std::string> args) {
       if (k == "--port" || k == "--duration") {
         const auto n = number(v);
         if (!n) return (std::cerr << "cordonctl: " << k << " takes a number\n", 2);
-        if (k == "--port") ports.push_back(*n);
-        else body["duration_seconds"] = *n;
+        if (k == "--port")
+          ports.push_back(*n);
+        else
+          body["duration_seconds"] = *n;
       }
     }
     body["ports"] = std::move(ports);
     const Reply r = c.call(http::verb::post, "/v1/vendor-sessions", json::value(body));
     if (r.status != 201) return print_error(r, "vendor session refused: ");
     const json::object& o = r.body.as_object();
-    std::cout << "vendor session " << field(o, "id") << ": tunnel address " << field(o, "tunnel_address")
-              << ", reaches " << field(o, "device_ip") << " ports " << field(o, "ports") << " for "
-              << field(o, "seconds_left") << " s\nappliance public key " << field(o, "appliance_public_key") << "\n";
+    std::cout << "vendor session " << field(o, "id") << ": tunnel address "
+              << field(o, "tunnel_address") << ", reaches " << field(o, "device_ip") << " ports "
+              << field(o, "ports") << " for " << field(o, "seconds_left")
+              << " s\nappliance public key " << field(o, "appliance_public_key") << "\n";
     return 0;
   }
   if (args[0] == "guardrail" && args.size() == 2 && args[1] == "get") {

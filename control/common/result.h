@@ -24,8 +24,8 @@ struct Error {
   // Stable machine-readable kind, e.g. "invalid", "not_found", "conflict", "io",
   // "dataplane", "unavailable". The API maps it to an HTTP status.
   std::string code;
-  std::string message;  // for a person: what was wrong
-  std::string path;     // JSON path of the offending field when the input was at fault
+  std::string message;         // for a person: what was wrong
+  std::string path;            // JSON path of the offending field when the input was at fault
   std::vector<Error> details;  // every individual problem, when there were several
 
   // "applying policy: " + message
@@ -37,7 +37,7 @@ struct Error {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : state_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
   Result(Error error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return state_.index() == 0; }
@@ -54,6 +54,8 @@ class [[nodiscard]] Result {
 // A result without a value.
 struct Done {};
 using Status = Result<Done>;
-inline Status ok() { return Done{}; }
+inline Status ok() {
+  return Done{};
+}
 
 }  // namespace cordon::control

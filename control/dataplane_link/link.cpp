@@ -121,9 +121,9 @@ Status SocketDataplaneLink::apply(const std::string& document, int64_t version) 
     return ok();
   }
   // The dataplane validates again; its first error is reported with its path.
-  if (const json::value* errors = o.if_contains("errors");
-      errors && errors->is_array() && !errors->as_array().empty() &&
-      errors->as_array()[0].is_object()) {
+  if (const json::value* errors = o.if_contains("errors"); errors && errors->is_array() &&
+                                                           !errors->as_array().empty() &&
+                                                           errors->as_array()[0].is_object()) {
     const json::object& first = errors->as_array()[0].as_object();
     const json::value* path = first.if_contains("path");
     const json::value* message = first.if_contains("message");
@@ -162,7 +162,9 @@ EventFeed::~EventFeed() {
     if (fd >= 0) ::close(fd);
 }
 
-void EventFeed::start() { thread_ = std::thread([this] { run(); }); }
+void EventFeed::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void EventFeed::run() {
   while (!stop_) {
@@ -186,8 +188,8 @@ void EventFeed::run() {
           json::error_code ec;
           const json::value v = json::parse(std::string_view(in).substr(0, newline), ec);
           in.erase(0, newline + 1);
-          const json::value* event = !ec && v.is_object() ? v.as_object().if_contains("event")
-                                                          : nullptr;
+          const json::value* event =
+              !ec && v.is_object() ? v.as_object().if_contains("event") : nullptr;
           if (!event || !event->is_object()) continue;
           const json::object& e = event->as_object();
           const json::value* run = e.if_contains("run");

@@ -34,18 +34,23 @@ std::string text(const json::object& o, const char* key) {
 int severity(const json::object& e) {
   const std::string kind = text(e, "kind");
   const std::string reason = text(e, "reason");
-  if (kind == "guardrail-revert") return 1;                          // alert
-  if (reason.rfind("patch", 0) == 0 || !text(e, "detail").empty()) return 3;  // error: a patch or inspection hit
-  if (kind == "drop") return 4;                                       // warning
-  return 5;                                                           // notice
+  if (kind == "guardrail-revert") return 1;  // alert
+  if (reason.rfind("patch", 0) == 0 || !text(e, "detail").empty())
+    return 3;                    // error: a patch or inspection hit
+  if (kind == "drop") return 4;  // warning
+  return 5;                      // notice
 }
 
 int cef_severity(int syslog_severity) {
   switch (syslog_severity) {
-    case 1: return 9;
-    case 3: return 7;
-    case 4: return 5;
-    default: return 3;
+    case 1:
+      return 9;
+    case 3:
+      return 7;
+    case 4:
+      return 5;
+    default:
+      return 3;
   }
 }
 
@@ -53,8 +58,8 @@ std::string summary(const json::object& e) {
   std::string s = text(e, "kind") + " " + text(e, "reason");
   if (!text(e, "device").empty()) s += " device=" + text(e, "device");
   if (!text(e, "src").empty()) {
-    s += " " + text(e, "src") + (text(e, "src_port").empty() ? "" : ":" + text(e, "src_port")) + " -> " +
-         text(e, "dst") + (text(e, "dst_port").empty() ? "" : ":" + text(e, "dst_port"));
+    s += " " + text(e, "src") + (text(e, "src_port").empty() ? "" : ":" + text(e, "src_port")) +
+         " -> " + text(e, "dst") + (text(e, "dst_port").empty() ? "" : ":" + text(e, "dst_port"));
   }
   if (!text(e, "detail").empty()) s += " (" + text(e, "detail") + ")";
   return s;
@@ -111,16 +116,19 @@ int64_t epoch_ms(const std::string& t) {
   if (rest[0] == '.') {
     int64_t frac = 0;
     int digits = 0;
-    for (const char* p = rest + 1; *p >= '0' && *p <= '9' && digits < 3; ++p, ++digits) frac = frac * 10 + (*p - '0');
+    for (const char* p = rest + 1; *p >= '0' && *p <= '9' && digits < 3; ++p, ++digits)
+      frac = frac * 10 + (*p - '0');
     for (; digits < 3; ++digits) frac *= 10;
     ms += frac;
   }
   return ms;
 }
 
-std::string header(int sev, const std::string& time, const std::string& hostname, const std::string& msgid) {
-  return "<" + std::to_string(kFacilityLocal4 * 8 + sev) + ">1 " + (time.empty() ? "-" : time) + " " +
-         (hostname.empty() ? "-" : hostname) + " cordon - " + (msgid.empty() ? "-" : msgid) + " ";
+std::string header(int sev, const std::string& time, const std::string& hostname,
+                   const std::string& msgid) {
+  return "<" + std::to_string(kFacilityLocal4 * 8 + sev) + ">1 " + (time.empty() ? "-" : time) +
+         " " + (hostname.empty() ? "-" : hostname) + " cordon - " + (msgid.empty() ? "-" : msgid) +
+         " ";
 }
 
 }  // namespace
@@ -140,14 +148,19 @@ Result<SyslogSettings> parse_syslog_settings(const json::value& v) {
       s.host = std::string(value.as_string());
       in6_addr a6{};
       in_addr a4{};
-      if (inet_pton(AF_INET, s.host.c_str(), &a4) != 1 && inet_pton(AF_INET6, s.host.c_str(), &a6) != 1)
-        return Error{"invalid", "must be an IPv4 or IPv6 address (no names: the appliance does not depend on DNS)", path};
+      if (inet_pton(AF_INET, s.host.c_str(), &a4) != 1 &&
+          inet_pton(AF_INET6, s.host.c_str(), &a6) != 1)
+        return Error{
+            "invalid",
+            "must be an IPv4 or IPv6 address (no names: the appliance does not depend on DNS)",
+            path};
     } else if (k == "port") {
       if (!value.is_int64() || value.as_int64() < 1 || value.as_int64() > 65535)
         return Error{"invalid", "must be a port from 1 to 65535", path};
       s.port = static_cast<uint16_t>(value.as_int64());
     } else if (k == "transport") {
-      if (!value.is_string() || (value.as_string() != "udp" && value.as_string() != "tcp" && value.as_string() != "tls"))
+      if (!value.is_string() ||
+          (value.as_string() != "udp" && value.as_string() != "tcp" && value.as_string() != "tls"))
         return Error{"invalid", "must be udp, tcp or tls", path};
       s.transport = std::string(value.as_string());
     } else if (k == "format") {
@@ -155,7 +168,8 @@ Result<SyslogSettings> parse_syslog_settings(const json::value& v) {
         return Error{"invalid", "must be rfc5424 or cef", path};
       s.format = std::string(value.as_string());
     } else if (k == "ca_file" || k == "server_name") {
-      if (!value.is_string() || value.as_string().size() > 4096) return Error{"invalid", "must be a string", path};
+      if (!value.is_string() || value.as_string().size() > 4096)
+        return Error{"invalid", "must be a string", path};
       (k == "ca_file" ? s.ca_file : s.server_name) = std::string(value.as_string());
     } else {
       return Error{"invalid", "unknown field", path};
@@ -168,15 +182,15 @@ Result<SyslogSettings> parse_syslog_settings(const json::value& v) {
 }
 
 json::value syslog_settings_json(const SyslogSettings& s) {
-  return json::object{{"enabled", s.enabled}, {"host", s.host},       {"port", s.port},
-                      {"transport", s.transport}, {"format", s.format}, {"ca_file", s.ca_file},
+  return json::object{{"enabled", s.enabled},        {"host", s.host},     {"port", s.port},
+                      {"transport", s.transport},    {"format", s.format}, {"ca_file", s.ca_file},
                       {"server_name", s.server_name}};
 }
 
 std::string format_rfc5424(const json::object& e, const std::string& hostname) {
   std::string sd = "[cordon@32473";
-  for (const char* key : {"device", "rule", "reason", "dir", "ingress", "protocol", "src", "src_port", "dst",
-                          "dst_port", "src_mac", "policy_version", "detail"}) {
+  for (const char* key : {"device", "rule", "reason", "dir", "ingress", "protocol", "src",
+                          "src_port", "dst", "dst_port", "src_mac", "policy_version", "detail"}) {
     const std::string v = text(e, key);
     if (!v.empty()) sd += std::string(" ") + key + "=\"" + sd_escape(v) + "\"";
   }
@@ -186,8 +200,8 @@ std::string format_rfc5424(const json::object& e, const std::string& hostname) {
 
 std::string format_cef(const json::object& e, const std::string& hostname) {
   const int sev = severity(e);
-  std::string cef = "CEF:0|Cordon|Cordon appliance|1|" + cef_header_escape(text(e, "reason")) + "|" +
-                    cef_header_escape(text(e, "kind") + " " + text(e, "reason")) + "|" +
+  std::string cef = "CEF:0|Cordon|Cordon appliance|1|" + cef_header_escape(text(e, "reason")) +
+                    "|" + cef_header_escape(text(e, "kind") + " " + text(e, "reason")) + "|" +
                     std::to_string(cef_severity(sev)) + "|";
   std::string ext;
   auto add = [&](const std::string& key, const std::string& value) {
@@ -243,8 +257,8 @@ void SyslogExporter::submit(const json::object& event) {
   {
     std::lock_guard lock(mutex_);
     if (!settings_.enabled) return;
-    const std::string message = settings_.format == "cef" ? format_cef(event, hostname_)
-                                                          : format_rfc5424(event, hostname_);
+    const std::string message =
+        settings_.format == "cef" ? format_cef(event, hostname_) : format_rfc5424(event, hostname_);
     if (queue_.size() >= kQueueLimit) {
       queue_.pop_front();
       ++stats_.dropped;
@@ -289,7 +303,8 @@ void SyslogExporter::run() {
       // The collector is unreachable: keep the messages (bounded) and retry in a second,
       // or at once when reconfigured.
       const uint64_t generation = generation_;
-      wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_ || generation_ != generation; });
+      wake_.wait_for(lock, std::chrono::seconds(1),
+                     [&] { return stop_ || generation_ != generation; });
     }
   }
 }
@@ -326,15 +341,18 @@ bool SyslogExporter::send(const std::string& message) {
       return fail("bad collector address " + s.host);
     }
     const bool udp = s.transport == "udp";
-    fd_ = ::socket(addr.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fd_ = ::socket(addr.ss_family, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                   0);
     if (fd_ < 0) return fail(std::string("socket: ") + std::strerror(errno));
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0) {
       if (errno != EINPROGRESS) return fail(std::string("connect: ") + std::strerror(errno));
       pollfd p{fd_, POLLOUT, 0};
       int err = 0;
       socklen_t err_len = sizeof err;
-      if (::poll(&p, 1, kConnectTimeoutMs) != 1 || ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0 || err != 0)
-        return fail("cannot connect to " + s.host + ":" + std::to_string(s.port) + (err ? std::string(": ") + std::strerror(err) : ""));
+      if (::poll(&p, 1, kConnectTimeoutMs) != 1 ||
+          ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &err_len) != 0 || err != 0)
+        return fail("cannot connect to " + s.host + ":" + std::to_string(s.port) +
+                    (err ? std::string(": ") + std::strerror(err) : ""));
     }
     // Blocking from here on, with a send timeout, on the sender thread only.
     ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
@@ -353,7 +371,8 @@ bool SyslogExporter::send(const std::string& message) {
       const std::string name = s.server_name.empty() ? s.host : s.server_name;
       SSL_set1_host(ssl, name.c_str());
       in6_addr ignored{};
-      if (inet_pton(AF_INET, name.c_str(), &ignored) != 1 && inet_pton(AF_INET6, name.c_str(), &ignored) != 1)
+      if (inet_pton(AF_INET, name.c_str(), &ignored) != 1 &&
+          inet_pton(AF_INET6, name.c_str(), &ignored) != 1)
         SSL_set_tlsext_host_name(ssl, name.c_str());
       SSL_set_fd(ssl, fd_);
       if (SSL_connect(ssl) != 1) {
@@ -367,12 +386,14 @@ bool SyslogExporter::send(const std::string& message) {
     connected_generation_ = generation;
   }
   // Stream transports frame each message with its length (RFC 6587 / RFC 5425).
-  const std::string wire = s.transport == "udp" ? message : std::to_string(message.size()) + " " + message;
+  const std::string wire =
+      s.transport == "udp" ? message : std::to_string(message.size()) + " " + message;
   size_t done = 0;
   while (done < wire.size()) {
     ssize_t n;
     if (ssl_) {
-      n = SSL_write(static_cast<SSL*>(ssl_), wire.data() + done, static_cast<int>(wire.size() - done));
+      n = SSL_write(static_cast<SSL*>(ssl_), wire.data() + done,
+                    static_cast<int>(wire.size() - done));
       if (n <= 0) return fail("TLS write to the collector failed");
     } else {
       n = ::send(fd_, wire.data() + done, wire.size() - done, MSG_NOSIGNAL);

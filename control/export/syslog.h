@@ -26,12 +26,12 @@ namespace cordon::control::export_ {
 
 struct SyslogSettings {
   bool enabled = false;
-  std::string host;           // IPv4/IPv6 address of the collector
+  std::string host;  // IPv4/IPv6 address of the collector
   uint16_t port = 514;
-  std::string transport = "udp";  // udp | tcp | tls
+  std::string transport = "udp";   // udp | tcp | tls
   std::string format = "rfc5424";  // rfc5424 | cef
-  std::string ca_file;        // tls: CA that signed the collector's certificate (required)
-  std::string server_name;    // tls: the name its certificate must carry (default: host)
+  std::string ca_file;             // tls: CA that signed the collector's certificate (required)
+  std::string server_name;         // tls: the name its certificate must carry (default: host)
 };
 
 Result<SyslogSettings> parse_syslog_settings(const boost::json::value& v);

@@ -38,7 +38,9 @@ class ManagementPlane {
   bool active() const { return settings_.has_value(); }
   // Where the running vendor sessions' grants come from, so a table replacement keeps
   // them and the read-back expects them.
-  void set_grants(std::function<std::vector<nft::VendorGrant>()> grants) { grants_ = std::move(grants); }
+  void set_grants(std::function<std::vector<nft::VendorGrant>()> grants) {
+    grants_ = std::move(grants);
+  }
 
  private:
   Status install(const nft::ManagementFirewallSettings& settings);

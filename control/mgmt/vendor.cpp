@@ -22,7 +22,8 @@ std::vector<uint16_t> parse_ports(const std::string& csv) {
 std::vector<nft::VendorAccessElement> elements_of(const store::VendorSession& s) {
   std::vector<nft::VendorAccessElement> out;
   for (uint16_t port : parse_ports(s.ports)) {
-    Result<nft::VendorAccessElement> e = nft::VendorAccessElement::make(s.tunnel_address, s.device_ip, port);
+    Result<nft::VendorAccessElement> e =
+        nft::VendorAccessElement::make(s.tunnel_address, s.device_ip, port);
     if (e) out.push_back(e.value());
   }
   return out;
@@ -30,7 +31,8 @@ std::vector<nft::VendorAccessElement> elements_of(const store::VendorSession& s)
 
 }  // namespace
 
-Result<store::VendorSession> VendorAccess::create(const json::value& body, const store::Actor& actor, int64_t now_ms) {
+Result<store::VendorSession> VendorAccess::create(const json::value& body,
+                                                  const store::Actor& actor, int64_t now_ms) {
   if (!body.is_object()) return Error{"invalid", "must be an object", ""};
   const json::object& o = body.as_object();
   for (const auto& [k, v] : o) {
@@ -39,9 +41,11 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body, const
   }
   const json::value* key = o.if_contains("public_key");
   if (!key || !key->is_string() || !wireguard::valid_public_key(key->as_string()))
-    return Error{"invalid", "must be a WireGuard public key (44 characters of base64)", "/public_key"};
+    return Error{"invalid", "must be a WireGuard public key (44 characters of base64)",
+                 "/public_key"};
   const json::value* device = o.if_contains("device");
-  if (!device || !device->is_string()) return Error{"invalid", "required: a device name", "/device"};
+  if (!device || !device->is_string())
+    return Error{"invalid", "required: a device name", "/device"};
   const json::value* ports = o.if_contains("ports");
   if (!ports || !ports->is_array() || ports->as_array().empty() || ports->as_array().size() > 16)
     return Error{"invalid", "one to 16 ports", "/ports"};
@@ -61,7 +65,8 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body, const
   Result<policy::ActivePolicy> active = policy_.active();
   if (!active) return active.error();
   json::error_code ec;
-  const json::value doc = json::parse(active.value().document.empty() ? "{}" : active.value().document, ec);
+  const json::value doc =
+      json::parse(active.value().document.empty() ? "{}" : active.value().document, ec);
   std::string device_ip;
   if (!ec && doc.is_object() && doc.as_object().contains("devices")) {
     for (const json::value& dv : doc.at("devices").as_array()) {
@@ -72,7 +77,9 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body, const
       }
     }
   }
-  if (device_ip.empty()) return Error{"not_found", "no device with an IPv4 address of that name in the active policy", "/device"};
+  if (device_ip.empty())
+    return Error{"not_found", "no device with an IPv4 address of that name in the active policy",
+                 "/device"};
 
   Result<std::vector<store::VendorSession>> open_sessions = store_.open_vendor_sessions();
   if (!open_sessions) return open_sessions.error();
@@ -80,7 +87,10 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body, const
   for (const store::VendorSession& s : open_sessions.value()) {
     used.insert(s.tunnel_address);
     if (s.public_key == key->as_string())
-      return Error{"conflict", "this vendor key already has an open session (" + std::to_string(s.id) + "); revoke it first", "/public_key"};
+      return Error{"conflict",
+                   "this vendor key already has an open session (" + std::to_string(s.id) +
+                       "); revoke it first",
+                   "/public_key"};
   }
   std::string tunnel;
   for (int host = 2; host < 255 && tunnel.empty(); ++host) {
@@ -100,13 +110,15 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body, const
   s.expires_ms = now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(d.value()).count();
   if (Status st = open(s, now_ms); !st) {
     (void)close(s);
-    (void)store_.audit({actor, "vendor.create", "vendor-session", "failed: " + st.error().message, "", "", s.device});
+    (void)store_.audit({actor, "vendor.create", "vendor-session", "failed: " + st.error().message,
+                        "", "", s.device});
     return st.error();
   }
   Result<int64_t> id = store_.add_vendor_session(
-      s, {actor, "vendor.create", "", "ok", "", "",
-          "key " + s.public_key + " -> " + s.device + " (" + s.device_ip + ") ports " + s.ports + " for " +
-              std::to_string(d.value().count()) + " s, tunnel address " + s.tunnel_address});
+      s,
+      {actor, "vendor.create", "", "ok", "", "",
+       "key " + s.public_key + " -> " + s.device + " (" + s.device_ip + ") ports " + s.ports +
+           " for " + std::to_string(d.value().count()) + " s, tunnel address " + s.tunnel_address});
   if (!id) {
     (void)close(s);
     return id.error();
@@ -121,7 +133,8 @@ Status VendorAccess::open(const store::VendorSession& s, int64_t now_ms) {
   wireguard::PeerConfig peer;
   peer.public_key = s.public_key;
   peer.allowed_ips = {allowed.value()};
-  if (Status st = wireguard_.set_peer(peer); !st) return st.error().context("adding the vendor's WireGuard peer");
+  if (Status st = wireguard_.set_peer(peer); !st)
+    return st.error().context("adding the vendor's WireGuard peer");
   const auto left = std::chrono::milliseconds(std::max<int64_t>(1, s.expires_ms - now_ms));
   if (Status st = firewall_.add_vendor_access(elements_of(s), left); !st)
     return st.error().context("opening the firewall for the session");
@@ -140,9 +153,11 @@ Status VendorAccess::revoke(int64_t id, const store::Actor& actor) {
   if (!sessions) return sessions.error();
   for (const store::VendorSession& s : sessions.value()) {
     if (s.id != id) continue;
-    if (Status st = close(s); !st) return st.error().context("revoking vendor session " + std::to_string(id));
-    return store_.end_vendor_session(id, "revoked by " + actor.name,
-                                     {actor, "vendor.revoke", "vendor-session/" + std::to_string(id), "ok", "", "", ""});
+    if (Status st = close(s); !st)
+      return st.error().context("revoking vendor session " + std::to_string(id));
+    return store_.end_vendor_session(
+        id, "revoked by " + actor.name,
+        {actor, "vendor.revoke", "vendor-session/" + std::to_string(id), "ok", "", "", ""});
   }
   return Error{"not_found", "no open vendor session " + std::to_string(id)};
 }
@@ -163,8 +178,14 @@ Result<int> VendorAccess::expire(int64_t now_ms) {
   for (const store::VendorSession& s : sessions.value()) {
     if (s.expires_ms > now_ms) continue;
     if (Status st = close(s); !st) return st.error();
-    if (Status st = store_.end_vendor_session(
-            s.id, "expired", {{"controld", "local"}, "vendor.expire", "vendor-session/" + std::to_string(s.id), "ok", "", "", ""});
+    if (Status st = store_.end_vendor_session(s.id, "expired",
+                                              {{"controld", "local"},
+                                               "vendor.expire",
+                                               "vendor-session/" + std::to_string(s.id),
+                                               "ok",
+                                               "",
+                                               "",
+                                               ""});
         !st)
       return st.error();
     ++ended;

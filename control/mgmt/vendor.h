@@ -28,12 +28,17 @@ class VendorAccess {
   // `tunnel_prefix`: the first three octets of the tunnel's /24, e.g. "10.99.0"; the
   // appliance is .1, sessions get .2 to .254.
   VendorAccess(store::Store& store, wireguard::WireGuardBackend& wireguard,
-               nft::FirewallBackend& firewall, policy::PolicyService& policy, std::string tunnel_prefix)
-      : store_(store), wireguard_(wireguard), firewall_(firewall), policy_(policy),
+               nft::FirewallBackend& firewall, policy::PolicyService& policy,
+               std::string tunnel_prefix)
+      : store_(store),
+        wireguard_(wireguard),
+        firewall_(firewall),
+        policy_(policy),
         tunnel_prefix_(std::move(tunnel_prefix)) {}
 
   // Body: {"public_key", "device", "ports": [..], "duration_seconds"}.
-  Result<store::VendorSession> create(const boost::json::value& body, const store::Actor& actor, int64_t now_ms);
+  Result<store::VendorSession> create(const boost::json::value& body, const store::Actor& actor,
+                                      int64_t now_ms);
   Status revoke(int64_t id, const store::Actor& actor);
   Result<std::vector<store::VendorSession>> active(int64_t now_ms);
   // Ends sessions past their expiry (removes their peers). Returns how many.

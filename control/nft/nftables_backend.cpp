@@ -1,5 +1,6 @@
 // NftablesBackend: batches to and dumps from the kernel over NETLINK_NETFILTER.
-#include <netinet/in.h>  // before the linux/ headers
+#include <netinet/in.h>  // before the linux/ headers, in a block of its own
+
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
@@ -27,7 +28,9 @@ Error os_error(const std::string& what, int err) {
   return Error{err == EPERM ? "permission" : "io", what + ": " + std::strerror(err), ""};
 }
 
-struct SocketClose { void operator()(mnl_socket* s) const { mnl_socket_close(s); } };
+struct SocketClose {
+  void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+};
 
 // One netlink socket for one operation. A receive timeout guards against a kernel that
 // never answers (a bug, but controld must not hang on it).
@@ -85,8 +88,8 @@ class Netlink {
     for (;;) {
       const ssize_t n = mnl_socket_recvfrom(sock_.get(), buf.data(), buf.size());
       if (n < 0) return os_error("reading the kernel's answer", errno);
-      const int ret = mnl_cb_run(buf.data(), static_cast<std::size_t>(n), nlh->nlmsg_seq, portid_,
-                                 cb, data);
+      const int ret =
+          mnl_cb_run(buf.data(), static_cast<std::size_t>(n), nlh->nlmsg_seq, portid_, cb, data);
       if (ret < 0) {
         if (errno == ENOENT) return Error{"not_found", "table inet cordon_mgmt does not exist", ""};
         return os_error("reading the kernel's answer", errno);
@@ -154,8 +157,10 @@ void add_elements(Batch& batch, nftnl_set* set, std::uint16_t type) {
 Status element_sanity(const std::vector<VendorAccessElement>& elements) {
   if (elements.empty()) return Error{"invalid", "no vendor access elements given", ""};
   if (elements.size() > kMaxVendorElements) {
-    return Error{"invalid", "more than " + std::to_string(kMaxVendorElements) +
-                                " vendor access elements in one change", ""};
+    return Error{
+        "invalid",
+        "more than " + std::to_string(kMaxVendorElements) + " vendor access elements in one change",
+        ""};
   }
   return ok();
 }
@@ -250,7 +255,8 @@ Status NftablesBackend::remove_vendor_access(const std::vector<VendorAccessEleme
   add_elements(batch, set.get(), NFT_MSG_DELSETELEM);
   if (auto s = batch.commit(); !s) {
     if (s.error().message.find(std::strerror(ENOENT)) != std::string::npos) {
-      return Error{"not_found", "removing vendor access: table inet cordon_mgmt does not exist", ""};
+      return Error{"not_found", "removing vendor access: table inet cordon_mgmt does not exist",
+                   ""};
     }
     return s.error().context("removing vendor access");
   }
@@ -333,8 +339,8 @@ Result<NftObjects> dump_table(Netlink& nl) {
 
   {
     std::unique_ptr<nftnl_table, TableFree> key(table_key());
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK,
-                                          nl.next_seq());
+    nlmsghdr* nlh =
+        nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, nl.next_seq());
     nftnl_table_nlmsg_build_payload(nlh, key.get());
     auto s = nl.request(nlh, table_cb, &o.table);
     if (!s && s.error().code == "not_found") return NftObjects{};
@@ -355,8 +361,8 @@ Result<NftObjects> dump_table(Netlink& nl) {
   {
     nftnl_set* key = nftnl_set_alloc();
     nftnl_set_set_str(key, NFTNL_SET_TABLE, kTableName);
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP,
-                                          nl.next_seq());
+    nlmsghdr* nlh =
+        nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETSET, NFPROTO_INET, NLM_F_DUMP, nl.next_seq());
     nftnl_set_nlmsg_build_payload(nlh, key);
     nftnl_set_free(key);
     Collect<SetPtr, SetParse> c{&o.sets};
@@ -365,8 +371,8 @@ Result<NftObjects> dump_table(Netlink& nl) {
     }
   }
   for (auto& set : o.sets) {
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETSETELEM, NFPROTO_INET,
-                                          NLM_F_DUMP, nl.next_seq());
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP,
+                                          nl.next_seq());
     nftnl_set_elems_nlmsg_build_payload(nlh, set.get());
     if (auto s = nl.request(nlh, elems_cb, set.get()); !s) {
       return s.error().context(std::string("reading elements of set ") +
@@ -376,8 +382,8 @@ Result<NftObjects> dump_table(Netlink& nl) {
   {
     nftnl_rule* key = nftnl_rule_alloc();
     nftnl_rule_set_str(key, NFTNL_RULE_TABLE, kTableName);
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP,
-                                          nl.next_seq());
+    nlmsghdr* nlh =
+        nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, nl.next_seq());
     nftnl_rule_nlmsg_build_payload(nlh, key);
     nftnl_rule_free(key);
     Collect<RulePtr, RuleParse> c{&o.rules};

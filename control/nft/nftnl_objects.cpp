@@ -1,12 +1,13 @@
 #include "control/nft/nftnl_objects.h"
 
-#include <netinet/in.h>  // before the linux/ headers, which include linux/in.h
 #include <net/if.h>
+#include <netinet/in.h>  // before the linux/ headers, which include linux/in.h
+
+#include <libnftnl/expr.h>
+#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_tables.h>
-#include <libnftnl/expr.h>
-#include <libnftnl/udata.h>
 
 #include <algorithm>
 #include <cstring>
@@ -148,8 +149,8 @@ ChainPtr make_chain(const char* name, std::uint32_t hook, int policy) {
   return c;
 }
 
-SetPtr make_set(const char* name, std::uint32_t id, std::uint32_t key_type,
-                std::uint32_t key_len, std::uint32_t flags) {
+SetPtr make_set(const char* name, std::uint32_t id, std::uint32_t key_type, std::uint32_t key_len,
+                std::uint32_t flags) {
   SetPtr s(nftnl_set_alloc());
   nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
   nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, kTableName);
@@ -253,8 +254,8 @@ std::string render_rule(nftnl_rule* r, std::size_t index) {
       continue;
     }
     if (name == "log") {  // we set only the prefix; kernels differ in reporting the level
-      line += std::string(" [ log prefix \"") + nftnl_expr_get_str(e, NFTNL_EXPR_LOG_PREFIX) +
-              "\" ]";
+      line +=
+          std::string(" [ log prefix \"") + nftnl_expr_get_str(e, NFTNL_EXPR_LOG_PREFIX) + "\" ]";
       continue;
     }
     char buf[1024];
@@ -307,43 +308,63 @@ NftObjects build_objects(const TableSpec& spec) {
   const std::uint32_t est_rel = NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
 
   // --- input: the appliance itself ---
-  rules.push_back(RuleBuilder("input", "established and related").ct_state(est_rel)
-                      .verdict(NF_ACCEPT).done());
+  rules.push_back(
+      RuleBuilder("input", "established and related").ct_state(est_rel).verdict(NF_ACCEPT).done());
   {
     RuleBuilder r("input", "other interfaces are not ours to filter");
     r.ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, mgmt);
     if (!wg.empty()) r.ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, wg);
-    if (!s.external_interface.empty()) r.ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, s.external_interface);
+    if (!s.external_interface.empty())
+      r.ifname(NFT_META_IIFNAME, NFT_CMP_NEQ, s.external_interface);
     rules.push_back(r.verdict(NF_ACCEPT).done());
   }
   rules.push_back(RuleBuilder("input", "https from admin networks (IPv4)")
-                      .nfproto(NFPROTO_IPV4).l4proto(IPPROTO_TCP)
-                      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).cmp_be16(s.https_port)
-                      .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4).lookup(kAdminSetV4, kAdminV4Id)
-                      .verdict(NF_ACCEPT).done());
+                      .nfproto(NFPROTO_IPV4)
+                      .l4proto(IPPROTO_TCP)
+                      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2)
+                      .cmp_be16(s.https_port)
+                      .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4)
+                      .lookup(kAdminSetV4, kAdminV4Id)
+                      .verdict(NF_ACCEPT)
+                      .done());
   rules.push_back(RuleBuilder("input", "https from admin networks (IPv6)")
-                      .nfproto(NFPROTO_IPV6).l4proto(IPPROTO_TCP)
-                      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).cmp_be16(s.https_port)
-                      .payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16).lookup(kAdminSetV6, kAdminV6Id)
-                      .verdict(NF_ACCEPT).done());
+                      .nfproto(NFPROTO_IPV6)
+                      .l4proto(IPPROTO_TCP)
+                      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2)
+                      .cmp_be16(s.https_port)
+                      .payload(NFT_PAYLOAD_NETWORK_HEADER, 8, 16)
+                      .lookup(kAdminSetV6, kAdminV6Id)
+                      .verdict(NF_ACCEPT)
+                      .done());
   if (!wg.empty()) {
     // Vendors reach WireGuard from the internet side when there is one.
     const std::string& wg_from = s.external_interface.empty() ? mgmt : s.external_interface;
     rules.push_back(RuleBuilder("input", "wireguard")
-                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg_from).l4proto(IPPROTO_UDP)
-                        .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2).cmp_be16(s.wireguard_port)
-                        .verdict(NF_ACCEPT).done());
+                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg_from)
+                        .l4proto(IPPROTO_UDP)
+                        .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2)
+                        .cmp_be16(s.wireguard_port)
+                        .verdict(NF_ACCEPT)
+                        .done());
   }
   rules.push_back(RuleBuilder("input", "icmp echo, rate limited")
                       .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, mgmt)
-                      .nfproto(NFPROTO_IPV4).l4proto(IPPROTO_ICMP)
-                      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1).cmp_u8(8)
-                      .limit(s.icmp_echo_per_second, 1, 5).verdict(NF_ACCEPT).done());
+                      .nfproto(NFPROTO_IPV4)
+                      .l4proto(IPPROTO_ICMP)
+                      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
+                      .cmp_u8(8)
+                      .limit(s.icmp_echo_per_second, 1, 5)
+                      .verdict(NF_ACCEPT)
+                      .done());
   rules.push_back(RuleBuilder("input", "icmpv6 echo, rate limited")
                       .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, mgmt)
-                      .nfproto(NFPROTO_IPV6).l4proto(IPPROTO_ICMPV6)
-                      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1).cmp_u8(128)
-                      .limit(s.icmp_echo_per_second, 1, 5).verdict(NF_ACCEPT).done());
+                      .nfproto(NFPROTO_IPV6)
+                      .l4proto(IPPROTO_ICMPV6)
+                      .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
+                      .cmp_u8(128)
+                      .limit(s.icmp_echo_per_second, 1, 5)
+                      .verdict(NF_ACCEPT)
+                      .done());
   // Neighbour discovery, only from on-link senders (hop limit 255, RFC 4861).
   for (const auto& [type, what] : {std::pair<std::uint8_t, const char*>{133, "router solicitation"},
                                    {134, "router advertisement"},
@@ -351,51 +372,65 @@ NftObjects build_objects(const TableSpec& spec) {
                                    {136, "neighbour advertisement"}}) {
     rules.push_back(RuleBuilder("input", std::string("icmpv6 ") + what)
                         .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, mgmt)
-                        .nfproto(NFPROTO_IPV6).l4proto(IPPROTO_ICMPV6)
-                        .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1).cmp_u8(type)
-                        .payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1).cmp_u8(255)
-                        .verdict(NF_ACCEPT).done());
+                        .nfproto(NFPROTO_IPV6)
+                        .l4proto(IPPROTO_ICMPV6)
+                        .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
+                        .cmp_u8(type)
+                        .payload(NFT_PAYLOAD_NETWORK_HEADER, 7, 1)
+                        .cmp_u8(255)
+                        .verdict(NF_ACCEPT)
+                        .done());
   }
   if (s.log_drops) {
     rules.push_back(RuleBuilder("input", "log drops, rate limited")
-                        .limit(10, 60, 5).log("cordon-mgmt drop: ").done());
+                        .limit(10, 60, 5)
+                        .log("cordon-mgmt drop: ")
+                        .done());
   }
   rules.push_back(RuleBuilder("input", "count drops").counter().verdict(NF_DROP).done());
 
   // --- forward: vendor access through the tunnel, nothing else ---
   if (!wg.empty()) {
     const std::string& egress = s.vendor_egress_interface;
-    for (const auto& [proto, name] : {std::pair<std::uint8_t, const char*>{IPPROTO_TCP, "tcp"},
-                                      {IPPROTO_UDP, "udp"}}) {
+    for (const auto& [proto, name] :
+         {std::pair<std::uint8_t, const char*>{IPPROTO_TCP, "tcp"}, {IPPROTO_UDP, "udp"}}) {
       RuleBuilder to_device("forward", std::string("vendor to device (") + name + ")");
       to_device.ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg);
       if (!egress.empty()) to_device.ifname(NFT_META_OIFNAME, NFT_CMP_EQ, egress);
-      to_device.nfproto(NFPROTO_IPV4).l4proto(proto)
+      to_device.nfproto(NFPROTO_IPV4)
+          .l4proto(proto)
           // A concatenation spans 32-bit registers 8, 9, 10; register 8 is the first
           // word of register 1, and the kernel reports it as 1.
           .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1)
           .payload(NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG32_01)
           .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_02)
-          .lookup(kVendorSet, kVendorId, NFT_REG_1).verdict(NF_ACCEPT);
+          .lookup(kVendorSet, kVendorId, NFT_REG_1)
+          .verdict(NF_ACCEPT);
       rules.push_back(to_device.done());
     }
-    for (const auto& [proto, name] : {std::pair<std::uint8_t, const char*>{IPPROTO_TCP, "tcp"},
-                                      {IPPROTO_UDP, "udp"}}) {
+    for (const auto& [proto, name] :
+         {std::pair<std::uint8_t, const char*>{IPPROTO_TCP, "tcp"}, {IPPROTO_UDP, "udp"}}) {
       RuleBuilder reply("forward", std::string("device replies to vendor (") + name + ")");
       reply.ifname(NFT_META_OIFNAME, NFT_CMP_EQ, wg);
       if (!egress.empty()) reply.ifname(NFT_META_IIFNAME, NFT_CMP_EQ, egress);
-      reply.nfproto(NFPROTO_IPV4).l4proto(proto)
+      reply.nfproto(NFPROTO_IPV4)
+          .l4proto(proto)
           .payload(NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG_1)
           .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG32_01)
           .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 0, 2, NFT_REG32_02)
-          .lookup(kVendorSet, kVendorId, NFT_REG_1).verdict(NF_ACCEPT);
+          .lookup(kVendorSet, kVendorId, NFT_REG_1)
+          .verdict(NF_ACCEPT);
       rules.push_back(reply.done());
     }
     rules.push_back(RuleBuilder("forward", "other traffic from the tunnel")
-                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg).counter().verdict(NF_DROP)
+                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg)
+                        .counter()
+                        .verdict(NF_DROP)
                         .done());
     rules.push_back(RuleBuilder("forward", "other traffic into the tunnel")
-                        .ifname(NFT_META_OIFNAME, NFT_CMP_EQ, wg).counter().verdict(NF_DROP)
+                        .ifname(NFT_META_OIFNAME, NFT_CMP_EQ, wg)
+                        .counter()
+                        .verdict(NF_DROP)
                         .done());
   }
   return o;
@@ -407,18 +442,20 @@ TableDescription describe(const NftObjects& o) {
   d.present = true;
   char flags[32];
   std::snprintf(flags, sizeof flags, "0x%x", nftnl_table_get_u32(o.table.get(), NFTNL_TABLE_FLAGS));
-  d.lines.push_back(std::string("table inet ") + nftnl_table_get_str(o.table.get(), NFTNL_TABLE_NAME) +
-                    " flags " + flags);
+  d.lines.push_back(std::string("table inet ") +
+                    nftnl_table_get_str(o.table.get(), NFTNL_TABLE_NAME) + " flags " + flags);
 
   std::vector<std::string> chains;
   for (const auto& c : o.chains) {
     std::string line = std::string("chain ") + nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME);
     if (nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) {
       const std::uint32_t policy = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_POLICY);
-      line += std::string(" type ") + nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE) +
-              " hook " + std::to_string(nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM)) +
-              " prio " + std::to_string(nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO)) +
-              " policy " + (policy == NF_ACCEPT ? "accept" : policy == NF_DROP ? "drop" : "?");
+      line += std::string(" type ") + nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE) + " hook " +
+              std::to_string(nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM)) + " prio " +
+              std::to_string(nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO)) + " policy " +
+              (policy == NF_ACCEPT ? "accept"
+               : policy == NF_DROP ? "drop"
+                                   : "?");
     }
     chains.push_back(line);
   }
@@ -457,8 +494,9 @@ TableDescription describe(const NftObjects& o) {
         d.vendor_access.push_back(v);
         continue;
       }
-      const bool end = nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
-                       (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END);
+      const bool end =
+          nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
+          (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END);
       sets.push_back("element " + name + " " + hex(key, len) + (end ? " interval-end" : ""));
     }
     nftnl_set_elems_iter_destroy(it);

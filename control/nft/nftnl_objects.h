@@ -6,6 +6,7 @@
 #pragma once
 
 #include <netinet/in.h>
+
 #include <libnftnl/chain.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
@@ -19,10 +20,18 @@
 
 namespace cordon::control::nft::detail {
 
-struct TableFree { void operator()(nftnl_table* p) const { nftnl_table_free(p); } };
-struct ChainFree { void operator()(nftnl_chain* p) const { nftnl_chain_free(p); } };
-struct SetFree { void operator()(nftnl_set* p) const { nftnl_set_free(p); } };
-struct RuleFree { void operator()(nftnl_rule* p) const { nftnl_rule_free(p); } };
+struct TableFree {
+  void operator()(nftnl_table* p) const { nftnl_table_free(p); }
+};
+struct ChainFree {
+  void operator()(nftnl_chain* p) const { nftnl_chain_free(p); }
+};
+struct SetFree {
+  void operator()(nftnl_set* p) const { nftnl_set_free(p); }
+};
+struct RuleFree {
+  void operator()(nftnl_rule* p) const { nftnl_rule_free(p); }
+};
 using TablePtr = std::unique_ptr<nftnl_table, TableFree>;
 using ChainPtr = std::unique_ptr<nftnl_chain, ChainFree>;
 using SetPtr = std::unique_ptr<nftnl_set, SetFree>;  // owns its elements

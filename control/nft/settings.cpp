@@ -23,9 +23,8 @@ Result<std::uint64_t> read_uint(const boost::json::value& v, const std::string& 
   } else if (v.is_int64() && v.as_int64() >= 0) {
     n = static_cast<std::uint64_t>(v.as_int64());
   } else {
-    return invalid("must be an integer between " + std::to_string(min) + " and " +
-                       std::to_string(max),
-                   path);
+    return invalid(
+        "must be an integer between " + std::to_string(min) + " and " + std::to_string(max), path);
   }
   if (n < min || n > max) {
     return invalid(std::to_string(n) + " is out of range (" + std::to_string(min) + ".." +
@@ -42,8 +41,10 @@ Result<std::string> read_interface(const boost::json::value& v, const std::strin
   std::string name(v.as_string());
   if (may_be_empty && name.empty()) return name;
   if (!valid_interface_name(name)) {
-    return invalid("\"" + name + "\" is not a valid interface name (1-15 characters, no '/', "
-                   "no whitespace)", path);
+    return invalid("\"" + name +
+                       "\" is not a valid interface name (1-15 characters, no '/', "
+                       "no whitespace)",
+                   path);
   }
   return name;
 }
@@ -112,9 +113,9 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
   const auto* obj = json.if_object();
   if (obj == nullptr) return invalid("settings must be a JSON object", "");
   static const std::set<std::string> known = {
-      "interface",  "wireguard_interface", "vendor_egress_interface", "external_interface",
-      "admin_networks",
-      "https_port", "wireguard_port",      "icmp_echo_per_second",    "log_drops"};
+      "interface",          "wireguard_interface",  "vendor_egress_interface",
+      "external_interface", "admin_networks",       "https_port",
+      "wireguard_port",     "icmp_echo_per_second", "log_drops"};
   for (const auto& kv : *obj) {
     if (!known.contains(std::string(kv.key()))) {
       return invalid("unknown field", "/" + std::string(kv.key()));
@@ -144,9 +145,8 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
   if (!s.vendor_egress_interface.empty() && s.wireguard_interface.empty()) {
     return invalid("vendor access needs a wireguard_interface", "/vendor_egress_interface");
   }
-  if (!s.vendor_egress_interface.empty() &&
-      (s.vendor_egress_interface == s.interface ||
-       s.vendor_egress_interface == s.wireguard_interface)) {
+  if (!s.vendor_egress_interface.empty() && (s.vendor_egress_interface == s.interface ||
+                                             s.vendor_egress_interface == s.wireguard_interface)) {
     return invalid("must differ from the management and tunnel interfaces",
                    "/vendor_egress_interface");
   }
@@ -215,8 +215,7 @@ boost::json::value to_json(const ManagementFirewallSettings& s) {
 }
 
 Result<VendorAccessElement> VendorAccessElement::make(std::string_view tunnel,
-                                                      std::string_view device,
-                                                      std::uint16_t port) {
+                                                      std::string_view device, std::uint16_t port) {
   VendorAccessElement e;
   if (inet_pton(AF_INET, std::string(tunnel).c_str(), e.tunnel_address.data()) != 1) {
     return invalid("\"" + std::string(tunnel) + "\" is not an IPv4 tunnel address", "");

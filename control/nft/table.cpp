@@ -22,14 +22,14 @@ Status validate(const TableSpec& spec) {
     return Error{"invalid", "no admin networks", "/admin_networks"};
   }
   if (spec.vendor_access.size() > kMaxVendorElements) {
-    return Error{"invalid", "more than " + std::to_string(kMaxVendorElements) +
-                                " vendor access elements", ""};
+    return Error{"invalid",
+                 "more than " + std::to_string(kMaxVendorElements) + " vendor access elements", ""};
   }
   std::set<VendorAccessElement> seen;
   for (const auto& g : spec.vendor_access) {
     if (g.timeout.count() <= 0 || g.timeout > kMaxVendorTimeout) {
-      return Error{"invalid", "vendor access " + g.element.to_string() +
-                                  ": timeout must be 1 ms .. 8 h", ""};
+      return Error{"invalid",
+                   "vendor access " + g.element.to_string() + ": timeout must be 1 ms .. 8 h", ""};
     }
     if (!seen.insert(g.element).second) {
       return Error{"invalid", "vendor access " + g.element.to_string() + " listed twice", ""};
@@ -42,8 +42,7 @@ TableDescription describe_intended(const TableSpec& spec) {
   return detail::describe(detail::build_objects(spec));
 }
 
-std::vector<std::string> compare(const TableDescription& intended,
-                                 const TableDescription& actual) {
+std::vector<std::string> compare(const TableDescription& intended, const TableDescription& actual) {
   std::vector<std::string> diff;
   if (intended.present != actual.present) {
     diff.push_back(actual.present ? "unexpected: table inet cordon_mgmt exists"
@@ -71,7 +70,8 @@ std::vector<std::string> compare(const TableDescription& intended,
                            [&](const VendorEntry& h) { return h.element == w.element; });
     if (it == actual.vendor_access.end()) {
       diff.push_back("missing: vendor access " + w.element.to_string());
-    } else if (it->remaining > w.remaining || (w.remaining.count() > 0) != (it->remaining.count() > 0)) {
+    } else if (it->remaining > w.remaining ||
+               (w.remaining.count() > 0) != (it->remaining.count() > 0)) {
       diff.push_back("vendor access " + w.element.to_string() + ": " +
                      std::to_string(it->remaining.count()) + " ms left, intended at most " +
                      std::to_string(w.remaining.count()) + " ms");

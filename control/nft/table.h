@@ -69,7 +69,6 @@ TableDescription describe_intended(const TableSpec& spec);
 // Differences between intended and actual, one line each ("missing: ...",
 // "unexpected: ..."); empty when they match. Vendor elements compare by key; time left
 // is not compared (it counts down) beyond "not longer than intended".
-std::vector<std::string> compare(const TableDescription& intended,
-                                 const TableDescription& actual);
+std::vector<std::string> compare(const TableDescription& intended, const TableDescription& actual);
 
 }  // namespace cordon::control::nft

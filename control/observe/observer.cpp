@@ -20,12 +20,18 @@ int64_t number(const json::object& o, const char* key) {
 
 std::string protocol_name(int64_t p) {
   switch (p) {
-    case 6: return "tcp";
-    case 17: return "udp";
-    case 1: return "icmp";
-    case 58: return "icmpv6";
-    case 0: return "arp/other";
-    default: return "ip-" + std::to_string(p);
+    case 6:
+      return "tcp";
+    case 17:
+      return "udp";
+    case 1:
+      return "icmp";
+    case 58:
+      return "icmpv6";
+    case 0:
+      return "arp/other";
+    default:
+      return "ip-" + std::to_string(p);
   }
 }
 

@@ -24,8 +24,8 @@ std::string protocol_name(int64_t ip_protocol);
 std::string describe(const store::FlowKey& key);  // "tcp out to 10.50.0.20 port 104"
 
 struct Ingested {
-  std::vector<std::string> log;              // events for the event log (JSON text)
-  std::vector<boost::json::object> drops;    // enforced drops, for the guardrail
+  std::vector<std::string> log;            // events for the event log (JSON text)
+  std::vector<boost::json::object> drops;  // enforced drops, for the guardrail
 };
 
 class Observer {

@@ -12,11 +12,13 @@ namespace {
 constexpr const char* kSettingsKey = "guardrail";
 constexpr const char* kWatchKey = "guardrail.watch";  // "<version> <previous> <since ms>"
 
-Result<int64_t> bounded(const json::object& o, const char* key, int64_t fallback, int64_t min, int64_t max) {
+Result<int64_t> bounded(const json::object& o, const char* key, int64_t fallback, int64_t min,
+                        int64_t max) {
   const json::value* v = o.if_contains(key);
   if (!v) return fallback;
   if (!v->is_int64() || v->as_int64() < min || v->as_int64() > max)
-    return Error{"invalid", "must be an integer from " + std::to_string(min) + " to " + std::to_string(max),
+    return Error{"invalid",
+                 "must be an integer from " + std::to_string(min) + " to " + std::to_string(max),
                  std::string("/") + key};
   return v->as_int64();
 }
@@ -46,10 +48,12 @@ Result<GuardrailSettings> parse_guardrail(const json::value& v) {
   s.window_seconds = window.value();
   s.lookback_hours = lookback.value();
   if (const json::value* d = o.if_contains("devices")) {
-    if (!d->is_object()) return Error{"invalid", "must map device names to true or false", "/devices"};
+    if (!d->is_object())
+      return Error{"invalid", "must map device names to true or false", "/devices"};
     for (const auto& [name, on] : d->as_object()) {
       if (!on.is_bool() || name.empty() || name.size() > 63)
-        return Error{"invalid", "must be true or false for a device name", "/devices/" + std::string(name)};
+        return Error{"invalid", "must be true or false for a device name",
+                     "/devices/" + std::string(name)};
       s.devices[std::string(name)] = on.as_bool();
     }
   }
@@ -81,8 +85,9 @@ Status Guardrail::set_settings(const GuardrailSettings& s, const store::Actor& a
   const std::string before_text = before ? json::serialize(guardrail_json(before.value())) : "";
   const std::string after_text = json::serialize(guardrail_json(s));
   if (Status st = store_.set_setting(kSettingsKey, after_text); !st) return st;
-  Result<int64_t> a = store_.audit({actor, "guardrail.settings", "guardrail", "ok",
-                                    store::sha256_hex(before_text), store::sha256_hex(after_text), after_text});
+  Result<int64_t> a =
+      store_.audit({actor, "guardrail.settings", "guardrail", "ok", store::sha256_hex(before_text),
+                    store::sha256_hex(after_text), after_text});
   if (!a) return a.error();
   return ok();
 }
@@ -91,8 +96,8 @@ Status Guardrail::watch(int64_t version, int64_t previous, int64_t now_ms) {
   broken_.clear();
   counted_version_ = version;
   if (previous == 0) return store_.clear_setting(kWatchKey);  // nothing to go back to
-  return store_.set_setting(kWatchKey, std::to_string(version) + " " + std::to_string(previous) + " " +
-                                           std::to_string(now_ms));
+  return store_.set_setting(kWatchKey, std::to_string(version) + " " + std::to_string(previous) +
+                                           " " + std::to_string(now_ms));
 }
 
 std::optional<Guardrail::Watch> Guardrail::watching() {
@@ -104,7 +109,8 @@ std::optional<Guardrail::Watch> Guardrail::watching() {
   return watch;
 }
 
-bool Guardrail::enabled_for(const GuardrailSettings& s, const std::string& device, const std::string& document) {
+bool Guardrail::enabled_for(const GuardrailSettings& s, const std::string& device,
+                            const std::string& document) {
   if (const auto it = s.devices.find(device); it != s.devices.end()) return it->second;
   if (!s.enforce_mode_default) return false;
   json::error_code ec;
@@ -122,7 +128,8 @@ bool Guardrail::enabled_for(const GuardrailSettings& s, const std::string& devic
   return false;
 }
 
-Result<std::optional<std::string>> Guardrail::check(const std::vector<json::object>& drops, int64_t now_ms) {
+Result<std::optional<std::string>> Guardrail::check(const std::vector<json::object>& drops,
+                                                    int64_t now_ms) {
   const std::optional<Watch> w = watching();
   if (!w) return std::optional<std::string>{};
   Result<GuardrailSettings> s = settings();
@@ -144,7 +151,8 @@ Result<std::optional<std::string>> Guardrail::check(const std::vector<json::obje
     const json::value* version = drop.if_contains("policy_version");
     if (!version || !version->is_number() || version->to_number<int64_t>() != w->version) continue;
     const store::FlowKey key = observe::flow_key(drop);
-    if (key.device.empty() || !enabled_for(s.value(), key.device, active.value().document)) continue;
+    if (key.device.empty() || !enabled_for(s.value(), key.device, active.value().document))
+      continue;
     Result<std::optional<store::FlowRecord>> seen = store_.recent_flow(key, since);
     if (!seen) return seen.error();
     if (!seen.value()) continue;  // not something that worked recently
@@ -154,13 +162,15 @@ Result<std::optional<std::string>> Guardrail::check(const std::vector<json::obje
 
     std::string list;
     for (const std::string& f : flows) list += (list.empty() ? "" : "; ") + f;
-    const std::string why = "guardrail: after version " + std::to_string(w->version) + ", device " + key.device +
-                            " lost " + std::to_string(flows.size()) +
-                            " connection(s) that worked in the last " + std::to_string(s.value().lookback_hours) +
-                            " h (" + list + "); reverted to version " + std::to_string(w->previous);
+    const std::string why = "guardrail: after version " + std::to_string(w->version) + ", device " +
+                            key.device + " lost " + std::to_string(flows.size()) +
+                            " connection(s) that worked in the last " +
+                            std::to_string(s.value().lookback_hours) + " h (" + list +
+                            "); reverted to version " + std::to_string(w->previous);
     if (Status st = store_.clear_setting(kWatchKey); !st) return st.error();
     broken_.clear();
-    Result<Applied> back = policy_.rollback(w->previous, {"controld", "guardrail"}, why, "policy.revert");
+    Result<Applied> back =
+        policy_.rollback(w->previous, {"controld", "guardrail"}, why, "policy.revert");
     if (!back) return back.error().context("guardrail revert");
     json::object alert{{"time", store::now_rfc3339()},
                        {"kind", "guardrail-revert"},

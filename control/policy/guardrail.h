@@ -28,10 +28,10 @@
 namespace cordon::control::policy {
 
 struct GuardrailSettings {
-  bool enforce_mode_default = true;  // on for enforce-mode devices unless listed below
-  int64_t threshold = 3;             // distinct previously-allowed flows dropped
-  int64_t window_seconds = 300;      // after the apply
-  int64_t lookback_hours = 24;       // "seen recently"
+  bool enforce_mode_default = true;     // on for enforce-mode devices unless listed below
+  int64_t threshold = 3;                // distinct previously-allowed flows dropped
+  int64_t window_seconds = 300;         // after the apply
+  int64_t lookback_hours = 24;          // "seen recently"
   std::map<std::string, bool> devices;  // per-device override
 };
 
@@ -58,7 +58,8 @@ class Guardrail {
     int64_t since_ms = 0;
   };
   std::optional<Watch> watching();
-  bool enabled_for(const GuardrailSettings& s, const std::string& device, const std::string& document);
+  bool enabled_for(const GuardrailSettings& s, const std::string& device,
+                   const std::string& document);
 
   store::Store& store_;
   PolicyService& policy_;

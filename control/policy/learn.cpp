@@ -28,7 +28,8 @@ Result<Proposal> propose_rules(const std::string& active_document, const std::st
   json::value doc = json::parse(active_document, ec);
   if (ec || !doc.is_object()) return Error{"conflict", "there is no active policy to extend"};
   json::object* dev = nullptr;
-  if (json::value* devices = doc.as_object().if_contains("devices"); devices && devices->is_array()) {
+  if (json::value* devices = doc.as_object().if_contains("devices");
+      devices && devices->is_array()) {
     for (json::value& d : devices->as_array())
       if (d.is_object() && d.as_object().contains("name") && d.as_object().at("name").is_string() &&
           d.as_object().at("name").as_string() == device)
@@ -40,13 +41,15 @@ Result<Proposal> propose_rules(const std::string& active_document, const std::st
   json::array& rules = dev->at("rules").as_array();
   std::set<std::string> names;
   for (const json::value& r : rules)
-    if (r.is_object() && r.as_object().contains("name")) names.insert(json::value_to<std::string>(r.at("name")));
+    if (r.is_object() && r.as_object().contains("name"))
+      names.insert(json::value_to<std::string>(r.at("name")));
 
   // (dir, protocol, port) -> peers, for connections no rule allowed.
   std::map<std::tuple<std::string, int64_t, int64_t>, std::set<std::string>> groups;
   for (const store::FlowRecord& f : flows) {
     if (f.key.device != device || !f.rule.empty() || f.key.peer.empty()) continue;
-    if (f.key.protocol != 6 && f.key.protocol != 17 && f.key.protocol != 1 && f.key.protocol != 58) continue;
+    if (f.key.protocol != 6 && f.key.protocol != 17 && f.key.protocol != 1 && f.key.protocol != 58)
+      continue;
     groups[{f.key.dir, f.key.protocol, f.key.port}].insert(f.key.peer);
   }
   Proposal p;
@@ -60,7 +63,8 @@ Result<Proposal> propose_rules(const std::string& active_document, const std::st
       if (!prefix.empty() && members.size() >= kGroupAt) {
         cidrs.push_back(prefix + ".0/24");
       } else {
-        for (const std::string& m : members) cidrs.push_back(m + (m.find(':') != std::string::npos ? "/128" : "/32"));
+        for (const std::string& m : members)
+          cidrs.push_back(m + (m.find(':') != std::string::npos ? "/128" : "/32"));
       }
     }
     const std::string proto = protocol == 6 ? "tcp" : protocol == 17 ? "udp" : "icmp";

@@ -93,18 +93,20 @@ Result<std::string> validate_policy(const std::string& text) {
   engine::PolicyParseResult parsed = engine::parse_policy(text);
   if (!parsed.document) {
     std::vector<Error> details;
-    for (const engine::PolicyError& e : parsed.errors) details.emplace_back("invalid", e.message, e.path);
+    for (const engine::PolicyError& e : parsed.errors)
+      details.emplace_back("invalid", e.message, e.path);
     const std::string first = parsed.errors.empty() ? "" : parsed.errors[0].to_string();
-    return Error{"invalid",
-                 "the policy has " + std::to_string(parsed.errors.size()) +
-                     " error(s); first: " + first,
-                 parsed.errors.empty() ? "" : parsed.errors[0].path, std::move(details)};
+    return Error{
+        "invalid",
+        "the policy has " + std::to_string(parsed.errors.size()) + " error(s); first: " + first,
+        parsed.errors.empty() ? "" : parsed.errors[0].path, std::move(details)};
   }
   // Compiling catches what only the compiler knows (table limits, Hyperscan patterns).
   engine::CompileResult compiled = engine::compile_policy(*parsed.document, 1, 1);
   if (!compiled.policy) {
     std::vector<Error> details;
-    for (const engine::PolicyError& e : compiled.errors) details.emplace_back("invalid", e.message, e.path);
+    for (const engine::PolicyError& e : compiled.errors)
+      details.emplace_back("invalid", e.message, e.path);
     const std::string first = compiled.errors.empty() ? "" : compiled.errors[0].to_string();
     return Error{"invalid", "the policy cannot be compiled: " + first,
                  compiled.errors.empty() ? "" : compiled.errors[0].path, std::move(details)};
@@ -143,7 +145,8 @@ json::value diff_documents(const std::string& from, const std::string& to) {
         fields[f] = json::object{{"from", x ? *x : nullptr}, {"to", y ? *y : nullptr}};
     }
     if (!fields.empty()) d["fields"] = std::move(fields);
-    json::object rules = diff_lists(it->second.if_contains("rules"), dev.if_contains("rules"), "name");
+    json::object rules =
+        diff_lists(it->second.if_contains("rules"), dev.if_contains("rules"), "name");
     if (!rules.empty()) d["rules"] = std::move(rules);
     devices.push_back(std::move(d));
   }
@@ -184,9 +187,11 @@ std::string diff_text(const json::value& diff) {
       if (const json::value* rules = dev.if_contains("rules")) {
         const json::object& r = rules->as_object();
         if (const json::value* a = r.if_contains("added"))
-          for (const json::value& x : a->as_array()) out << "  + rule " << rule_line(x.as_object()) << "\n";
+          for (const json::value& x : a->as_array())
+            out << "  + rule " << rule_line(x.as_object()) << "\n";
         if (const json::value* a = r.if_contains("removed"))
-          for (const json::value& x : a->as_array()) out << "  - rule " << rule_line(x.as_object()) << "\n";
+          for (const json::value& x : a->as_array())
+            out << "  - rule " << rule_line(x.as_object()) << "\n";
         if (const json::value* a = r.if_contains("changed"))
           for (const json::value& x : a->as_array()) {
             out << "  ~ rule " << json::value_to<std::string>(x.at("name")) << "\n";
@@ -211,7 +216,8 @@ Result<ActivePolicy> PolicyService::active() {
   if (!v.value()) return ActivePolicy{};
   Result<std::optional<store::PolicyVersion>> row = store_.version(*v.value());
   if (!row) return row.error();
-  if (!row.value()) return Error{"io", "the active version " + std::to_string(*v.value()) + " is missing"};
+  if (!row.value())
+    return Error{"io", "the active version " + std::to_string(*v.value()) + " is missing"};
   return ActivePolicy{row.value()->version, row.value()->sha256, row.value()->document};
 }
 
@@ -221,16 +227,24 @@ Status PolicyService::recover() {
   if (pending.value()) {
     const int64_t version = *pending.value();
     Result<int64_t> enforced = link_.version();
-    if (!enforced) return enforced.error().context("recovering the interrupted apply of version " + std::to_string(version));
+    if (!enforced)
+      return enforced.error().context("recovering the interrupted apply of version " +
+                                      std::to_string(version));
     Result<std::optional<store::PolicyVersion>> row = store_.version(version);
     if (!row) return row.error();
     const std::string hash = row.value() ? row.value()->sha256 : "";
     const store::Actor system{"controld", "local"};
     if (enforced.value() == version) {
-      if (Status s = store_.commit_version(version, {system, "policy.apply", "policy/" + std::to_string(version), "ok", "", hash, "completed after a restart: the dataplane had installed it"}); !s)
+      if (Status s = store_.commit_version(
+              version, {system, "policy.apply", "policy/" + std::to_string(version), "ok", "", hash,
+                        "completed after a restart: the dataplane had installed it"});
+          !s)
         return s;
     } else {
-      if (Status s = store_.abandon_version(version, {system, "policy.apply", "policy/" + std::to_string(version), "failed: interrupted before the dataplane installed it", "", hash, ""}); !s)
+      if (Status s = store_.abandon_version(
+              version, {system, "policy.apply", "policy/" + std::to_string(version),
+                        "failed: interrupted before the dataplane installed it", "", hash, ""});
+          !s)
         return s;
     }
   }
@@ -250,9 +264,10 @@ Status PolicyService::reconcile() {
   }
   // The dataplane enforces a version controld never committed (applied around it):
   // controld's active version wins, installed under a new, higher number.
-  Result<Applied> again = install(current.value().document, {"controld", "local"}, "policy.reassert",
-                                  "the dataplane enforced version " + std::to_string(enforced.value()) +
-                                      " unknown to controld");
+  Result<Applied> again =
+      install(current.value().document, {"controld", "local"}, "policy.reassert",
+              "the dataplane enforced version " + std::to_string(enforced.value()) +
+                  " unknown to controld");
   if (!again) return again.error();
   return ok();
 }
@@ -270,24 +285,35 @@ Result<Applied> PolicyService::install(const std::string& canonical, const store
   const std::string target = "policy/" + std::to_string(version.value());
   checkpoint("recorded");
   if (Status pushed = link_.apply(canonical, version.value()); !pushed) {
-    if (Status s = store_.abandon_version(version.value(), {actor, action, target, "failed: " + pushed.error().message, previous.value().sha256, hash, comment}); !s)
+    if (Status s = store_.abandon_version(
+            version.value(), {actor, action, target, "failed: " + pushed.error().message,
+                              previous.value().sha256, hash, comment});
+        !s)
       return s.error();
-    return pushed.error().context("installing version " + std::to_string(version.value()) + "; nothing changed");
+    return pushed.error().context("installing version " + std::to_string(version.value()) +
+                                  "; nothing changed");
   }
   checkpoint("pushed");
-  if (Status s = store_.commit_version(version.value(), {actor, action, target, "ok", previous.value().sha256, hash, comment}); !s)
+  if (Status s = store_.commit_version(
+          version.value(), {actor, action, target, "ok", previous.value().sha256, hash, comment});
+      !s)
     return s.error();
   checkpoint("committed");
   return Applied{version.value(), hash, std::nullopt};
 }
 
 Result<Applied> PolicyService::apply(const std::string& text, const store::Actor& actor,
-                                     const std::string& comment, std::optional<int> confirm_within_s) {
+                                     const std::string& comment,
+                                     std::optional<int> confirm_within_s) {
   if (confirm_within_s && (*confirm_within_s < 10 || *confirm_within_s > kMaxConfirmSeconds))
-    return Error{"invalid", "confirm_within must be between 10 and " + std::to_string(kMaxConfirmSeconds) + " seconds", "/confirm_within"};
+    return Error{
+        "invalid",
+        "confirm_within must be between 10 and " + std::to_string(kMaxConfirmSeconds) + " seconds",
+        "/confirm_within"};
   Result<std::string> canonical = validate_policy(text);
   if (!canonical) {
-    (void)store_.audit({actor, "policy.apply", "policy", "refused: " + canonical.error().message, "", "", comment});
+    (void)store_.audit({actor, "policy.apply", "policy", "refused: " + canonical.error().message,
+                        "", "", comment});
     return canonical.error();
   }
   Result<ActivePolicy> previous = active();
@@ -296,7 +322,10 @@ Result<Applied> PolicyService::apply(const std::string& text, const store::Actor
   if (!applied) return applied;
   if (confirm_within_s && previous.value().version != 0) {
     const Clock::time_point deadline = Clock::now() + std::chrono::seconds(*confirm_within_s);
-    if (Status s = store_.set_setting(kConfirmKey, std::to_string(applied.value().version) + " " + std::to_string(previous.value().version) + " " + std::to_string(to_ms(deadline))); !s)
+    if (Status s = store_.set_setting(kConfirmKey, std::to_string(applied.value().version) + " " +
+                                                       std::to_string(previous.value().version) +
+                                                       " " + std::to_string(to_ms(deadline)));
+        !s)
       return s.error();
     applied.value().confirm_by = deadline;
   } else {
@@ -311,7 +340,8 @@ Result<Applied> PolicyService::rollback(int64_t to_version, const store::Actor& 
   Result<std::optional<store::PolicyVersion>> row = store_.version(to_version);
   if (!row) return row.error();
   if (!row.value() || row.value()->status != "applied")
-    return Error{"not_found", "no applied policy version " + std::to_string(to_version), "/version"};
+    return Error{"not_found", "no applied policy version " + std::to_string(to_version),
+                 "/version"};
   if (Status s = store_.clear_setting(kConfirmKey); !s) return s.error();
   return install(row.value()->document, actor, action,
                  comment.empty() ? "rollback to version " + std::to_string(to_version) : comment);
@@ -323,7 +353,9 @@ Status PolicyService::confirm(const store::Actor& actor) {
   if (!pending.value()) return Error{"conflict", "no apply is waiting for confirmation"};
   const std::optional<ConfirmState> st = parse_confirm(*pending.value());
   if (Status s = store_.clear_setting(kConfirmKey); !s) return s;
-  Result<int64_t> a = store_.audit({actor, "policy.confirm", "policy/" + std::to_string(st ? st->version : 0), "ok", "", "", ""});
+  Result<int64_t> a =
+      store_.audit({actor, "policy.confirm", "policy/" + std::to_string(st ? st->version : 0), "ok",
+                    "", "", ""});
   if (!a) return a.error();
   return ok();
 }
@@ -346,10 +378,10 @@ Result<std::optional<int64_t>> PolicyService::revert_if_unconfirmed(Clock::time_
     return std::optional<int64_t>{};
   }
   if (to_ms(now) < st->deadline_ms) return std::optional<int64_t>{};
-  Result<Applied> back = rollback(st->previous, {"controld", "local"},
-                                  "automatic revert: version " + std::to_string(st->version) +
-                                      " was not confirmed in time",
-                                  "policy.revert");
+  Result<Applied> back = rollback(
+      st->previous, {"controld", "local"},
+      "automatic revert: version " + std::to_string(st->version) + " was not confirmed in time",
+      "policy.revert");
   if (!back) return back.error();
   return std::optional<int64_t>{st->previous};
 }

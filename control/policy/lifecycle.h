@@ -18,9 +18,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <string_view>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "control/common/result.h"
 #include "control/dataplane_link/link.h"

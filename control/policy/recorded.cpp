@@ -67,7 +67,7 @@ RecordedCapture capture_from_flow_records(const engine::PolicyDocument& active,
                                           const std::vector<store::FlowRecord>& flows) {
   RecordedCapture out;
   std::string& pcap = out.pcap;
-  put32le(pcap, 0xa1b2c3d4);  // microsecond pcap
+  put32le(pcap, 0xa1b2c3d4);                   // microsecond pcap
   pcap += std::string("\x02\x00\x04\x00", 4);  // version 2.4
   put32le(pcap, 0);
   put32le(pcap, 0);
@@ -97,8 +97,7 @@ RecordedCapture capture_from_flow_records(const engine::PolicyDocument& active,
     const engine::IpAddress& src = out_dir ? *self : *peer;
     const engine::IpAddress& dst = out_dir ? *peer : *self;
     const uint16_t sport = ++ephemeral;
-    const std::string l4 =
-        transport(f.key.protocol, v6, sport, static_cast<uint16_t>(f.key.port));
+    const std::string l4 = transport(f.key.protocol, v6, sport, static_cast<uint16_t>(f.key.port));
     const uint8_t proto = static_cast<uint8_t>(f.key.protocol == 1 && v6 ? 58 : f.key.protocol);
 
     std::string frame;

@@ -19,9 +19,9 @@
 namespace cordon::control::policy {
 
 struct RecordedCapture {
-  std::string pcap;       // classic pcap, Ethernet
-  uint64_t packets = 0;   // one per flow record used
-  uint64_t skipped = 0;   // records of devices the active policy no longer has, or unparsable
+  std::string pcap;      // classic pcap, Ethernet
+  uint64_t packets = 0;  // one per flow record used
+  uint64_t skipped = 0;  // records of devices the active policy no longer has, or unparsable
 };
 
 RecordedCapture capture_from_flow_records(const engine::PolicyDocument& active,

@@ -4,13 +4,15 @@ namespace cordon::control::store {
 
 Result<Database> Database::open(const std::string& path) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &raw,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   Database db(raw);  // closes on every path below
   if (rc != SQLITE_OK) {
-    return Error{"io", "cannot open database " + path + ": " +
-                           (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)), ""};
+    return Error{
+        "io",
+        "cannot open database " + path + ": " + (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)),
+        ""};
   }
   sqlite3_busy_timeout(raw, 5000);
   if (Status s = db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"

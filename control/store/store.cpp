@@ -2,8 +2,8 @@
 
 #include <openssl/evp.h>
 
-#include <boost/json.hpp>
 #include <array>
+#include <boost/json.hpp>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -101,9 +101,9 @@ const std::string kGenesisHash(64, '0');
 // Fields are serialised as a JSON array so no two different entries share an input.
 std::string audit_hash(int64_t seq, const std::string& at, const AuditRecord& r,
                        const std::string& prev_hash) {
-  boost::json::array fields{seq,           at,           r.actor.name, r.actor.origin,
-                            r.action,      r.target,     r.outcome,    r.before_hash,
-                            r.after_hash,  r.detail,     prev_hash};
+  boost::json::array fields{seq,          at,       r.actor.name, r.actor.origin,
+                            r.action,     r.target, r.outcome,    r.before_hash,
+                            r.after_hash, r.detail, prev_hash};
   return sha256_hex(boost::json::serialize(fields));
 }
 
@@ -217,8 +217,12 @@ Result<std::optional<int64_t>> Store::int_setting(const std::string& key) {
   return std::optional<int64_t>{n};
 }
 
-Result<std::optional<int64_t>> Store::active_version() { return int_setting("policy.active"); }
-Result<std::optional<int64_t>> Store::pending_version() { return int_setting("policy.pending"); }
+Result<std::optional<int64_t>> Store::active_version() {
+  return int_setting("policy.active");
+}
+Result<std::optional<int64_t>> Store::pending_version() {
+  return int_setting("policy.pending");
+}
 
 Result<int64_t> Store::begin_version(const std::string& document, const Actor& author,
                                      const std::string& comment, int64_t min_version) {
@@ -280,9 +284,9 @@ Result<std::optional<PolicyVersion>> Store::version(int64_t version) {
   if (!row) return row.error();
   if (!row.value()) return std::optional<PolicyVersion>{};
   const Statement& s = q.value();
-  return std::optional<PolicyVersion>{PolicyVersion{
-      s.column_int(0), s.column_text(1), s.column_text(2), s.column_text(3), s.column_text(4),
-      s.column_text(5), s.column_text(6), s.column_text(7)}};
+  return std::optional<PolicyVersion>{
+      PolicyVersion{s.column_int(0), s.column_text(1), s.column_text(2), s.column_text(3),
+                    s.column_text(4), s.column_text(5), s.column_text(6), s.column_text(7)}};
 }
 
 Result<std::vector<PolicyVersion>> Store::history(int64_t limit) {
@@ -354,9 +358,13 @@ Result<std::vector<AuditEntry>> Store::audit_entries(int64_t after_seq, int64_t 
     AuditEntry e;
     e.seq = s.column_int(0);
     e.at = s.column_text(1);
-    e.record = AuditRecord{{s.column_text(2), s.column_text(3)}, s.column_text(4),
-                           s.column_text(5),  s.column_text(6),  s.column_text(7),
-                           s.column_text(8),  s.column_text(9)};
+    e.record = AuditRecord{{s.column_text(2), s.column_text(3)},
+                           s.column_text(4),
+                           s.column_text(5),
+                           s.column_text(6),
+                           s.column_text(7),
+                           s.column_text(8),
+                           s.column_text(9)};
     e.prev_hash = s.column_text(10);
     e.hash = s.column_text(11);
     out.push_back(std::move(e));
@@ -393,10 +401,10 @@ Result<AuditVerification> Store::verify_audit() {
   }
   Result<std::optional<std::string>> head = setting("audit.head");
   if (!head) return head.error();
-  const std::string expected_head =
-      v.entries == 0 ? "" : std::to_string(v.entries) + " " + prev;
+  const std::string expected_head = v.entries == 0 ? "" : std::to_string(v.entries) + " " + prev;
   if (head.value().value_or("") != expected_head) {
-    return bad(v.entries + 1, "the log ends before its recorded head (entries removed from the end)");
+    return bad(v.entries + 1,
+               "the log ends before its recorded head (entries removed from the end)");
   }
   return v;
 }
@@ -427,8 +435,7 @@ Result<int64_t> Store::last_event_id() {
 }
 
 Result<std::vector<StoredEvent>> Store::events(int64_t after_id, int64_t limit) {
-  Result<Statement> q =
-      db_.prepare("SELECT id, json FROM events WHERE id > ? ORDER BY id LIMIT ?");
+  Result<Statement> q = db_.prepare("SELECT id, json FROM events WHERE id > ? ORDER BY id LIMIT ?");
   if (!q) return q.error();
   q.value().bind(1, after_id).bind(2, limit);
   std::vector<StoredEvent> out;
@@ -479,7 +486,10 @@ namespace {
 FlowRecord flow_row(const Statement& s) {
   return FlowRecord{FlowKey{s.column_text(0), s.column_text(1), s.column_int(2), s.column_text(3),
                             s.column_int(4)},
-                    s.column_text(5), s.column_text(6), s.column_text(7), s.column_int(8),
+                    s.column_text(5),
+                    s.column_text(6),
+                    s.column_text(7),
+                    s.column_int(8),
                     s.column_int(9)};
 }
 constexpr const char* kFlowColumns =
@@ -519,12 +529,14 @@ Result<std::vector<FlowRecord>> Store::flows(const std::string& device, int64_t 
 
 Status Store::record_host(const std::string& mac, const std::string& ip, const std::string& device,
                           const std::string& protocol, const std::string& peer) {
-  Result<Statement> get = db_.prepare("SELECT protocols, peers FROM hosts WHERE mac = ? AND ip = ?");
+  Result<Statement> get =
+      db_.prepare("SELECT protocols, peers FROM hosts WHERE mac = ? AND ip = ?");
   if (!get) return get.error();
   get.value().bind(1, mac).bind(2, ip);
   Result<bool> row = get.value().step();
   if (!row) return row.error();
-  const std::string protocols = add_to_set(row.value() ? get.value().column_text(0) : "", protocol, 8);
+  const std::string protocols =
+      add_to_set(row.value() ? get.value().column_text(0) : "", protocol, 8);
   const std::string peers = add_to_set(row.value() ? get.value().column_text(1) : "", peer, 32);
   Result<Statement> put = db_.prepare(
       "INSERT INTO hosts (mac, ip, device, first_seen, last_seen, protocols, peers) "
@@ -534,7 +546,13 @@ Status Store::record_host(const std::string& mac, const std::string& ip, const s
   if (!put) return put.error();
   const std::string now = now_rfc3339();
   Statement& st = put.value();
-  st.bind(1, mac).bind(2, ip).bind(3, device).bind(4, now).bind(5, now).bind(6, protocols).bind(7, peers);
+  st.bind(1, mac)
+      .bind(2, ip)
+      .bind(3, device)
+      .bind(4, now)
+      .bind(5, now)
+      .bind(6, protocols)
+      .bind(7, peers);
   return st.run();
 }
 
@@ -577,7 +595,8 @@ Result<int64_t> Store::add_vendor_session(const VendorSession& v, const AuditRec
 Status Store::end_vendor_session(int64_t id, const std::string& why, const AuditRecord& audit) {
   Result<Transaction> txn = Transaction::begin(db_);
   if (!txn) return txn.error();
-  Result<Statement> q = db_.prepare("UPDATE vendor_sessions SET ended = ? WHERE id = ? AND ended = ''");
+  Result<Statement> q =
+      db_.prepare("UPDATE vendor_sessions SET ended = ? WHERE id = ? AND ended = ''");
   if (!q) return q.error();
   if (Status r = q.value().bind(1, why).bind(2, id).run(); !r) return r;
   if (db_.changes() != 1) return Error{"not_found", "no open vendor session " + std::to_string(id)};
@@ -596,9 +615,10 @@ Result<std::vector<VendorSession>> Store::open_vendor_sessions() {
     if (!row) return row.error();
     if (!row.value()) break;
     const Statement& st = q.value();
-    out.push_back(VendorSession{st.column_int(0), st.column_text(1), st.column_text(2), st.column_text(3),
-                                st.column_text(4), st.column_text(5), st.column_text(6), st.column_int(7),
-                                st.column_int(8), st.column_text(9)});
+    out.push_back(VendorSession{st.column_int(0), st.column_text(1), st.column_text(2),
+                                st.column_text(3), st.column_text(4), st.column_text(5),
+                                st.column_text(6), st.column_int(7), st.column_int(8),
+                                st.column_text(9)});
   }
   return out;
 }

@@ -46,7 +46,7 @@ class UpdateBackend {
   // Marks a slot: `state` "good", "bad" or "active"; `slot` "booted", "other" or a name.
   virtual Status mark(const std::string& state, const std::string& slot) = 0;
   virtual Result<std::vector<SlotInfo>> slots() = 0;
-  virtual Result<std::string> booted_slot() = 0;  // bootname of the running slot
+  virtual Result<std::string> booted_slot() = 0;   // bootname of the running slot
   virtual Result<std::string> primary_slot() = 0;  // name of the slot booted next
 };
 

@@ -26,7 +26,7 @@ struct BackupContents {
   std::string created_at;
   std::string firmware_version;
   std::optional<int64_t> policy_version;
-  std::string policy_document;  // "" when no policy was active
+  std::string policy_document;                                // "" when no policy was active
   std::vector<std::pair<std::string, std::string>> settings;  // key, JSON text
 };
 

@@ -49,14 +49,17 @@ Result<BackupContents> verify_backup(const std::string& text_in, const std::stri
     return Error{"invalid", std::string("not a backup of format ") + kFormat, "/format"};
   }
   const json::value* payload_v = env.if_contains("payload");
-  if (!payload_v || !payload_v->is_string()) return Error{"invalid", "the payload is missing", "/payload"};
+  if (!payload_v || !payload_v->is_string())
+    return Error{"invalid", "the payload is missing", "/payload"};
   const std::string payload(payload_v->as_string());
   const std::string mac = text(env, "hmac_sha256");
   const std::string expected = backup_hmac(key, payload);
-  if (mac.size() != expected.size() || CRYPTO_memcmp(mac.data(), expected.data(), mac.size()) != 0) {
-    return Error{"invalid",
-                 "the backup's integrity check failed: it was changed, or made with another appliance's key",
-                 "/hmac_sha256"};
+  if (mac.size() != expected.size() ||
+      CRYPTO_memcmp(mac.data(), expected.data(), mac.size()) != 0) {
+    return Error{
+        "invalid",
+        "the backup's integrity check failed: it was changed, or made with another appliance's key",
+        "/hmac_sha256"};
   }
   // Authentic from here on; still checked, as a bug could have written it.
   return parse_backup_payload(payload);
@@ -72,7 +75,8 @@ Result<BackupContents> parse_backup_payload(const std::string& payload) {
   c.firmware_version = text(o, "firmware_version");
   if (const json::value* pol = o.if_contains("policy"); pol && pol->is_object()) {
     const json::value* ver = pol->as_object().if_contains("version");
-    if (!ver || !ver->is_int64()) return Error{"invalid", "the policy has no version", "/payload/policy/version"};
+    if (!ver || !ver->is_int64())
+      return Error{"invalid", "the policy has no version", "/payload/policy/version"};
     c.policy_version = ver->as_int64();
     c.policy_document = text(pol->as_object(), "document");
   }
@@ -82,7 +86,8 @@ Result<BackupContents> parse_backup_payload(const std::string& payload) {
       bool known = false;
       for (const std::string& allowed : kBackupSettings) known = known || allowed == name;
       if (!known) return Error{"invalid", "unknown setting " + name, "/payload/settings/" + name};
-      if (!val.is_string()) return Error{"invalid", "setting " + name + " is not text", "/payload/settings/" + name};
+      if (!val.is_string())
+        return Error{"invalid", "setting " + name + " is not text", "/payload/settings/" + name};
       c.settings.emplace_back(name, std::string(val.as_string()));
     }
   }

@@ -32,7 +32,9 @@ struct DbusError {
   DbusError(const DbusError&) = delete;
   DbusError& operator=(const DbusError&) = delete;
   bool set() const { return dbus_error_is_set(&e) != 0; }
-  std::string text() const { return std::string(e.name ? e.name : "") + ": " + (e.message ? e.message : ""); }
+  std::string text() const {
+    return std::string(e.name ? e.name : "") + ": " + (e.message ? e.message : "");
+  }
   DBusError e;
 };
 
@@ -154,7 +156,8 @@ Status RaucDbusBackend::install(const std::string& path,
                            kInstaller + "',member='Completed'";
   DbusError err;
   dbus_bus_add_match(c, rule.c_str(), &err.e);
-  if (err.set()) return Error{"unavailable", "subscribing to RAUC's Completed signal: " + err.text()};
+  if (err.set())
+    return Error{"unavailable", "subscribing to RAUC's Completed signal: " + err.text()};
 
   DBusMessage* m = new_call(kInstaller, "InstallBundle");
   const char* source = path.c_str();
@@ -183,10 +186,12 @@ Status RaucDbusBackend::install(const std::string& path,
         return ok();
       }
       auto error = string_property(c, "LastError", options_.call_timeout);
-      return Error{"rejected", error ? error.value() : "RAUC reported failure " + std::to_string(result)};
+      return Error{"rejected",
+                   error ? error.value() : "RAUC reported failure " + std::to_string(result)};
     }
     auto p = progress_property(c, options_.call_timeout);
-    if (p && on_progress && (p.value().percent != last.percent || p.value().message != last.message)) {
+    if (p && on_progress &&
+        (p.value().percent != last.percent || p.value().message != last.message)) {
       last = p.value();
       on_progress(last);
     }
@@ -242,7 +247,8 @@ Result<std::string> RaucDbusBackend::primary_slot() {
 Result<std::vector<SlotInfo>> RaucDbusBackend::slots() {
   auto conn = connect(options_.bus_address);
   if (!conn) return conn.error();
-  auto reply = call(conn.value().get(), new_call(kInstaller, "GetSlotStatus"), options_.call_timeout);
+  auto reply =
+      call(conn.value().get(), new_call(kInstaller, "GetSlotStatus"), options_.call_timeout);
   if (!reply) return reply.error();
   DBusMessageIter it, array;
   if (dbus_message_iter_init(reply.value().get(), &it) == 0 ||
@@ -266,11 +272,16 @@ Result<std::vector<SlotInfo>> RaucDbusBackend::slots() {
         read_basic(&entry, key);
         dbus_message_iter_next(&entry);
         if (read_basic(&entry, value)) {
-          if (key == "bootname") info.bootname = value;
-          else if (key == "state") info.state = value;
-          else if (key == "boot-status") info.boot_status = value;
-          else if (key == "bundle.version") info.bundle_version = value;
-          else if (key == "installed.timestamp") info.installed_at = value;
+          if (key == "bootname")
+            info.bootname = value;
+          else if (key == "state")
+            info.state = value;
+          else if (key == "boot-status")
+            info.boot_status = value;
+          else if (key == "bundle.version")
+            info.bundle_version = value;
+          else if (key == "installed.timestamp")
+            info.installed_at = value;
         }
         dbus_message_iter_next(&props);
       }

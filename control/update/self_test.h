@@ -23,8 +23,8 @@ class SelfTest {
 };
 
 struct CommandResult {
-  int exit_code = -1;   // -1 when killed by a signal or the deadline
-  std::string output;   // stdout and stderr, the last 4 KiB
+  int exit_code = -1;  // -1 when killed by a signal or the deadline
+  std::string output;  // stdout and stderr, the last 4 KiB
   bool timed_out = false;
 };
 

@@ -67,10 +67,15 @@ Status write_file_synced(const std::string& path, const std::string& data) {
 
 UpdateService::UpdateService(UpdateBackend& backend, SelfTest& self_test, store::Store& store,
                              Options options, Post post)
-    : backend_(backend), self_test_(self_test), store_(store), options_(std::move(options)),
+    : backend_(backend),
+      self_test_(self_test),
+      store_(store),
+      options_(std::move(options)),
       post_(std::move(post)) {}
 
-UpdateService::~UpdateService() { join(); }
+UpdateService::~UpdateService() {
+  join();
+}
 
 void UpdateService::join() {
   if (worker_.joinable()) worker_.join();
@@ -96,7 +101,9 @@ std::string UpdateService::booted_version() const {
   return {};
 }
 
-std::string UpdateService::boot_id() const { return trim(read_file(options_.boot_id_file)); }
+std::string UpdateService::boot_id() const {
+  return trim(read_file(options_.boot_id_file));
+}
 
 Result<std::optional<json::object>> UpdateService::pending() {
   auto raw = store_.setting(kPending);
@@ -126,8 +133,8 @@ void UpdateService::record(const std::string& step, const std::string& outcome,
   a.outcome = outcome;
   a.detail = detail;
   (void)store_.audit(a);  // a failed write shows in verify_audit; the step itself went on
-  json::object e{{"time", store::now_rfc3339()}, {"kind", "update"},   {"step", step},
-                 {"outcome", outcome},            {"detail", detail}, {"actor", actor.name}};
+  json::object e{{"time", store::now_rfc3339()}, {"kind", "update"}, {"step", step},
+                 {"outcome", outcome},           {"detail", detail}, {"actor", actor.name}};
   if (!version.empty()) e["version"] = version;
   (void)store_.add_events({json::serialize(e)});
 }
@@ -135,21 +142,23 @@ void UpdateService::record(const std::string& step, const std::string& outcome,
 void UpdateService::post_record(const std::string& step, const std::string& outcome,
                                 const std::string& detail, const store::Actor& actor,
                                 const std::string& version) {
-  post_([this, step, outcome, detail, actor, version] { record(step, outcome, detail, actor, version); });
+  post_([this, step, outcome, detail, actor, version] {
+    record(step, outcome, detail, actor, version);
+  });
 }
 
 void UpdateService::set_last_result(const std::string& outcome, const std::string& version,
                                     const std::string& reason) {
-  json::object r{{"outcome", outcome}, {"version", version}, {"reason", reason},
-                 {"at", store::now_rfc3339()}};
+  json::object r{
+      {"outcome", outcome}, {"version", version}, {"reason", reason}, {"at", store::now_rfc3339()}};
   (void)store_.set_setting(kLastResult, json::serialize(r));
 }
 
 Status UpdateService::upload(const std::string& bundle, const store::Actor& actor) {
   if (bundle.size() > options_.max_bundle_bytes) {
     Error e{"too_large", "the bundle is " + std::to_string(bundle.size()) +
-                             " bytes, over the limit of " + std::to_string(options_.max_bundle_bytes) +
-                             " bytes"};
+                             " bytes, over the limit of " +
+                             std::to_string(options_.max_bundle_bytes) + " bytes"};
     record("update.upload", "refused: " + e.message, "", actor);
     return e;
   }
@@ -170,25 +179,30 @@ Status UpdateService::upload(const std::string& bundle, const store::Actor& acto
 
 Status UpdateService::install_file(const std::string& name, const store::Actor& actor) {
   if (name.empty() || name.find('/') != std::string::npos || name[0] == '.') {
-    return Error{"invalid", "a bundle is named by a plain file name in the bundle dir, not '" + name + "'",
+    return Error{"invalid",
+                 "a bundle is named by a plain file name in the bundle dir, not '" + name + "'",
                  "/file"};
   }
   const std::string path = options_.bundle_dir + "/" + name;
   struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) return Error{"not_found", "no bundle " + name + " in the bundle dir", "/file"};
+  if (lstat(path.c_str(), &st) != 0)
+    return Error{"not_found", "no bundle " + name + " in the bundle dir", "/file"};
   if (!S_ISREG(st.st_mode)) return Error{"invalid", name + " is not a regular file", "/file"};
   if (static_cast<uint64_t>(st.st_size) > options_.max_bundle_bytes) {
-    Error e{"too_large", name + " is " + std::to_string(st.st_size) + " bytes, over the limit of " +
-                             std::to_string(options_.max_bundle_bytes) + " bytes", "/file"};
+    Error e{"too_large",
+            name + " is " + std::to_string(st.st_size) + " bytes, over the limit of " +
+                std::to_string(options_.max_bundle_bytes) + " bytes",
+            "/file"};
     record("update.upload", "refused: " + e.message, name, actor);
     return e;
   }
   if (busy()) return Error{"conflict", "an update step is running"};
-  return start_install(path, store::sha256_hex(read_file(path)), static_cast<uint64_t>(st.st_size), actor);
+  return start_install(path, store::sha256_hex(read_file(path)), static_cast<uint64_t>(st.st_size),
+                       actor);
 }
 
-Status UpdateService::start_install(const std::string& path, const std::string& sha256, uint64_t size,
-                                    const store::Actor& actor) {
+Status UpdateService::start_install(const std::string& path, const std::string& sha256,
+                                    uint64_t size, const store::Actor& actor) {
   auto p = pending();
   if (!p) return p.error();
   if (p.value()) {
@@ -200,12 +214,17 @@ Status UpdateService::start_install(const std::string& path, const std::string& 
   }
   auto booted = backend_.booted_slot();
   if (!booted) return booted.error().context("asking the updater which slot booted");
-  json::object pend{{"phase", "installing"},          {"from_slot", booted.value()},
-                    {"from_version", booted_version()}, {"boot_id", boot_id()},
-                    {"bundle_sha256", sha256},          {"bundle_bytes", size},
-                    {"started_at", store::now_rfc3339()}, {"actor", actor.name}};
+  json::object pend{{"phase", "installing"},
+                    {"from_slot", booted.value()},
+                    {"from_version", booted_version()},
+                    {"boot_id", boot_id()},
+                    {"bundle_sha256", sha256},
+                    {"bundle_bytes", size},
+                    {"started_at", store::now_rfc3339()},
+                    {"actor", actor.name}};
   if (Status s = store_.set_setting(kPending, json::serialize(pend)); !s) return s.error();
-  record("update.upload", "ok", "bundle sha256 " + sha256 + ", " + std::to_string(size) + " bytes", actor);
+  record("update.upload", "ok", "bundle sha256 " + sha256 + ", " + std::to_string(size) + " bytes",
+         actor);
   if (!options_.rejection_file.empty()) unlink(options_.rejection_file.c_str());
   join();
   {
@@ -220,14 +239,16 @@ Status UpdateService::start_install(const std::string& path, const std::string& 
 }
 
 void UpdateService::install_worker(std::string path, store::Actor actor) {
-  Status installed = backend_.install(path, [this](const Progress& p) { set_state("installing", p.percent, p.message); });
+  Status installed = backend_.install(
+      path, [this](const Progress& p) { set_state("installing", p.percent, p.message); });
   unlink(path.c_str());  // RAUC has copied what it needs into the slot
   if (!installed) {
     const std::string reason = rejection_reason(installed.error().message);
     set_state("idle", 0, "");
     post_([this, reason, actor] {
       (void)store_.clear_setting(kPending);
-      record("update.install", "refused: " + reason, "nothing was written to the running slot", actor);
+      record("update.install", "refused: " + reason, "nothing was written to the running slot",
+             actor);
       set_last_result("rejected", "", reason);
       std::lock_guard lock(mu_);
       busy_ = false;
@@ -255,7 +276,8 @@ void UpdateService::install_worker(std::string path, store::Actor actor) {
       (void)store_.set_setting(kPending, json::serialize(pend));
     }
     record("update.install", "ok",
-           "installed into " + to_slot + " (" + to_bootname + "), primary for a trial boot", actor, to_version);
+           "installed into " + to_slot + " (" + to_bootname + "), primary for a trial boot", actor,
+           to_version);
     std::lock_guard lock(mu_);
     busy_ = false;
   });
@@ -268,7 +290,8 @@ Status UpdateService::on_boot() {
   json::object pend = *p.value();
   if (text(pend, "boot_id") == boot_id()) {
     // controld restarted within the boot that installed: still waiting for the reboot.
-    if (text(pend, "phase") == "installed") set_state("awaiting-reboot", 100, "reboot to try the new slot");
+    if (text(pend, "phase") == "installed")
+      set_state("awaiting-reboot", 100, "reboot to try the new slot");
     return ok();
   }
   auto booted = backend_.booted_slot();
@@ -299,7 +322,8 @@ Status UpdateService::on_boot() {
     percent_ = 0;
     message_ = "self-test of slot " + booted.value();
   }
-  record("update.trial_boot", "ok", "booted " + booted.value() + " (" + booted_version() + ") for a trial", kSystem,
+  record("update.trial_boot", "ok",
+         "booted " + booted.value() + " (" + booted_version() + ") for a trial", kSystem,
          booted_version());
   worker_ = std::thread([this, pend] { self_test_worker(pend); });
   return ok();
@@ -309,8 +333,9 @@ void UpdateService::self_test_worker(json::object pend) {
   const std::string version = booted_version();
   // A slot that already failed its self-test in this boot (controld restarted before the
   // fallback reboot happened) is not tested again: a second, lucky run must not commit it.
-  Status tested = text(pend, "phase") == "self-test-failed" ? Status(Error{"self_test", text(pend, "reason")})
-                                                           : self_test_.run();
+  Status tested = text(pend, "phase") == "self-test-failed"
+                      ? Status(Error{"self_test", text(pend, "reason")})
+                      : self_test_.run();
   Status marked = tested ? backend_.mark("good", "booted") : tested;
   if (marked) {
     set_state("idle", 0, "");
@@ -324,8 +349,8 @@ void UpdateService::self_test_worker(json::object pend) {
     });
     return;
   }
-  const std::string reason = tested ? "marking the slot good failed: " + marked.error().message
-                                    : tested.error().message;
+  const std::string reason =
+      tested ? "marking the slot good failed: " + marked.error().message : tested.error().message;
   // The reason must be stored before the reboot: the next boot reports it.
   auto stored = std::make_shared<std::promise<void>>();
   std::future<void> stored_done = stored->get_future();
@@ -343,8 +368,9 @@ void UpdateService::self_test_worker(json::object pend) {
   std::string reboot_outcome = "no reboot command; waiting for the watchdog or the operator";
   if (!options_.reboot_command.empty()) {
     auto r = run_command(options_.reboot_command, {}, std::chrono::seconds(120));
-    reboot_outcome = r && r.value().exit_code == 0 ? "reboot requested"
-                     : "reboot command failed: " + (r ? r.value().output : r.error().message);
+    reboot_outcome = r && r.value().exit_code == 0
+                         ? "reboot requested"
+                         : "reboot command failed: " + (r ? r.value().output : r.error().message);
   }
   post_([this, bad, reboot_outcome, version] {
     record("update.fallback", bad ? "ok" : "failed: " + bad.error().message,

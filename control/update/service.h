@@ -33,7 +33,7 @@ namespace cordon::control::update {
 class UpdateService {
  public:
   struct Options {
-    std::string bundle_dir;                   // uploads land here (created, mode 0700)
+    std::string bundle_dir;                    // uploads land here (created, mode 0700)
     uint64_t max_bundle_bytes = 512ull << 20;  // larger uploads are refused unread
     // Written by the pre-install handler (images/update-pre-install.sh) when it
     // rejects a bundle; RAUC itself only says "Pre-install handler error".
@@ -88,7 +88,8 @@ class UpdateService {
               const store::Actor& actor, const std::string& version = {});
   void post_record(const std::string& step, const std::string& outcome, const std::string& detail,
                    const store::Actor& actor, const std::string& version = {});
-  void set_last_result(const std::string& outcome, const std::string& version, const std::string& reason);
+  void set_last_result(const std::string& outcome, const std::string& version,
+                       const std::string& reason);
   void set_state(const std::string& state, int percent, const std::string& message);
   std::string boot_id() const;
   Result<std::optional<boost::json::object>> pending();
@@ -100,7 +101,7 @@ class UpdateService {
   Options options_;
   Post post_;
 
-  std::mutex mu_;  // guards the four fields below
+  std::mutex mu_;               // guards the four fields below
   std::string state_ = "idle";  // idle, installing, awaiting-reboot, self-test, rebooting
   int percent_ = 0;
   std::string message_;

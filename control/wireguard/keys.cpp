@@ -94,8 +94,8 @@ Result<std::string> ensure_private_key(const std::string& path) {
   priv[31] &= 127;
   priv[31] |= 64;
   std::string text = encode(priv) + "\n";
-  const bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-                       fsync(fd) == 0;
+  const bool written =
+      write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd) == 0;
   const int err = errno;
   sodium_memzero(text.data(), text.size());
   close(fd);

@@ -57,8 +57,9 @@ Result<PeerConfig> parse_peer(const boost::json::value& json, const std::string&
   const auto* key = obj->if_contains("public_key");
   if (key == nullptr) return invalid("required field is missing", base + "/public_key");
   if (!key->is_string() || !valid_public_key(key->as_string())) {
-    return invalid("must be a WireGuard public key (44 characters of base64, as `wg pubkey` prints)",
-                   base + "/public_key");
+    return invalid(
+        "must be a WireGuard public key (44 characters of base64, as `wg pubkey` prints)",
+        base + "/public_key");
   }
   p.public_key = key->as_string();
 
@@ -108,8 +109,8 @@ boost::json::value to_json(const PeerConfig& p) {
   return o;
 }
 
-Result<std::chrono::seconds> parse_duration(const boost::json::value& json,
-                                            const std::string& path, std::chrono::seconds cap) {
+Result<std::chrono::seconds> parse_duration(const boost::json::value& json, const std::string& path,
+                                            std::chrono::seconds cap) {
   std::int64_t n = -1;
   if (json.is_int64()) n = json.as_int64();
   if (json.is_uint64() && json.as_uint64() <= static_cast<std::uint64_t>(cap.count())) {

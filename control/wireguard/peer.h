@@ -16,9 +16,9 @@
 namespace cordon::control::wireguard {
 
 struct PeerConfig {
-  std::string public_key;                  // base64, 44 characters
-  std::vector<nft::Cidr> allowed_ips;      // at least one; the peer's tunnel address(es)
-  std::optional<std::string> endpoint;     // "192.0.2.50:51820" / "[2001:db8::5]:51820"
+  std::string public_key;                        // base64, 44 characters
+  std::vector<nft::Cidr> allowed_ips;            // at least one; the peer's tunnel address(es)
+  std::optional<std::string> endpoint;           // "192.0.2.50:51820" / "[2001:db8::5]:51820"
   std::chrono::seconds persistent_keepalive{0};  // 0 = off
   bool operator==(const PeerConfig&) const = default;
 };
@@ -31,8 +31,7 @@ boost::json::value to_json(const PeerConfig& peer);
 
 // A session length in whole seconds, 1 .. cap (vendor sessions: at most 8 h).
 inline constexpr std::chrono::seconds kMaxVendorSession = std::chrono::hours(8);
-Result<std::chrono::seconds> parse_duration(const boost::json::value& json,
-                                            const std::string& path,
+Result<std::chrono::seconds> parse_duration(const boost::json::value& json, const std::string& path,
                                             std::chrono::seconds cap = kMaxVendorSession);
 
 // "host:port" with a literal IPv4 address or a bracketed IPv6 address (no DNS).

@@ -83,7 +83,8 @@ CommandResult run_command(const std::vector<std::string>& argv_in) {
       }
     }
   }
-  for (auto& f : fds) if (f.fd >= 0) close(f.fd);
+  for (auto& f : fds)
+    if (f.fd >= 0) close(f.fd);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -104,7 +105,9 @@ bool valid_interface_address(const std::string& address) {
   return std::stoul(prefix) <= (v6 ? 128u : 32u);
 }
 
-WgToolBackend::~WgToolBackend() { stop_wireguard_go(); }
+WgToolBackend::~WgToolBackend() {
+  stop_wireguard_go();
+}
 
 bool WgToolBackend::link_exists(const std::string& name) {
   return run_command({tools_.ip, "link", "show", "dev", name}).status == 0;
@@ -130,7 +133,8 @@ Status WgToolBackend::start_wireguard_go(const std::string& name) {
     execvpe(args[0], args.data(), envp.data());
     _exit(127);
   }
-  if (pid < 0) return Error{"io", std::string("starting wireguard-go: ") + std::strerror(errno), ""};
+  if (pid < 0)
+    return Error{"io", std::string("starting wireguard-go: ") + std::strerror(errno), ""};
   go_pid_ = pid;
 
   // Ready when its control socket answers and the tun device exists.
@@ -140,8 +144,9 @@ Status WgToolBackend::start_wireguard_go(const std::string& name) {
     int status = 0;
     if (waitpid(go_pid_, &status, WNOHANG) == go_pid_) {
       go_pid_ = -1;
-      return Error{"io", "wireguard-go for " + name + " exited (status " +
-                             std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")",
+      return Error{"io",
+                   "wireguard-go for " + name + " exited (status " +
+                       std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")",
                    ""};
     }
     struct stat st {};
@@ -210,24 +215,27 @@ Status WgToolBackend::ensure_interface(const InterfaceConfig& c) {
 }
 
 Status WgToolBackend::set_peer(const PeerConfig& p) {
-  if (name_.empty()) return Error{"not_found", "no WireGuard interface (ensure_interface first)", ""};
+  if (name_.empty())
+    return Error{"not_found", "no WireGuard interface (ensure_interface first)", ""};
   if (!valid_public_key(p.public_key)) return Error{"invalid", "bad public key", "/public_key"};
   std::string ips;
   for (const auto& c : p.allowed_ips) ips += (ips.empty() ? "" : ",") + c.to_string();
-  std::vector<std::string> argv = {tools_.wg, "set", name_, "peer", p.public_key, "allowed-ips", ips};
+  std::vector<std::string> argv = {tools_.wg,    "set",         name_, "peer",
+                                   p.public_key, "allowed-ips", ips};
   if (p.endpoint) {
     if (!valid_endpoint(*p.endpoint)) return Error{"invalid", "bad endpoint", "/endpoint"};
     argv.insert(argv.end(), {"endpoint", *p.endpoint});
   }
-  argv.insert(argv.end(), {"persistent-keepalive", p.persistent_keepalive.count() == 0
-                                                       ? std::string("off")
-                                                       : std::to_string(p.persistent_keepalive.count())});
+  argv.insert(argv.end(),
+              {"persistent-keepalive", p.persistent_keepalive.count() == 0
+                                           ? std::string("off")
+                                           : std::to_string(p.persistent_keepalive.count())});
   const auto r = run_command(argv);
   if (r.status != 0) return tool_error(argv, r);
   // Routes for the peer's networks outside the interface's own subnet.
   for (const auto& c : p.allowed_ips) {
-    const std::vector<std::string> route = {tools_.ip, c.ipv6 ? "-6" : "-4", "route", "replace",
-                                            c.to_string(), "dev", name_};
+    const std::vector<std::string> route = {
+        tools_.ip, c.ipv6 ? "-6" : "-4", "route", "replace", c.to_string(), "dev", name_};
     const auto rr = run_command(route);
     if (rr.status != 0) return tool_error(route, rr);
   }
@@ -235,13 +243,15 @@ Status WgToolBackend::set_peer(const PeerConfig& p) {
 }
 
 Status WgToolBackend::remove_peer(const std::string& public_key) {
-  if (name_.empty()) return Error{"not_found", "no WireGuard interface (ensure_interface first)", ""};
+  if (name_.empty())
+    return Error{"not_found", "no WireGuard interface (ensure_interface first)", ""};
   if (!valid_public_key(public_key)) return Error{"invalid", "bad public key", "/public_key"};
   // Its routes go too, unless another peer still uses them.
   auto peers = list_peers();
   if (!peers) return peers.error();
   std::vector<std::string> own;
-  for (const auto& p : peers.value()) if (p.public_key == public_key) own = p.allowed_ips;
+  for (const auto& p : peers.value())
+    if (p.public_key == public_key) own = p.allowed_ips;
   const std::vector<std::string> argv = {tools_.wg, "set", name_, "peer", public_key, "remove"};
   const auto r = run_command(argv);
   if (r.status != 0) return tool_error(argv, r);
@@ -252,7 +262,8 @@ Status WgToolBackend::remove_peer(const std::string& public_key) {
 }
 
 Result<std::vector<PeerStatus>> WgToolBackend::list_peers() {
-  if (name_.empty()) return Error{"not_found", "no WireGuard interface (ensure_interface first)", ""};
+  if (name_.empty())
+    return Error{"not_found", "no WireGuard interface (ensure_interface first)", ""};
   const std::vector<std::string> argv = {tools_.wg, "show", name_, "dump"};
   CommandResult r = run_command(argv);
   // The first line of a dump holds the interface's private key: wipe it at once.
@@ -260,7 +271,8 @@ Result<std::vector<PeerStatus>> WgToolBackend::list_peers() {
   sodium_memzero(r.out.data(), first_newline == std::string::npos ? r.out.size() : first_newline);
   if (r.status != 0) return tool_error(argv, r);
   std::vector<PeerStatus> peers;
-  std::istringstream lines(first_newline == std::string::npos ? "" : r.out.substr(first_newline + 1));
+  std::istringstream lines(first_newline == std::string::npos ? ""
+                                                              : r.out.substr(first_newline + 1));
   std::string line;
   while (std::getline(lines, line)) {
     std::vector<std::string> f;
@@ -272,9 +284,11 @@ Result<std::vector<PeerStatus>> WgToolBackend::list_peers() {
     p.public_key = f[0];
     if (f[2] != "(none)") p.endpoint = f[2];
     std::istringstream ips(f[3]);
-    while (std::getline(ips, field, ',')) if (field != "(none)") p.allowed_ips.push_back(field);
+    while (std::getline(ips, field, ','))
+      if (field != "(none)") p.allowed_ips.push_back(field);
     const long long hs = std::stoll(f[4]);
-    if (hs > 0) p.latest_handshake = std::chrono::system_clock::time_point(std::chrono::seconds(hs));
+    if (hs > 0)
+      p.latest_handshake = std::chrono::system_clock::time_point(std::chrono::seconds(hs));
     p.rx_bytes = std::stoull(f[5]);
     p.tx_bytes = std::stoull(f[6]);
     if (f[7] != "off") p.persistent_keepalive = std::chrono::seconds(std::stol(f[7]));

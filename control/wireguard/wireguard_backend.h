@@ -30,11 +30,11 @@
 namespace cordon::control::wireguard {
 
 struct InterfaceConfig {
-  std::string name;              // e.g. "wg-cordon"; unique on the machine (see above)
+  std::string name;                   // e.g. "wg-cordon"; unique on the machine (see above)
   std::uint16_t listen_port = 51820;  // WireGuard binds every address; the firewall
                                       // limits where the port answers
-  std::string private_key_file;  // from ensure_private_key(); 0600
-  std::string tunnel_address;    // the interface's address and subnet, "10.99.0.1/24"
+  std::string private_key_file;       // from ensure_private_key(); 0600
+  std::string tunnel_address;         // the interface's address and subnet, "10.99.0.1/24"
 };
 
 struct PeerStatus {

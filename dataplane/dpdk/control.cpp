@@ -9,9 +9,9 @@
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstdio>
-#include <random>
 #include <cstring>
 #include <ctime>
+#include <random>
 
 namespace cordon::dataplane {
 namespace json = boost::json;

@@ -74,8 +74,8 @@ class ControlServer {
   std::vector<Client> clients_;
   std::deque<std::string> recent_;  // last events, for non-follow queries
   int64_t realtime_offset_ns_ = 0;
-  std::string run_;           // identifies this process's event sequence
-  uint64_t event_seq_ = 0;    // last sequence number given
+  std::string run_;         // identifies this process's event sequence
+  uint64_t event_seq_ = 0;  // last sequence number given
 };
 
 }  // namespace cordon::dataplane

@@ -298,12 +298,13 @@ template(name="raw" type="string" string="%rawmsg%\\n")
     def test_management_firewall_admits_only_the_admin_network(self):
         r = cordonctl("settings", "management", "verify")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        # Stand-ins for webd (8443) and for a service that must not be reachable (2222),
-        # listening on every address of the appliance: the firewall is what is tested.
+        # cordon-webd listens on 10.60.0.1:8443; a stand-in for a service that must not be
+        # reachable (2222) listens on every address of the appliance: the firewall is
+        # what is tested.
         listener = subprocess.Popen(
             ["ip", "netns", "exec", "appliance", PY, "-c",
              "import socket,select\n"
-             "ls=[socket.create_server(('0.0.0.0',p)) for p in (8443,2222)]\n"
+             "ls=[socket.create_server(('0.0.0.0',p)) for p in (2222,)]\n"
              "print('ready',flush=True)\n"
              "while True:\n"
              "  for s in select.select(ls,[],[])[0]: s.accept()[0].close()\n"],

@@ -22,7 +22,8 @@ using namespace cordon::webui;
 
 struct World {
   World() {
-    dir = std::filesystem::temp_directory_path() / ("cordon-webd-fuzz-" + std::to_string(::getpid()));
+    dir =
+        std::filesystem::temp_directory_path() / ("cordon-webd-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     auth::Accounts::Options options;
     options.pwhash_ops = 1;
@@ -34,7 +35,8 @@ struct World {
     csrf = login.session.csrf_token;
     client.emplace(io, (dir / "no-controld.sock").string());
     app.emplace(routes::App::Options{std::string(CORDON_SOURCE_DIR) + "/webui/app",
-                                     {"https://127.0.0.1:8443"}, dir / "setup-token"},
+                                     {"https://127.0.0.1:8443"},
+                                     dir / "setup-token"},
                 *accounts, *client);
   }
   ~World() {

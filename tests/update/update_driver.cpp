@@ -69,17 +69,18 @@ int main(int argc, char** argv) {
   auto store = store::Store::open(state);
   if (!store) return fail(store.error());
 
-  update::RaucDbusBackend backend({"unix:path=" + lab + "/bus.sock", std::chrono::seconds(300),
-                                   std::chrono::seconds(30)});
-  update::CommandSelfTest self_test({lab + "/root/usr/lib/cordon/update-self-test", lab + "/root"}, {},
-                                    std::chrono::seconds(180));
+  update::RaucDbusBackend backend(
+      {"unix:path=" + lab + "/bus.sock", std::chrono::seconds(300), std::chrono::seconds(30)});
+  update::CommandSelfTest self_test({lab + "/root/usr/lib/cordon/update-self-test", lab + "/root"},
+                                    {}, std::chrono::seconds(180));
   update::UpdateService::Options options;
   options.bundle_dir = state + "/bundles";
   options.rejection_file = lab + "/data/last-rejection";
   options.release_file = lab + "/root/etc/cordon-release";
   options.boot_id_file = lab + "/rauc.pid";  // every lab reboot restarts RAUC
   options.reboot_command = {CORDON_SOURCE_DIR "/tests/update/update-lab.sh", "reboot", lab};
-  if (const char* cap = std::getenv("MAX_BUNDLE_BYTES")) options.max_bundle_bytes = std::stoull(cap);
+  if (const char* cap = std::getenv("MAX_BUNDLE_BYTES"))
+    options.max_bundle_bytes = std::stoull(cap);
   Queue queue;
   update::UpdateService service(backend, self_test, store.value(), options,
                                 [&queue](std::function<void()> f) { queue.post(std::move(f)); });
@@ -99,7 +100,8 @@ int main(int argc, char** argv) {
     if (!entries) return fail(entries.error());
     json::array steps;
     for (const auto& e : entries.value()) {
-      steps.push_back(json::object{{"step", e.record.action}, {"outcome", e.record.outcome}, {"detail", e.record.detail}});
+      steps.push_back(json::object{
+          {"step", e.record.action}, {"outcome", e.record.outcome}, {"detail", e.record.detail}});
     }
     std::cout << json::serialize(steps) << "\n";
     return 0;

@@ -31,23 +31,24 @@ std::string session_key(const std::string& id) {
 bool valid_name(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
   });
 }
 
 Status check_password(const std::string& password, const std::string& path) {
   if (password.size() < Accounts::kMinPasswordLength)
     return Error{"invalid",
-                 "the password must have at least " +
-                     std::to_string(Accounts::kMinPasswordLength) + " characters",
+                 "the password must have at least " + std::to_string(Accounts::kMinPasswordLength) +
+                     " characters",
                  path};
   if (password.size() > Accounts::kMaxPasswordLength)
     return Error{"invalid", "the password is longer than 1024 characters", path};
   return ok();
 }
 
-Result<std::string> hash_password(const std::string& password, unsigned long long ops, size_t memory) {
+Result<std::string> hash_password(const std::string& password, unsigned long long ops,
+                                  size_t memory) {
   char out[crypto_pwhash_STRBYTES];
   if (crypto_pwhash_str(out, password.data(), password.size(), ops, memory) != 0)
     return Error{"io", "out of memory while hashing the password"};
@@ -77,9 +78,12 @@ std::string random_token() {
 
 const char* role_name(Role role) {
   switch (role) {
-    case Role::admin: return "admin";
-    case Role::operator_: return "operator";
-    case Role::auditor: return "auditor";
+    case Role::admin:
+      return "admin";
+    case Role::operator_:
+      return "operator";
+    case Role::auditor:
+      return "auditor";
   }
   return "auditor";
 }
@@ -93,7 +97,8 @@ std::optional<Role> parse_role(const std::string& name) {
 
 Result<Accounts> Accounts::open(const std::string& db_path, Options options) {
   if (sodium_init() < 0) return Error{"io", "libsodium cannot be initialised"};
-  static_assert(crypto_pwhash_OPSLIMIT_INTERACTIVE == 2 && crypto_pwhash_MEMLIMIT_INTERACTIVE == 64ull << 20);
+  static_assert(crypto_pwhash_OPSLIMIT_INTERACTIVE == 2 &&
+                crypto_pwhash_MEMLIMIT_INTERACTIVE == 64ull << 20);
   auto db = control::store::Database::open(db_path);
   if (!db) return db.error();
   if (Status s = db.value().exec(
@@ -105,7 +110,8 @@ Result<Accounts> Accounts::open(const std::string& db_path, Options options) {
       !s)
     return s.error().context("creating webd's tables");
   Accounts accounts(std::move(db.value()), std::move(options));
-  auto dummy = hash_password(random_token(), accounts.options_.pwhash_ops, accounts.options_.pwhash_memory);
+  auto dummy =
+      hash_password(random_token(), accounts.options_.pwhash_ops, accounts.options_.pwhash_memory);
   if (!dummy) return dummy.error();
   accounts.dummy_hash_ = dummy.value();
   return accounts;
@@ -124,16 +130,22 @@ Status Accounts::create_user(const std::string& name, const std::string& passwor
   if (Status s = check_password(password, "/password"); !s) return s;
   auto hash = hash_password(password, options_.pwhash_ops, options_.pwhash_memory);
   if (!hash) return hash.error();
-  auto st = db_.prepare("INSERT OR IGNORE INTO users (name, role, hash, created_at) VALUES (?,?,?,?)");
+  auto st =
+      db_.prepare("INSERT OR IGNORE INTO users (name, role, hash, created_at) VALUES (?,?,?,?)");
   if (!st) return st.error();
-  st.value().bind(1, name).bind(2, role_name(role)).bind(3, hash.value()).bind(4, rfc3339(options_.now()));
+  st.value()
+      .bind(1, name)
+      .bind(2, role_name(role))
+      .bind(3, hash.value())
+      .bind(4, rfc3339(options_.now()));
   if (Status s = st.value().run(); !s) return s;
   if (db_.changes() == 0) return Error{"conflict", "user " + name + " exists", "/user"};
   return ok();
 }
 
 Status Accounts::delete_user(const std::string& name) {
-  auto st = db_.prepare("SELECT role, (SELECT count(*) FROM users WHERE role='admin') FROM users WHERE name=?");
+  auto st = db_.prepare(
+      "SELECT role, (SELECT count(*) FROM users WHERE role='admin') FROM users WHERE name=?");
   if (!st) return st.error();
   st.value().bind(1, name);
   auto row = st.value().step();
@@ -273,7 +285,9 @@ std::optional<Session> Accounts::lookup(const std::string& session_id) {
   return it->second;
 }
 
-void Accounts::logout(const std::string& session_id) { sessions_.erase(session_key(session_id)); }
+void Accounts::logout(const std::string& session_id) {
+  sessions_.erase(session_key(session_id));
+}
 
 void Accounts::end_sessions_of(const std::string& user, const std::string& keep_key) {
   std::erase_if(sessions_, [&](const auto& entry) {
@@ -281,18 +295,23 @@ void Accounts::end_sessions_of(const std::string& user, const std::string& keep_
   });
 }
 
-void Accounts::audit(const std::string& event, const std::string& user,
-                     const std::string& source, const std::string& outcome) {
+void Accounts::audit(const std::string& event, const std::string& user, const std::string& source,
+                     const std::string& outcome) {
   auto st = db_.prepare("INSERT INTO audit (at, event, user, source, outcome) VALUES (?,?,?,?,?)");
   if (!st) return;
   // Names typed at the login form are untrusted: kept short, never interpreted.
-  st.value().bind(1, rfc3339(options_.now())).bind(2, event).bind(3, user.substr(0, 128))
-      .bind(4, source).bind(5, outcome);
+  st.value()
+      .bind(1, rfc3339(options_.now()))
+      .bind(2, event)
+      .bind(3, user.substr(0, 128))
+      .bind(4, source)
+      .bind(5, outcome);
   (void)st.value().run();
 }
 
 Result<json::array> Accounts::audit_entries(int64_t limit) {
-  auto st = db_.prepare("SELECT id, at, event, user, source, outcome FROM audit ORDER BY id DESC LIMIT ?");
+  auto st = db_.prepare(
+      "SELECT id, at, event, user, source, outcome FROM audit ORDER BY id DESC LIMIT ?");
   if (!st) return st.error();
   st.value().bind(1, limit);
   json::array out;
@@ -301,9 +320,12 @@ Result<json::array> Accounts::audit_entries(int64_t limit) {
     if (!row) return row.error();
     if (!row.value()) break;
     const auto& s = st.value();
-    out.push_back(json::object{{"id", s.column_int(0)}, {"at", s.column_text(1)},
-                               {"event", s.column_text(2)}, {"user", s.column_text(3)},
-                               {"source", s.column_text(4)}, {"outcome", s.column_text(5)}});
+    out.push_back(json::object{{"id", s.column_int(0)},
+                               {"at", s.column_text(1)},
+                               {"event", s.column_text(2)},
+                               {"user", s.column_text(3)},
+                               {"source", s.column_text(4)},
+                               {"outcome", s.column_text(5)}});
   }
   return out;
 }

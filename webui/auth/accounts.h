@@ -51,13 +51,13 @@ class Accounts {
   struct Options {
     std::chrono::seconds idle_timeout{30 * 60};
     std::chrono::seconds absolute_timeout{12 * 3600};
-    unsigned account_failures = 5;    // consecutive failures before an account is locked
-    unsigned address_failures = 20;   // failures from one address before it is locked
+    unsigned account_failures = 5;          // consecutive failures before an account is locked
+    unsigned address_failures = 20;         // failures from one address before it is locked
     std::chrono::seconds lockout{15 * 60};  // doubles at every further lockout, up to 24 h
     std::function<Clock::time_point()> now = [] { return Clock::now(); };
     // argon2id cost (libsodium's "interactive" limits); only the fuzz target lowers them.
-    unsigned long long pwhash_ops = 2;         // crypto_pwhash_OPSLIMIT_INTERACTIVE
-    size_t pwhash_memory = 64ull << 20;        // crypto_pwhash_MEMLIMIT_INTERACTIVE
+    unsigned long long pwhash_ops = 2;   // crypto_pwhash_OPSLIMIT_INTERACTIVE
+    size_t pwhash_memory = 64ull << 20;  // crypto_pwhash_MEMLIMIT_INTERACTIVE
   };
   static constexpr size_t kMinPasswordLength = 12;
   static constexpr size_t kMaxPasswordLength = 1024;
@@ -109,7 +109,7 @@ class Accounts {
 
   control::store::Database db_;
   Options options_;
-  std::map<std::string, Session> sessions_;  // key: BLAKE2b of the session id, hex
+  std::map<std::string, Session> sessions_;    // key: BLAKE2b of the session id, hex
   std::map<std::string, Throttle> throttles_;  // "user:NAME" and "addr:IP"
   std::string dummy_hash_;  // verified against for unknown names, so timing says nothing
 };

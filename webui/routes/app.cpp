@@ -45,7 +45,8 @@ std::optional<std::string> percent_decode(std::string_view s) {
       out.push_back(s[i]);
       continue;
     }
-    if (i + 2 >= s.size() || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0) return std::nullopt;
+    if (i + 2 >= s.size() || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
+      return std::nullopt;
     out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
     i += 2;
   }
@@ -55,8 +56,8 @@ std::optional<std::string> percent_decode(std::string_view s) {
 bool valid_param(const std::string& s) {
   if (s.empty() || s.size() > 128 || s == "." || s == "..") return false;
   return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-' || c == ':';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == ':';
   });
 }
 
@@ -130,14 +131,22 @@ unsigned status_of(const control::Error& e) {
   if (e.code == "throttled") return 429;
   return 500;
 }
-HttpResponse error_of(const control::Error& e) { return error_reply(status_of(e), e.code, e.message, e.path); }
+HttpResponse error_of(const control::Error& e) {
+  return error_reply(status_of(e), e.code, e.message, e.path);
+}
 
 std::string content_type(const fs::path& file) {
   static const std::map<std::string, std::string> types = {
-      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".json", "application/json"}, {".svg", "image/svg+xml"}, {".png", "image/png"},
-      {".ico", "image/x-icon"}, {".woff2", "font/woff2"}, {".txt", "text/plain; charset=utf-8"},
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".woff2", "font/woff2"},
+      {".txt", "text/plain; charset=utf-8"},
       {".map", "application/json"}};
   auto it = types.find(file.extension().string());
   return it == types.end() ? "application/octet-stream" : it->second;
@@ -254,7 +263,8 @@ HttpResponse App::static_file(const HttpRequest& req, const std::string& path) {
     return error_reply(400, "invalid", "forbidden character in the path");
   std::vector<std::string> parts = split(*decoded);
   for (const std::string& part : parts)
-    if (part == "." || part == "..") return error_reply(400, "invalid", "'.' and '..' are not allowed in paths");
+    if (part == "." || part == "..")
+      return error_reply(400, "invalid", "'.' and '..' are not allowed in paths");
   if (parts.empty() || decoded->back() == '/') parts.push_back("index.html");
   fs::path file = options_.app_dir;
   for (const std::string& part : parts) file /= part;
@@ -265,7 +275,8 @@ HttpResponse App::static_file(const HttpRequest& req, const std::string& path) {
   const fs::path real = fs::canonical(file, ec);
   if (ec || !fs::is_regular_file(real, ec)) return error_reply(404, "not_found", "no such file");
   const std::string root_s = root.string() + "/";
-  if (real.string().compare(0, root_s.size(), root_s) != 0) return error_reply(404, "not_found", "no such file");
+  if (real.string().compare(0, root_s.size(), root_s) != 0)
+    return error_reply(404, "not_found", "no such file");
   const auto size = fs::file_size(real, ec);
   if (ec || size > kMaxStaticFile) return error_reply(404, "not_found", "no such file");
   std::ifstream in(real, std::ios::binary);
@@ -308,8 +319,10 @@ void App::api(const HttpRequest& req, const std::string& path, const std::string
     break;
   }
   if (!endpoint) {
-    respond(path_known ? error_reply(405, "method_not_allowed", std::string(req.method_string()) + " is not allowed on " + path)
-                       : error_reply(404, "not_found", "no such endpoint: " + path));
+    respond(path_known
+                ? error_reply(405, "method_not_allowed",
+                              std::string(req.method_string()) + " is not allowed on " + path)
+                : error_reply(404, "not_found", "no such endpoint: " + path));
     return;
   }
   for (const std::string& p : params) {
@@ -343,7 +356,9 @@ void App::api(const HttpRequest& req, const std::string& path, const std::string
       }
     }
     if (session->role < *endpoint->role) {
-      respond(error_reply(403, "forbidden", std::string("this needs the ") + auth::role_name(*endpoint->role) + " role"));
+      respond(
+          error_reply(403, "forbidden",
+                      std::string("this needs the ") + auth::role_name(*endpoint->role) + " role"));
       return;
     }
   }
@@ -378,7 +393,9 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
       return error_reply(409, "conflict", "setup is done: an admin exists");
     if (!same_secret(f.values["token"], setup_token_)) {
       accounts_.audit("setup", f.values["user"], peer, "bad token");
-      return error_reply(403, "forbidden", "wrong setup token (see the setup-token file in webd's state directory)", "/token");
+      return error_reply(403, "forbidden",
+                         "wrong setup token (see the setup-token file in webd's state directory)",
+                         "/token");
     }
     if (auto s = accounts_.create_user(f.values["user"], f.values["password"], Role::admin); !s)
       return error_of(s.error());
@@ -395,9 +412,10 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
     if (!session_id.empty()) accounts_.logout(session_id);
     auto login = accounts_.login(f.values["user"], f.values["password"], peer);
     if (!login) return error_of(login.error());
-    HttpResponse res = json_reply(200, json::object{{"user", login.value().session.user},
-                                                    {"role", auth::role_name(login.value().session.role)},
-                                                    {"csrf_token", login.value().session.csrf_token}});
+    HttpResponse res =
+        json_reply(200, json::object{{"user", login.value().session.user},
+                                     {"role", auth::role_name(login.value().session.role)},
+                                     {"csrf_token", login.value().session.csrf_token}});
     res.set(http::field::set_cookie, session_cookie(login.value().session_id));
     return res;
   }
@@ -405,7 +423,8 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
     accounts_.logout(session_id);
     accounts_.audit("logout", session->user, peer, "ok");
     HttpResponse res = json_reply(200, json::object{{"logged_out", true}});
-    res.set(http::field::set_cookie, std::string(kSessionCookie) + "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+    res.set(http::field::set_cookie, std::string(kSessionCookie) +
+                                         "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
     return res;
   }
   if (name == "session") {
@@ -416,8 +435,10 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
   if (name == "session/password") {
     auto f = string_fields(req.body(), {"current_password", "new_password"});
     if (f.error) return *f.error;
-    auto s = accounts_.change_password(session->user, f.values["current_password"], f.values["new_password"], session_id);
-    accounts_.audit("change password", session->user, peer, s ? "ok" : "refused: " + s.error().code);
+    auto s = accounts_.change_password(session->user, f.values["current_password"],
+                                       f.values["new_password"], session_id);
+    accounts_.audit("change password", session->user, peer,
+                    s ? "ok" : "refused: " + s.error().code);
     if (!s) return error_of(s.error());
     return json_reply(200, json::object{{"changed", true}});
   }
@@ -431,7 +452,8 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
     if (!users) return error_of(users.error());
     json::array out;
     for (const auto& u : users.value())
-      out.push_back(json::object{{"user", u.name}, {"role", auth::role_name(u.role)}, {"created_at", u.created_at}});
+      out.push_back(json::object{
+          {"user", u.name}, {"role", auth::role_name(u.role)}, {"created_at", u.created_at}});
     return json_reply(200, json::object{{"users", std::move(out)}});
   }
   if (name == "users") {
@@ -440,14 +462,15 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
     auto role = auth::parse_role(f.values["role"]);
     if (!role) return error_reply(400, "invalid", "role is admin, operator or auditor", "/role");
     auto s = accounts_.create_user(f.values["user"], f.values["password"], *role);
-    accounts_.audit("create user " + f.values["user"] + " (" + f.values["role"] + ")", session->user, peer,
-                    s ? "ok" : "refused: " + s.error().code);
+    accounts_.audit("create user " + f.values["user"] + " (" + f.values["role"] + ")",
+                    session->user, peer, s ? "ok" : "refused: " + s.error().code);
     if (!s) return error_of(s.error());
     return json_reply(201, json::object{{"user", f.values["user"]}, {"role", f.values["role"]}});
   }
   if (name == "users/{}") {
     auto s = accounts_.delete_user(params.at(0));
-    accounts_.audit("delete user " + params.at(0), session->user, peer, s ? "ok" : "refused: " + s.error().code);
+    accounts_.audit("delete user " + params.at(0), session->user, peer,
+                    s ? "ok" : "refused: " + s.error().code);
     if (!s) return error_of(s.error());
     return json_reply(200, json::object{{"deleted", params.at(0)}});
   }

@@ -43,8 +43,8 @@ const std::vector<Endpoint>& endpoints();
 class App {
  public:
   struct Options {
-    std::filesystem::path app_dir;        // static files of the browser app
-    std::set<std::string> origins;        // e.g. "https://10.60.0.1:8443"
+    std::filesystem::path app_dir;           // static files of the browser app
+    std::set<std::string> origins;           // e.g. "https://10.60.0.1:8443"
     std::filesystem::path setup_token_file;  // holds the one-time setup token while no user exists
   };
   App(Options options, auth::Accounts& accounts, ControldClient& controld);

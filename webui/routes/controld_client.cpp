@@ -14,7 +14,8 @@ using local = asio::local::stream_protocol;
 namespace {
 
 struct Call : std::enable_shared_from_this<Call> {
-  Call(asio::io_context& io, std::function<void(ControldReply)> d) : stream(io), done(std::move(d)) {}
+  Call(asio::io_context& io, std::function<void(ControldReply)> d)
+      : stream(io), done(std::move(d)) {}
   beast::basic_stream<local> stream;
   http::request<http::string_body> req;
   http::response_parser<http::string_body> parser;
@@ -28,9 +29,9 @@ struct Call : std::enable_shared_from_this<Call> {
 
 }  // namespace
 
-void ControldClient::forward(const std::string& method, const std::string& target,
-                             std::string body, const std::string& user,
-                             const std::string& origin, std::function<void(ControldReply)> done) {
+void ControldClient::forward(const std::string& method, const std::string& target, std::string body,
+                             const std::string& user, const std::string& origin,
+                             std::function<void(ControldReply)> done) {
   auto call = std::make_shared<Call>(io_, std::move(done));
   call->req.method_string(method);
   call->req.target(target);
@@ -48,13 +49,14 @@ void ControldClient::forward(const std::string& method, const std::string& targe
     if (ec) return call->fail("cannot connect to controld", ec);
     http::async_write(call->stream, call->req, [call](beast::error_code wec, size_t) {
       if (wec) return call->fail("cannot send to controld", wec);
-      http::async_read(call->stream, call->buffer, call->parser, [call](beast::error_code rec, size_t) {
-        if (rec) return call->fail("no answer from controld", rec);
-        auto res = call->parser.release();
-        beast::error_code ignored;
-        call->stream.socket().shutdown(local::socket::shutdown_both, ignored);
-        call->done(ControldReply{res.result_int(), std::move(res.body()), {}});
-      });
+      http::async_read(call->stream, call->buffer, call->parser,
+                       [call](beast::error_code rec, size_t) {
+                         if (rec) return call->fail("no answer from controld", rec);
+                         auto res = call->parser.release();
+                         beast::error_code ignored;
+                         call->stream.socket().shutdown(local::socket::shutdown_both, ignored);
+                         call->done(ControldReply{res.result_int(), std::move(res.body()), {}});
+                       });
     });
   });
 }

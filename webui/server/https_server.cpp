@@ -41,24 +41,27 @@ class HttpsServer::Connection : public std::enable_shared_from_this<HttpsServer:
     parser_->header_limit(kHeaderLimit);
     parser_->body_limit(server_.options_.max_body);
     beast::get_lowest_layer(stream_).expires_after(server_.options_.read_timeout);
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      self->on_read(ec);
-    });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
     if (ec == http::error::body_limit) {
-      write(routes::error_reply(413, "too_large", "the request body is larger than " +
-                                                      std::to_string(server_.options_.max_body) + " bytes"), true);
+      write(routes::error_reply(413, "too_large",
+                                "the request body is larger than " +
+                                    std::to_string(server_.options_.max_body) + " bytes"),
+            true);
       return;
     }
     if (ec == http::error::header_limit) {
-      write(routes::error_reply(431, "too_large", "the request header is larger than 16 KiB"), true);
+      write(routes::error_reply(431, "too_large", "the request header is larger than 16 KiB"),
+            true);
       return;
     }
     if (ec) {
-      if (ec.category() == beast::error_code(http::error::end_of_stream).category() && ec != http::error::end_of_stream &&
-          ec != http::error::partial_message) {
+      if (ec.category() == beast::error_code(http::error::end_of_stream).category() &&
+          ec != http::error::end_of_stream && ec != http::error::partial_message) {
         write(routes::error_reply(400, "invalid", "malformed HTTP request: " + ec.message()), true);
         return;
       }
@@ -83,10 +86,11 @@ class HttpsServer::Connection : public std::enable_shared_from_this<HttpsServer:
     out->keep_alive(!close_after);
     out->prepare_payload();
     beast::get_lowest_layer(stream_).expires_after(server_.options_.read_timeout);
-    http::async_write(stream_, *out, [self = shared_from_this(), out, close_after](beast::error_code ec, size_t) {
-      if (ec || close_after) return self->close();
-      self->read();
-    });
+    http::async_write(stream_, *out,
+                      [self = shared_from_this(), out, close_after](beast::error_code ec, size_t) {
+                        if (ec || close_after) return self->close();
+                        self->read();
+                      });
   }
 
   void close() {
@@ -125,7 +129,9 @@ control::Status HttpsServer::listen() {
   if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor_.bind(endpoint, ec);
   if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return control::Error{"io", "cannot listen on " + options_.address + ":" + std::to_string(options_.port) + ": " + ec.message()};
+  if (ec)
+    return control::Error{"io", "cannot listen on " + options_.address + ":" +
+                                    std::to_string(options_.port) + ": " + ec.message()};
   accept();
   return control::ok();
 }

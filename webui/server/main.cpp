@@ -32,10 +32,12 @@ namespace fs = std::filesystem;
 using namespace cordon::webui;
 
 int usage(const std::string& why) {
-  std::cerr << "cordon-webd: " << why << "\n"
-            << "usage: cordon-webd --state-dir DIR --app-dir DIR --controld-socket PATH [--listen ADDR]\n"
-               "                   [--port N] [--origin URL]... [--san IP:x|DNS:y]... [--cert FILE --key FILE]\n"
-               "                   [--user NAME] [--max-connections N] [--read-timeout SECONDS]\n";
+  std::cerr
+      << "cordon-webd: " << why << "\n"
+      << "usage: cordon-webd --state-dir DIR --app-dir DIR --controld-socket PATH [--listen ADDR]\n"
+         "                   [--port N] [--origin URL]... [--san IP:x|DNS:y]... [--cert FILE --key "
+         "FILE]\n"
+         "                   [--user NAME] [--max-connections N] [--read-timeout SECONDS]\n";
   return 2;
 }
 
@@ -45,7 +47,8 @@ bool drop_privileges(const passwd& pw, const fs::path& state_dir) {
   if (::chown(state_dir.c_str(), pw.pw_uid, pw.pw_gid) != 0) return false;
   for (const auto& entry : fs::recursive_directory_iterator(state_dir, ec))
     if (::lchown(entry.path().c_str(), pw.pw_uid, pw.pw_gid) != 0) return false;
-  if (::setgroups(0, nullptr) != 0 || ::setgid(pw.pw_gid) != 0 || ::setuid(pw.pw_uid) != 0) return false;
+  if (::setgroups(0, nullptr) != 0 || ::setgid(pw.pw_gid) != 0 || ::setuid(pw.pw_uid) != 0)
+    return false;
   return ::setuid(0) != 0;  // must not be able to come back
 }
 
@@ -62,10 +65,14 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) return {};
       return argv[++i];
     };
-    if (arg == "--state-dir") state_dir = value();
-    else if (arg == "--app-dir") app_dir = value();
-    else if (arg == "--controld-socket") controld_socket = value();
-    else if (arg == "--listen") server_options.address = value();
+    if (arg == "--state-dir")
+      state_dir = value();
+    else if (arg == "--app-dir")
+      app_dir = value();
+    else if (arg == "--controld-socket")
+      controld_socket = value();
+    else if (arg == "--listen")
+      server_options.address = value();
     else if (arg == "--port") {
       const std::string v = value();
       char* end = nullptr;
@@ -84,27 +91,35 @@ int main(int argc, char** argv) {
       const unsigned long n = std::strtoul(v.c_str(), &end, 10);
       if (v.empty() || *end || n == 0 || n > 3600) return usage("bad --read-timeout " + v);
       server_options.read_timeout = std::chrono::seconds(n);
-    } else if (arg == "--origin") origins.insert(value());
-    else if (arg == "--san") sans.push_back(value());
-    else if (arg == "--cert") cert = value();
-    else if (arg == "--key") key = value();
-    else if (arg == "--user") run_as = value();
-    else return usage("unknown argument " + arg);
+    } else if (arg == "--origin")
+      origins.insert(value());
+    else if (arg == "--san")
+      sans.push_back(value());
+    else if (arg == "--cert")
+      cert = value();
+    else if (arg == "--key")
+      key = value();
+    else if (arg == "--user")
+      run_as = value();
+    else
+      return usage("unknown argument " + arg);
   }
   if (state_dir.empty() || app_dir.empty() || controld_socket.empty())
     return usage("--state-dir, --app-dir and --controld-socket are required");
   if (cert.empty() != key.empty()) return usage("--cert and --key go together");
   const bool root = ::geteuid() == 0;
-  if (root && run_as.empty()) return usage("started as root: name the unprivileged account with --user");
+  if (root && run_as.empty())
+    return usage("started as root: name the unprivileged account with --user");
   passwd pw{};
   passwd* found = nullptr;
   char pwbuf[4096];
-  if (!run_as.empty() && (getpwnam_r(run_as.c_str(), &pw, pwbuf, sizeof pwbuf, &found) != 0 || !found))
+  if (!run_as.empty() &&
+      (getpwnam_r(run_as.c_str(), &pw, pwbuf, sizeof pwbuf, &found) != 0 || !found))
     return usage("no such user " + run_as);
   if (origins.empty()) {
     const bool v6 = server_options.address.find(':') != std::string::npos;
-    origins.insert("https://" + (v6 ? "[" + server_options.address + "]" : server_options.address) + ":" +
-                   std::to_string(server_options.port));
+    origins.insert("https://" + (v6 ? "[" + server_options.address + "]" : server_options.address) +
+                   ":" + std::to_string(server_options.port));
   }
   if (sans.empty()) {
     sans.push_back("DNS:localhost");
@@ -146,7 +161,8 @@ int main(int argc, char** argv) {
       return false;
     }
     accounts.emplace(std::move(opened.value()));
-    app.emplace(routes::App::Options{app_dir, origins, fs::path(state_dir) / "setup-token"}, *accounts, controld);
+    app.emplace(routes::App::Options{app_dir, origins, fs::path(state_dir) / "setup-token"},
+                *accounts, controld);
     return true;
   };
   // The database is opened before the drop; its files are then handed to the account
@@ -163,8 +179,8 @@ int main(int argc, char** argv) {
   }
   if (const std::string token_file = app->prepare_setup(); !token_file.empty())
     std::cerr << "cordon-webd: no user yet: the one-time setup token is in " << token_file << "\n";
-  std::cerr << "cordon-webd: listening on https://" << server_options.address << ":" << https->port()
-            << " as uid " << ::getuid() << "\n";
+  std::cerr << "cordon-webd: listening on https://" << server_options.address << ":"
+            << https->port() << " as uid " << ::getuid() << "\n";
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });

@@ -34,7 +34,7 @@ struct Free {
 }  // namespace
 
 Result<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const std::string& cert_file,
-                                                                     const std::string& key_file) {
+                                                                    const std::string& key_file) {
   auto ctx = std::make_shared<boost::asio::ssl::context>(boost::asio::ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
   if (SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION) != 1 ||
@@ -43,14 +43,15 @@ Result<std::shared_ptr<boost::asio::ssl::context>> make_tls_context(const std::s
       SSL_CTX_set_ciphersuites(native, kTls13Suites) != 1 ||
       SSL_CTX_set1_groups_list(native, "X25519:P-256:P-384") != 1)
     return Error{"io", "cannot configure TLS"};
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   if (SSL_CTX_use_certificate_chain_file(native, cert_file.c_str()) != 1)
     return Error{"invalid", "cannot load the certificate " + cert_file, "--cert"};
   if (SSL_CTX_use_PrivateKey_file(native, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
     return Error{"invalid", "cannot load the private key " + key_file, "--key"};
   if (SSL_CTX_check_private_key(native) != 1)
-    return Error{"invalid", "the key " + key_file + " does not match the certificate " + cert_file, "--key"};
+    return Error{"invalid", "the key " + key_file + " does not match the certificate " + cert_file,
+                 "--key"};
   return ctx;
 }
 
@@ -72,8 +73,10 @@ Status ensure_self_signed(const std::string& cert_file, const std::string& key_f
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), 825L * 24 * 3600);
   X509_set_pubkey(cert.get(), key.get());
   X509_NAME* name = X509_get_subject_name(cert.get());
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Cordon"), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("cordon-webd"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("Cordon"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("cordon-webd"), -1, -1, 0);
   X509_set_issuer_name(cert.get(), name);
   X509V3_CTX v3;
   X509V3_set_ctx_nodb(&v3);
@@ -85,11 +88,13 @@ Status ensure_self_signed(const std::string& cert_file, const std::string& key_f
                                                    {NID_ext_key_usage, "serverAuth"}};
   if (!san.empty()) exts.emplace_back(NID_subject_alt_name, san);
   for (const auto& [nid, value] : exts) {
-    std::unique_ptr<X509_EXTENSION, Free> ext(X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str()));
+    std::unique_ptr<X509_EXTENSION, Free> ext(
+        X509V3_EXT_conf_nid(nullptr, &v3, nid, value.c_str()));
     if (!ext || X509_add_ext(cert.get(), ext.get(), -1) != 1)
       return Error{"invalid", "bad certificate extension " + value};
   }
-  if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0) return Error{"io", "cannot sign the certificate"};
+  if (X509_sign(cert.get(), key.get(), EVP_sha256()) <= 0)
+    return Error{"io", "cannot sign the certificate"};
 
   // The key is created 0600 from the start: it is never readable by others, not even briefly.
   fs::remove(key_file);
@@ -104,7 +109,8 @@ Status ensure_self_signed(const std::string& cert_file, const std::string& key_f
     return Error{"io", "cannot write " + key_file};
   kf.reset();
   std::unique_ptr<FILE, Free> cf(std::fopen(cert_file.c_str(), "w"));
-  if (!cf || PEM_write_X509(cf.get(), cert.get()) != 1) return Error{"io", "cannot write " + cert_file};
+  if (!cf || PEM_write_X509(cf.get(), cert.get()) != 1)
+    return Error{"io", "cannot write " + cert_file};
   return control::ok();
 }
 

@@ -14,7 +14,8 @@ class FakeDataplaneLink final : public dataplane_link::DataplaneLink {
     ++apply_calls;
     if (unreachable) return Error{"dataplane", "fake dataplane: unreachable"};
     if (refuse) return Error{"invalid", "fake dataplane: refused", "/devices"};
-    if (version <= enforced_version) return Error{"invalid", "fake dataplane: version not above the active one"};
+    if (version <= enforced_version)
+      return Error{"invalid", "fake dataplane: version not above the active one"};
     enforced_version = version;
     enforced_document = document;
     return ok();

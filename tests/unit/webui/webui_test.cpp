@@ -27,7 +27,9 @@ using routes::HttpResponse;
 constexpr const char* kOrigin = "https://10.60.0.1:8443";
 constexpr const char* kPassword = "a long enough password";
 
-std::string S(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : json::serialize(v); }
+std::string S(const json::value& v) {
+  return v.is_string() ? std::string(v.as_string()) : json::serialize(v);
+}
 
 class WebuiTest : public ::testing::Test {
  protected:
@@ -42,14 +44,18 @@ class WebuiTest : public ::testing::Test {
     std::ofstream(dir_ / "secret.txt") << "outside";
     fs::create_symlink(dir_ / "secret.txt", dir_ / "app" / "link.txt");
 
-    control::api::HttpServer::Options fake{(dir_ / "controld.sock").string(), 0600, std::nullopt,
-                                           {static_cast<uint32_t>(::getuid())}, 1 << 20, 8};
+    control::api::HttpServer::Options fake{
+        (dir_ / "controld.sock").string(),   0600,    std::nullopt,
+        {static_cast<uint32_t>(::getuid())}, 1 << 20, 8};
     controld_.emplace(io_, fake);
     auto echo = [](control::api::Request& r, control::api::Responder respond) {
-      respond(control::api::json_response(json::object{{"method", r.method}, {"path", r.path},
-                                                       {"actor", r.actor.name}, {"origin", r.actor.origin},
-                                                       {"body", r.body},
-                                                       {"since", r.query.count("since") ? r.query["since"] : ""}}));
+      respond(control::api::json_response(
+          json::object{{"method", r.method},
+                       {"path", r.path},
+                       {"actor", r.actor.name},
+                       {"origin", r.actor.origin},
+                       {"body", r.body},
+                       {"since", r.query.count("since") ? r.query["since"] : ""}}));
     };
     for (const auto& ep : routes::endpoints()) {
       if (!ep.forwarded) continue;
@@ -62,7 +68,8 @@ class WebuiTest : public ::testing::Test {
     options.now = [this] { return now_; };
     accounts_.emplace(auth::Accounts::open((dir_ / "webd.db").string(), options).value());
     client_.emplace(io_, (dir_ / "controld.sock").string());
-    app_.emplace(routes::App::Options{dir_ / "app", {kOrigin}, dir_ / "setup-token"}, *accounts_, *client_);
+    app_.emplace(routes::App::Options{dir_ / "app", {kOrigin}, dir_ / "setup-token"}, *accounts_,
+                 *client_);
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -76,7 +83,8 @@ class WebuiTest : public ::testing::Test {
     app_->handle(req, "192.0.2.7", [&](HttpResponse res) { reply = std::move(res); });
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     io_.restart();
-    while (!reply && std::chrono::steady_clock::now() < deadline) io_.run_one_for(std::chrono::milliseconds(100));
+    while (!reply && std::chrono::steady_clock::now() < deadline)
+      io_.run_one_for(std::chrono::milliseconds(100));
     EXPECT_TRUE(reply.has_value()) << "no answer to " << target;
     return reply.value_or(HttpResponse{http::status::gateway_timeout, 11});
   }
@@ -90,9 +98,10 @@ class WebuiTest : public ::testing::Test {
     std::ifstream in(token_file);
     std::string token;
     in >> token;
-    auto res = call(http::verb::post, "/api/v1/setup",
-                    json::serialize(json::object{{"user", user}, {"password", kPassword}, {"token", token}}),
-                    {{"Origin", kOrigin}});
+    auto res = call(
+        http::verb::post, "/api/v1/setup",
+        json::serialize(json::object{{"user", user}, {"password", kPassword}, {"token", token}}),
+        {{"Origin", kOrigin}});
     EXPECT_EQ(res.result_int(), 201u) << res.body();
     return token;
   }
@@ -127,27 +136,32 @@ TEST_F(WebuiTest, SetupOnceWithTokenThenConflict) {
   // Before setup nothing but setup works, and setup needs the token from the state dir.
   const std::string file = app_->prepare_setup();
   ASSERT_FALSE(file.empty());
-  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
   auto bad = call(http::verb::post, "/api/v1/setup",
-                  R"({"user":"admin","password":"a long enough password","token":"guess"})", {{"Origin", kOrigin}});
+                  R"({"user":"admin","password":"a long enough password","token":"guess"})",
+                  {{"Origin", kOrigin}});
   EXPECT_EQ(bad.result_int(), 403u);
   EXPECT_FALSE(accounts_->has_users());
   std::string token;
   std::ifstream(file) >> token;
-  auto short_pw = call(http::verb::post, "/api/v1/setup",
-                       json::serialize(json::object{{"user", "admin"}, {"password", "short"}, {"token", token}}),
-                       {{"Origin", kOrigin}});
+  auto short_pw = call(
+      http::verb::post, "/api/v1/setup",
+      json::serialize(json::object{{"user", "admin"}, {"password", "short"}, {"token", token}}),
+      {{"Origin", kOrigin}});
   EXPECT_EQ(short_pw.result_int(), 400u);
   EXPECT_NE(short_pw.body().find("/password"), std::string::npos);
   EXPECT_FALSE(accounts_->has_users());
-  auto good = call(http::verb::post, "/api/v1/setup",
-                   json::serialize(json::object{{"user", "admin"}, {"password", kPassword}, {"token", token}}),
-                   {{"Origin", kOrigin}});
+  auto good = call(
+      http::verb::post, "/api/v1/setup",
+      json::serialize(json::object{{"user", "admin"}, {"password", kPassword}, {"token", token}}),
+      {{"Origin", kOrigin}});
   EXPECT_EQ(good.result_int(), 201u) << good.body();
   EXPECT_FALSE(fs::exists(file));
-  auto again = call(http::verb::post, "/api/v1/setup",
-                    json::serialize(json::object{{"user", "evil"}, {"password", kPassword}, {"token", token}}),
-                    {{"Origin", kOrigin}});
+  auto again = call(
+      http::verb::post, "/api/v1/setup",
+      json::serialize(json::object{{"user", "evil"}, {"password", kPassword}, {"token", token}}),
+      {{"Origin", kOrigin}});
   EXPECT_EQ(again.result_int(), 409u);
   EXPECT_TRUE(app_->prepare_setup().empty());
   EXPECT_EQ(login_raw("evil", kPassword).result_int(), 401u);
@@ -164,7 +178,8 @@ TEST_F(WebuiTest, LoginCookieAttributesAndWrongPassword) {
     EXPECT_NE(cookie.find(attr), std::string::npos) << attr;
   EXPECT_EQ(login_raw("admin", "wrong password!!").result_int(), 401u);
   EXPECT_EQ(login_raw("nobody", kPassword).result_int(), 401u);
-  EXPECT_EQ(call(http::verb::post, "/api/v1/login", "not json", {{"Origin", kOrigin}}).result_int(), 400u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/login", "not json", {{"Origin", kOrigin}}).result_int(),
+            400u);
 }
 
 TEST_F(WebuiTest, SessionFixationImpossible) {
@@ -173,50 +188,67 @@ TEST_F(WebuiTest, SessionFixationImpossible) {
   const std::string planted = std::string(routes::kSessionCookie) + "=" + std::string(64, 'a');
   auto res = login_raw("admin", kPassword, {{"Cookie", planted}});
   ASSERT_EQ(res.result_int(), 200u);
-  EXPECT_EQ(std::string(res[http::field::set_cookie]).find(std::string(64, 'a')), std::string::npos);
+  EXPECT_EQ(std::string(res[http::field::set_cookie]).find(std::string(64, 'a')),
+            std::string::npos);
   EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", planted}}).result_int(), 401u);
   // A second login gives a new id and ends the session the browser presented.
   Login first = login("admin");
   auto second = login_raw("admin", kPassword, {{"Cookie", first.cookie}});
   ASSERT_EQ(second.result_int(), 200u);
   EXPECT_EQ(std::string(second[http::field::set_cookie]).find(first.cookie), std::string::npos);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", first.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", first.cookie}}).result_int(),
+            401u);
 }
 
 TEST_F(WebuiTest, ExpiredForgedAndLoggedOutSessionsRefused) {
   setup_admin();
   Login l = login("admin");
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(), 200u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(),
+            200u);
   // Forged: right shape, unknown id; and garbage.
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", std::string(routes::kSessionCookie) + "=" + std::string(64, '0')}}).result_int(), 401u);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", std::string(routes::kSessionCookie) + "=x"}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "",
+                 {{"Cookie", std::string(routes::kSessionCookie) + "=" + std::string(64, '0')}})
+                .result_int(),
+            401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "",
+                 {{"Cookie", std::string(routes::kSessionCookie) + "=x"}})
+                .result_int(),
+            401u);
   // Idle: 29 min keeps it alive (and restarts the idle clock), 31 min more ends it.
   now_ += std::chrono::minutes(29);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(), 200u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(),
+            200u);
   now_ += std::chrono::minutes(31);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", l.cookie}}).result_int(),
+            401u);
   // Absolute: used every 20 min, still over after 12 h.
   Login busy = login("admin");
   for (int i = 0; i < 35; ++i) {
     now_ += std::chrono::minutes(20);
-    EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", busy.cookie}}).result_int(), 200u) << i;
+    EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", busy.cookie}}).result_int(),
+              200u)
+        << i;
   }
   now_ += std::chrono::minutes(20);  // 12 h after login
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", busy.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", busy.cookie}}).result_int(),
+            401u);
   // Logout invalidates on the server, whatever the browser keeps.
   Login out = login("admin");
   auto res = call(http::verb::post, "/api/v1/logout", "", auth_headers(out));
   EXPECT_EQ(res.result_int(), 200u);
   EXPECT_NE(std::string(res[http::field::set_cookie]).find("Max-Age=0"), std::string::npos);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", out.cookie}}).result_int(), 401u);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/health", "", {{"Cookie", out.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", out.cookie}}).result_int(),
+            401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/health", "", {{"Cookie", out.cookie}}).result_int(),
+            401u);
   // Sessions never used again are dropped, not kept forever.
   Login a = login("admin"), b = login("admin");
   EXPECT_GE(accounts_->session_count(), 2u);
   now_ += std::chrono::hours(13);
   login("admin");
   EXPECT_EQ(accounts_->session_count(), 1u);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", a.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", a.cookie}}).result_int(),
+            401u);
 }
 
 TEST_F(WebuiTest, CsrfAndOriginChecked) {
@@ -236,8 +268,11 @@ TEST_F(WebuiTest, CsrfAndOriginChecked) {
   auto evil_origin = h;
   evil_origin["Origin"] = "https://evil.example";
   EXPECT_EQ(call(http::verb::post, "/api/v1/users", body, evil_origin).result_int(), 403u);
-  EXPECT_EQ(call(http::verb::post, "/api/v1/login", R"({"user":"admin","password":"a long enough password"})",
-                 {{"Origin", "https://evil.example"}}).result_int(), 403u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/login",
+                 R"({"user":"admin","password":"a long enough password"})",
+                 {{"Origin", "https://evil.example"}})
+                .result_int(),
+            403u);
   // Nothing was created by the refused requests; the right one works.
   EXPECT_EQ(accounts_->list_users().value().size(), 1u);
   EXPECT_EQ(call(http::verb::post, "/api/v1/users", body, h).result_int(), 201u);
@@ -249,7 +284,8 @@ TEST_F(WebuiTest, CsrfAndOriginChecked) {
 
 TEST_F(WebuiTest, ThrottlingPerAccountAndAddressAudited) {
   setup_admin();
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(login_raw("admin", "wrong password " + std::to_string(i)).result_int(), 401u);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(login_raw("admin", "wrong password " + std::to_string(i)).result_int(), 401u);
   // Locked: even the right password is refused, without being checked.
   EXPECT_EQ(login_raw("admin", kPassword).result_int(), 429u);
   now_ += std::chrono::minutes(16);
@@ -282,9 +318,11 @@ TEST_F(WebuiTest, RoleMatrixEveryEndpointEveryRole) {
   setup_admin();
   Login admin = login("admin");
   for (const char* role : {"operator", "auditor"}) {
-    auto res = call(http::verb::post, "/api/v1/users",
-                    json::serialize(json::object{{"user", std::string("u-") + role}, {"password", kPassword}, {"role", role}}),
-                    auth_headers(admin));
+    auto res =
+        call(http::verb::post, "/api/v1/users",
+             json::serialize(json::object{
+                 {"user", std::string("u-") + role}, {"password", kPassword}, {"role", role}}),
+             auth_headers(admin));
     ASSERT_EQ(res.result_int(), 201u) << res.body();
   }
   std::map<auth::Role, Login> sessions{{auth::Role::operator_, login("u-operator")},
@@ -297,11 +335,14 @@ TEST_F(WebuiTest, RoleMatrixEveryEndpointEveryRole) {
       // Logout ends the session it is given: it gets a fresh one.
       Login l = role == auth::Role::admin ? admin : sessions.at(role);
       if (std::string(ep.pattern) == "logout")
-        l = login(role == auth::Role::admin ? "admin" : role == auth::Role::operator_ ? "u-operator" : "u-auditor");
+        l = login(role == auth::Role::admin       ? "admin"
+                  : role == auth::Role::operator_ ? "u-operator"
+                                                  : "u-auditor");
       const http::verb verb = http::string_to_verb(ep.method);
       auto res = call(verb, path, "{}", auth_headers(l));
       const unsigned status = res.result_int();
-      const std::string where = std::string(ep.method) + " " + path + " as " + auth::role_name(role);
+      const std::string where =
+          std::string(ep.method) + " " + path + " as " + auth::role_name(role);
       if (role < *ep.role) {
         EXPECT_EQ(status, 403u) << where << ": " << res.body();
       } else {
@@ -321,7 +362,8 @@ TEST_F(WebuiTest, RoleMatrixEveryEndpointEveryRole) {
   // Not in the table: 404, whatever the role.
   EXPECT_EQ(call(http::verb::get, "/api/v1/firmware", "", auth_headers(admin)).result_int(), 404u);
   EXPECT_EQ(call(http::verb::get, "/api/v2/health", "", auth_headers(admin)).result_int(), 404u);
-  EXPECT_EQ(call(http::verb::delete_, "/api/v1/policy", "", auth_headers(admin)).result_int(), 405u);
+  EXPECT_EQ(call(http::verb::delete_, "/api/v1/policy", "", auth_headers(admin)).result_int(),
+            405u);
 }
 
 TEST_F(WebuiTest, ForwardNamesUserAndOriginAndKeepsQuery) {
@@ -336,8 +378,10 @@ TEST_F(WebuiTest, ForwardNamesUserAndOriginAndKeepsQuery) {
   auto post = call(http::verb::post, "/api/v1/policy/dry-run", R"({"x":1})", auth_headers(l));
   EXPECT_EQ(S(json::parse(post.body()).at("body")), R"({"x":1})");
   // Path parameters are checked before anything is forwarded.
-  EXPECT_EQ(call(http::verb::get, "/api/v1/devices/..%2f/flows", "", auth_headers(l)).result_int(), 400u);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/devices/../flows", "", auth_headers(l)).result_int(), 400u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/devices/..%2f/flows", "", auth_headers(l)).result_int(),
+            400u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/devices/../flows", "", auth_headers(l)).result_int(),
+            400u);
   // controld down: a clear 503.
   controld_.reset();
   fs::remove(dir_ / "controld.sock");
@@ -350,10 +394,22 @@ TEST_F(WebuiTest, UsersApi) {
   setup_admin();
   Login admin = login("admin");
   auto h = auth_headers(admin);
-  EXPECT_EQ(call(http::verb::post, "/api/v1/users", R"({"user":"op","password":"a long enough password","role":"root"})", h).result_int(), 400u);
-  EXPECT_EQ(call(http::verb::post, "/api/v1/users", R"({"user":"../x","password":"a long enough password","role":"auditor"})", h).result_int(), 400u);
-  EXPECT_EQ(call(http::verb::post, "/api/v1/users", R"({"user":"op","password":"a long enough password","role":"operator"})", h).result_int(), 201u);
-  EXPECT_EQ(call(http::verb::post, "/api/v1/users", R"({"user":"op","password":"a long enough password","role":"operator"})", h).result_int(), 409u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users",
+                 R"({"user":"op","password":"a long enough password","role":"root"})", h)
+                .result_int(),
+            400u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users",
+                 R"({"user":"../x","password":"a long enough password","role":"auditor"})", h)
+                .result_int(),
+            400u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users",
+                 R"({"user":"op","password":"a long enough password","role":"operator"})", h)
+                .result_int(),
+            201u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/users",
+                 R"({"user":"op","password":"a long enough password","role":"operator"})", h)
+                .result_int(),
+            409u);
   auto list = json::parse(call(http::verb::get, "/api/v1/users", "", h).body());
   EXPECT_EQ(list.at("users").as_array().size(), 2u);
   EXPECT_EQ(S(list.at("users").as_array()[1].at("role")), "operator");
@@ -361,15 +417,28 @@ TEST_F(WebuiTest, UsersApi) {
   Login op = login("op");
   // Own password: the current one is needed; other sessions of that user end.
   Login op2 = login("op");
-  EXPECT_EQ(call(http::verb::post, "/api/v1/session/password", R"({"current_password":"wrong one here","new_password":"another long password"})", auth_headers(op)).result_int(), 403u);
-  EXPECT_EQ(call(http::verb::post, "/api/v1/session/password", R"({"current_password":"a long enough password","new_password":"another long password"})", auth_headers(op)).result_int(), 200u);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op.cookie}}).result_int(), 200u);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op2.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::post, "/api/v1/session/password",
+                 R"({"current_password":"wrong one here","new_password":"another long password"})",
+                 auth_headers(op))
+                .result_int(),
+            403u);
+  EXPECT_EQ(
+      call(
+          http::verb::post, "/api/v1/session/password",
+          R"({"current_password":"a long enough password","new_password":"another long password"})",
+          auth_headers(op))
+          .result_int(),
+      200u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op.cookie}}).result_int(),
+            200u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op2.cookie}}).result_int(),
+            401u);
   EXPECT_EQ(login_raw("op", kPassword).result_int(), 401u);
   EXPECT_EQ(login_raw("op", "another long password").result_int(), 200u);
   // Delete: sessions end; the last admin stays.
   EXPECT_EQ(call(http::verb::delete_, "/api/v1/users/op", "", h).result_int(), 200u);
-  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op.cookie}}).result_int(), 401u);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/session", "", {{"Cookie", op.cookie}}).result_int(),
+            401u);
   EXPECT_EQ(call(http::verb::delete_, "/api/v1/users/admin", "", h).result_int(), 409u);
   EXPECT_EQ(call(http::verb::delete_, "/api/v1/users/ghost", "", h).result_int(), 404u);
 }
@@ -382,8 +451,9 @@ TEST_F(WebuiTest, StaticFilesAndPathTraversal) {
   EXPECT_EQ(js.result_int(), 200u);
   EXPECT_EQ(js[http::field::content_type], "text/javascript; charset=utf-8");
   EXPECT_EQ(js.body(), "console.log(1)");
-  for (const char* bad : {"/../secret.txt", "/js/../../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2fsecret.txt",
-                          "/js/%2e%2e/%2e%2e/secret.txt", "/index.html%00.js", "/..%5csecret.txt", "/%zz"}) {
+  for (const char* bad :
+       {"/../secret.txt", "/js/../../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2fsecret.txt",
+        "/js/%2e%2e/%2e%2e/secret.txt", "/index.html%00.js", "/..%5csecret.txt", "/%zz"}) {
     auto res = call(http::verb::get, bad);
     EXPECT_EQ(res.result_int(), 400u) << bad;
     EXPECT_EQ(res.body().find("outside"), std::string::npos) << bad;

@@ -38,7 +38,9 @@ class ApiTest : public ::testing::Test {
   void SetUp() override {
     store_.emplace(store::Store::open((dir_.path() / "state").string()).value());
     policy_.emplace(*store_, dataplane_);
-    server_.emplace(io_, HttpServer::Options{(dir_.path() / "api.sock").string(), 0600, std::nullopt, {}, 1 << 20, 8});
+    server_.emplace(io_,
+                    HttpServer::Options{
+                        (dir_.path() / "api.sock").string(), 0600, std::nullopt, {}, 1 << 20, 8});
     api_.emplace(io_, *store_, *policy_, dataplane_);
     api_->install(*server_);
     ASSERT_TRUE(server_->listen().ok());
@@ -106,7 +108,8 @@ std::string apply_body(const std::string& doc, const std::string& extra = "") {
 }
 
 TEST_F(ApiTest, ApplyGetHistoryDiffRollback) {
-  Reply r = call(http::verb::post, "/v1/policy", apply_body(example("lab.json"), R"(,"comment":"first")"));
+  Reply r = call(http::verb::post, "/v1/policy",
+                 apply_body(example("lab.json"), R"(,"comment":"first")"));
   ASSERT_EQ(r.status, 201u) << json::serialize(r.body);
   EXPECT_EQ(r.body.at("version").as_int64(), 1);
   r = call(http::verb::post, "/v1/policy", apply_body(example("monitor.json")));
@@ -143,7 +146,8 @@ TEST_F(ApiTest, InvalidPolicyListsEveryErrorWithItsPath) {
   EXPECT_EQ(e.at("code").as_string(), "invalid");
   EXPECT_EQ(e.at("details").as_array()[0].at("path").as_string(), "devices[0].mac");
   EXPECT_EQ(dataplane_.apply_calls, 0);
-  r = call(http::verb::post, "/v1/policy/validate", "{\"document\":" + json::serialize(broken) + "}");
+  r = call(http::verb::post, "/v1/policy/validate",
+           "{\"document\":" + json::serialize(broken) + "}");
   EXPECT_EQ(r.status, 400u);
   r = call(http::verb::post, "/v1/policy/validate", apply_body(example("lab.json")));
   EXPECT_EQ(r.status, 200u);
@@ -162,9 +166,12 @@ TEST_F(ApiTest, BadBodiesAreRefusedWithTheFieldPath) {
       {http::verb::post, "/v1/policy", "{}", "/document"},
       {http::verb::post, "/v1/policy", "{\"document\":42}", "/document"},
       {http::verb::post, "/v1/policy", apply_body("{}", R"(,"comment":7)"), "/comment"},
-      {http::verb::post, "/v1/policy", apply_body("{}", R"(,"confirm_within":1)"), "/confirm_within"},
-      {http::verb::post, "/v1/policy", apply_body("{}", R"(,"confirm_within":"10")"), "/confirm_within"},
-      {http::verb::post, "/v1/policy", apply_body("{}", ",\"comment\":\"" + std::string(1001, 'x') + "\""), "/comment"},
+      {http::verb::post, "/v1/policy", apply_body("{}", R"(,"confirm_within":1)"),
+       "/confirm_within"},
+      {http::verb::post, "/v1/policy", apply_body("{}", R"(,"confirm_within":"10")"),
+       "/confirm_within"},
+      {http::verb::post, "/v1/policy",
+       apply_body("{}", ",\"comment\":\"" + std::string(1001, 'x') + "\""), "/comment"},
       {http::verb::post, "/v1/policy/validate", "{\"doc\":{}}", "/doc"},
       {http::verb::post, "/v1/policy/rollback", "{}", "/version"},
       {http::verb::post, "/v1/policy/rollback", R"({"version":-1})", "/version"},
@@ -210,8 +217,9 @@ TEST_F(ApiTest, OversizedAndMalformedRequestsAreRefused) {
   const Reply big = call(http::verb::post, "/v1/policy", std::string(2 << 20, ' '));
   EXPECT_EQ(big.status, 413u);
   // A header over 16 KiB.
-  const Reply header = call(http::verb::get, "", "", "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " +
-                                                         std::string(20000, 'a') + "\r\n\r\n");
+  const Reply header =
+      call(http::verb::get, "", "",
+           "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'a') + "\r\n\r\n");
   EXPECT_EQ(header.status, 431u);
   // Not HTTP at all.
   const Reply garbage = call(http::verb::get, "", "", "\x16\x03\x01 hello\r\n\r\n");
@@ -220,10 +228,12 @@ TEST_F(ApiTest, OversizedAndMalformedRequestsAreRefused) {
 }
 
 TEST_F(ApiTest, OnlyTrustedFrontEndsMayNameTheUser) {
-  const std::string req = "POST /v1/policy HTTP/1.1\r\nHost: x\r\nX-Cordon-User: mallory\r\n"
-                          "Content-Length: " ;
+  const std::string req =
+      "POST /v1/policy HTTP/1.1\r\nHost: x\r\nX-Cordon-User: mallory\r\n"
+      "Content-Length: ";
   const std::string body = apply_body(example("lab.json"));
-  const Reply r = call(http::verb::post, "", "", req + std::to_string(body.size()) + "\r\n\r\n" + body);
+  const Reply r =
+      call(http::verb::post, "", "", req + std::to_string(body.size()) + "\r\n\r\n" + body);
   ASSERT_EQ(r.status, 201u);
   const Reply audit = call(http::verb::get, "/v1/audit");
   // This test's uid is not trusted: the header is ignored, the Unix user is recorded.
@@ -252,7 +262,9 @@ TEST_F(ApiTest, EventsLongPollWakesOnNewEvents) {
 TEST_F(ApiTest, DryRunOfAnUploadedCaptureAndItsBadInputs) {
   ASSERT_EQ(call(http::verb::post, "/v1/policy", apply_body(example("lab.json"))).status, 201u);
   // The case's capture: a DICOM association the lab policy allows.
-  std::ifstream in(std::string(CORDON_SOURCE_DIR) + "/tests/packets/app-dicom-called-ae-one-byte-segments/frames.pcap", std::ios::binary);
+  std::ifstream in(std::string(CORDON_SOURCE_DIR) +
+                       "/tests/packets/app-dicom-called-ae-one-byte-segments/frames.pcap",
+                   std::ios::binary);
   std::ostringstream bytes;
   bytes << in.rdbuf();
   const std::string raw = bytes.str();
@@ -263,7 +275,8 @@ TEST_F(ApiTest, DryRunOfAnUploadedCaptureAndItsBadInputs) {
   json::value candidate = json::parse(example("lab.json"));
   json::array& rules = candidate.at("devices").as_array()[0].at("rules").as_array();
   rules.erase(rules.begin());  // store-to-pacs
-  const std::string body = "{\"document\":" + json::serialize(candidate) + ",\"pcap_base64\":\"" + b64 + "\"}";
+  const std::string body =
+      "{\"document\":" + json::serialize(candidate) + ",\"pcap_base64\":\"" + b64 + "\"}";
   Reply r = call(http::verb::post, "/v1/policy/dry-run", body);
   ASSERT_EQ(r.status, 200u) << json::serialize(r.body);
   EXPECT_EQ(r.body.at("report").at("totals").at("newly_blocked_flows").as_int64(), 1);
@@ -272,11 +285,12 @@ TEST_F(ApiTest, DryRunOfAnUploadedCaptureAndItsBadInputs) {
 
   const std::string doc = "{\"document\":" + json::serialize(candidate);
   const std::pair<std::string, const char*> bad[] = {
-      {doc + "}", "/pcap_base64"},                                         // neither
-      {doc + ",\"pcap_base64\":\"" + b64 + "\",\"recorded_seconds\":3600}", "/pcap_base64"},  // both
-      {doc + ",\"pcap_base64\":\"!!!!\"}", "/pcap_base64"},                // not base64
-      {doc + ",\"recorded_seconds\":1}", "/recorded_seconds"},              // too short
-      {"{\"document\":{},\"recorded_seconds\":3600}", "schema"},            // invalid policy
+      {doc + "}", "/pcap_base64"},  // neither
+      {doc + ",\"pcap_base64\":\"" + b64 + "\",\"recorded_seconds\":3600}",
+       "/pcap_base64"},                                           // both
+      {doc + ",\"pcap_base64\":\"!!!!\"}", "/pcap_base64"},       // not base64
+      {doc + ",\"recorded_seconds\":1}", "/recorded_seconds"},    // too short
+      {"{\"document\":{},\"recorded_seconds\":3600}", "schema"},  // invalid policy
   };
   for (const auto& [text, path] : bad) {
     r = call(http::verb::post, "/v1/policy/dry-run", text);
@@ -288,7 +302,8 @@ TEST_F(ApiTest, DryRunOfAnUploadedCaptureAndItsBadInputs) {
   // Bytes that are not a capture: a clear error, not a crash.
   r = call(http::verb::post, "/v1/policy/dry-run", doc + ",\"pcap_base64\":\"aGVsbG8gd29ybGQ=\"}");
   EXPECT_EQ(r.status, 400u);
-  EXPECT_NE(std::string(r.body.at("error").at("message").as_string()).find("not a pcap"), std::string::npos);
+  EXPECT_NE(std::string(r.body.at("error").at("message").as_string()).find("not a pcap"),
+            std::string::npos);
 }
 
 TEST_F(ApiTest, HealthReportsAnUnreachableDataplane) {

@@ -34,11 +34,15 @@ json::object drop_event() {
 TEST(SyslogFormat, Rfc5424HeaderStructuredDataAndMessage) {
   const std::string m = format_rfc5424(drop_event(), "cordon-1");
   // local4.warning = 20 * 8 + 4
-  EXPECT_EQ(m.rfind("<164>1 2026-11-27T23:24:10.438894Z cordon-1 cordon - drop [cordon@32473 ", 0), 0u) << m;
+  EXPECT_EQ(m.rfind("<164>1 2026-11-27T23:24:10.438894Z cordon-1 cordon - drop [cordon@32473 ", 0),
+            0u)
+      << m;
   EXPECT_NE(m.find(R"(device="ct-1")"), std::string::npos) << m;
   EXPECT_NE(m.find(R"(dst_port="445")"), std::string::npos) << m;
   EXPECT_EQ(m.find("rule="), std::string::npos) << "empty fields are left out: " << m;
-  EXPECT_NE(m.find("] drop no-matching-rule device=ct-1 10.50.0.66:5555 -> 10.50.0.10:445"), std::string::npos) << m;
+  EXPECT_NE(m.find("] drop no-matching-rule device=ct-1 10.50.0.66:5555 -> 10.50.0.10:445"),
+            std::string::npos)
+      << m;
 }
 
 TEST(SyslogFormat, StructuredDataValuesAreEscaped) {
@@ -53,10 +57,12 @@ TEST(SyslogFormat, CefHeaderAndExtensionEscaping) {
   json::object e = drop_event();
   e["detail"] = "a=b|c\\d\nnext";
   const std::string m = format_cef(e, "cordon-1");
-  const size_t at = m.find("CEF:0|Cordon|Cordon appliance|1|no-matching-rule|drop no-matching-rule|");
+  const size_t at =
+      m.find("CEF:0|Cordon|Cordon appliance|1|no-matching-rule|drop no-matching-rule|");
   ASSERT_NE(at, std::string::npos) << m;
   EXPECT_NE(m.find("rt=1795821850438"), std::string::npos) << m;
-  EXPECT_NE(m.find("src=10.50.0.66 spt=5555 dst=10.50.0.10 dpt=445 proto=6"), std::string::npos) << m;
+  EXPECT_NE(m.find("src=10.50.0.66 spt=5555 dst=10.50.0.10 dpt=445 proto=6"), std::string::npos)
+      << m;
   EXPECT_NE(m.find("cs1Label=device cs1=ct-1"), std::string::npos) << m;
   EXPECT_NE(m.find(R"(msg=a\=b|c\\d\nnext)"), std::string::npos) << m;
   EXPECT_EQ(m.find('\n'), std::string::npos);
@@ -77,7 +83,9 @@ TEST(SyslogSettings, BadSettingsNameTheirField) {
     ASSERT_FALSE(s.ok()) << text;
     EXPECT_EQ(s.error().path, path) << text;
   }
-  EXPECT_TRUE(parse_syslog_settings(json::parse(R"({"enabled":true,"host":"::1","port":6514,"transport":"tcp"})")).ok());
+  EXPECT_TRUE(parse_syslog_settings(
+                  json::parse(R"({"enabled":true,"host":"::1","port":6514,"transport":"tcp"})"))
+                  .ok());
 }
 
 // A collector on the loopback: returns (fd, port).
@@ -104,8 +112,10 @@ std::string read_some(int fd, int timeout_ms) {
 TEST(SyslogExporter, SendsOneDatagramPerEventOverUdp) {
   auto [fd, port] = listen_on_loopback(SOCK_DGRAM);
   SyslogExporter exporter;
-  exporter.configure(parse_syslog_settings(json::parse(
-      R"({"enabled":true,"host":"127.0.0.1","port":)" + std::to_string(port) + "}")).value());
+  exporter.configure(
+      parse_syslog_settings(
+          json::parse(R"({"enabled":true,"host":"127.0.0.1","port":)" + std::to_string(port) + "}"))
+          .value());
   exporter.submit(drop_event());
   const std::string got = read_some(fd, 10000);
   EXPECT_EQ(got.rfind("<164>1 ", 0), 0u) << got;
@@ -115,8 +125,12 @@ TEST(SyslogExporter, SendsOneDatagramPerEventOverUdp) {
 TEST(SyslogExporter, FramesWithOctetCountsOverTcpAndReconnects) {
   auto [fd, port] = listen_on_loopback(SOCK_STREAM);
   SyslogExporter exporter;
-  exporter.configure(parse_syslog_settings(json::parse(
-      R"({"enabled":true,"host":"127.0.0.1","transport":"tcp","format":"cef","port":)" + std::to_string(port) + "}")).value());
+  exporter.configure(
+      parse_syslog_settings(
+          json::parse(
+              R"({"enabled":true,"host":"127.0.0.1","transport":"tcp","format":"cef","port":)" +
+              std::to_string(port) + "}"))
+          .value());
   exporter.submit(drop_event());
   pollfd p{fd, POLLIN, 0};
   ASSERT_EQ(::poll(&p, 1, 10000), 1);

@@ -24,24 +24,37 @@ using testing::lab_without;
 // An event as the dataplane writes it (dataplane/dpdk/control.cpp event_json).
 json::object event(const std::string& kind, const std::string& ingress, const std::string& dir,
                    const std::string& src, int src_port, const std::string& dst, int dst_port,
-                   int64_t version, const std::string& reason = "none", const std::string& rule = "") {
-  return json::object{{"kind", kind},       {"reason", reason},   {"device", "ct-1"},
-                      {"rule", rule},       {"ingress", ingress}, {"dir", dir},
-                      {"protocol", 6},      {"src_mac", ingress == "device" ? "02:c0:4d:00:00:10" : "02:00:00:00:00:99"},
-                      {"src", src},         {"dst", dst},         {"src_port", src_port},
-                      {"dst_port", dst_port}, {"policy_version", version}};
+                   int64_t version, const std::string& reason = "none",
+                   const std::string& rule = "") {
+  return json::object{{"kind", kind},
+                      {"reason", reason},
+                      {"device", "ct-1"},
+                      {"rule", rule},
+                      {"ingress", ingress},
+                      {"dir", dir},
+                      {"protocol", 6},
+                      {"src_mac", ingress == "device" ? "02:c0:4d:00:00:10" : "02:00:00:00:00:99"},
+                      {"src", src},
+                      {"dst", dst},
+                      {"src_port", src_port},
+                      {"dst_port", dst_port},
+                      {"policy_version", version}};
 }
 
 TEST(FlowKey, IsTheSameForEveryPacketOfAFlow) {
   // ct-1 (10.50.0.10) opened a connection to pacs:104.
-  const auto a = observe::flow_key(event("drop", "device", "out", "10.50.0.10", 40000, "10.50.0.20", 104, 1));
-  const auto b = observe::flow_key(event("drop", "network", "out", "10.50.0.20", 104, "10.50.0.10", 40000, 1));
+  const auto a =
+      observe::flow_key(event("drop", "device", "out", "10.50.0.10", 40000, "10.50.0.20", 104, 1));
+  const auto b =
+      observe::flow_key(event("drop", "network", "out", "10.50.0.20", 104, "10.50.0.10", 40000, 1));
   EXPECT_EQ(a, b);
   EXPECT_EQ(a.peer, "10.50.0.20");
   EXPECT_EQ(a.port, 104);
   // An inbound one: the attacker to ct-1:445.
-  const auto c = observe::flow_key(event("drop", "network", "in", "10.50.0.66", 5555, "10.50.0.10", 445, 1));
-  const auto d = observe::flow_key(event("drop", "device", "in", "10.50.0.10", 445, "10.50.0.66", 5555, 1));
+  const auto c =
+      observe::flow_key(event("drop", "network", "in", "10.50.0.66", 5555, "10.50.0.10", 445, 1));
+  const auto d =
+      observe::flow_key(event("drop", "device", "in", "10.50.0.10", 445, "10.50.0.66", 5555, 1));
   EXPECT_EQ(c, d);
   EXPECT_EQ(c.peer, "10.50.0.66");
   EXPECT_EQ(c.port, 445);
@@ -70,14 +83,20 @@ class GuardrailTest : public ::testing::Test {
   }
   std::optional<std::string> check() { return guardrail_->check(ingested_.drops, now_).value(); }
   void set(const std::string& settings) {
-    ASSERT_TRUE(guardrail_->set_settings(policy::parse_guardrail(json::parse(settings)).value(), {"alice", "unix"}).ok());
+    ASSERT_TRUE(guardrail_
+                    ->set_settings(policy::parse_guardrail(json::parse(settings)).value(),
+                                   {"alice", "unix"})
+                    .ok());
   }
   // ct-1 worked with pacs:104, ris:2575 and a second pacs port under version 1.
   void worked_before() {
     const int64_t v = policy_->active().value().version;
-    ingest({event("flow-observed", "device", "out", "10.50.0.10", 40000, "10.50.0.20", 104, v, "none", "store-to-pacs"),
-            event("flow-observed", "device", "out", "10.50.0.10", 40001, "10.50.0.30", 2575, v, "none", "results"),
-            event("flow-observed", "device", "out", "10.50.0.10", 40002, "10.50.0.20", 11112, v, "none", "x")});
+    ingest({event("flow-observed", "device", "out", "10.50.0.10", 40000, "10.50.0.20", 104, v,
+                  "none", "store-to-pacs"),
+            event("flow-observed", "device", "out", "10.50.0.10", 40001, "10.50.0.30", 2575, v,
+                  "none", "results"),
+            event("flow-observed", "device", "out", "10.50.0.10", 40002, "10.50.0.20", 11112, v,
+                  "none", "x")});
   }
 
   testing::ScratchDir dir_{"cordon-guardrail"};
@@ -112,10 +131,13 @@ TEST_F(GuardrailTest, DropsOfFlowsThatWorkedRevertTheApplyAndRaiseAnAlert) {
   worked_before();
   const std::string good_doc = policy_->active().value().document;
   const int64_t bad = apply(lab_without("store-to-pacs"));
-  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad, "no-matching-rule")});
+  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad,
+                "no-matching-rule")});
   EXPECT_EQ(check(), std::nullopt);  // one flow: under the threshold
-  ingest({event("drop", "device", "out", "10.50.0.10", 40101, "10.50.0.20", 104, bad, "no-matching-rule"),  // same flow again
-          event("drop", "device", "out", "10.50.0.10", 40102, "10.50.0.20", 11112, bad, "no-matching-rule")});
+  ingest({event("drop", "device", "out", "10.50.0.10", 40101, "10.50.0.20", 104, bad,
+                "no-matching-rule"),  // same flow again
+          event("drop", "device", "out", "10.50.0.10", 40102, "10.50.0.20", 11112, bad,
+                "no-matching-rule")});
   const std::optional<std::string> alert = check();
   ASSERT_TRUE(alert.has_value());
   const json::object a = json::parse(*alert).as_object();
@@ -124,7 +146,8 @@ TEST_F(GuardrailTest, DropsOfFlowsThatWorkedRevertTheApplyAndRaiseAnAlert) {
   const std::string detail(a.at("detail").as_string());
   EXPECT_NE(detail.find("tcp out to 10.50.0.20 port 104"), std::string::npos) << detail;
   EXPECT_NE(detail.find("port 11112"), std::string::npos) << detail;
-  EXPECT_NE(detail.find("reverted to version " + std::to_string(good)), std::string::npos) << detail;
+  EXPECT_NE(detail.find("reverted to version " + std::to_string(good)), std::string::npos)
+      << detail;
   EXPECT_EQ(policy_->active().value().document, good_doc);
   EXPECT_EQ(dataplane_.enforced_document, good_doc);
   EXPECT_EQ(store_->audit_entries(0, 100).value().back().record.action, "policy.revert");
@@ -136,7 +159,8 @@ TEST_F(GuardrailTest, DropsOfFlowsNeverSeenDoNotCount) {
   apply(example("lab.json"));
   worked_before();
   const int64_t bad = apply(lab_without("ntp"));
-  ingest({event("drop", "network", "in", "10.50.0.66", 5555, "10.50.0.10", 445, bad, "no-matching-rule")});
+  ingest({event("drop", "network", "in", "10.50.0.66", 5555, "10.50.0.10", 445, bad,
+                "no-matching-rule")});
   EXPECT_EQ(check(), std::nullopt);
   EXPECT_EQ(policy_->active().value().version, bad);
 }
@@ -147,7 +171,8 @@ TEST_F(GuardrailTest, FlowsSeenLongerAgoThanTheLookbackDoNotCount) {
   worked_before();
   now_ += 2 * 3600 * 1000;
   const int64_t bad = apply(lab_without("store-to-pacs"));
-  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad, "no-matching-rule")});
+  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad,
+                "no-matching-rule")});
   EXPECT_EQ(check(), std::nullopt);
 }
 
@@ -156,14 +181,16 @@ TEST_F(GuardrailTest, OffForADeviceOrAfterTheWindow) {
   apply(example("lab.json"));
   worked_before();
   int64_t bad = apply(lab_without("store-to-pacs"));
-  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad, "no-matching-rule")});
+  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad,
+                "no-matching-rule")});
   EXPECT_EQ(check(), std::nullopt);
 
   set(R"({"threshold":1,"window_seconds":60})");
   apply(example("lab.json"));
   bad = apply(lab_without("store-to-pacs"));
   now_ += 61 * 1000;
-  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad, "no-matching-rule")});
+  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad,
+                "no-matching-rule")});
   EXPECT_EQ(check(), std::nullopt);
   EXPECT_EQ(policy_->active().value().version, bad);
 }
@@ -175,7 +202,8 @@ TEST_F(GuardrailTest, MonitorModeDevicesAreNotGuardedByDefault) {
   json::value monitor = json::parse(lab_without("store-to-pacs"));
   monitor.at("devices").as_array()[0].as_object()["mode"] = "monitor";
   const int64_t v = apply(json::serialize(monitor));
-  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, v, "no-matching-rule")});
+  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, v,
+                "no-matching-rule")});
   EXPECT_EQ(check(), std::nullopt);
 }
 
@@ -196,7 +224,8 @@ TEST(GuardrailSettings, BadSettingsAreRefusedWithTheirPath) {
     EXPECT_EQ(s.error().path, path) << text;
   }
   EXPECT_FALSE(policy::parse_guardrail(json::parse("[]")).ok());
-  const auto good = policy::parse_guardrail(json::parse(R"({"threshold":5,"devices":{"ct-1":true}})")).value();
+  const auto good =
+      policy::parse_guardrail(json::parse(R"({"threshold":5,"devices":{"ct-1":true}})")).value();
   EXPECT_EQ(good.threshold, 5);
   EXPECT_TRUE(good.devices.at("ct-1"));
 }
@@ -204,13 +233,15 @@ TEST(GuardrailSettings, BadSettingsAreRefusedWithTheirPath) {
 TEST(LearnProposal, ProposesMinimalRulesGroupingPeers) {
   const std::string active = policy::validate_policy(example("lab.json")).value();
   std::vector<store::FlowRecord> flows;
-  auto add = [&](const std::string& dir, int64_t proto, const std::string& peer, int64_t port, const std::string& rule = "") {
+  auto add = [&](const std::string& dir, int64_t proto, const std::string& peer, int64_t port,
+                 const std::string& rule = "") {
     flows.push_back(store::FlowRecord{{"ct-1", dir, proto, peer, port}, rule, "", "", 0, 1});
   };
-  for (int host = 1; host <= 5; ++host) add("out", 6, "10.60.7." + std::to_string(host), 443);  // -> one /24
-  add("out", 17, "10.50.0.1", 514);                 // -> a host rule
-  add("in", 1, "10.50.0.40", 0);                    // icmp, no port
-  add("out", 6, "10.50.0.20", 104, "store-to-pacs");  // already allowed: not proposed
+  for (int host = 1; host <= 5; ++host)
+    add("out", 6, "10.60.7." + std::to_string(host), 443);  // -> one /24
+  add("out", 17, "10.50.0.1", 514);                         // -> a host rule
+  add("in", 1, "10.50.0.40", 0);                            // icmp, no port
+  add("out", 6, "10.50.0.20", 104, "store-to-pacs");        // already allowed: not proposed
   const policy::Proposal p = policy::propose_rules(active, "ct-1", flows).value();
   EXPECT_EQ(p.rules_added, 3u);
   const std::string text = policy::diff_text(p.diff);

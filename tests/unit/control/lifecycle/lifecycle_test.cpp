@@ -54,7 +54,8 @@ TEST_F(LifecycleTest, AnInvalidDocumentChangesNothingAndListsEveryError) {
   const int calls = dataplane_.apply_calls;
   json::value broken = json::parse(example("lab.json"));
   broken.at("devices").as_array()[0].as_object()["mac"] = "02:c0:4d:00:00";
-  broken.at("devices").as_array()[0].at("rules").as_array()[0].as_object()["peer"] = "10.50.0.300/32";
+  broken.at("devices").as_array()[0].at("rules").as_array()[0].as_object()["peer"] =
+      "10.50.0.300/32";
   Result<Applied> a = service_->apply(json::serialize(broken), alice_, "", std::nullopt);
   ASSERT_FALSE(a.ok());
   EXPECT_EQ(a.error().code, "invalid");
@@ -128,7 +129,8 @@ TEST_F(LifecycleTest, AnUnconfirmedApplyRevertsAfterItsDeadline) {
   // Before the deadline nothing happens.
   EXPECT_EQ(service_->revert_if_unconfirmed(Clock::now()).value(), std::nullopt);
   EXPECT_EQ(active_version(), 2);
-  const auto reverted = service_->revert_if_unconfirmed(*a.value().confirm_by + std::chrono::seconds(1));
+  const auto reverted =
+      service_->revert_if_unconfirmed(*a.value().confirm_by + std::chrono::seconds(1));
   ASSERT_TRUE(reverted.ok());
   EXPECT_EQ(reverted.value(), std::optional<int64_t>(1));
   EXPECT_EQ(service_->active().value().document, v1);
@@ -141,7 +143,8 @@ TEST_F(LifecycleTest, AConfirmedApplyStays) {
   Result<Applied> a = service_->apply(lab_without("ntp"), alice_, "", 30);
   ASSERT_TRUE(a.ok());
   ASSERT_TRUE(service_->confirm(alice_).ok());
-  EXPECT_EQ(service_->revert_if_unconfirmed(*a.value().confirm_by + std::chrono::hours(1)).value(), std::nullopt);
+  EXPECT_EQ(service_->revert_if_unconfirmed(*a.value().confirm_by + std::chrono::hours(1)).value(),
+            std::nullopt);
   EXPECT_EQ(active_version(), 2);
   EXPECT_EQ(service_->confirm(alice_).error().code, "conflict");  // nothing left to confirm
 }
@@ -155,8 +158,9 @@ TEST_F(LifecycleTest, TheConfirmationDeadlineSurvivesARestart) {
   store_.emplace(store::Store::open(dir_.str()).value());
   service_.emplace(*store_, dataplane_);
   ASSERT_TRUE(service_->recover().ok());
-  EXPECT_EQ(service_->revert_if_unconfirmed(*a.value().confirm_by + std::chrono::seconds(1)).value(),
-            std::optional<int64_t>(1));
+  EXPECT_EQ(
+      service_->revert_if_unconfirmed(*a.value().confirm_by + std::chrono::seconds(1)).value(),
+      std::optional<int64_t>(1));
 }
 
 TEST_F(LifecycleTest, ConfirmWindowOutOfRangeIsRefused) {
@@ -172,7 +176,7 @@ TEST_F(LifecycleTest, RecoveryCommitsAPendingVersionTheDataplaneInstalled) {
   ASSERT_TRUE(service_->apply(example("lab.json"), alice_, "", std::nullopt).ok());
   const std::string doc = lab_without("ntp");
   const int64_t v = store_->begin_version(doc, alice_, "", 2).value();  // crashed here...
-  ASSERT_TRUE(dataplane_.apply(doc, v).ok());                          // ...after the push
+  ASSERT_TRUE(dataplane_.apply(doc, v).ok());                           // ...after the push
   ASSERT_TRUE(service_->recover().ok());
   EXPECT_EQ(active_version(), v);
   EXPECT_EQ(store_->pending_version().value(), std::nullopt);

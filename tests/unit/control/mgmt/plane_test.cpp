@@ -12,8 +12,9 @@ namespace {
 namespace json = boost::json;
 
 nft::ManagementFirewallSettings settings(const std::string& admin) {
-  return nft::parse_settings(json::parse(R"({"interface":"mgmt0","external_interface":"wan0","admin_networks":[")" +
-                                         admin + R"("]})"))
+  return nft::parse_settings(
+             json::parse(R"({"interface":"mgmt0","external_interface":"wan0","admin_networks":[")" +
+                         admin + R"("]})"))
       .value();
 }
 

@@ -20,7 +20,9 @@
 
 namespace cordon::test {
 
-inline bool is_root() { return geteuid() == 0; }
+inline bool is_root() {
+  return geteuid() == 0;
+}
 
 // Runs a shell command, returns its exit status.
 inline int sh(const std::string& cmd) {

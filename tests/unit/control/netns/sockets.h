@@ -44,8 +44,7 @@ inline int connect_tcp(const std::string& src, const std::string& dst, std::uint
     close(fd);
     return -1;
   }
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 &&
-      errno != EINPROGRESS) {
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS) {
     close(fd);
     return -1;
   }

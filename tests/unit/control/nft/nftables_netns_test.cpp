@@ -14,8 +14,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::Enter;
-using test::Netns;
 using test::must;
+using test::Netns;
 using test::sh;
 using test::sh_output;
 
@@ -84,7 +84,8 @@ TEST_F(NftablesNetns, AppliedTableReadsBackAsIntendedAndNftUnderstandsIt) {
   ASSERT_FALSE(other.ok());
   EXPECT_EQ(other.error().code, "mismatch");
   EXPECT_NE(other.error().message.find("unexpected: vendor access 10.99.0.2 . 10.50.0.10 . 104"),
-            std::string::npos) << other.error().message;
+            std::string::npos)
+      << other.error().message;
   EXPECT_NE(other.error().message.find("missing: rule input"), std::string::npos);
 
   // A change made behind our back is found.
@@ -186,10 +187,12 @@ TEST_F(NftablesNetns, OnlyAdminNetworksReachHttps) {
   Enter in(lan);
   // The admin host gets through (poll: the veth may still be coming up).
   int c = -1;
-  ASSERT_TRUE(test::wait_for([&] {
-    c = test::connect_tcp("10.60.0.5", "10.60.0.1", 8443, 500ms);
-    return c >= 0;
-  }, 10s));
+  ASSERT_TRUE(test::wait_for(
+      [&] {
+        c = test::connect_tcp("10.60.0.5", "10.60.0.1", 8443, 500ms);
+        return c >= 0;
+      },
+      10s));
   close(c);
   const long drops_before = drop_count(host);
   ASSERT_GE(drops_before, 0);
@@ -242,10 +245,13 @@ TEST_F(NftablesNetns, VendorElementsOpenExactlyDeviceAndPortUntilTheyExpire) {
   int session = -1;
   {
     Enter in(vendor);
-    ASSERT_TRUE(test::wait_for([&] {
-      session = test::connect_tcp("10.99.0.2", "10.50.0.10", 104, 500ms);
-      return session >= 0;
-    }, 3s)) << "vendor could not reach the device port it was granted";
+    ASSERT_TRUE(test::wait_for(
+        [&] {
+          session = test::connect_tcp("10.99.0.2", "10.50.0.10", 104, 500ms);
+          return session >= 0;
+        },
+        3s))
+        << "vendor could not reach the device port it was granted";
     EXPECT_LT(test::connect_tcp("10.99.0.2", "10.50.0.10", 105, 1000ms), 0) << "other port";
     EXPECT_LT(test::connect_tcp("10.99.0.2", "10.50.0.11", 104, 1000ms), 0) << "other device";
     EXPECT_LT(test::connect_tcp("10.99.0.2", "10.99.0.1", 8443, 1000ms), 0) << "management";
@@ -260,10 +266,12 @@ TEST_F(NftablesNetns, VendorElementsOpenExactlyDeviceAndPortUntilTheyExpire) {
   // The element expires by itself (kernel timeout), and the open connection is cut.
   {
     Enter in(host);
-    EXPECT_TRUE(test::wait_for([&] {
-      auto d = fw.read_table();
-      return d.ok() && d.value().present && d.value().vendor_access.empty();
-    }, 10s));
+    EXPECT_TRUE(test::wait_for(
+        [&] {
+          auto d = fw.read_table();
+          return d.ok() && d.value().present && d.value().vendor_access.empty();
+        },
+        10s));
   }
   ASSERT_EQ(write(session, "b", 1), 1);
   EXPECT_FALSE(test::readable(accepted, 1500ms)) << "data passed after the element expired";
@@ -295,7 +303,8 @@ TEST_F(NftablesNetns, TheLargestAllowedTableFitsOneBatch) {
   NftablesBackend fw;
   TableSpec spec = spec_a();
   for (std::size_t i = 0; i < kMaxVendorElements; ++i) {
-    const std::string device = "10.50." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    const std::string device =
+        "10.50." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
     spec.vendor_access.push_back({element("10.99.0.2", device.c_str(), 104), 1h});
   }
   for (int i = 0; i < 256; ++i) {

@@ -38,7 +38,8 @@ TEST(NftSettings, GoodSettingsParseAndRoundTrip) {
 }
 
 TEST(NftSettings, DefaultsApplyToOmittedFields) {
-  auto r = parse_settings(boost::json::parse(R"({"interface":"mgmt0","admin_networks":["10.60.0.5"]})"));
+  auto r =
+      parse_settings(boost::json::parse(R"({"interface":"mgmt0","admin_networks":["10.60.0.5"]})"));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.value().https_port, 8443);
   EXPECT_EQ(r.value().wireguard_port, 51820);
@@ -48,13 +49,19 @@ TEST(NftSettings, DefaultsApplyToOmittedFields) {
 }
 
 TEST(NftSettings, EveryRejectionNamesTheField) {
-  struct Case { const char* field; boost::json::value value; const char* path; const char* says; };
+  struct Case {
+    const char* field;
+    boost::json::value value;
+    const char* path;
+    const char* says;
+  };
   const Case cases[] = {
       {"admin_networks", boost::json::parse(R"(["10.60.0.0/24","10.1.0.0/16","10.60.0.5/24"])"),
        "/admin_networks/2", "host bits"},
       {"admin_networks", boost::json::parse(R"(["10.60.0.0/33"])"), "/admin_networks/0", "prefix"},
       {"admin_networks", boost::json::parse(R"(["fd00::/129"])"), "/admin_networks/0", "prefix"},
-      {"admin_networks", boost::json::parse(R"(["mgmt.example"])"), "/admin_networks/0", "not an IPv4"},
+      {"admin_networks", boost::json::parse(R"(["mgmt.example"])"), "/admin_networks/0",
+       "not an IPv4"},
       {"admin_networks", boost::json::parse(R"([42])"), "/admin_networks/0", "network"},
       {"admin_networks", boost::json::array{std::string_view("10.60.0.5\0/8", 12)},
        "/admin_networks/0", "NUL"},

@@ -1,9 +1,10 @@
 // The table built from settings (through libnftnl, no kernel) and the fake backend.
+#include <netinet/in.h>  // before the linux/ headers
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 
-#include <netinet/in.h>  // before the linux/ headers
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
 #include <linux/netfilter.h>
@@ -63,7 +64,8 @@ TEST(NftTable, InputChainDropsByDefaultAndAcceptsOnlyTheServices) {
   EXPECT_NE(drop->find("[ counter ] [ immediate reg 0 drop ]"), std::string::npos) << *drop;
   // The drop is the input chain's last rule.
   std::string last_input;
-  for (const auto& l : d.lines) if (l.rfind("rule input ", 0) == 0) last_input = l;
+  for (const auto& l : d.lines)
+    if (l.rfind("rule input ", 0) == 0) last_input = l;
   EXPECT_EQ(last_input, *drop);
 }
 
@@ -73,7 +75,8 @@ TEST(NftTable, SettingsChangeTheRules) {
   spec.settings.log_drops = false;
   spec.settings.wireguard_interface = "";
   const TableDescription d = describe_intended(spec);
-  EXPECT_NE(find_rule(d, "https from admin networks (IPv4)")->find("0x0000e324"), std::string::npos);
+  EXPECT_NE(find_rule(d, "https from admin networks (IPv4)")->find("0x0000e324"),
+            std::string::npos);
   EXPECT_EQ(find_rule(d, "log drops, rate limited"), nullptr);
   EXPECT_EQ(find_rule(d, "wireguard"), nullptr);
   EXPECT_EQ(find_rule(d, "vendor to device (tcp)"), nullptr) << "no tunnel, no vendor path";
@@ -82,10 +85,10 @@ TEST(NftTable, SettingsChangeTheRules) {
 TEST(NftTable, AdminNetworksBecomeMergedIntervals) {
   TableSpec spec = lab_spec();
   spec.settings.admin_networks = {Cidr::parse("10.60.1.0/24").value(),
-                                  Cidr::parse("10.60.0.0/24").value(),   // adjacent: merged
-                                  Cidr::parse("10.60.0.128/25").value(), // inside: merged
+                                  Cidr::parse("10.60.0.0/24").value(),    // adjacent: merged
+                                  Cidr::parse("10.60.0.128/25").value(),  // inside: merged
                                   Cidr::parse("192.0.2.7").value(),
-                                  Cidr::parse("::/0").value()};          // up to the top
+                                  Cidr::parse("::/0").value()};  // up to the top
   const TableDescription d = describe_intended(spec);
   std::vector<std::string> v4, v6;
   for (const auto& l : d.lines) {

@@ -93,13 +93,19 @@ TEST_F(StoreTest, AuditChainVerifiesWhenUntouched) {
 }
 
 TEST_F(StoreTest, AuditLogRefusesUpdateAndDeleteThroughSql) {
-  { Store s = open(); ASSERT_TRUE(s.audit(record("x")).ok()); }
+  {
+    Store s = open();
+    ASSERT_TRUE(s.audit(record("x")).ok());
+  }
   EXPECT_NE(raw_rc("UPDATE audit SET detail = 'changed'"), SQLITE_OK);
   EXPECT_NE(raw_rc("DELETE FROM audit"), SQLITE_OK);
 }
 
 TEST_F(StoreTest, AuditVerifyFindsAnAlteredEntry) {
-  { Store s = open(); for (int i = 0; i < 4; ++i) ASSERT_TRUE(s.audit(record("a")).ok()); }
+  {
+    Store s = open();
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(s.audit(record("a")).ok());
+  }
   raw("DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE seq = 2");
   Store s = open();
   const AuditVerification v = s.verify_audit().value();
@@ -109,7 +115,10 @@ TEST_F(StoreTest, AuditVerifyFindsAnAlteredEntry) {
 }
 
 TEST_F(StoreTest, AuditVerifyFindsAnEntryRemovedFromTheMiddle) {
-  { Store s = open(); for (int i = 0; i < 4; ++i) ASSERT_TRUE(s.audit(record("a")).ok()); }
+  {
+    Store s = open();
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(s.audit(record("a")).ok());
+  }
   raw("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 3");
   Store s = open();
   const AuditVerification v = s.verify_audit().value();
@@ -119,7 +128,10 @@ TEST_F(StoreTest, AuditVerifyFindsAnEntryRemovedFromTheMiddle) {
 }
 
 TEST_F(StoreTest, AuditVerifyFindsEntriesRemovedFromTheEnd) {
-  { Store s = open(); for (int i = 0; i < 4; ++i) ASSERT_TRUE(s.audit(record("a")).ok()); }
+  {
+    Store s = open();
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(s.audit(record("a")).ok());
+  }
   raw("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 4");
   Store s = open();
   const AuditVerification v = s.verify_audit().value();
@@ -129,7 +141,10 @@ TEST_F(StoreTest, AuditVerifyFindsEntriesRemovedFromTheEnd) {
 
 TEST_F(StoreTest, AuditVerifyFindsARehashedForgery) {
   // Rewriting an entry and its own hash still breaks the link from the next entry.
-  { Store s = open(); for (int i = 0; i < 3; ++i) ASSERT_TRUE(s.audit(record("a")).ok()); }
+  {
+    Store s = open();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(s.audit(record("a")).ok());
+  }
   raw("DROP TRIGGER audit_no_update; UPDATE audit SET hash = 'forged' WHERE seq = 1");
   Store s = open();
   const AuditVerification v = s.verify_audit().value();

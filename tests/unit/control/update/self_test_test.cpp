@@ -6,13 +6,15 @@ namespace cordon::control::update {
 namespace {
 
 TEST(CommandSelfTest, PassesWhenTheProgramExitsZero) {
-  CommandSelfTest t({"/bin/sh", "-c", "echo all verdicts as expected"}, {}, std::chrono::seconds(10));
+  CommandSelfTest t({"/bin/sh", "-c", "echo all verdicts as expected"}, {},
+                    std::chrono::seconds(10));
   EXPECT_TRUE(t.run().ok());
 }
 
 TEST(CommandSelfTest, FailureSaysTheExitCodeAndTheLastOutput) {
-  CommandSelfTest t({"/bin/sh", "-c", "echo starting; echo \"case $CASE: verdict changed\" >&2; exit 3"},
-                    {"CASE=app-hl7-oru-passes"}, std::chrono::seconds(10));
+  CommandSelfTest t(
+      {"/bin/sh", "-c", "echo starting; echo \"case $CASE: verdict changed\" >&2; exit 3"},
+      {"CASE=app-hl7-oru-passes"}, std::chrono::seconds(10));
   Status s = t.run();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, "self_test");

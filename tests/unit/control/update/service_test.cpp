@@ -35,8 +35,9 @@ void write(const fs::path& p, const std::string& text) {
 class UpdateServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("cordon-update-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("cordon-update-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     store_.emplace(store::Store::open((dir_ / "state").string()).value());
@@ -108,7 +109,8 @@ TEST_F(UpdateServiceTest, AGoodBundleInstallsTrialBootsPassesItsSelfTestAndIsCom
   ASSERT_TRUE(service_->upload("bundle bytes", {"uid:0(root)", "unix"}).ok());
   service_->join();
   ASSERT_EQ(backend_.installed_paths.size(), 1u);
-  EXPECT_FALSE(fs::exists(backend_.installed_paths[0])) << "the uploaded bundle is removed after the install";
+  EXPECT_FALSE(fs::exists(backend_.installed_paths[0]))
+      << "the uploaded bundle is removed after the install";
   json::object s = status();
   EXPECT_EQ(s["state"], "awaiting-reboot");
   EXPECT_EQ(s["primary_slot"], "rootfs.1");
@@ -131,8 +133,9 @@ TEST_F(UpdateServiceTest, AGoodBundleInstallsTrialBootsPassesItsSelfTestAndIsCom
   EXPECT_EQ(last("outcome"), "committed");
   EXPECT_EQ(last("version"), "1.1.0");
 
-  const std::vector<std::string> expected{"update.upload ok",     "update.install ok", "update.trial_boot ok",
-                                          "update.self_test ok",  "update.commit ok"};
+  const std::vector<std::string> expected{"update.upload ok", "update.install ok",
+                                          "update.trial_boot ok", "update.self_test ok",
+                                          "update.commit ok"};
   EXPECT_EQ(audit_lines(), expected);
   EXPECT_EQ(audit()[0].record.actor.name, "uid:0(root)");
   EXPECT_TRUE(store_->verify_audit().value().intact);
@@ -169,9 +172,11 @@ TEST_F(UpdateServiceTest, ABundleThePreInstallHandlerRejectsChangesNothingAndSay
   EXPECT_TRUE(s["pending"].is_null());
   EXPECT_EQ(last("outcome"), "rejected");
   EXPECT_EQ(last("reason"),
-            "Pre-install handler error: Child process exited with code 1: version 0.9.0 is below the version floor 1.0.0");
+            "Pre-install handler error: Child process exited with code 1: version 0.9.0 is below "
+            "the version floor 1.0.0");
   EXPECT_EQ(audit_lines().back(),
-            "update.install refused: Pre-install handler error: Child process exited with code 1: version 0.9.0 is "
+            "update.install refused: Pre-install handler error: Child process exited with code 1: "
+            "version 0.9.0 is "
             "below the version floor 1.0.0");
   EXPECT_FALSE(fs::exists(dir_ / "bundles" / "upload.raucb"));
 
@@ -228,7 +233,8 @@ TEST_F(UpdateServiceTest, OnlyPlainFileNamesInTheBundleDirAreInstalled) {
   write(dir_ / "bundles" / "v1.1.raucb", "bundle");
   ASSERT_TRUE(service_->install_file("v1.1.raucb", {"alice", "web"}).ok());
   service_->join();
-  EXPECT_EQ(backend_.installed_paths, std::vector<std::string>{(dir_ / "bundles" / "v1.1.raucb").string()});
+  EXPECT_EQ(backend_.installed_paths,
+            std::vector<std::string>{(dir_ / "bundles" / "v1.1.raucb").string()});
 }
 
 TEST_F(UpdateServiceTest, ASecondUpdateWaitsUntilTheFirstIsDecided) {
@@ -327,7 +333,8 @@ TEST_F(UpdateServiceTest, MarkGoodByHandCommitsOnlyATrialBoot) {
   EXPECT_EQ(nothing.error().code, "conflict");
   ASSERT_TRUE(service_->upload("bundle", {"alice", "web"}).ok());
   service_->join();
-  EXPECT_EQ(service_->mark_good({"alice", "web"}).error().code, "conflict") << "not before the reboot";
+  EXPECT_EQ(service_->mark_good({"alice", "web"}).error().code, "conflict")
+      << "not before the reboot";
   reboot();
   make_service();
   ASSERT_TRUE(service_->mark_good({"alice", "web"}).ok());
@@ -344,9 +351,10 @@ class KilledUpdateTest : public UpdateServiceTest {
  protected:
   // The store as a service killed right after it recorded the start of an install.
   void killed_after_upload() {
-    ASSERT_TRUE(store_->set_setting("update.pending",
-                                    R"({"phase":"installing","from_slot":"A","from_version":"1.0.0",)"
-                                    R"("boot_id":"boot-1","bundle_sha256":"x","bundle_bytes":6})")
+    ASSERT_TRUE(store_
+                    ->set_setting("update.pending",
+                                  R"({"phase":"installing","from_slot":"A","from_version":"1.0.0",)"
+                                  R"("boot_id":"boot-1","bundle_sha256":"x","bundle_bytes":6})")
                     .ok());
   }
 };

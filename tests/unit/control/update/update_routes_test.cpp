@@ -39,8 +39,9 @@ struct Reply {
 class UpdateRoutesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("cordon-update-api-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("cordon-update-api-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     std::ofstream(dir_ / "boot_id") << "boot-1\n";
@@ -54,12 +55,18 @@ class UpdateRoutesTest : public ::testing::Test {
     o.boot_id_file = (dir_ / "boot_id").string();
     o.backup_key_file = (dir_ / "backup.key").string();
     // Configuration to back up: a policy version and a setting.
-    const int64_t v = store_->begin_version(R"({"schema":"cordon.policy/v1"})", {"alice", "web"}, "").value();
-    ASSERT_TRUE(store_->commit_version(v, store::AuditRecord{{"alice", "web"}, "policy.apply", "policy", "ok", "", "", ""}).ok());
+    const int64_t v =
+        store_->begin_version(R"({"schema":"cordon.policy/v1"})", {"alice", "web"}, "").value();
+    ASSERT_TRUE(
+        store_
+            ->commit_version(
+                v, store::AuditRecord{{"alice", "web"}, "policy.apply", "policy", "ok", "", "", ""})
+            .ok());
     ASSERT_TRUE(store_->set_setting("syslog", R"({"target":"udp://10.0.0.9:514"})").ok());
     service_.emplace(backend_, self_test_, *store_, o,
                      [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
-    server_.emplace(io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, std::nullopt, {}, 1 << 20, 8});
+    server_.emplace(
+        io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, std::nullopt, {}, 1 << 20, 8});
     install_update_routes(*server_, *service_, *store_);
     ASSERT_TRUE(server_->listen().ok());
     thread_ = std::thread([this] { io_.run(); });
@@ -122,7 +129,8 @@ class UpdateRoutesTest : public ::testing::Test {
   }
   std::string cordonctl(const std::string& args, int* rc) {
     const fs::path exe = fs::read_symlink("/proc/self/exe").parent_path() / "cordonctl";
-    const std::string cmd = exe.string() + " --socket " + (dir_ / "api.sock").string() + " " + args + " 2>&1";
+    const std::string cmd =
+        exe.string() + " --socket " + (dir_ / "api.sock").string() + " " + args + " 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     std::string out;
     char buf[512];
@@ -157,16 +165,20 @@ TEST_F(UpdateRoutesTest, UploadShowsProgressToAwaitingRebootAndTheHistory) {
   ASSERT_EQ(h.status, 200u);
   std::vector<std::string> steps;
   for (const auto& e : h.body.at("steps").as_array()) {
-    steps.push_back(std::string(e.at("step").as_string()) + " " + std::string(e.at("outcome").as_string()));
+    steps.push_back(std::string(e.at("step").as_string()) + " " +
+                    std::string(e.at("outcome").as_string()));
   }
-  EXPECT_EQ(steps, (std::vector<std::string>{"update.upload ok", "update.install ok",
-                                             "update.upload refused: an installed update awaits its reboot (or a commit)"}));
+  EXPECT_EQ(steps,
+            (std::vector<std::string>{
+                "update.upload ok", "update.install ok",
+                "update.upload refused: an installed update awaits its reboot (or a commit)"}));
 }
 
 TEST_F(UpdateRoutesTest, BadRequestsGetAClearErrorAndChangeNothing) {
   Reply big = call(http::verb::post, "/v1/update", std::string(1001, 'x'));
   EXPECT_EQ(big.status, 413u);
-  EXPECT_EQ(big.body.at("error").at("message"), "the bundle is 1001 bytes, over the limit of 1000 bytes");
+  EXPECT_EQ(big.body.at("error").at("message"),
+            "the bundle is 1001 bytes, over the limit of 1000 bytes");
   Reply path = call(http::verb::post, "/v1/update?file=..%2Fetc%2Fpasswd");
   EXPECT_EQ(path.status, 400u) << json::serialize(path.body);
   EXPECT_EQ(path.body.at("error").at("path"), "/file");
@@ -183,14 +195,16 @@ TEST_F(UpdateRoutesTest, CordonctlUploadsFollowsAndReportsRefusals) {
   int rc = -1;
   std::string out = cordonctl("update upload " + (dir_ / "good.raucb").string(), &rc);
   EXPECT_EQ(rc, 0) << out;
-  EXPECT_NE(out.find("installed 1.1.0 into the inactive slot; reboot to try it"), std::string::npos) << out;
+  EXPECT_NE(out.find("installed 1.1.0 into the inactive slot; reboot to try it"), std::string::npos)
+      << out;
   out = cordonctl("update status", &rc);
   EXPECT_EQ(rc, 0) << out;
   EXPECT_NE(out.find("awaiting-reboot"), std::string::npos) << out;
 }
 
 TEST_F(UpdateRoutesTest, CordonctlSaysWhyABundleWasRefused) {
-  backend_.install_error = "Compatible mismatch: Expected 'cordon-appliance-x86_64' but bundle manifest has 'x'";
+  backend_.install_error =
+      "Compatible mismatch: Expected 'cordon-appliance-x86_64' but bundle manifest has 'x'";
   std::ofstream(dir_ / "bad.raucb") << "bundle";
   int rc = -1;
   std::string out = cordonctl("update upload " + (dir_ / "bad.raucb").string(), &rc);
@@ -202,7 +216,8 @@ TEST_F(UpdateRoutesTest, ABackupRestoresTheSettingsAndCarriesThePolicy) {
   Reply backup = call(http::verb::get, "/v1/backup");
   ASSERT_EQ(backup.status, 200u) << json::serialize(backup.body);
   EXPECT_EQ(backup.body.at("format"), "cordon.backup/v1");
-  EXPECT_EQ(fs::status(dir_ / "backup.key").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(dir_ / "backup.key").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
   on_server([&] { ASSERT_TRUE(store_->set_setting("syslog", R"({"target":"changed"})").ok()); });
 
   Reply restored = call(http::verb::post, "/v1/backup/restore", json::serialize(backup.body));
@@ -242,11 +257,13 @@ TEST_F(UpdateRoutesTest, ATamperedBackupIsRefusedAndChangesNothing) {
     auto entries = store_->audit_entries(0, 100);
     ASSERT_TRUE(entries.ok());
     for (const auto& e : entries.value()) {
-      if (e.record.action.rfind("backup.", 0) == 0) outcomes.push_back(e.record.action + " " + e.record.outcome.substr(0, 8));
+      if (e.record.action.rfind("backup.", 0) == 0)
+        outcomes.push_back(e.record.action + " " + e.record.outcome.substr(0, 8));
     }
   });
-  EXPECT_EQ(outcomes, (std::vector<std::string>{"backup.export ok", "backup.restore refused:", "backup.restore refused:",
-                                                "backup.restore refused:"}));
+  EXPECT_EQ(outcomes,
+            (std::vector<std::string>{"backup.export ok", "backup.restore refused:",
+                                      "backup.restore refused:", "backup.restore refused:"}));
 }
 
 }  // namespace

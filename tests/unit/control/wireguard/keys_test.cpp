@@ -52,8 +52,9 @@ TEST_F(Keys, GeneratedKeyIsPrivateClampedAndMatchesWgPubkey) {
   unsigned char priv[32];
   std::size_t len = 0;
   ASSERT_EQ(sodium_base642bin(priv, sizeof priv, text.data(), text.size(), nullptr, &len, nullptr,
-                              sodium_base64_VARIANT_ORIGINAL), 0);
-  EXPECT_EQ(priv[0] & 7, 0);      // clamped like wg genkey
+                              sodium_base64_VARIANT_ORIGINAL),
+            0);
+  EXPECT_EQ(priv[0] & 7, 0);  // clamped like wg genkey
   EXPECT_EQ(priv[31] & 0x80, 0);
   EXPECT_EQ(priv[31] & 0x40, 0x40);
   EXPECT_EQ(text.find(pub.value()), std::string::npos);

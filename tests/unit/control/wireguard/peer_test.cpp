@@ -32,7 +32,11 @@ TEST(WireGuardPeer, GoodPeerParsesAndRoundTrips) {
 }
 
 TEST(WireGuardPeer, RejectionsNameTheField) {
-  struct Case { const char* field; boost::json::value value; const char* path; };
+  struct Case {
+    const char* field;
+    boost::json::value value;
+    const char* path;
+  };
   const Case cases[] = {
       {"public_key", "not-a-key", "/peers/3/public_key"},
       {"public_key", 12, "/peers/3/public_key"},
@@ -66,9 +70,9 @@ TEST(WireGuardPeer, RejectionsNameTheField) {
 TEST(WireGuardPeer, SessionDurationsAreCapped) {
   EXPECT_EQ(parse_duration(boost::json::value(3600), "/duration").value(), 3600s);
   EXPECT_EQ(parse_duration(boost::json::value(8 * 3600), "/duration").value(), 8h);
-  for (const auto& bad : {boost::json::value(8 * 3600 + 1), boost::json::value(0),
-                          boost::json::value(-5), boost::json::value(1.5),
-                          boost::json::value("1h")}) {
+  for (const auto& bad :
+       {boost::json::value(8 * 3600 + 1), boost::json::value(0), boost::json::value(-5),
+        boost::json::value(1.5), boost::json::value("1h")}) {
     auto r = parse_duration(bad, "/duration");
     ASSERT_FALSE(r.ok()) << boost::json::serialize(bad);
     EXPECT_EQ(r.error().path, "/duration");

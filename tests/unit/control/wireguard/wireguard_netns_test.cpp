@@ -16,8 +16,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using test::Enter;
-using test::Netns;
 using test::must;
+using test::Netns;
 using test::sh;
 namespace fs = std::filesystem;
 
@@ -27,10 +27,12 @@ TEST(WireGuardNetns, TunnelCarriesTrafficUntilThePeerIsRemoved) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   // Leftovers of a crashed run: wireguard-go sockets are machine-wide.
-  for (const char* n : {"mgmt-wga", "mgmt-wgb"}) fs::remove(fs::path("/var/run/wireguard") / (std::string(n) + ".sock"));
+  for (const char* n : {"mgmt-wga", "mgmt-wgb"})
+    fs::remove(fs::path("/var/run/wireguard") / (std::string(n) + ".sock"));
 
   Netns a("mgmt-wg-a"), b("mgmt-wg-b");
-  must("ip link add mgmt-wgv netns " + a.name() + " type veth peer name mgmt-wgv netns " + b.name());
+  must("ip link add mgmt-wgv netns " + a.name() + " type veth peer name mgmt-wgv netns " +
+       b.name());
   must("ip -n " + a.name() + " addr add 192.0.2.1/24 dev mgmt-wgv");
   must("ip -n " + b.name() + " addr add 192.0.2.50/24 dev mgmt-wgv");
   must("ip -n " + a.name() + " link set mgmt-wgv up");
@@ -58,7 +60,8 @@ TEST(WireGuardNetns, TunnelCarriesTrafficUntilThePeerIsRemoved) {
   EXPECT_TRUE(wg_a.userspace()) << "expected wireguard-go (no kernel module on this machine)";
 
   // Handshake and ping through the tunnel.
-  EXPECT_TRUE(test::wait_for([&] { return sh(b.exec("ping -c 1 -W 1 10.99.0.1 >/dev/null")) == 0; }, 20s));
+  EXPECT_TRUE(
+      test::wait_for([&] { return sh(b.exec("ping -c 1 -W 1 10.99.0.1 >/dev/null")) == 0; }, 20s));
   {
     Enter in(a);
     auto peers = wg_a.list_peers();
@@ -72,7 +75,8 @@ TEST(WireGuardNetns, TunnelCarriesTrafficUntilThePeerIsRemoved) {
     ASSERT_TRUE(wg_a.remove_peer(pub_b).ok());
     EXPECT_TRUE(wg_a.list_peers().value().empty());
   }
-  EXPECT_TRUE(test::wait_for([&] { return sh(b.exec("ping -c 1 -W 1 10.99.0.1 >/dev/null")) != 0; }, 10s));
+  EXPECT_TRUE(
+      test::wait_for([&] { return sh(b.exec("ping -c 1 -W 1 10.99.0.1 >/dev/null")) != 0; }, 10s));
   EXPECT_NE(sh(b.exec("ping -c 3 -W 1 10.99.0.1 >/dev/null")), 0) << "still answered after removal";
 
   {
@@ -90,7 +94,8 @@ TEST(WireGuardNetns, TunnelCarriesTrafficUntilThePeerIsRemoved) {
 
 TEST(WireGuardNetns, SupervisedWireguardGoIsRestarted) {
   if (!test::is_root()) GTEST_SKIP() << "needs root (label netns)";
-  const fs::path dir = fs::temp_directory_path() / ("cordon-wg-restart-" + std::to_string(getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("cordon-wg-restart-" + std::to_string(getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   fs::remove("/var/run/wireguard/mgmt-wgr.sock");
