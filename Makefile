@@ -6,7 +6,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build test test-release test-netns test-asan test-tsan test-fuzz bench fuzz clean
+.PHONY: all setup build test test-release test-netns test-soak test-asan test-tsan test-fuzz bench fuzz clean
 
 all: build
 
@@ -20,7 +20,7 @@ build: setup
 # Every test: unit tests (release and ASan+UBSan), the end-to-end tests in the lab
 # topology (root, network namespaces), the concurrency tests under TSan, and each fuzz
 # target for a short bounded time.
-test: setup test-release test-netns test-asan test-tsan test-fuzz
+test: setup test-release test-netns test-soak test-asan test-tsan test-fuzz
 
 test-release: build
 	ctest --preset release -L unit -j $(JOBS)
@@ -28,6 +28,10 @@ test-release: build
 # Brings the lab up and down itself (a running `make lab` is taken down).
 test-netns: build
 	ctest --preset release -L netns
+
+# A short soak (the long one is `make soak`).
+test-soak: build
+	$(MAKE) soak DURATION=90s
 
 test-asan: setup
 	cmake --preset asan-ubsan
@@ -43,9 +47,12 @@ test-fuzz: setup
 	cmake --preset fuzz -DCORDON_FUZZ_SECONDS=$(FUZZ_SECONDS)
 	cmake --build --preset fuzz -j $(JOBS)
 	ctest --preset fuzz -L fuzz -j $(JOBS)
+	tests/fuzz/coverage-report.sh build/fuzz $(FUZZ_REPORT)
 
-# Long fuzzing session: FUZZ_SECONDS per target (default 10 minutes).
+# Long fuzzing session: FUZZ_SECONDS per target (default 10 minutes), then the coverage
+# report with HTML pages per target (build/fuzz/fuzz-coverage/).
 fuzz: FUZZ_SECONDS = 600
+fuzz: FUZZ_REPORT = --html
 fuzz: test-fuzz
 
 bench: build
@@ -63,3 +70,10 @@ lab: build
 
 lab-down:
 	tests/topology/lab.sh down
+
+# Soak (issue 10): steady clinical traffic, a rotating attack mix and policy applies in
+# the lab for DURATION; report in build/soak-report.json. make test runs a short one.
+DURATION ?= 30m
+.PHONY: soak
+soak: build
+	/usr/bin/python3 tests/soak/soak.py --duration $(DURATION)

@@ -33,8 +33,11 @@ if(CORDON_FUZZ)
   if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
     message(FATAL_ERROR "CORDON_FUZZ needs clang (libFuzzer)")
   endif()
-  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
-  add_link_options(-fsanitize=address,undefined)
+  # Source-based coverage too, so that each fuzzing run leaves a profile of what it
+  # reached (tests/fuzz/coverage-report.sh turns the profiles into the report).
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+                      -fprofile-instr-generate -fcoverage-mapping)
+  add_link_options(-fsanitize=address,undefined -fprofile-instr-generate)
 endif()
 
 # Warnings as errors on everything we write.

@@ -176,10 +176,7 @@ class HttpServer::Session : public std::enable_shared_from_this<HttpServer::Sess
     keep_alive_ = req.keep_alive();
     Request request;
     request.method = std::string(req.method_string());
-    const std::string_view target = req.target();
-    const size_t q = target.find('?');
-    request.path = std::string(target.substr(0, q));
-    if (q != std::string_view::npos) request.query = parse_query(target.substr(q + 1));
+    parse_target(req.target(), request);
     request.body = std::move(req.body());
     request.actor = peer_;
     if (trusted_) {
@@ -283,6 +280,12 @@ void HttpServer::accept() {
     }
     accept();
   });
+}
+
+void parse_target(std::string_view target, Request& request) {
+  const size_t q = target.find('?');
+  request.path = std::string(target.substr(0, q));
+  if (q != std::string_view::npos) request.query = parse_query(target.substr(q + 1));
 }
 
 void HttpServer::dispatch(Request& request, Responder respond) {

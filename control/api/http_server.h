@@ -22,6 +22,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "control/common/result.h"
@@ -50,6 +51,8 @@ using Handler = std::function<void(Request&, Responder)>;
 Response json_response(const boost::json::value& body, unsigned status = 200);
 Response error_response(const Error& error);
 unsigned http_status(const std::string& error_code);
+// Splits a request target into the path and the percent-decoded query parameters.
+void parse_target(std::string_view target, Request& request);
 
 class HttpServer {
  public:
@@ -70,11 +73,13 @@ class HttpServer {
 
   // For tests and long polls: the number of open connections.
   size_t connections() const { return *live_; }
+  // Routes one parsed request to its handler (the sessions call it; so does the fuzz
+  // target, which needs no socket). Unknown paths 404, known paths with another method 405.
+  void dispatch(Request& request, Responder respond);
 
  private:
   class Session;
   void accept();
-  void dispatch(Request& request, Responder respond);
 
   struct Route {
     std::string method;
