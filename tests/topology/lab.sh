@@ -386,9 +386,9 @@ cmd_supervise() {
     echo "$starts" >"$RUN/forwarder.starts"
     rc=0
     wait "$child" || rc=$?
-    echo "supervisor: $(date -Is) $kind pid $child exited with status $rc; restarting in 1s"
+    echo "supervisor: $(date -Is) $kind pid $child exited with status $rc; restarting in 0.2s"
     child=''
-    sleep 1 &
+    sleep 0.2 &
     wait $! || true
   done
 }
