@@ -145,7 +145,7 @@ function RulesEditor(props: {
         </thead>
         <tbody>
           {rules.map((r, i) => (
-            <tr data-testid={`rule-${i}`}>
+            <tr data-testid={`rule-${i}`} data-rule={r.name}>
               <td>
                 <input aria-label={`Rule ${i + 1} name`} name={`rules.${i}.name`} value={r.name} disabled={!props.canEdit} onInput={(e) => edit(i, 'name', e.currentTarget.value)} />
                 {fieldError(i, 'name')}

@@ -104,30 +104,26 @@ function DryRunResult({ result }: { result: DryRun }) {
   );
 }
 
-// The provisional apply: keep it before the deadline, or it reverts by itself.
-function PendingConfirm({ confirmBy, canConfirm, onDone }: { confirmBy: number; canConfirm: boolean; onDone: () => void }) {
+// The provisional apply: keep it before the deadline, or the server undoes it by itself.
+function PendingConfirm(props: { confirmBy: number; canConfirm: boolean; onKept: () => void; onExpired: () => void }) {
   const now = useTick(1000);
   const [error, setError] = useState<ApiError | null>(null);
-  const [kept, setKept] = useState(false);
-  const left = Math.ceil((confirmBy - now) / 1000);
+  const left = Math.ceil((props.confirmBy - now) / 1000);
   useEffect(() => {
-    if (left <= 0 && !kept) onDone();
+    if (left <= 0) props.onExpired();
   }, [left <= 0]);
   const keep = async () => {
     const r = await api('POST', 'policy/confirm', {});
-    if (r.ok) {
-      setKept(true);
-      onDone();
-    } else setError(r.error);
+    if (r.ok) props.onKept();
+    else setError(r.error);
   };
-  if (kept) return <Notice kind="ok">The change is kept.</Notice>;
   return (
     <div class="pending" role="status" data-testid="confirm-countdown">
       <p>
         <strong>The new policy is active on trial.</strong> Check that the devices still work. Unless you keep it, it is
         undone automatically in <strong data-testid="seconds-left">{left > 0 ? formatDuration(left) : '0 s'}</strong>.
       </p>
-      {canConfirm ? (
+      {props.canConfirm ? (
         <button class="primary" onClick={keep}>
           Keep this change
         </button>
@@ -153,12 +149,29 @@ export function ReviewPage({ session }: { session: Session }) {
   const [diffOf, setDiffOf] = useState<{ version: number; text: string } | null>(null);
   const [historyError, setHistoryError] = useState<ApiError | null>(null);
   const [rollbackTo, setRollbackTo] = useState<number | null>(null);
-  const [revertedNote, setRevertedNote] = useState('');
+  const [outcome, setOutcome] = useState<{ kind: 'ok' | 'warn'; text: string } | null>(null);
+  const [waitingForRevert, setWaitingForRevert] = useState(false);
 
   const refresh = () => {
     active.reload();
     versions.reload();
   };
+
+  // After the trial deadline, follow the server until it has undone the change.
+  useEffect(() => {
+    if (!waitingForRevert) return;
+    if (active.data && !active.data.confirm_by_unix_ms) {
+      setWaitingForRevert(false);
+      setOutcome({
+        kind: 'warn',
+        text: `The change was not kept in time and has been undone: version ${active.data.version} is active.`,
+      });
+      versions.reload();
+      return;
+    }
+    const t = setTimeout(active.reload, 1000);
+    return () => clearTimeout(t);
+  }, [waitingForRevert, active.data]);
 
   const dryRun = async () => {
     if (!draft.doc) return;
@@ -182,6 +195,7 @@ export function ReviewPage({ session }: { session: Session }) {
     setAskApply(false);
     if (r.ok) {
       setApplied(r.data.version);
+      setOutcome(null);
       setDraft(null, 0);
       setDry(null);
       setComment('');
@@ -208,6 +222,7 @@ export function ReviewPage({ session }: { session: Session }) {
     setRollbackTo(null);
     if (r.ok) {
       setApplied(r.data.version);
+      setOutcome(null);
       refresh();
     } else setHistoryError(r.error);
   };
@@ -224,20 +239,19 @@ export function ReviewPage({ session }: { session: Session }) {
         <PendingConfirm
           confirmBy={active.data.confirm_by_unix_ms}
           canConfirm={canChange}
-          onDone={() => {
-            // The server reverts by itself at the deadline; show what it did.
-            setTimeout(refresh, 1500);
-            setRevertedNote('');
+          onKept={() => {
+            setOutcome({ kind: 'ok', text: `The change is kept: version ${active.data!.version} stays active.` });
+            refresh();
           }}
+          onExpired={() => setWaitingForRevert(true)}
         />
       ) : null}
-      {applied !== null && !active.data?.confirm_by_unix_ms ? (
+      {applied !== null && !active.data?.confirm_by_unix_ms && !outcome ? (
         <Notice kind="ok">
           Policy version <strong data-testid="applied-version">{applied}</strong> was applied.
-          {active.data && active.data.version !== applied ? ` The active version is now ${active.data.version} (the trial was undone).` : ''}
         </Notice>
       ) : null}
-      {revertedNote ? <Notice kind="warn">{revertedNote}</Notice> : null}
+      {outcome ? <Notice kind={outcome.kind}>{outcome.text}</Notice> : null}
 
       <h2>Pending change</h2>
       {!draft.doc ? (
