@@ -201,7 +201,17 @@ test('a rule change: dry-run per device, apply on trial, keep it; the history sh
   const page = await newPage();
   await login(page, OPERATOR);
   const before = await activeVersion(page);
+  // NTP traffic from the modality, allowed today by the rule `ntp` (recorded as a flow), so
+  // that the dry-run has something the change would newly block.
+  const ntp = labExec('modality', '/usr/bin/python3', '-c',
+    'import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b"x"*48, ("10.50.0.1", 123))');
+  assert.equal(ntp.status, 0, ntp.stderr);
+  await page.waitForFunction(async () => {
+    const r = await (await fetch('/api/v1/devices/ct-1/flows')).json();
+    return r.flows.some((f) => f.rule === 'ntp');
+  }, null, { polling: 1000, timeout: 60_000 });
   await page.goto(BASE + '/#/device/ct-1');
+  await page.locator('td', { hasText: /^ntp$/ }).waitFor();
   await shot(page, 'device');
   // Remove the ntp rule (one rule of the lab policy).
   const ntpRow = page.locator('tr[data-rule="ntp"]');
@@ -212,7 +222,9 @@ test('a rule change: dry-run per device, apply on trial, keep it; the history sh
   // Apply is not offered before the dry-run has been seen.
   assert.ok(await page.getByRole('button', { name: 'Apply…' }).isDisabled());
   await page.getByRole('button', { name: /Dry-run/ }).click();
-  await page.getByTestId('dry-run-ct-1').waitFor();
+  const dry = page.getByTestId('dry-run-ct-1');
+  await dry.waitFor();
+  assert.match(await dry.innerText(), /UDP 10\.50\.0\.10 → 10\.50\.0\.1 port 123/, 'the ntp flow would newly be blocked');
   await shot(page, 'review-dry-run');
   await page.getByLabel('Why (recorded in the audit log)').fill('browser test: ntp no longer needed');
   await page.getByLabel(/Safety timer/).selectOption('60');
@@ -238,6 +250,13 @@ test('a rule change: dry-run per device, apply on trial, keep it; the history sh
   await row.getByRole('button', { name: 'Changes' }).click();
   await page.getByTestId('history-diff').filter({ hasText: 'ntp' }).waitFor();
   await shot(page, 'review-history');
+  // Roll back to the version before: a new version with the ntp rule again.
+  await page.getByTestId(`version-${before.version}`).getByRole('button', { name: 'Roll back to this' }).click();
+  await page.getByRole('button', { name: 'Yes, roll back' }).click();
+  await page.getByTestId('applied-version').filter({ hasText: String(before.version + 2) }).waitFor();
+  const rolledBack = await activeVersion(page);
+  assert.equal(rolledBack.version, before.version + 2);
+  assert.equal(rolledBack.sha256, before.sha256, 'the same document as before the change');
   assert.deepEqual(page.errors, []);
 });
 
