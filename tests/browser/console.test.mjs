@@ -280,6 +280,54 @@ test('an attack from the attacker host shows up live on the events page', async 
   assert.deepEqual(page.errors, []);
 });
 
+// Applies the current draft from the review page: dry-run, no safety timer, confirm.
+async function applyDraft(page, comment) {
+  await page.getByRole('heading', { name: 'Change review' }).waitFor();
+  await page.getByRole('button', { name: /Dry-run/ }).click();
+  await page.getByTestId('dry-run-ct-1').waitFor();
+  await page.getByLabel('Why (recorded in the audit log)').fill(comment);
+  await page.getByLabel(/Safety timer/).selectOption('0');
+  await page.getByRole('button', { name: 'Apply…' }).click();
+  await page.getByRole('button', { name: 'Yes, apply' }).click();
+  await page.getByTestId('applied-version').waitFor();
+}
+
+test('learn mode: the proposal from recorded traffic is taken into the editor, edited and applied', async () => {
+  const page = await newPage();
+  await login(page, OPERATOR);
+  await page.goto(BASE + '/#/device/ct-1');
+  await page.locator('select[name=mode]').selectOption('learn');
+  await page.getByRole('button', { name: 'Review the change…' }).click();
+  await page.getByText('mode: enforce → learn').waitFor();
+  await applyDraft(page, 'browser test: learn');
+  // Traffic no rule allows: forwarded in learn mode and recorded.
+  const port = 5000 + Math.floor(Math.random() * 500);
+  const r = labExec('modality', '/usr/bin/python3', '-c',
+    `import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.sendto(b"hello", ("10.50.0.1", ${port}))`);
+  assert.equal(r.status, 0, r.stderr);
+  await page.waitForFunction(async () => {
+    const p = await (await fetch('/api/v1/devices/ct-1/proposal')).json();
+    return p.rules_added > 0;
+  }, null, { polling: 1000, timeout: 60_000 });
+  await page.goto(BASE + '/#/');
+  await page.goto(BASE + '/#/device/ct-1');
+  await page.getByTestId('proposal-diff').filter({ hasText: String(port) }).waitFor();
+  await shot(page, 'device-proposal');
+  await page.getByRole('button', { name: /Take the proposal into the editor/ }).click();
+  await page.waitForFunction((p) => Array.from(document.querySelectorAll('input[name$=".dport"]')).some((i) => i.value === String(p)), port);
+  // Edit: back to protecting the device, with the learned rule.
+  await page.locator('select[name=mode]').selectOption('enforce');
+  await page.getByRole('button', { name: 'Review the change…' }).click();
+  await page.getByText(`+ `).filter({ hasText: `port ${port} to ` }).first().waitFor();
+  await page.getByText('mode: learn → enforce').waitFor();
+  await applyDraft(page, 'browser test: learned rule');
+  const now = await activeVersion(page);
+  const device = now.policy.devices[0];
+  assert.equal(device.mode, 'enforce');
+  assert.ok(device.rules.some((x) => x.proto === 'udp' && x.dport === port), JSON.stringify(device.rules));
+  assert.deepEqual(page.errors, []);
+});
+
 test('a vendor session is created and revoked', async (t) => {
   const page = await newPage();
   await login(page, OPERATOR);
