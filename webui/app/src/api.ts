@@ -55,7 +55,7 @@ export async function api<T = unknown>(
   method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   path: string,
   body?: unknown,
-  options: { raw?: Blob | ArrayBuffer; quiet401?: boolean } = {},
+  options: { raw?: Blob | ArrayBuffer; quiet401?: boolean; signal?: AbortSignal } = {},
 ): Promise<ApiResult<T>> {
   const headers: Record<string, string> = {};
   if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken;
@@ -75,6 +75,7 @@ export async function api<T = unknown>(
       body: payload,
       credentials: 'same-origin',
       cache: 'no-store',
+      signal: options.signal,
     });
   } catch (e) {
     return { ok: false, error: { status: 0, code: 'network', message: describeStatus(0) } };

@@ -68,6 +68,8 @@ export function useLiveEvents(keep = 500): {
     let stopped = false;
     let socket: WebSocket | null = null;
     let retry: ReturnType<typeof setTimeout> | null = null;
+    // Leaving the page ends the long poll at once (it would hold a connection for 25 s).
+    const abort = new AbortController();
 
     const add = (batch: CordonEvent[]) => {
       const fresh = batch.filter((e) => e.id > lastId.current);
@@ -78,7 +80,9 @@ export function useLiveEvents(keep = 500): {
 
     const poll = async () => {
       while (!stopped) {
-        const r = await api<EventsAnswer>('GET', `events?after=${lastId.current}&wait=25&limit=1000`);
+        const r = await api<EventsAnswer>('GET', `events?after=${lastId.current}&wait=25&limit=1000`, undefined, {
+          signal: abort.signal,
+        });
         if (stopped) return;
         if (r.ok) {
           setMode('polling');
@@ -138,6 +142,7 @@ export function useLiveEvents(keep = 500): {
     start();
     return () => {
       stopped = true;
+      abort.abort();
       if (retry) clearTimeout(retry);
       if (socket) socket.close();
     };
