@@ -328,6 +328,31 @@ test('learn mode: the proposal from recorded traffic is taken into the editor, e
   assert.deepEqual(page.errors, []);
 });
 
+test('a change applied on trial and not kept is undone when the countdown runs out', async () => {
+  const page = await newPage();
+  await login(page, OPERATOR);
+  const before = await activeVersion(page);
+  await page.goto(BASE + '/#/device/ct-1');
+  await page.locator('select[name=mode]').selectOption('monitor');
+  await page.getByRole('button', { name: 'Review the change…' }).click();
+  await page.getByRole('heading', { name: 'Change review' }).waitFor();
+  await page.getByRole('button', { name: /Dry-run/ }).click();
+  await page.getByTestId('dry-run-ct-1').waitFor();
+  await page.getByLabel(/Safety timer/).selectOption('60');
+  await page.getByRole('button', { name: 'Apply…' }).click();
+  await page.getByRole('button', { name: 'Yes, apply' }).click();
+  await page.getByTestId('confirm-countdown').waitFor();
+  assert.equal((await activeVersion(page)).policy.devices[0].mode, 'monitor');
+  // Nobody keeps it: after the minute, controld goes back and the page says so.
+  await page.getByText('was not kept in time and has been undone').waitFor({ timeout: 150_000 });
+  await shot(page, 'review-undone');
+  const now = await activeVersion(page);
+  assert.equal(now.sha256, before.sha256, 'the document before the trial is active again');
+  assert.equal(now.policy.devices[0].mode, 'enforce');
+  assert.equal(now.confirm_by_unix_ms, undefined);
+  assert.deepEqual(page.errors, []);
+});
+
 test('a vendor session is created and revoked', async (t) => {
   const page = await newPage();
   await login(page, OPERATOR);
