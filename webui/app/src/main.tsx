@@ -82,6 +82,7 @@ function App() {
   const [checked, setChecked] = useState(false);
   const [loadError, setLoadError] = useState('');
   const [loggedOut, setLoggedOut] = useState(false);
+  const [logoutError, setLogoutError] = useState('');
 
   const loadSession = async () => {
     const r = await api<Session>('GET', 'session', undefined, { quiet401: true });
@@ -127,7 +128,13 @@ function App() {
     return <TotpEnrolmentRequired session={session} onDone={loadSession} />;
 
   const logout = async () => {
-    await api('POST', 'logout');
+    const r = await api('POST', 'logout');
+    if (!r.ok && r.error.status !== 401) {
+      // The server still has the session: say so rather than pretend.
+      setLogoutError(`Logging out failed: ${r.error.message}`);
+      return;
+    }
+    setLogoutError('');
     setCsrfToken('');
     setSession(null);
     setLoggedOut(true);
@@ -155,6 +162,11 @@ function App() {
           ))}
       </nav>
       <main>
+        {logoutError ? (
+          <div class="error" role="alert">
+            {logoutError}
+          </div>
+        ) : null}
         <Page hash={hash} session={session} />
       </main>
     </div>
