@@ -6,7 +6,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 export CCACHE_NOHASHDIR := 1
 FUZZ_SECONDS ?= 20
 
-.PHONY: all setup build test test-release test-netns test-soak test-asan test-tsan test-fuzz bench fuzz clean
+.PHONY: all setup build test test-release test-netns test-browser test-soak test-asan test-tsan test-fuzz bench fuzz clean
 
 all: build
 
@@ -20,7 +20,7 @@ build: setup
 # Every test: unit tests (release and ASan+UBSan), the end-to-end tests in the lab
 # topology (root, network namespaces), the concurrency tests under TSan, and each fuzz
 # target for a short bounded time.
-test: setup test-release test-netns test-soak test-asan test-tsan test-fuzz
+test: setup test-release test-netns test-browser test-soak test-asan test-tsan test-fuzz
 
 test-release: build
 	ctest --preset release -L unit -j $(JOBS)
@@ -28,6 +28,10 @@ test-release: build
 # Brings the lab up and down itself (a running `make lab` is taken down).
 test-netns: build
 	ctest --preset release -L netns
+
+# The console in Debian's Chromium (playwright-core) against the lab; root, like netns.
+test-browser: build
+	ctest --preset release -L browser
 
 # A short soak (the long one is `make soak`).
 test-soak: build

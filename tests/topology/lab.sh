@@ -461,7 +461,7 @@ start_webd() {
     return 0
   fi
   mkdir -p "$RUN/webd"
-  ip netns exec appliance setsid "$WEBD_BIN" --state-dir "$RUN/webd" --app-dir "$REPO/webui/app" \
+  ip netns exec appliance setsid "$WEBD_BIN" --state-dir "$RUN/webd" --app-dir "$REPO/build/webui-app" \
     --controld-socket "$RUN/controld.sock" --listen 10.60.0.1 --port 8443 --user cordon-webd \
     --origin https://10.60.0.1:8443 --san IP:10.60.0.1 </dev/null >>"$RUN/webd.log" 2>&1 &
   pid=$!
