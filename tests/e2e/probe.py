@@ -22,6 +22,7 @@ PORTS: comma-separated ports and ranges, e.g. 1-200,445,3389.
 import os
 import resource
 import select
+import selectors
 import socket
 import sys
 import time
@@ -50,13 +51,18 @@ def tcp_sweep(host, spec, timeout=3.0):
         pending[s] = p
     open_ports = []
     deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        _, writable, _ = select.select([], list(pending), [], max(0.0, deadline - time.monotonic()))
-        for s in writable:
-            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
-                open_ports.append(pending[s])
-            s.close()
-            del pending[s]
+    # epoll, not select(): a sweep holds more than FD_SETSIZE (1024) sockets at once.
+    with selectors.DefaultSelector() as sel:
+        for s in pending:
+            sel.register(s, selectors.EVENT_WRITE)
+        while pending and time.monotonic() < deadline:
+            for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+                s = key.fileobj
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    open_ports.append(pending[s])
+                sel.unregister(s)
+                s.close()
+                del pending[s]
     for s in pending:
         s.close()
     print(" ".join(str(p) for p in sorted(open_ports)))

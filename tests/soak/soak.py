@@ -15,8 +15,9 @@ Meanwhile a capture on the modality's own interface records every frame the atta
 MAC sent that was delivered (ARP for the modality's address is allowed by design and is
 left out). At the end it checks and reports (JSON, also written to REPORT):
   0 crashes (the dataplane, controld and webd have the pids they had at the start),
-  0 clinical failures, 0 disallowed frames delivered, and memory growth under 1% for the
-  dataplane and controld (resident set after the warm-up, against the end).
+  0 clinical failures, 0 disallowed frames delivered, and memory growth under 1% (resident
+  set after the warm-up, against the end) for the dataplane, and for controld in runs of
+  10 minutes or more (its SQLite page cache fills during the first minutes).
 Exit status 0 only if every check holds. Needs root; brings the lab up and down (set
 CORDON_E2E_KEEP_LAB=1 to keep it afterwards).
 """
@@ -53,11 +54,13 @@ if kind == "syn-burst":
               for _ in range(3000)]
 elif kind == "spoofed":
     # The pacs' and ris' addresses from the attacker's MAC, at ports the policy never opens
-    # towards the modality, and forged replies to flows that do not exist.
+    # towards the modality, and forged replies to flows that do not exist. (Not ICMP echo:
+    # the policy lets 10.50.0.0/27 ping the modality, and on the network side a forged
+    # source the policy allows cannot be told from the real one.)
     for src in ("10.50.0.20", "10.50.0.30", "10.50.0.1"):
         frames += [Ether(dst=dev_mac) / IP(src=src, dst=dev) / TCP(sport=104, dport=p, flags=f)
                    for p in (22, 104, 445, 40000) for f in ("S", "SA", "A", "PA")]
-        frames.append(Ether(dst=dev_mac) / IP(src=src, dst=dev) / ICMP())
+        frames.append(Ether(dst=dev_mac) / IP(src=src, dst=dev) / ICMP(type="timestamp-request"))
 elif kind == "malformed":
     for _ in range(2000):
         frames.append(Ether(dst=dev_mac, type=random.choice([0x0800, 0x86dd, 0x8100])) /
@@ -292,6 +295,11 @@ def soak(args):
     growth = {name: round(100.0 * (memory["end"][name] - memory["warm"][name]) /
                           memory["warm"][name], 3)
               for name in memory.get("warm", {}) if name in memory["end"]}
+    # The dataplane's memory is allocated up front (pools, flow table), so any growth after
+    # the warm-up is a leak. controld's SQLite page cache (2 MiB per connection at most)
+    # fills during the first minutes of traffic, so controld is checked only in runs of
+    # 10 minutes or more (warm-up 20%), and reported always.
+    memory_checked = ["forwarder"] + (["controld"] if args.duration >= 600 else [])
     dropped_before = sum(counters_before["dropped"].values())
     dropped_after = sum(counters_after["dropped"].values())
     report = {
@@ -305,6 +313,7 @@ def soak(args):
         "first_delivered": delivered[:5],
         "memory_kib": memory,
         "memory_growth_percent": growth,
+        "memory_checked": memory_checked,
         "frames_dropped_by_dataplane": dropped_after - dropped_before,
         "failure_details": tally.details,
         "audit_verify": cordonctl("audit", "verify").returncode == 0,
@@ -315,7 +324,8 @@ def soak(args):
             tally.runs.get(k, 0) > 0 for k in ("dicom-store", "dicom-echo", "hl7", "ping")),
         "every attack refused": not attack_failures and len(tally.runs) > len(clinical_kinds),
         "no disallowed frame delivered": not delivered,
-        "memory growth under 1%": bool(growth) and all(g < 1.0 for g in growth.values()),
+        "memory growth under 1%": bool(growth) and all(
+            g < 1.0 for name, g in growth.items() if name in memory_checked),
         "policy applied under traffic": tally.runs.get("policy-apply", 0) > 0,
         "audit chain verifies": report["audit_verify"],
     }
