@@ -11,7 +11,10 @@
 //                   [--update-bundle-dir DIR [--max-bundle-bytes N]
 //                    [--update-rejection-file FILE] [--update-reboot-command CMD]]
 //                                               firmware updates through RAUC (D-Bus)
-//                   [--crash-at recorded|pushed|committed]   (crash tests only)
+//                   [--crash-at STEP]   (crash tests only) SIGKILL at STEP: a policy
+//                                       apply's recorded|pushed|committed, or an update
+//                                       step (UpdateService::kCrashPoints: upload, verify,
+//                                       installed, trial-boot, self-test, mark-good)
 //
 // One control thread runs everything (API, store, policy lifecycle, periodic checks);
 // the dataplane event feed reads on its own thread and posts events to it.
@@ -129,8 +132,11 @@ bool parse_options(int argc, char** argv, Options& o) {
     } else if (arg == "--management-settings") {
       o.management_settings = value;
     } else if (arg == "--crash-at") {
-      if (value != "recorded" && value != "pushed" && value != "committed") {
-        std::cerr << "cordon-controld: --crash-at: one of recorded, pushed, committed\n";
+      const auto& update_steps = update::UpdateService::kCrashPoints;
+      if (value != "recorded" && value != "pushed" && value != "committed" &&
+          std::find(update_steps.begin(), update_steps.end(), value) == update_steps.end()) {
+        std::cerr << "cordon-controld: --crash-at: one of recorded, pushed, committed, upload, "
+                     "verify, installed, trial-boot, self-test, mark-good\n";
         return false;
       }
       o.crash_at = value;
@@ -279,8 +285,18 @@ int main(int argc, char** argv) {
     if (!options.update_reboot_command.empty())
       uo.reboot_command = {"/bin/sh", "-c", options.update_reboot_command};
     uo.backup_key_file = options.state_dir + "/backup.key";
+    // admin_downgrade_allowance of /etc/cordon/update.conf (build-disk-image.sh).
+    uo.downgrade_allowance_file = options.update_bundle_dir + "/admin-downgrade-allowance";
     updates.emplace(*updater, *self_test, store, uo,
                     [&io](std::function<void()> f) { boost::asio::post(io, std::move(f)); });
+    // Update steps join the event log: the long poll and the syslog export see them.
+    updates->set_event_sink(
+        [&control_api](const std::vector<std::string>& events) { control_api.log_events(events); });
+    if (!options.crash_at.empty()) {
+      updates->set_checkpoint([step = options.crash_at](std::string_view at) {
+        if (at == step) ::raise(SIGKILL);  // stands in for a power cut at this step
+      });
+    }
     api::install_update_routes(server, *updates, store);
   }
   if (Status s = server.listen(); !s) {

@@ -7,6 +7,12 @@
 //   update_driver LAB_DIR STATE_DIR boot             on_boot: self-test, commit or fall back
 //   update_driver LAB_DIR STATE_DIR status
 //   update_driver LAB_DIR STATE_DIR history          the update steps of the audit log
+//   update_driver LAB_DIR STATE_DIR events           the update events of the event store
+//                                                    (what GET /v1/events serves)
+//   update_driver LAB_DIR STATE_DIR allow-downgrade VERSION REASON
+// Before the command, `--crash-at STEP` SIGKILLs the driver at that step of the flow
+// (UpdateService::kCrashPoints), standing in for a power cut, as controld's --crash-at.
+#include <csignal>
 #include <boost/json.hpp>
 #include <condition_variable>
 #include <deque>
@@ -65,7 +71,16 @@ int main(int argc, char** argv) {
     std::cerr << "usage: update_driver LAB_DIR STATE_DIR install BUNDLE|boot|status|history\n";
     return 2;
   }
-  const std::string lab = argv[1], state = argv[2], cmd = argv[3];
+  const std::string lab = argv[1], state = argv[2];
+  std::string crash_at;
+  int arg = 3;
+  if (std::string(argv[arg]) == "--crash-at" && argc > arg + 2) {
+    crash_at = argv[arg + 1];
+    arg += 2;
+  }
+  const std::string cmd = argv[arg];
+  argv += arg - 3;  // the command's arguments at argv[4...]
+  argc -= arg - 3;
   auto store = store::Store::open(state);
   if (!store) return fail(store.error());
 
@@ -78,6 +93,7 @@ int main(int argc, char** argv) {
   options.rejection_file = lab + "/data/last-rejection";
   options.release_file = lab + "/root/etc/cordon-release";
   options.boot_id_file = lab + "/rauc.pid";  // every lab reboot restarts RAUC
+  options.downgrade_allowance_file = lab + "/data/admin-downgrade-allowance";
   options.reboot_command = {CORDON_SOURCE_DIR "/tests/update/update-lab.sh", "reboot", lab};
   if (const char* cap = std::getenv("MAX_BUNDLE_BYTES"))
     options.max_bundle_bytes = std::stoull(cap);
@@ -85,6 +101,11 @@ int main(int argc, char** argv) {
   update::UpdateService service(backend, self_test, store.value(), options,
                                 [&queue](std::function<void()> f) { queue.post(std::move(f)); });
   const store::Actor actor{"uid:0(root)", "update_driver"};
+  if (!crash_at.empty()) {
+    service.set_checkpoint([crash_at](std::string_view at) {
+      if (at == crash_at) ::raise(SIGKILL);  // a power cut at this step
+    });
+  }
 
   if (cmd == "install" && argc == 5) {
     std::ifstream in(argv[4], std::ios::binary);
@@ -95,6 +116,24 @@ int main(int argc, char** argv) {
   } else if (cmd == "boot") {
     if (Status s = service.on_boot(); !s) return fail(s.error());
     queue.run_until_idle(service);
+  } else if (cmd == "allow-downgrade" && argc == 6) {
+    auto allowed = service.allow_downgrade(argv[4], argv[5], actor);
+    if (!allowed) return fail(allowed.error());
+    std::cout << json::serialize(allowed.value()) << "\n";
+    return 0;
+  } else if (cmd == "events") {
+    auto events = store.value().events(0, 100000);
+    if (!events) return fail(events.error());
+    json::array out;
+    for (const auto& e : events.value()) {
+      json::error_code ec;
+      json::value v = json::parse(e.json, ec);
+      if (!ec && v.is_object() && v.as_object().contains("kind") &&
+          v.as_object().at("kind") == "update")
+        out.push_back(v);
+    }
+    std::cout << json::serialize(out) << "\n";
+    return 0;
   } else if (cmd == "history") {
     auto entries = store.value().audit_entries(0, 10000);
     if (!entries) return fail(entries.error());

@@ -54,6 +54,7 @@ class UpdateRoutesTest : public ::testing::Test {
     o.release_file = (dir_ / "cordon-release").string();
     o.boot_id_file = (dir_ / "boot_id").string();
     o.backup_key_file = (dir_ / "backup.key").string();
+    o.downgrade_allowance_file = (dir_ / "admin-downgrade-allowance").string();
     // Configuration to back up: a policy version and a setting.
     const int64_t v =
         store_->begin_version(R"({"schema":"cordon.policy/v1"})", {"alice", "web"}, "").value();
@@ -172,6 +173,47 @@ TEST_F(UpdateRoutesTest, UploadShowsProgressToAwaitingRebootAndTheHistory) {
             (std::vector<std::string>{
                 "update.upload ok", "update.install ok",
                 "update.upload refused: an installed update awaits its reboot (or a commit)"}));
+}
+
+TEST_F(UpdateRoutesTest, ADowngradeAllowanceThroughTheApiAndCordonctlIsWrittenAndAudited) {
+  const fs::path file = dir_ / "admin-downgrade-allowance";
+  for (const auto& [body, path] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"reason":"x"})", "/version"},
+           {R"({"version":"1.0.0"})", "/reason"},
+           {R"({"version":1,"reason":"x"})", "/version"},
+           {R"({"version":"1.0.0","reason":"x","forever":true})", "/forever"},
+           {R"({"version":"latest","reason":"x"})", "/version"}}) {
+    Reply r = call(http::verb::post, "/v1/update/allow-downgrade", body);
+    EXPECT_EQ(r.status, 400u) << body;
+    EXPECT_EQ(r.body.at("error").at("path"), path.c_str()) << body;
+  }
+  EXPECT_FALSE(fs::exists(file)) << "a refused request writes nothing";
+
+  Reply r = call(http::verb::post, "/v1/update/allow-downgrade",
+                 R"({"version":"0.9.0","reason":"1.0.0 breaks the modality"})");
+  ASSERT_EQ(r.status, 200u) << json::serialize(r.body);
+  EXPECT_EQ(r.body.at("version"), "0.9.0");
+  std::ifstream in(file);
+  std::string first;
+  std::getline(in, first);
+  EXPECT_EQ(first, "version=0.9.0");
+
+  int rc = -1;
+  const std::string out =
+      cordonctl("update allow-downgrade 0.8.0 --reason 'vendor ticket 12'", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("one install of 0.8.0 below the version floor is allowed until"),
+            std::string::npos)
+      << out;
+  std::ifstream again(file);
+  std::getline(again, first);
+  EXPECT_EQ(first, "version=0.8.0") << "a new allowance replaces the last";
+  Reply h = call(http::verb::get, "/v1/update/history");
+  const auto& steps = h.body.at("steps").as_array();
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[1].at("step"), "update.allow_downgrade");
+  EXPECT_NE(std::string(steps[1].at("detail").as_string()).find("vendor ticket 12"),
+            std::string::npos);
 }
 
 TEST_F(UpdateRoutesTest, BadRequestsGetAClearErrorAndChangeNothing) {
