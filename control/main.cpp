@@ -53,6 +53,7 @@
 #include "control/update/rauc_dbus_backend.h"
 #include "control/update/self_test.h"
 #include "control/update/service.h"
+#include "control/update/systemd_notify.h"
 #include "control/wireguard/keys.h"
 #include "control/wireguard/wireguard_backend.h"
 
@@ -307,6 +308,12 @@ int main(int argc, char** argv) {
     if (Status s = updates->on_boot(); !s) log("update after boot: " + s.error().message);
   }
   log("serving the control API on " + options.socket);
+  // systemd (Type=notify, WatchdogSec=): ready now; alive while this loop runs.
+  update::SystemdNotifier notifier(io);
+  notifier.ready("serving the control API on " + options.socket);
+  notifier.start_watchdog();
+  if (notifier.interval().count() > 0)
+    log("watchdog: WATCHDOG=1 every " + std::to_string(notifier.interval().count() / 1000) + " ms");
 
   // Events: the feed thread batches them and posts each batch to the control thread.
   std::mutex pending_mutex;
