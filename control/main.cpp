@@ -9,7 +9,8 @@
 //                    [--wireguard-port 51820]]  WireGuard for vendor sessions (needs the
 //                                               management firewall)
 //                   [--update-bundle-dir DIR [--max-bundle-bytes N]
-//                    [--update-rejection-file FILE] [--update-reboot-command CMD]]
+//                    [--update-rejection-file FILE] [--update-reboot-command CMD]
+//                    [--update-webd-url https://ADDR:PORT/ [--update-webd-ca FILE]]]
 //                                               firmware updates through RAUC (D-Bus)
 //                   [--crash-at STEP]   (crash tests only) SIGKILL at STEP: a policy
 //                                       apply's recorded|pushed|committed, or an update
@@ -54,6 +55,7 @@
 #include "control/update/self_test.h"
 #include "control/update/service.h"
 #include "control/update/systemd_notify.h"
+#include "control/update/webd_probe.h"
 #include "control/wireguard/keys.h"
 #include "control/wireguard/wireguard_backend.h"
 
@@ -77,6 +79,8 @@ struct Options {
   uint64_t max_bundle_bytes = 512ull << 20;
   std::string update_rejection_file;
   std::string update_reboot_command;
+  std::string update_webd_url;  // the self-test probes webd here (off when empty)
+  std::string update_webd_ca;
 };
 
 void usage() {
@@ -123,6 +127,14 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.update_rejection_file = value;
     } else if (arg == "--update-reboot-command") {
       o.update_reboot_command = value;
+    } else if (arg == "--update-webd-url") {
+      if (Result<update::HttpsProbeTarget> t = update::parse_probe_url(value); !t) {
+        std::cerr << "cordon-controld: --update-webd-url: " << t.error().message << "\n";
+        return false;
+      }
+      o.update_webd_url = value;
+    } else if (arg == "--update-webd-ca") {
+      o.update_webd_ca = value;
     } else if (arg == "--max-bundle-bytes") {
       const auto [end, ec] =
           std::from_chars(value.data(), value.data() + value.size(), o.max_bundle_bytes);
@@ -273,12 +285,23 @@ int main(int argc, char** argv) {
   // Firmware updates (docs/update-flow.md): RAUC over D-Bus, the slot's self-test.
   std::optional<update::RaucDbusBackend> updater;
   std::optional<update::CommandSelfTest> self_test;
+  std::optional<update::WebdSelfTest> webd_test;
+  std::optional<update::SelfTestChain> self_tests;
   std::optional<update::UpdateService> updates;
   if (!options.update_bundle_dir.empty()) {
     updater.emplace(update::RaucDbusBackend::Options{});
     self_test.emplace(std::vector<std::string>{"/usr/lib/cordon/update-self-test", "/"},
                       std::vector<std::string>{"CORDON_API_SOCKET=" + options.socket},
                       std::chrono::seconds(180));
+    std::vector<update::SelfTest*> steps{&*self_test};
+    if (!options.update_webd_url.empty()) {
+      // The slot's checks first, then the web console over HTTPS.
+      update::HttpsProbeTarget target = update::parse_probe_url(options.update_webd_url).value();
+      target.ca_file = options.update_webd_ca;
+      webd_test.emplace(target);
+      steps.push_back(&*webd_test);
+    }
+    self_tests.emplace(steps);
     update::UpdateService::Options uo;
     uo.bundle_dir = options.update_bundle_dir;
     uo.max_bundle_bytes = options.max_bundle_bytes;
@@ -288,7 +311,7 @@ int main(int argc, char** argv) {
     uo.backup_key_file = options.state_dir + "/backup.key";
     // admin_downgrade_allowance of /etc/cordon/update.conf (build-disk-image.sh).
     uo.downgrade_allowance_file = options.update_bundle_dir + "/admin-downgrade-allowance";
-    updates.emplace(*updater, *self_test, store, uo,
+    updates.emplace(*updater, *self_tests, store, uo,
                     [&io](std::function<void()> f) { boost::asio::post(io, std::move(f)); });
     // Update steps join the event log: the long poll and the syslog export see them.
     updates->set_event_sink(

@@ -10,6 +10,7 @@
 //   update_driver LAB_DIR STATE_DIR events           the update events of the event store
 //                                                    (what GET /v1/events serves)
 //   update_driver LAB_DIR STATE_DIR allow-downgrade VERSION REASON
+// With CORDON_WEBD_URL set, the self-test also probes webd there (--update-webd-url).
 // Before the command, `--crash-at STEP` SIGKILLs the driver at that step of the flow
 // (UpdateService::kCrashPoints), standing in for a power cut, as controld's --crash-at.
 #include <csignal>
@@ -23,6 +24,7 @@
 
 #include "control/update/rauc_dbus_backend.h"
 #include "control/update/service.h"
+#include "control/update/webd_probe.h"
 
 namespace json = boost::json;
 using namespace cordon::control;
@@ -88,6 +90,17 @@ int main(int argc, char** argv) {
       {"unix:path=" + lab + "/bus.sock", std::chrono::seconds(300), std::chrono::seconds(30)});
   update::CommandSelfTest self_test({lab + "/root/usr/lib/cordon/update-self-test", lab + "/root"},
                                     {}, std::chrono::seconds(180));
+  // CORDON_WEBD_URL: the self-test also probes webd there, as controld's
+  // --update-webd-url.
+  std::vector<update::SelfTest*> checks{&self_test};
+  std::optional<update::WebdSelfTest> webd_test;
+  if (const char* url = std::getenv("CORDON_WEBD_URL")) {
+    auto target = update::parse_probe_url(url);
+    if (!target) return fail(target.error());
+    webd_test.emplace(target.value());
+    checks.push_back(&*webd_test);
+  }
+  update::SelfTestChain self_tests(checks);
   update::UpdateService::Options options;
   options.bundle_dir = state + "/bundles";
   options.rejection_file = lab + "/data/last-rejection";
@@ -98,7 +111,7 @@ int main(int argc, char** argv) {
   if (const char* cap = std::getenv("MAX_BUNDLE_BYTES"))
     options.max_bundle_bytes = std::stoull(cap);
   Queue queue;
-  update::UpdateService service(backend, self_test, store.value(), options,
+  update::UpdateService service(backend, self_tests, store.value(), options,
                                 [&queue](std::function<void()> f) { queue.post(std::move(f)); });
   const store::Actor actor{"uid:0(root)", "update_driver"};
   if (!crash_at.empty()) {
