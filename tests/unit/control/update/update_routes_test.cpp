@@ -16,7 +16,10 @@
 #include <future>
 #include <thread>
 
+#include "control/api/routes.h"
+#include "control/policy/lifecycle.h"
 #include "control/update/fake_backend.h"
+#include "tests/unit/control/fake_dataplane_link.h"
 
 namespace cordon::control::api {
 namespace {
@@ -69,6 +72,12 @@ class UpdateRoutesTest : public ::testing::Test {
     server_.emplace(
         io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, std::nullopt, {}, 1 << 20, 8});
     install_update_routes(*server_, *service_, *store_);
+    // The rest of the API, with the update events going into its event log (as main).
+    policy_.emplace(*store_, dataplane_);
+    api_.emplace(io_, *store_, *policy_, dataplane_);
+    api_->install(*server_);
+    service_->set_event_sink(
+        [this](const std::vector<std::string>& events) { api_->log_events(events); });
     ASSERT_TRUE(server_->listen().ok());
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -146,6 +155,9 @@ class UpdateRoutesTest : public ::testing::Test {
   PassingSelfTest self_test_;
   std::optional<store::Store> store_;
   std::optional<update::UpdateService> service_;
+  testing::FakeDataplaneLink dataplane_;
+  std::optional<policy::PolicyService> policy_;
+  std::optional<ControlApi> api_;
   std::optional<HttpServer> server_;
   std::thread thread_;
 };
@@ -214,6 +226,31 @@ TEST_F(UpdateRoutesTest, ADowngradeAllowanceThroughTheApiAndCordonctlIsWrittenAn
   EXPECT_EQ(steps[1].at("step"), "update.allow_downgrade");
   EXPECT_NE(std::string(steps[1].at("detail").as_string()).find("vendor ticket 12"),
             std::string::npos);
+}
+
+TEST_F(UpdateRoutesTest, UpdateStepsWakeTheEventLongPoll) {
+  Reply first = call(http::verb::get, "/v1/events");
+  ASSERT_EQ(first.status, 200u);
+  const int64_t last = first.body.at("last_id").as_int64();
+  auto waiting = std::async(std::launch::async, [&] {
+    return call(http::verb::get, "/v1/events?after=" + std::to_string(last) + "&wait=30");
+  });
+  while (server_->connections() < 1) std::this_thread::yield();
+  ASSERT_EQ(call(http::verb::post, "/v1/update", "bundle bytes").status, 202u);
+  Reply woke = waiting.get();
+  ASSERT_EQ(woke.status, 200u);
+  ASSERT_FALSE(woke.body.at("events").as_array().empty());
+  EXPECT_EQ(woke.body.at("events").as_array()[0].at("kind"), "update");
+  EXPECT_EQ(woke.body.at("events").as_array()[0].at("step"), "update.upload");
+  wait_for_state("awaiting-reboot");
+  // All of them, in order, in GET /v1/events.
+  std::vector<std::string> steps;
+  const Reply all = call(http::verb::get, "/v1/events");
+  for (const auto& e : all.body.at("events").as_array())
+    steps.push_back(std::string(e.at("step").as_string()));
+  EXPECT_EQ(steps, (std::vector<std::string>{"update.upload", "update.installing",
+                                             "update.verified", "update.install",
+                                             "update.rebooting"}));
 }
 
 TEST_F(UpdateRoutesTest, BadRequestsGetAClearErrorAndChangeNothing) {
