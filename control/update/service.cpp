@@ -310,8 +310,10 @@ void UpdateService::install_worker(std::string path, store::Actor actor) {
       }
     }
   }
-  set_state("awaiting-reboot", 100, "installed into " + to_slot + "; reboot to try it");
   post_([this, actor, to_slot, to_bootname, to_version] {
+    // The state changes with the stored record, so no reader sees "awaiting-reboot"
+    // without the pending update's target.
+    set_state("awaiting-reboot", 100, "installed into " + to_slot + "; reboot to try it");
     if (auto p = pending(); p && p.value()) {
       json::object pend = *p.value();
       pend["phase"] = "installed";
