@@ -196,9 +196,9 @@ json::value syslog_settings_json(const SyslogSettings& s) {
 
 std::string format_rfc5424(const json::object& e, const std::string& hostname) {
   std::string sd = "[cordon@32473";
-  for (const char* key : {"device", "rule", "reason", "dir", "ingress", "protocol", "src",
-                          "src_port", "dst", "dst_port", "src_mac", "policy_version", "step",
-                          "outcome", "version", "actor", "detail"}) {
+  for (const char* key :
+       {"device", "rule", "reason", "dir", "ingress", "protocol", "src", "src_port", "dst",
+        "dst_port", "src_mac", "policy_version", "step", "outcome", "version", "actor", "detail"}) {
     const std::string v = text(e, key);
     if (!v.empty()) sd += std::string(" ") + key + "=\"" + sd_escape(v) + "\"";
   }
@@ -213,8 +213,7 @@ std::string format_cef(const json::object& e, const std::string& hostname) {
   std::string name = text(e, "kind") + " " + signature;
   if (!text(e, "outcome").empty()) name += " " + text(e, "outcome");
   std::string cef = "CEF:0|Cordon|Cordon appliance|1|" + cef_header_escape(signature) + "|" +
-                    cef_header_escape(name) + "|" +
-                    std::to_string(cef_severity(sev)) + "|";
+                    cef_header_escape(name) + "|" + std::to_string(cef_severity(sev)) + "|";
   std::string ext;
   auto add = [&](const std::string& key, const std::string& value) {
     if (value.empty()) return;

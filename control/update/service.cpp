@@ -503,8 +503,8 @@ Result<json::object> UpdateService::allow_downgrade(const std::string& version,
   Status written = write_file_synced(
       tmp, "version=" + version + "\nexpires=" + std::to_string(expires_epoch) + "\n");
   if (written && rename(tmp.c_str(), options_.downgrade_allowance_file.c_str()) != 0) {
-    written = Error{"io", "cannot write " + options_.downgrade_allowance_file + ": " +
-                              std::strerror(errno)};
+    written = Error{
+        "io", "cannot write " + options_.downgrade_allowance_file + ": " + std::strerror(errno)};
     unlink(tmp.c_str());
   }
   if (!written) {

@@ -58,12 +58,12 @@ class UpdateService {
   // of the flow as it is reached (kCrashPoints); the test's hook SIGKILLs the process.
   using Checkpoint = std::function<void(std::string_view)>;
   static constexpr std::array<std::string_view, 6> kCrashPoints = {
-      "upload",     // half of the bundle written to the upload file
-      "verify",     // the update is recorded, RAUC has taken the bundle and checks it
-      "installed",  // RAUC finished and the install is recorded; before the reboot
-      "trial-boot", // the trial boot is recorded; before the self-test starts
-      "self-test",  // the self-test passed; before the slot is marked good
-      "mark-good",  // RAUC marked the slot good; before the commit is recorded
+      "upload",      // half of the bundle written to the upload file
+      "verify",      // the update is recorded, RAUC has taken the bundle and checks it
+      "installed",   // RAUC finished and the install is recorded; before the reboot
+      "trial-boot",  // the trial boot is recorded; before the self-test starts
+      "self-test",   // the self-test passed; before the slot is marked good
+      "mark-good",   // RAUC marked the slot good; before the commit is recorded
   };
   // Where the update events go: by default straight into the store; controld hands them
   // to ControlApi::log_events (store, event long-poll, syslog export). Control thread.
@@ -95,8 +95,7 @@ class UpdateService {
   // for the pre-install handler (version, expiry), which consumes it when it lets that
   // version through (single use). RAUC still checks the bundle's signature. Audited.
   // Returns {"version","expires_at"}.
-  Result<boost::json::object> allow_downgrade(const std::string& version,
-                                              const std::string& reason,
+  Result<boost::json::object> allow_downgrade(const std::string& version, const std::string& reason,
                                               const store::Actor& actor);
   // The state for GET /v1/update: state, progress, booted and primary slot, slots,
   // versions, the update in flight and the last result.

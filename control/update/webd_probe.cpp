@@ -152,8 +152,9 @@ Status probe_https(const HttpsProbeTarget& t) {
   if (SSL_connect(ssl.get()) != 1)
     return Error{"self_test", "webd at " + where + ": TLS handshake failed: " + ssl_error()};
 
-  const std::string request = "GET " + t.path + " HTTP/1.1\r\nHost: " + t.host +
-                              "\r\nUser-Agent: cordon-update-self-test\r\nConnection: close\r\n\r\n";
+  const std::string request =
+      "GET " + t.path + " HTTP/1.1\r\nHost: " + t.host +
+      "\r\nUser-Agent: cordon-update-self-test\r\nConnection: close\r\n\r\n";
   if (SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) <= 0)
     return Error{"self_test", "webd at " + where + ": sending the request: " + ssl_error()};
   std::string head;

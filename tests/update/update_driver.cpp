@@ -13,9 +13,9 @@
 // With CORDON_WEBD_URL set, the self-test also probes webd there (--update-webd-url).
 // Before the command, `--crash-at STEP` SIGKILLs the driver at that step of the flow
 // (UpdateService::kCrashPoints), standing in for a power cut, as controld's --crash-at.
-#include <csignal>
 #include <boost/json.hpp>
 #include <condition_variable>
+#include <csignal>
 #include <deque>
 #include <fstream>
 #include <iostream>

@@ -70,10 +70,13 @@ TEST(SyslogFormat, CefHeaderAndExtensionEscaping) {
 
 // Firmware update steps (control/update/service.cpp) as the exporter sends them.
 json::object update_event(const std::string& step, const std::string& outcome) {
-  return json::object{{"time", "2026-11-28T02:30:00Z"}, {"kind", "update"},
-                      {"step", step},                   {"outcome", outcome},
+  return json::object{{"time", "2026-11-28T02:30:00Z"},
+                      {"kind", "update"},
+                      {"step", step},
+                      {"outcome", outcome},
                       {"detail", "marked the booted slot good"},
-                      {"actor", "controld"},            {"version", "1.1.0"}};
+                      {"actor", "controld"},
+                      {"version", "1.1.0"}};
 }
 
 TEST(SyslogFormat, UpdateStepsCarryStepOutcomeAndVersion) {
@@ -96,8 +99,8 @@ TEST(SyslogFormat, UpdateStepsCarryStepOutcomeAndVersion) {
     EXPECT_NE(r.find("outcome=\"" + outcome + "\""), std::string::npos) << r;
   }
 
-  const std::string c = format_cef(update_event("update.rollback", "failed: its trial boots ran out"),
-                                   "cordon-1");
+  const std::string c =
+      format_cef(update_event("update.rollback", "failed: its trial boots ran out"), "cordon-1");
   EXPECT_NE(c.find("CEF:0|Cordon|Cordon appliance|1|update.rollback|update update.rollback "
                    "failed: its trial boots ran out|7|"),
             std::string::npos)

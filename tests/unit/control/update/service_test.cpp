@@ -145,7 +145,8 @@ TEST_F(UpdateServiceTest, AGoodBundleInstallsTrialBootsPassesItsSelfTestAndIsCom
   std::vector<std::string> steps;
   for (const auto& e : events) {
     json::object o = json::parse(e.json).as_object();
-    steps.push_back(std::string(o["step"].as_string()) + " " + std::string(o["outcome"].as_string()));
+    steps.push_back(std::string(o["step"].as_string()) + " " +
+                    std::string(o["outcome"].as_string()));
   }
   EXPECT_EQ(steps, (std::vector<std::string>{
                        "update.upload ok", "update.installing ok", "update.verified ok",
@@ -444,8 +445,9 @@ TEST_F(KilledUpdateTest, EveryCrashPointIsReachedInFlowOrder) {
 
 TEST_F(UpdateServiceTest, UpdateEventsGoToTheEventSinkWhenOneIsSet) {
   std::vector<std::string> sunk;
-  service_->set_event_sink(
-      [&](const std::vector<std::string>& events) { sunk.insert(sunk.end(), events.begin(), events.end()); });
+  service_->set_event_sink([&](const std::vector<std::string>& events) {
+    sunk.insert(sunk.end(), events.begin(), events.end());
+  });
   backend_.install_error = "Verify error: unable to get local issuer certificate";
   ASSERT_TRUE(service_->upload("bundle", {"alice", "web"}).ok());
   service_->join();
@@ -454,8 +456,7 @@ TEST_F(UpdateServiceTest, UpdateEventsGoToTheEventSinkWhenOneIsSet) {
   json::object refused = json::parse(sunk.back()).as_object();
   EXPECT_EQ(refused["kind"], "update");
   EXPECT_EQ(refused["step"], "update.install");
-  EXPECT_EQ(refused["outcome"],
-            "refused: Verify error: unable to get local issuer certificate");
+  EXPECT_EQ(refused["outcome"], "refused: Verify error: unable to get local issuer certificate");
 }
 
 TEST_F(UpdateServiceTest, ADowngradeAllowanceIsWrittenForTheHandlerAndAudited) {

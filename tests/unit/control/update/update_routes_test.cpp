@@ -248,9 +248,9 @@ TEST_F(UpdateRoutesTest, UpdateStepsWakeTheEventLongPoll) {
   const Reply all = call(http::verb::get, "/v1/events");
   for (const auto& e : all.body.at("events").as_array())
     steps.push_back(std::string(e.at("step").as_string()));
-  EXPECT_EQ(steps, (std::vector<std::string>{"update.upload", "update.installing",
-                                             "update.verified", "update.install",
-                                             "update.rebooting"}));
+  EXPECT_EQ(steps,
+            (std::vector<std::string>{"update.upload", "update.installing", "update.verified",
+                                      "update.install", "update.rebooting"}));
 }
 
 TEST_F(UpdateRoutesTest, BadRequestsGetAClearErrorAndChangeNothing) {

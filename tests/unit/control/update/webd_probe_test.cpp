@@ -4,8 +4,8 @@
 // is wrong otherwise; nothing listening fails the probe.
 #include "control/update/webd_probe.h"
 
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -69,10 +69,10 @@ TEST(ProbeUrl, ParsesAddressesAndRefusesNames) {
 class TlsServer {
  public:
   explicit TlsServer(const fs::path& dir) {
-    const std::string gen = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-                            "-nodes -subj /CN=127.0.0.1 -days 1 -keyout " +
-                            (dir / "key.pem").string() + " -out " + (dir / "cert.pem").string() +
-                            " 2>/dev/null";
+    const std::string gen =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+        "-nodes -subj /CN=127.0.0.1 -days 1 -keyout " +
+        (dir / "key.pem").string() + " -out " + (dir / "cert.pem").string() + " 2>/dev/null";
     if (std::system(gen.c_str()) != 0) return;
     int out[2];
     if (::pipe(out) != 0) return;
@@ -124,7 +124,8 @@ class WebdProbeTest : public ::testing::Test {
         "Strict-Transport-Security: max-age=63072000\r\n"
         "Content-Security-Policy: default-src 'self'\r\n"
         "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n";
-    std::ofstream(dir_ / "good") << "HTTP/1.0 200 OK\r\n" << headers << "Content-Length: 2\r\n\r\nok";
+    std::ofstream(dir_ / "good") << "HTTP/1.0 200 OK\r\n"
+                                 << headers << "Content-Length: 2\r\n\r\nok";
     std::ofstream(dir_ / "bare") << "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
     std::ofstream(dir_ / "down") << "HTTP/1.0 503 Service Unavailable\r\n" << headers << "\r\n";
     server_.emplace(dir_);
@@ -170,16 +171,16 @@ TEST_F(WebdProbeTest, MissingHeadersOrAnotherStatusFailWithTheReason) {
 
 TEST_F(WebdProbeTest, AnUntrustedCertificateFailsTheHandshakeWhenACaIsGiven) {
   std::ofstream(dir_ / "other.pem") << "";
-  const std::string gen = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
-                          "-nodes -subj /CN=other -days 1 -keyout " + (dir_ / "o.key").string() +
-                          " -out " + (dir_ / "other.pem").string() + " 2>/dev/null";
+  const std::string gen =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+      "-nodes -subj /CN=other -days 1 -keyout " +
+      (dir_ / "o.key").string() + " -out " + (dir_ / "other.pem").string() + " 2>/dev/null";
   ASSERT_EQ(std::system(gen.c_str()), 0);
   HttpsProbeTarget t = target("/good");
   t.ca_file = (dir_ / "other.pem").string();
   Status s = probe_https(t);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("TLS handshake failed"), std::string::npos)
-      << s.error().message;
+  EXPECT_NE(s.error().message.find("TLS handshake failed"), std::string::npos) << s.error().message;
 }
 
 TEST(WebdProbe, NothingListeningFailsTheProbe) {
