@@ -9,9 +9,13 @@
 //                    [--wireguard-port 51820]]  WireGuard for vendor sessions (needs the
 //                                               management firewall)
 //                   [--update-bundle-dir DIR [--max-bundle-bytes N]
-//                    [--update-rejection-file FILE] [--update-reboot-command CMD]]
+//                    [--update-rejection-file FILE] [--update-reboot-command CMD]
+//                    [--update-webd-url https://ADDR:PORT/ [--update-webd-ca FILE]]]
 //                                               firmware updates through RAUC (D-Bus)
-//                   [--crash-at recorded|pushed|committed]   (crash tests only)
+//                   [--crash-at STEP]   (crash tests only) SIGKILL at STEP: a policy
+//                                       apply's recorded|pushed|committed, or an update
+//                                       step (UpdateService::kCrashPoints: upload, verify,
+//                                       installed, trial-boot, self-test, mark-good)
 //
 // One control thread runs everything (API, store, policy lifecycle, periodic checks);
 // the dataplane event feed reads on its own thread and posts events to it.
@@ -50,6 +54,8 @@
 #include "control/update/rauc_dbus_backend.h"
 #include "control/update/self_test.h"
 #include "control/update/service.h"
+#include "control/update/systemd_notify.h"
+#include "control/update/webd_probe.h"
 #include "control/wireguard/keys.h"
 #include "control/wireguard/wireguard_backend.h"
 
@@ -73,6 +79,8 @@ struct Options {
   uint64_t max_bundle_bytes = 512ull << 20;
   std::string update_rejection_file;
   std::string update_reboot_command;
+  std::string update_webd_url;  // the self-test probes webd here (off when empty)
+  std::string update_webd_ca;
 };
 
 void usage() {
@@ -119,6 +127,14 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.update_rejection_file = value;
     } else if (arg == "--update-reboot-command") {
       o.update_reboot_command = value;
+    } else if (arg == "--update-webd-url") {
+      if (Result<update::HttpsProbeTarget> t = update::parse_probe_url(value); !t) {
+        std::cerr << "cordon-controld: --update-webd-url: " << t.error().message << "\n";
+        return false;
+      }
+      o.update_webd_url = value;
+    } else if (arg == "--update-webd-ca") {
+      o.update_webd_ca = value;
     } else if (arg == "--max-bundle-bytes") {
       const auto [end, ec] =
           std::from_chars(value.data(), value.data() + value.size(), o.max_bundle_bytes);
@@ -129,8 +145,11 @@ bool parse_options(int argc, char** argv, Options& o) {
     } else if (arg == "--management-settings") {
       o.management_settings = value;
     } else if (arg == "--crash-at") {
-      if (value != "recorded" && value != "pushed" && value != "committed") {
-        std::cerr << "cordon-controld: --crash-at: one of recorded, pushed, committed\n";
+      const auto& update_steps = update::UpdateService::kCrashPoints;
+      if (value != "recorded" && value != "pushed" && value != "committed" &&
+          std::find(update_steps.begin(), update_steps.end(), value) == update_steps.end()) {
+        std::cerr << "cordon-controld: --crash-at: one of recorded, pushed, committed, upload, "
+                     "verify, installed, trial-boot, self-test, mark-good\n";
         return false;
       }
       o.crash_at = value;
@@ -266,12 +285,23 @@ int main(int argc, char** argv) {
   // Firmware updates (docs/update-flow.md): RAUC over D-Bus, the slot's self-test.
   std::optional<update::RaucDbusBackend> updater;
   std::optional<update::CommandSelfTest> self_test;
+  std::optional<update::WebdSelfTest> webd_test;
+  std::optional<update::SelfTestChain> self_tests;
   std::optional<update::UpdateService> updates;
   if (!options.update_bundle_dir.empty()) {
     updater.emplace(update::RaucDbusBackend::Options{});
     self_test.emplace(std::vector<std::string>{"/usr/lib/cordon/update-self-test", "/"},
                       std::vector<std::string>{"CORDON_API_SOCKET=" + options.socket},
                       std::chrono::seconds(180));
+    std::vector<update::SelfTest*> steps{&*self_test};
+    if (!options.update_webd_url.empty()) {
+      // The slot's checks first, then the web console over HTTPS.
+      update::HttpsProbeTarget target = update::parse_probe_url(options.update_webd_url).value();
+      target.ca_file = options.update_webd_ca;
+      webd_test.emplace(target);
+      steps.push_back(&*webd_test);
+    }
+    self_tests.emplace(steps);
     update::UpdateService::Options uo;
     uo.bundle_dir = options.update_bundle_dir;
     uo.max_bundle_bytes = options.max_bundle_bytes;
@@ -279,8 +309,18 @@ int main(int argc, char** argv) {
     if (!options.update_reboot_command.empty())
       uo.reboot_command = {"/bin/sh", "-c", options.update_reboot_command};
     uo.backup_key_file = options.state_dir + "/backup.key";
-    updates.emplace(*updater, *self_test, store, uo,
+    // admin_downgrade_allowance of /etc/cordon/update.conf (build-disk-image.sh).
+    uo.downgrade_allowance_file = options.update_bundle_dir + "/admin-downgrade-allowance";
+    updates.emplace(*updater, *self_tests, store, uo,
                     [&io](std::function<void()> f) { boost::asio::post(io, std::move(f)); });
+    // Update steps join the event log: the long poll and the syslog export see them.
+    updates->set_event_sink(
+        [&control_api](const std::vector<std::string>& events) { control_api.log_events(events); });
+    if (!options.crash_at.empty()) {
+      updates->set_checkpoint([step = options.crash_at](std::string_view at) {
+        if (at == step) ::raise(SIGKILL);  // stands in for a power cut at this step
+      });
+    }
     api::install_update_routes(server, *updates, store);
   }
   if (Status s = server.listen(); !s) {
@@ -291,6 +331,12 @@ int main(int argc, char** argv) {
     if (Status s = updates->on_boot(); !s) log("update after boot: " + s.error().message);
   }
   log("serving the control API on " + options.socket);
+  // systemd (Type=notify, WatchdogSec=): ready now; alive while this loop runs.
+  update::SystemdNotifier notifier(io);
+  notifier.ready("serving the control API on " + options.socket);
+  notifier.start_watchdog();
+  if (notifier.interval().count() > 0)
+    log("watchdog: WATCHDOG=1 every " + std::to_string(notifier.interval().count() / 1000) + " ms");
 
   // Events: the feed thread batches them and posts each batch to the control thread.
   std::mutex pending_mutex;

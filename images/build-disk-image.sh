@@ -76,6 +76,7 @@ version_floor=/var/lib/cordon/update/version-floor
 max_image_bytes=1073741824
 keyring=/etc/rauc/keyring.pem
 downgrade_allowance=/var/lib/cordon/update/downgrade-allowance.pem
+admin_downgrade_allowance=/var/lib/cordon/update/admin-downgrade-allowance
 rejection=/run/cordon/update-rejection
 CONF
 

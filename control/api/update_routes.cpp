@@ -44,6 +44,29 @@ void install_update_routes(HttpServer& server, update::UpdateService& updates,
     respond(marked ? json_response(updates.status()) : error_response(marked.error()));
   });
 
+  // Body {"version": "X", "reason": "..."}: one install of X below the version floor.
+  server.route("POST", "/v1/update/allow-downgrade", [&updates](Request& r, Responder respond) {
+    json::error_code ec;
+    const json::value body = json::parse(r.body, ec);
+    if (ec || !body.is_object())
+      return respond(error_response(Error{"invalid", "the body must be a JSON object", ""}));
+    std::string version, reason;
+    for (const auto& [key, value] : body.as_object()) {
+      const std::string k(key);
+      if (k != "version" && k != "reason")
+        return respond(error_response(Error{"invalid", "unknown field", "/" + k}));
+      if (!value.is_string())
+        return respond(error_response(Error{"invalid", "must be a string", "/" + k}));
+      (k == "version" ? version : reason) = std::string(value.as_string());
+    }
+    if (!body.as_object().contains("version"))
+      return respond(error_response(Error{"invalid", "required", "/version"}));
+    if (!body.as_object().contains("reason"))
+      return respond(error_response(Error{"invalid", "required", "/reason"}));
+    auto allowed = updates.allow_downgrade(version, reason, r.actor);
+    respond(allowed ? json_response(allowed.value()) : error_response(allowed.error()));
+  });
+
   server.route("GET", "/v1/update/history", [&store](Request&, Responder respond) {
     json::array steps;
     int64_t after = 0;

@@ -73,7 +73,10 @@ constexpr const char* kUsage =
     "  update upload BUNDLE     send a firmware bundle (.raucb); waits until it is installed\n"
     "                           or refused, and says why\n"
     "  update status            state, progress, slots, versions, last result (JSON)\n"
-    "  update mark-good         commit the booted trial slot by hand\n";
+    "  update mark-good         commit the booted trial slot by hand\n"
+    "  update allow-downgrade VERSION --reason TEXT\n"
+    "                           allow one install of an older VERSION (audited, single\n"
+    "                           use, expires in 24 h; the bundle must still be signed)\n";
 
 struct Failure {
   std::string message;
@@ -521,6 +524,15 @@ int update_command(Client& c, const std::vector<std::string>& args) {
     const Reply r = c.call(http::verb::post, "/v1/update/mark-good");
     if (r.status != 200) return print_error(r, "");
     std::cout << "committed " << field(r.body.as_object(), "booted_version") << "\n";
+    return 0;
+  }
+  if (args.size() == 5 && args[1] == "allow-downgrade" && args[3] == "--reason") {
+    const Reply r = c.call(http::verb::post, "/v1/update/allow-downgrade",
+                           json::value(json::object{{"version", args[2]}, {"reason", args[4]}}));
+    if (r.status != 200) return print_error(r, "");
+    std::cout << "one install of " << field(r.body.as_object(), "version")
+              << " below the version floor is allowed until "
+              << field(r.body.as_object(), "expires_at") << "\n";
     return 0;
   }
   if (args.size() == 3 && args[1] == "upload") {

@@ -35,6 +35,11 @@ int severity(const json::object& e) {
   const std::string kind = text(e, "kind");
   const std::string reason = text(e, "reason");
   if (kind == "guardrail-revert") return 1;  // alert
+  if (kind == "update") {                    // firmware update steps (control/update)
+    const std::string outcome = text(e, "outcome");
+    const bool failed = outcome.rfind("failed", 0) == 0 || outcome.rfind("refused", 0) == 0;
+    return failed ? 3 : 5;  // error: a rejected bundle, a failed self-test, a rollback
+  }
   if (reason.rfind("patch", 0) == 0 || !text(e, "detail").empty())
     return 3;                    // error: a patch or inspection hit
   if (kind == "drop") return 4;  // warning
@@ -56,6 +61,8 @@ int cef_severity(int syslog_severity) {
 
 std::string summary(const json::object& e) {
   std::string s = text(e, "kind") + " " + text(e, "reason");
+  if (!text(e, "step").empty()) s += text(e, "step") + " " + text(e, "outcome");
+  if (!text(e, "version").empty()) s += " version=" + text(e, "version");
   if (!text(e, "device").empty()) s += " device=" + text(e, "device");
   if (!text(e, "src").empty()) {
     s += " " + text(e, "src") + (text(e, "src_port").empty() ? "" : ":" + text(e, "src_port")) +
@@ -189,8 +196,9 @@ json::value syslog_settings_json(const SyslogSettings& s) {
 
 std::string format_rfc5424(const json::object& e, const std::string& hostname) {
   std::string sd = "[cordon@32473";
-  for (const char* key : {"device", "rule", "reason", "dir", "ingress", "protocol", "src",
-                          "src_port", "dst", "dst_port", "src_mac", "policy_version", "detail"}) {
+  for (const char* key :
+       {"device", "rule", "reason", "dir", "ingress", "protocol", "src", "src_port", "dst",
+        "dst_port", "src_mac", "policy_version", "step", "outcome", "version", "actor", "detail"}) {
     const std::string v = text(e, key);
     if (!v.empty()) sd += std::string(" ") + key + "=\"" + sd_escape(v) + "\"";
   }
@@ -200,9 +208,12 @@ std::string format_rfc5424(const json::object& e, const std::string& hostname) {
 
 std::string format_cef(const json::object& e, const std::string& hostname) {
   const int sev = severity(e);
-  std::string cef = "CEF:0|Cordon|Cordon appliance|1|" + cef_header_escape(text(e, "reason")) +
-                    "|" + cef_header_escape(text(e, "kind") + " " + text(e, "reason")) + "|" +
-                    std::to_string(cef_severity(sev)) + "|";
+  // Signature ID and name: the reason of a traffic event, the step of an update event.
+  const std::string signature = text(e, "reason").empty() ? text(e, "step") : text(e, "reason");
+  std::string name = text(e, "kind") + " " + signature;
+  if (!text(e, "outcome").empty()) name += " " + text(e, "outcome");
+  std::string cef = "CEF:0|Cordon|Cordon appliance|1|" + cef_header_escape(signature) + "|" +
+                    cef_header_escape(name) + "|" + std::to_string(cef_severity(sev)) + "|";
   std::string ext;
   auto add = [&](const std::string& key, const std::string& value) {
     if (value.empty()) return;
@@ -223,6 +234,10 @@ std::string format_cef(const json::object& e, const std::string& hostname) {
   add("cs1", text(e, "device"));
   add("cs2Label", text(e, "rule").empty() ? "" : "rule");
   add("cs2", text(e, "rule"));
+  add("cs3Label", text(e, "version").empty() ? "" : "firmwareVersion");
+  add("cs3", text(e, "version"));
+  add("suser", text(e, "actor"));
+  add("outcome", text(e, "outcome"));
   add("msg", text(e, "detail"));
   return header(sev, text(e, "time"), hostname, text(e, "kind")) + cef + ext;
 }

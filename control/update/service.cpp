@@ -8,6 +8,7 @@
 #include <boost/json/serialize.hpp>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <future>
 #include <memory>
@@ -39,28 +40,49 @@ std::string text(const json::object& o, const char* key) {
   return v && v->is_string() ? std::string(v->as_string()) : std::string();
 }
 
-Status write_file_synced(const std::string& path, const std::string& data) {
+// Writes `data` to a new file at `path` (0600) and syncs it. `halfway` runs when half
+// of the bytes are written (the crash tests' "upload" point). On failure the file is
+// removed.
+Status write_file_synced(const std::string& path, const std::string& data,
+                         const std::function<void()>& halfway = {}) {
   const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Error{"io", "cannot create " + path + ": " + std::strerror(errno)};
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string why = std::strerror(errno);
-      close(fd);
-      unlink(path.c_str());
-      return Error{"io", "cannot write " + path + ": " + why};
+  auto write_range = [&](size_t from, size_t to) -> Status {
+    while (from < to) {
+      const ssize_t n = write(fd, data.data() + from, to - from);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Error{"io", "cannot write " + path + ": " + std::strerror(errno)};
+      from += static_cast<size_t>(n);
     }
-    done += static_cast<size_t>(n);
-  }
-  const bool synced = fsync(fd) == 0;
+    return ok();
+  };
+  Status written = write_range(0, data.size() / 2);
+  if (written && halfway) halfway();
+  if (written) written = write_range(data.size() / 2, data.size());
+  if (written && fsync(fd) != 0) written = Error{"io", "cannot sync " + path};
   close(fd);
-  if (!synced) {
-    unlink(path.c_str());
-    return Error{"io", "cannot sync " + path};
+  if (!written) unlink(path.c_str());
+  return written;
+}
+
+// A version an allowance may name: Debian-ordered (dpkg), as the version floor compares.
+bool valid_version(const std::string& v) {
+  if (v.empty() || v.size() > 64 || v[0] < '0' || v[0] > '9') return false;
+  for (char c : v) {
+    const bool allowed = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+                         (c >= 'A' && c <= 'Z') || c == '.' || c == '+' || c == '~' || c == '-';
+    if (!allowed) return false;
   }
-  return ok();
+  return true;
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  const std::time_t secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace
@@ -133,10 +155,20 @@ void UpdateService::record(const std::string& step, const std::string& outcome,
   a.outcome = outcome;
   a.detail = detail;
   (void)store_.audit(a);  // a failed write shows in verify_audit; the step itself went on
+  event(step, outcome, detail, actor, version);
+}
+
+void UpdateService::event(const std::string& step, const std::string& outcome,
+                          const std::string& detail, const store::Actor& actor,
+                          const std::string& version) {
   json::object e{{"time", store::now_rfc3339()}, {"kind", "update"}, {"step", step},
                  {"outcome", outcome},           {"detail", detail}, {"actor", actor.name}};
   if (!version.empty()) e["version"] = version;
-  (void)store_.add_events({json::serialize(e)});
+  std::vector<std::string> events{json::serialize(e)};
+  if (event_sink_)
+    event_sink_(events);
+  else
+    (void)store_.add_events(events);
 }
 
 void UpdateService::post_record(const std::string& step, const std::string& outcome,
@@ -170,8 +202,16 @@ Status UpdateService::upload(const std::string& bundle, const store::Actor& acto
   if (mkdir(options_.bundle_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     return Error{"io", "cannot create " + options_.bundle_dir + ": " + std::strerror(errno)};
   }
+  // Written under a dot name first (install_file never takes one), renamed once synced:
+  // a crash leaves either no bundle or a partial file that on_boot removes.
+  const std::string part = options_.bundle_dir + "/.upload.part";
   const std::string path = options_.bundle_dir + "/upload.raucb";
-  if (Status s = write_file_synced(path, bundle); !s) return s.error();
+  if (Status s = write_file_synced(part, bundle, [this] { checkpoint("upload"); }); !s)
+    return s.error();
+  if (rename(part.c_str(), path.c_str()) != 0) {
+    unlink(part.c_str());
+    return Error{"io", "cannot rename " + part + ": " + std::strerror(errno)};
+  }
   Status started = start_install(path, store::sha256_hex(bundle), bundle.size(), actor);
   if (!started) unlink(path.c_str());
   return started;
@@ -225,6 +265,7 @@ Status UpdateService::start_install(const std::string& path, const std::string& 
   if (Status s = store_.set_setting(kPending, json::serialize(pend)); !s) return s.error();
   record("update.upload", "ok", "bundle sha256 " + sha256 + ", " + std::to_string(size) + " bytes",
          actor);
+  event("update.installing", "ok", "RAUC verifies and installs the bundle", actor);
   if (!options_.rejection_file.empty()) unlink(options_.rejection_file.c_str());
   join();
   {
@@ -239,8 +280,12 @@ Status UpdateService::start_install(const std::string& path, const std::string& 
 }
 
 void UpdateService::install_worker(std::string path, store::Actor actor) {
-  Status installed = backend_.install(
-      path, [this](const Progress& p) { set_state("installing", p.percent, p.message); });
+  bool first_progress = true;
+  Status installed = backend_.install(path, [this, &first_progress](const Progress& p) {
+    if (first_progress) checkpoint("verify");  // RAUC has taken the bundle and checks it
+    first_progress = false;
+    set_state("installing", p.percent, p.message);
+  });
   unlink(path.c_str());  // RAUC has copied what it needs into the slot
   if (!installed) {
     const std::string reason = rejection_reason(installed.error().message);
@@ -265,8 +310,10 @@ void UpdateService::install_worker(std::string path, store::Actor actor) {
       }
     }
   }
-  set_state("awaiting-reboot", 100, "installed into " + to_slot + "; reboot to try it");
   post_([this, actor, to_slot, to_bootname, to_version] {
+    // The state changes with the stored record, so no reader sees "awaiting-reboot"
+    // without the pending update's target.
+    set_state("awaiting-reboot", 100, "installed into " + to_slot + "; reboot to try it");
     if (auto p = pending(); p && p.value()) {
       json::object pend = *p.value();
       pend["phase"] = "installed";
@@ -275,17 +322,39 @@ void UpdateService::install_worker(std::string path, store::Actor actor) {
       pend["to_version"] = to_version;
       (void)store_.set_setting(kPending, json::serialize(pend));
     }
+    event("update.verified", "ok",
+          "RAUC verified the signature, certificate chain and compatible; the pre-install "
+          "handler the version floor and size",
+          actor, to_version);
     record("update.install", "ok",
            "installed into " + to_slot + " (" + to_bootname + "), primary for a trial boot", actor,
            to_version);
+    event("update.rebooting", "awaiting-reboot",
+          "reboot to try " + to_slot + " (" + to_bootname + ")", kSystem, to_version);
+    checkpoint("installed");
     std::lock_guard lock(mu_);
     busy_ = false;
   });
 }
 
+void UpdateService::clean_interrupted_upload() {
+  const std::string part = options_.bundle_dir + "/.upload.part";
+  struct stat st {};
+  if (lstat(part.c_str(), &st) != 0) return;
+  unlink(part.c_str());
+  const std::string reason = "the upload was interrupted before the bundle was complete (" +
+                             std::to_string(st.st_size) + " bytes written)";
+  record("update.upload", "failed: " + reason, "removed the partial upload", kSystem);
+  set_last_result("interrupted", "", reason);
+}
+
 Status UpdateService::on_boot() {
+  clean_interrupted_upload();
   auto p = pending();
   if (!p) return p.error();
+  // An uploaded bundle is RAUC's only while the update that wrote it is in this boot.
+  if (!p.value() || text(*p.value(), "boot_id") != boot_id())
+    unlink((options_.bundle_dir + "/upload.raucb").c_str());
   if (!p.value()) return ok();
   json::object pend = *p.value();
   if (text(pend, "boot_id") == boot_id()) {
@@ -325,6 +394,7 @@ Status UpdateService::on_boot() {
   record("update.trial_boot", "ok",
          "booted " + booted.value() + " (" + booted_version() + ") for a trial", kSystem,
          booted_version());
+  checkpoint("trial-boot");
   worker_ = std::thread([this, pend] { self_test_worker(pend); });
   return ok();
 }
@@ -336,8 +406,10 @@ void UpdateService::self_test_worker(json::object pend) {
   Status tested = text(pend, "phase") == "self-test-failed"
                       ? Status(Error{"self_test", text(pend, "reason")})
                       : self_test_.run();
+  if (tested) checkpoint("self-test");
   Status marked = tested ? backend_.mark("good", "booted") : tested;
   if (marked) {
+    checkpoint("mark-good");
     set_state("idle", 0, "");
     post_([this, version] {
       (void)store_.clear_setting(kPending);
@@ -365,6 +437,9 @@ void UpdateService::self_test_worker(json::object pend) {
   stored_done.wait_for(std::chrono::seconds(30));
   Status bad = backend_.mark("bad", "booted");
   set_state("rebooting", 0, "falling back to the previous slot");
+  post_([this, version] {
+    event("update.rebooting", "ok", "falling back to the previous slot", kSystem, version);
+  });
   std::string reboot_outcome = "no reboot command; waiting for the watchdog or the operator";
   if (!options_.reboot_command.empty()) {
     auto r = run_command(options_.reboot_command, {}, std::chrono::seconds(120));
@@ -404,6 +479,43 @@ Status UpdateService::mark_good(const store::Actor& actor) {
   set_last_result("committed", version, "");
   set_state("idle", 0, "");
   return ok();
+}
+
+Result<json::object> UpdateService::allow_downgrade(const std::string& version,
+                                                    const std::string& reason,
+                                                    const store::Actor& actor) {
+  if (options_.downgrade_allowance_file.empty())
+    return Error{"unavailable", "downgrade allowances are not configured on this appliance"};
+  if (!valid_version(version)) {
+    return Error{"invalid",
+                 "must be a firmware version (starts with a digit; letters, digits, . + ~ -; at "
+                 "most 64 characters)",
+                 "/version"};
+  }
+  if (reason.empty() || reason.size() > 500)
+    return Error{"invalid", "must say why (1 to 500 characters)", "/reason"};
+  const auto now = std::chrono::system_clock::now();
+  const auto expires = now + options_.downgrade_allowance_ttl;
+  const int64_t expires_epoch =
+      std::chrono::duration_cast<std::chrono::seconds>(expires.time_since_epoch()).count();
+  // One allowance at a time: a new one replaces the last (atomically, by rename).
+  const std::string tmp = options_.downgrade_allowance_file + ".tmp";
+  Status written = write_file_synced(
+      tmp, "version=" + version + "\nexpires=" + std::to_string(expires_epoch) + "\n");
+  if (written && rename(tmp.c_str(), options_.downgrade_allowance_file.c_str()) != 0) {
+    written = Error{
+        "io", "cannot write " + options_.downgrade_allowance_file + ": " + std::strerror(errno)};
+    unlink(tmp.c_str());
+  }
+  if (!written) {
+    record("update.allow_downgrade", "failed: " + written.error().message, reason, actor, version);
+    return written.error();
+  }
+  const std::string until = rfc3339(expires);
+  record("update.allow_downgrade", "ok",
+         "one install of " + version + " below the version floor, until " + until + ": " + reason,
+         actor, version);
+  return json::object{{"version", version}, {"expires_at", until}, {"single_use", true}};
 }
 
 json::object UpdateService::status() {

@@ -15,11 +15,14 @@
 // `post` (controld: boost::asio::post on its io_context). The destructor joins it.
 #pragma once
 
+#include <array>
 #include <boost/json/object.hpp>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -46,12 +49,32 @@ class UpdateService {
     std::vector<std::string> reboot_command;
     // The HMAC key of configuration backups (backup.h): state_dir/backup.key.
     std::string backup_key_file;
+    // The administrator's downgrade allowance (allow_downgrade) for the pre-install
+    // handler: `admin_downgrade_allowance` of /etc/cordon/update.conf. Empty: refused.
+    std::string downgrade_allowance_file;
+    std::chrono::seconds downgrade_allowance_ttl = std::chrono::hours(24);
   };
+  // Fault injection for the crash tests (--crash-at): called with the name of each step
+  // of the flow as it is reached (kCrashPoints); the test's hook SIGKILLs the process.
+  using Checkpoint = std::function<void(std::string_view)>;
+  static constexpr std::array<std::string_view, 6> kCrashPoints = {
+      "upload",      // half of the bundle written to the upload file
+      "verify",      // the update is recorded, RAUC has taken the bundle and checks it
+      "installed",   // RAUC finished and the install is recorded; before the reboot
+      "trial-boot",  // the trial boot is recorded; before the self-test starts
+      "self-test",   // the self-test passed; before the slot is marked good
+      "mark-good",   // RAUC marked the slot good; before the commit is recorded
+  };
+  // Where the update events go: by default straight into the store; controld hands them
+  // to ControlApi::log_events (store, event long-poll, syslog export). Control thread.
+  using EventSink = std::function<void(const std::vector<std::string>&)>;
   using Post = std::function<void(std::function<void()>)>;
 
   UpdateService(UpdateBackend& backend, SelfTest& self_test, store::Store& store, Options options,
                 Post post);
   ~UpdateService();
+  void set_checkpoint(Checkpoint checkpoint) { checkpoint_ = std::move(checkpoint); }
+  void set_event_sink(EventSink sink) { event_sink_ = std::move(sink); }
   UpdateService(const UpdateService&) = delete;
   UpdateService& operator=(const UpdateService&) = delete;
 
@@ -68,6 +91,12 @@ class UpdateService {
   Status on_boot();
   // An administrator commits the booted trial slot without waiting for the self-test.
   Status mark_good(const store::Actor& actor);
+  // An administrator allows one install of `version` below the version floor: written
+  // for the pre-install handler (version, expiry), which consumes it when it lets that
+  // version through (single use). RAUC still checks the bundle's signature. Audited.
+  // Returns {"version","expires_at"}.
+  Result<boost::json::object> allow_downgrade(const std::string& version, const std::string& reason,
+                                              const store::Actor& actor);
   // The state for GET /v1/update: state, progress, booted and primary slot, slots,
   // versions, the update in flight and the last result.
   boost::json::object status();
@@ -86,6 +115,9 @@ class UpdateService {
   // On the control thread: one audit entry and one event for a step.
   void record(const std::string& step, const std::string& outcome, const std::string& detail,
               const store::Actor& actor, const std::string& version = {});
+  // Only an event (progress steps that need no audit entry). Control thread.
+  void event(const std::string& step, const std::string& outcome, const std::string& detail,
+             const store::Actor& actor, const std::string& version = {});
   void post_record(const std::string& step, const std::string& outcome, const std::string& detail,
                    const store::Actor& actor, const std::string& version = {});
   void set_last_result(const std::string& outcome, const std::string& version,
@@ -94,12 +126,19 @@ class UpdateService {
   std::string boot_id() const;
   Result<std::optional<boost::json::object>> pending();
   std::string rejection_reason(const std::string& rauc_error) const;
+  void checkpoint(std::string_view step) {
+    if (checkpoint_) checkpoint_(step);
+  }
+  // A partial upload left by a crash is removed and reported.
+  void clean_interrupted_upload();
 
   UpdateBackend& backend_;
   SelfTest& self_test_;
   store::Store& store_;
   Options options_;
   Post post_;
+  Checkpoint checkpoint_;
+  EventSink event_sink_;
 
   std::mutex mu_;               // guards the four fields below
   std::string state_ = "idle";  // idle, installing, awaiting-reboot, self-test, rebooting

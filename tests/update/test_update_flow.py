@@ -12,7 +12,14 @@ across reboots, with its store in a state dir):
 * a bundle RAUC refuses (below the version floor) is reported with the pre-install
   handler's reason and changes no slot;
 * controld killed (SIGKILL, standing in for a power cut) during the install or during the
-  self-test comes back, after the reboot, on a good slot with one consistent outcome.
+  self-test comes back, after the reboot, on a good slot with one consistent outcome;
+* CrashAtEveryStep: controld killed at each named step of the flow (update_driver
+  --crash-at STEP, UpdateService::kCrashPoints), then a power cut (the lab reboots at
+  once, RAUC is stopped wherever it was): the system comes back on a working, known slot,
+  the store's record agrees with RAUC, the outcome is reported, and a retry works;
+* an older bundle is refused by the version floor; an administrator's allowance lets
+  exactly one install of it through, and only if it is correctly signed;
+* every step is an event in the store that GET /v1/events serves.
 
 Needs root (loop mounts). Artefacts are made in a temporary directory and removed.
 """
@@ -20,7 +27,9 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -80,6 +89,9 @@ class UpdateFlow(unittest.TestCase):
     def history(self):
         return [(s["step"], s["outcome"]) for s in self.driver("history")]
 
+    def events(self):
+        return [(e["step"], e["outcome"]) for e in self.driver("events")]
+
     def bundle(self, version):
         return make_bundle(IMG[version], os.path.join(self.dir, f"{version}.raucb"), PKI, version=version)
 
@@ -123,6 +135,10 @@ class UpdateFlow(unittest.TestCase):
         self.assertEqual(self.history(), [("update.upload", "ok"), ("update.install", "ok"),
                                           ("update.trial_boot", "ok"), ("update.self_test", "ok"),
                                           ("update.commit", "ok")])
+        self.assertEqual(self.events(), [
+            ("update.upload", "ok"), ("update.installing", "ok"), ("update.verified", "ok"),
+            ("update.install", "ok"), ("update.rebooting", "awaiting-reboot"),
+            ("update.trial_boot", "ok"), ("update.self_test", "ok"), ("update.commit", "ok")])
         # It stays: the next boot is B again, nothing in flight.
         self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
         self.assertEqual(self.driver("boot")["state"], "idle")
@@ -147,6 +163,10 @@ class UpdateFlow(unittest.TestCase):
         self.assertEqual(st["last_result"]["version"], "1.2.0")
         self.assertIn("the dataplane exited (code 1)", st["last_result"]["reason"])
         self.assertEqual(self.lab.version_floor(), "1.1.0")
+        events = self.events()
+        self.assertEqual(events[-3], ("update.rebooting", "ok"), events)
+        self.assertEqual(events[-2], ("update.fallback", "ok"))
+        self.assertEqual(events[-1][0], "update.rollback")
         steps = self.history()
         self.assertEqual(steps[-3][0], "update.self_test")
         self.assertTrue(steps[-3][1].startswith("failed: self-test"), steps[-3])
@@ -154,6 +174,25 @@ class UpdateFlow(unittest.TestCase):
         self.assertEqual(steps[-1][0], "update.rollback")
         # The slot stays on B across further reboots.
         self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+
+    def test_a_self_test_that_finds_webd_not_answering_rolls_back(self):
+        # Nothing listens on the probed port: the slot's own checks pass, the webd probe
+        # (controld's --update-webd-url) fails the self-test.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.driver("install", self.bundle("1.1.0"))
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        res = updatelab.run([DRIVER, self.lab.dir, self.state, "boot"], check=False, timeout=600,
+                            env=dict(os.environ, CORDON_WEBD_URL=f"https://127.0.0.1:{port}/"))
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(self.lab.path("boot", "booted")) as f:
+            self.assertEqual(f.read(), "slot=A\nversion=1.0.0\n")
+        st = self.driver("boot")
+        self.assertEqual(st["last_result"]["outcome"], "rolled_back", st)
+        self.assertIn(f"webd at https://127.0.0.1:{port}/: connect: Connection refused",
+                      st["last_result"]["reason"])
+        self.assertEqual(self.lab.version_floor(), "1.0.0")
 
     def test_a_refused_bundle_is_reported_with_the_handlers_reason_and_changes_nothing(self):
         self.install_and_commit("1.1.0", "B")
@@ -167,6 +206,56 @@ class UpdateFlow(unittest.TestCase):
         self.assertIn("below the version floor 1.1.0", st["last_result"]["reason"])
         self.assertEqual(self.lab.snapshot(), before)
         self.assertTrue(self.history()[-1][1].startswith("refused: "))
+        step, outcome = self.events()[-1]
+        self.assertEqual(step, "update.install")
+        self.assertIn("below the version floor 1.1.0", outcome)
+
+    def test_an_older_bundle_installs_once_with_an_allowance_and_only_if_signed(self):
+        self.install_and_commit("1.1.0", "B")
+        allowance = self.lab.path("data", "admin-downgrade-allowance")
+        old = make_bundle(IMG["1.0.0"], os.path.join(self.dir, "old.raucb"), PKI, version="1.0.0")
+        st = self.driver("install", old)
+        self.assertEqual(st["last_result"]["outcome"], "rejected")
+        self.assertIn("below the version floor 1.1.0", st["last_result"]["reason"])
+        self.assertIn("no downgrade allowance", st["last_result"]["reason"])
+
+        allowed = self.driver("allow-downgrade", "1.0.0", "ticket 17: 1.1.0 breaks the modality")
+        self.assertEqual(allowed["version"], "1.0.0")
+        self.assertTrue(os.path.exists(allowance))
+        self.assertEqual(self.history()[-1], ("update.allow_downgrade", "ok"))
+
+        # Not correctly signed: refused even with the allowance, which stays unused.
+        before = self.lab.snapshot()
+        with open(old, "rb") as f:
+            data = bytearray(f.read())
+        data[len(data) // 3] ^= 1  # inside the payload
+        tampered = os.path.join(self.dir, "old-tampered.raucb")
+        with open(tampered, "wb") as f:
+            f.write(data)
+        foreign = make_bundle(IMG["1.0.0"], os.path.join(self.dir, "old-foreign.raucb"), PKI,
+                              version="1.0.0", signer="other-signing", keyring=False)
+        for bad, why in ((tampered, "verification failure"),
+                         (foreign, "unable to get local issuer certificate")):
+            st = self.driver("install", bad)
+            self.assertEqual(st["last_result"]["outcome"], "rejected", bad)
+            self.assertIn(why, st["last_result"]["reason"])
+            self.assertEqual(self.lab.snapshot(), before)
+            self.assertTrue(os.path.exists(allowance), "an unsigned bundle does not use it up")
+
+        # The signed one installs, once.
+        st = self.driver("install", old)
+        self.assertEqual(st["state"], "awaiting-reboot", st)
+        self.assertEqual(st["pending"]["to_version"], "1.0.0")
+        self.assertFalse(os.path.exists(allowance), "the allowance is single use")
+        self.assertEqual(self.lab.reboot(), ("A", "1.0.0"))
+        st = self.driver("boot")
+        self.assertEqual(st["last_result"]["outcome"], "committed", st)
+        self.assertEqual(self.lab.version_floor(), "1.1.0", "the floor never goes down")
+        # The same older bundle again: refused, the allowance is used up.
+        st = self.driver("install", old)
+        self.assertEqual(st["last_result"]["outcome"], "rejected")
+        self.assertIn("below the version floor 1.1.0", st["last_result"]["reason"])
+        self.assertIn("no downgrade allowance", st["last_result"]["reason"])
 
 
 class KilledUpdate(UpdateFlow):
@@ -233,6 +322,112 @@ class KilledUpdate(UpdateFlow):
     test_good_bundle_is_installed_trial_booted_self_tested_and_committed = None
     test_a_bundle_whose_self_test_fails_rolls_back_and_the_rollback_is_reported = None
     test_a_refused_bundle_is_reported_with_the_handlers_reason_and_changes_nothing = None
+    test_an_older_bundle_installs_once_with_an_allowance_and_only_if_signed = None
+    test_a_self_test_that_finds_webd_not_answering_rolls_back = None
+
+
+class CrashAtEveryStep(UpdateFlow):
+    """update_driver --crash-at STEP (a SIGKILL inside controld's flow at that step), then
+    a power cut: the lab reboots at once. Afterwards the system runs a known slot that
+    mounts, the store's record agrees with RAUC's, the outcome is reported, and the update
+    can be tried again."""
+
+    def crash(self, step, *args):
+        res = updatelab.run([DRIVER, self.lab.dir, self.state, "--crash-at", step, *args],
+                            check=False, timeout=600)
+        self.assertEqual(res.returncode, -signal.SIGKILL, f"--crash-at {step}: {res.stderr}")
+
+    def consistent(self, st, slot, version):
+        """The status after the recovery boot agrees with the lab and with RAUC."""
+        self.assertIsNone(st["pending"], st)
+        self.assertEqual(st["state"], "idle", st)
+        self.assertEqual((st["booted_slot"], st["booted_version"]), (slot, version))
+        with open(self.lab.path("boot", "booted")) as f:
+            self.assertEqual(f.read(), f"slot={slot}\nversion={version}\n")
+        self.assertEqual(self.lab.boot_state()[f"{slot}_committed"], "1")
+        self.assertEqual(self.rauc_slot(slot)["boot_status"], "good")
+        self.assertEqual(self.lab.version_floor(), version)
+        self.assertFalse(os.listdir(os.path.join(self.state, "bundles")),
+                         "no bundle or partial upload is left behind")
+
+    def assert_interrupted_then_retry(self, before):
+        st = self.driver("boot")
+        self.consistent(st, "A", "1.0.0")
+        self.assertEqual(st["last_result"]["outcome"], "interrupted", st)
+        self.assertEqual(self.lab.snapshot()["rootfs.0"], before["rootfs.0"])
+        self.install_and_commit("1.1.0", "B")
+
+    def assert_committed_then_retry(self, trial_boots):
+        st = self.driver("boot")
+        self.consistent(st, "B", "1.1.0")
+        self.assertEqual(st["last_result"]["outcome"], "committed", st)
+        steps = [s for s, _ in self.history()]
+        self.assertEqual(steps.count("update.trial_boot"), trial_boots)
+        self.assertEqual(steps.count("update.commit"), 1)
+        # A further update starts and installs (into A).
+        st = self.driver("install", self.bundle("1.1.0"))
+        self.assertEqual(st["state"], "awaiting-reboot", st)
+        self.assertEqual(st["pending"]["to_bootname"], "A")
+
+    def test_crash_while_uploading(self):
+        before = self.lab.snapshot()
+        self.crash("upload", "install", self.bundle("1.1.0"))
+        self.assertTrue(os.path.exists(os.path.join(self.state, "bundles", ".upload.part")))
+        self.assertEqual(self.lab.reboot(), ("A", "1.0.0"))
+        self.assertEqual(self.lab.snapshot(), before)
+        self.assert_interrupted_then_retry(before)
+        self.assertIn(("update.upload", "failed: the upload was interrupted"),
+                      [(s, o.split(" before")[0]) for s, o in self.history()])
+
+    def test_crash_while_rauc_verifies(self):
+        before = self.lab.snapshot()
+        self.crash("verify", "install", self.bundle("1.1.0"))
+        # The power cut: RAUC is stopped wherever it got to.
+        slot, version = self.lab.reboot()
+        sys.stderr.write(f"(the power cut found RAUC {'unfinished' if slot == 'A' else 'done'}) ")
+        if slot == "A":
+            self.assert_interrupted_then_retry(before)
+        else:  # RAUC had finished before the power went
+            self.assertEqual((slot, version), ("B", "1.1.0"))
+            self.assert_committed_then_retry(trial_boots=1)
+
+    def test_crash_after_the_install_before_the_reboot(self):
+        self.crash("installed", "install", self.bundle("1.1.0"))
+        self.assertEqual(self.driver("status")["pending"]["phase"], "installed")
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        self.assert_committed_then_retry(trial_boots=1)
+
+    def test_crash_in_the_trial_boot_before_the_self_test(self):
+        self.driver("install", self.bundle("1.1.0"))
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        self.crash("trial-boot", "boot")
+        self.assertEqual(self.lab.boot_state()["B_committed"], "0")
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))  # the second of 3 attempts
+        self.assert_committed_then_retry(trial_boots=2)
+
+    def test_crash_after_the_self_test_before_mark_good(self):
+        self.driver("install", self.bundle("1.1.0"))
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        self.crash("self-test", "boot")
+        self.assertEqual(self.lab.boot_state()["B_committed"], "0", "nothing was marked")
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        self.assert_committed_then_retry(trial_boots=2)
+
+    def test_crash_after_mark_good_before_the_commit_is_recorded(self):
+        self.driver("install", self.bundle("1.1.0"))
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        self.crash("mark-good", "boot")
+        # RAUC committed the slot; the store still has the update in flight.
+        self.assertEqual(self.lab.boot_state()["B_committed"], "1")
+        self.assertEqual(self.driver("status")["pending"]["phase"], "installed")
+        self.assertEqual(self.lab.reboot(), ("B", "1.1.0"))
+        self.assert_committed_then_retry(trial_boots=2)
+
+    test_good_bundle_is_installed_trial_booted_self_tested_and_committed = None
+    test_a_bundle_whose_self_test_fails_rolls_back_and_the_rollback_is_reported = None
+    test_a_refused_bundle_is_reported_with_the_handlers_reason_and_changes_nothing = None
+    test_an_older_bundle_installs_once_with_an_allowance_and_only_if_signed = None
+    test_a_self_test_that_finds_webd_not_answering_rolls_back = None
 
 
 if __name__ == "__main__":

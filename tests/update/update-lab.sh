@@ -173,6 +173,7 @@ attempts=3
 max_image_bytes=$max_image_bytes
 keyring=$dir/keyring.pem
 downgrade_allowance=$dir/data/downgrade-allowance.pem
+admin_downgrade_allowance=$dir/data/admin-downgrade-allowance
 rejection=$dir/data/last-rejection
 CONF
 

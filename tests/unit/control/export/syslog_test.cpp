@@ -68,6 +68,49 @@ TEST(SyslogFormat, CefHeaderAndExtensionEscaping) {
   EXPECT_EQ(m.find('\n'), std::string::npos);
 }
 
+// Firmware update steps (control/update/service.cpp) as the exporter sends them.
+json::object update_event(const std::string& step, const std::string& outcome) {
+  return json::object{{"time", "2026-11-28T02:30:00Z"},
+                      {"kind", "update"},
+                      {"step", step},
+                      {"outcome", outcome},
+                      {"detail", "marked the booted slot good"},
+                      {"actor", "controld"},
+                      {"version", "1.1.0"}};
+}
+
+TEST(SyslogFormat, UpdateStepsCarryStepOutcomeAndVersion) {
+  const std::string m = format_rfc5424(update_event("update.commit", "ok"), "cordon-1");
+  // local4.notice = 20 * 8 + 5: a commit is no error.
+  EXPECT_EQ(m.rfind("<165>1 2026-11-28T02:30:00Z cordon-1 cordon - update [cordon@32473 ", 0), 0u)
+      << m;
+  EXPECT_NE(m.find(R"(step="update.commit" outcome="ok" version="1.1.0" actor="controld")"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("] update update.commit ok version=1.1.0 (marked the booted slot good)"),
+            std::string::npos)
+      << m;
+
+  // A refusal, a failed self-test and a rollback are errors (local4.err = 163).
+  for (const std::string outcome : {"refused: Verify error: certificate has expired",
+                                    "failed: self-test: the dataplane exited (code 1)"}) {
+    const std::string r = format_rfc5424(update_event("update.install", outcome), "h");
+    EXPECT_EQ(r.rfind("<163>", 0), 0u) << r;
+    EXPECT_NE(r.find("outcome=\"" + outcome + "\""), std::string::npos) << r;
+  }
+
+  const std::string c =
+      format_cef(update_event("update.rollback", "failed: its trial boots ran out"), "cordon-1");
+  EXPECT_NE(c.find("CEF:0|Cordon|Cordon appliance|1|update.rollback|update update.rollback "
+                   "failed: its trial boots ran out|7|"),
+            std::string::npos)
+      << c;
+  EXPECT_NE(c.find("cs3Label=firmwareVersion cs3=1.1.0 suser=controld outcome=failed: its trial "
+                   "boots ran out msg=marked the booted slot good"),
+            std::string::npos)
+      << c;
+}
+
 TEST(SyslogSettings, BadSettingsNameTheirField) {
   const std::pair<const char*, const char*> cases[] = {
       {R"({"enabled":true})", "/host"},

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 
 #include "control/update/fake_backend.h"
 
@@ -139,9 +140,18 @@ TEST_F(UpdateServiceTest, AGoodBundleInstallsTrialBootsPassesItsSelfTestAndIsCom
   EXPECT_EQ(audit_lines(), expected);
   EXPECT_EQ(audit()[0].record.actor.name, "uid:0(root)");
   EXPECT_TRUE(store_->verify_audit().value().intact);
-  // One event per step, with the version where one is known.
+  // One event per step (audited or not), with the version where one is known.
   auto events = store_->events(0, 100).value();
-  ASSERT_EQ(events.size(), expected.size());
+  std::vector<std::string> steps;
+  for (const auto& e : events) {
+    json::object o = json::parse(e.json).as_object();
+    steps.push_back(std::string(o["step"].as_string()) + " " +
+                    std::string(o["outcome"].as_string()));
+  }
+  EXPECT_EQ(steps, (std::vector<std::string>{
+                       "update.upload ok", "update.installing ok", "update.verified ok",
+                       "update.install ok", "update.rebooting awaiting-reboot",
+                       "update.trial_boot ok", "update.self_test ok", "update.commit ok"}));
   json::object commit = json::parse(events.back().json).as_object();
   EXPECT_EQ(commit["kind"], "update");
   EXPECT_EQ(commit["step"], "update.commit");
@@ -389,6 +399,115 @@ TEST_F(KilledUpdateTest, KilledAfterRaucInstalledTheTrialBootIsStillSelfTestedAn
   EXPECT_EQ(backend_.marks, std::vector<std::string>{"good booted"});
   EXPECT_EQ(last("outcome"), "committed");
   EXPECT_EQ(last("version"), "1.1.0");
+}
+
+TEST_F(KilledUpdateTest, APartialUploadLeftByACrashIsRemovedAndReportedAndARetryWorks) {
+  // The crash point "upload": half of the bundle in the upload file, nothing recorded.
+  fs::create_directories(options_.bundle_dir);
+  write(fs::path(options_.bundle_dir) / ".upload.part", "half a bu");
+  reboot();
+  make_service();
+  ASSERT_TRUE(service_->on_boot().ok());
+  EXPECT_FALSE(fs::exists(fs::path(options_.bundle_dir) / ".upload.part"));
+  EXPECT_EQ(last("outcome"), "interrupted");
+  EXPECT_NE(last("reason").find("upload was interrupted"), std::string::npos) << last("reason");
+  EXPECT_EQ(audit_lines().back().rfind("update.upload failed: the upload was interrupted", 0), 0u)
+      << audit_lines().back();
+  EXPECT_TRUE(status()["pending"].is_null());
+  EXPECT_TRUE(backend_.installed_paths.empty());
+  ASSERT_TRUE(service_->upload("bundle", {"alice", "web"}).ok());
+  service_->join();
+  EXPECT_EQ(status()["state"], "awaiting-reboot");
+}
+
+TEST_F(KilledUpdateTest, EveryCrashPointIsReachedInFlowOrder) {
+  // The hook sees each named step once, in order, on the good path (the crash tests
+  // SIGKILL at one of them).
+  std::vector<std::string> reached;
+  std::mutex mu;
+  auto hook = [&](std::string_view at) {
+    std::lock_guard lock(mu);
+    reached.emplace_back(at);
+  };
+  service_->set_checkpoint(hook);
+  ASSERT_TRUE(service_->upload("bundle bytes", {"alice", "web"}).ok());
+  service_->join();
+  reboot();
+  make_service();
+  service_->set_checkpoint(hook);
+  ASSERT_TRUE(service_->on_boot().ok());
+  service_->join();
+  EXPECT_EQ(last("outcome"), "committed");
+  EXPECT_EQ(reached, (std::vector<std::string>{"upload", "verify", "installed", "trial-boot",
+                                               "self-test", "mark-good"}));
+  EXPECT_EQ(reached.size(), UpdateService::kCrashPoints.size());
+}
+
+TEST_F(UpdateServiceTest, UpdateEventsGoToTheEventSinkWhenOneIsSet) {
+  std::vector<std::string> sunk;
+  service_->set_event_sink([&](const std::vector<std::string>& events) {
+    sunk.insert(sunk.end(), events.begin(), events.end());
+  });
+  backend_.install_error = "Verify error: unable to get local issuer certificate";
+  ASSERT_TRUE(service_->upload("bundle", {"alice", "web"}).ok());
+  service_->join();
+  ASSERT_EQ(sunk.size(), 3u);
+  EXPECT_TRUE(store_->events(0, 100).value().empty()) << "the sink owns the events";
+  json::object refused = json::parse(sunk.back()).as_object();
+  EXPECT_EQ(refused["kind"], "update");
+  EXPECT_EQ(refused["step"], "update.install");
+  EXPECT_EQ(refused["outcome"], "refused: Verify error: unable to get local issuer certificate");
+}
+
+TEST_F(UpdateServiceTest, ADowngradeAllowanceIsWrittenForTheHandlerAndAudited) {
+  options_.downgrade_allowance_file = (dir_ / "admin-downgrade-allowance").string();
+  make_service();
+  const auto before = std::chrono::system_clock::now();
+  auto allowed = service_->allow_downgrade("1.0.0", "ticket 4711: 1.1.0 breaks the PACS link",
+                                           {"alice", "web"});
+  ASSERT_TRUE(allowed.ok()) << allowed.error().message;
+  EXPECT_EQ(allowed.value()["version"], "1.0.0");
+  EXPECT_EQ(allowed.value()["single_use"], true);
+  std::ifstream in(options_.downgrade_allowance_file);
+  std::string line1, line2;
+  std::getline(in, line1);
+  std::getline(in, line2);
+  EXPECT_EQ(line1, "version=1.0.0");
+  ASSERT_EQ(line2.rfind("expires=", 0), 0u);
+  const int64_t expires = std::stoll(line2.substr(8));
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::seconds>(before.time_since_epoch()).count();
+  EXPECT_GE(expires, now + 24 * 3600);
+  EXPECT_LE(expires, now + 24 * 3600 + 60);
+  struct stat st {};
+  ASSERT_EQ(::stat(options_.downgrade_allowance_file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const auto entry = audit().back();
+  EXPECT_EQ(entry.record.action, "update.allow_downgrade");
+  EXPECT_EQ(entry.record.outcome, "ok");
+  EXPECT_EQ(entry.record.actor.name, "alice");
+  EXPECT_NE(entry.record.detail.find("ticket 4711"), std::string::npos);
+}
+
+TEST_F(UpdateServiceTest, ABadDowngradeRequestIsRefusedWithItsPathAndWritesNothing) {
+  options_.downgrade_allowance_file = (dir_ / "admin-downgrade-allowance").string();
+  make_service();
+  for (const std::string bad : {"", "latest", "1.0.0\nexpires=99999999999", "../1.0", "1 0"}) {
+    auto r = service_->allow_downgrade(bad, "why", {"alice", "web"});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().path, "/version") << bad;
+  }
+  auto no_reason = service_->allow_downgrade("1.0.0", "", {"alice", "web"});
+  ASSERT_FALSE(no_reason.ok());
+  EXPECT_EQ(no_reason.error().path, "/reason");
+  EXPECT_FALSE(fs::exists(options_.downgrade_allowance_file));
+  EXPECT_TRUE(audit().empty());
+
+  options_.downgrade_allowance_file.clear();
+  make_service();
+  auto unconfigured = service_->allow_downgrade("1.0.0", "why", {"alice", "web"});
+  ASSERT_FALSE(unconfigured.ok());
+  EXPECT_EQ(unconfigured.error().code, "unavailable");
 }
 
 }  // namespace

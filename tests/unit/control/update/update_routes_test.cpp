@@ -16,7 +16,10 @@
 #include <future>
 #include <thread>
 
+#include "control/api/routes.h"
+#include "control/policy/lifecycle.h"
 #include "control/update/fake_backend.h"
+#include "tests/unit/control/fake_dataplane_link.h"
 
 namespace cordon::control::api {
 namespace {
@@ -54,6 +57,7 @@ class UpdateRoutesTest : public ::testing::Test {
     o.release_file = (dir_ / "cordon-release").string();
     o.boot_id_file = (dir_ / "boot_id").string();
     o.backup_key_file = (dir_ / "backup.key").string();
+    o.downgrade_allowance_file = (dir_ / "admin-downgrade-allowance").string();
     // Configuration to back up: a policy version and a setting.
     const int64_t v =
         store_->begin_version(R"({"schema":"cordon.policy/v1"})", {"alice", "web"}, "").value();
@@ -68,6 +72,12 @@ class UpdateRoutesTest : public ::testing::Test {
     server_.emplace(
         io_, HttpServer::Options{(dir_ / "api.sock").string(), 0600, std::nullopt, {}, 1 << 20, 8});
     install_update_routes(*server_, *service_, *store_);
+    // The rest of the API, with the update events going into its event log (as main).
+    policy_.emplace(*store_, dataplane_);
+    api_.emplace(io_, *store_, *policy_, dataplane_);
+    api_->install(*server_);
+    service_->set_event_sink(
+        [this](const std::vector<std::string>& events) { api_->log_events(events); });
     ASSERT_TRUE(server_->listen().ok());
     thread_ = std::thread([this] { io_.run(); });
   }
@@ -145,6 +155,9 @@ class UpdateRoutesTest : public ::testing::Test {
   PassingSelfTest self_test_;
   std::optional<store::Store> store_;
   std::optional<update::UpdateService> service_;
+  testing::FakeDataplaneLink dataplane_;
+  std::optional<policy::PolicyService> policy_;
+  std::optional<ControlApi> api_;
   std::optional<HttpServer> server_;
   std::thread thread_;
 };
@@ -172,6 +185,72 @@ TEST_F(UpdateRoutesTest, UploadShowsProgressToAwaitingRebootAndTheHistory) {
             (std::vector<std::string>{
                 "update.upload ok", "update.install ok",
                 "update.upload refused: an installed update awaits its reboot (or a commit)"}));
+}
+
+TEST_F(UpdateRoutesTest, ADowngradeAllowanceThroughTheApiAndCordonctlIsWrittenAndAudited) {
+  const fs::path file = dir_ / "admin-downgrade-allowance";
+  for (const auto& [body, path] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"reason":"x"})", "/version"},
+           {R"({"version":"1.0.0"})", "/reason"},
+           {R"({"version":1,"reason":"x"})", "/version"},
+           {R"({"version":"1.0.0","reason":"x","forever":true})", "/forever"},
+           {R"({"version":"latest","reason":"x"})", "/version"}}) {
+    Reply r = call(http::verb::post, "/v1/update/allow-downgrade", body);
+    EXPECT_EQ(r.status, 400u) << body;
+    EXPECT_EQ(r.body.at("error").at("path"), path.c_str()) << body;
+  }
+  EXPECT_FALSE(fs::exists(file)) << "a refused request writes nothing";
+
+  Reply r = call(http::verb::post, "/v1/update/allow-downgrade",
+                 R"({"version":"0.9.0","reason":"1.0.0 breaks the modality"})");
+  ASSERT_EQ(r.status, 200u) << json::serialize(r.body);
+  EXPECT_EQ(r.body.at("version"), "0.9.0");
+  std::ifstream in(file);
+  std::string first;
+  std::getline(in, first);
+  EXPECT_EQ(first, "version=0.9.0");
+
+  int rc = -1;
+  const std::string out =
+      cordonctl("update allow-downgrade 0.8.0 --reason 'vendor ticket 12'", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("one install of 0.8.0 below the version floor is allowed until"),
+            std::string::npos)
+      << out;
+  std::ifstream again(file);
+  std::getline(again, first);
+  EXPECT_EQ(first, "version=0.8.0") << "a new allowance replaces the last";
+  Reply h = call(http::verb::get, "/v1/update/history");
+  const auto& steps = h.body.at("steps").as_array();
+  ASSERT_EQ(steps.size(), 2u);
+  EXPECT_EQ(steps[1].at("step"), "update.allow_downgrade");
+  EXPECT_NE(std::string(steps[1].at("detail").as_string()).find("vendor ticket 12"),
+            std::string::npos);
+}
+
+TEST_F(UpdateRoutesTest, UpdateStepsWakeTheEventLongPoll) {
+  Reply first = call(http::verb::get, "/v1/events");
+  ASSERT_EQ(first.status, 200u);
+  const int64_t last = first.body.at("last_id").as_int64();
+  auto waiting = std::async(std::launch::async, [&] {
+    return call(http::verb::get, "/v1/events?after=" + std::to_string(last) + "&wait=30");
+  });
+  while (server_->connections() < 1) std::this_thread::yield();
+  ASSERT_EQ(call(http::verb::post, "/v1/update", "bundle bytes").status, 202u);
+  Reply woke = waiting.get();
+  ASSERT_EQ(woke.status, 200u);
+  ASSERT_FALSE(woke.body.at("events").as_array().empty());
+  EXPECT_EQ(woke.body.at("events").as_array()[0].at("kind"), "update");
+  EXPECT_EQ(woke.body.at("events").as_array()[0].at("step"), "update.upload");
+  wait_for_state("awaiting-reboot");
+  // All of them, in order, in GET /v1/events.
+  std::vector<std::string> steps;
+  const Reply all = call(http::verb::get, "/v1/events");
+  for (const auto& e : all.body.at("events").as_array())
+    steps.push_back(std::string(e.at("step").as_string()));
+  EXPECT_EQ(steps,
+            (std::vector<std::string>{"update.upload", "update.installing", "update.verified",
+                                      "update.install", "update.rebooting"}));
 }
 
 TEST_F(UpdateRoutesTest, BadRequestsGetAClearErrorAndChangeNothing) {
