@@ -17,7 +17,7 @@ import unittest
 from pathlib import Path
 
 from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, cordonctl, dataplane_request,
-                     lab, on, wait_for)
+                     events, lab, on, wait_for)
 
 SERVICE_ADDRESS = json.loads((REPO / "tests/topology/management.json").read_text())[
     "vendor_service_address"]
@@ -191,6 +191,13 @@ class VendorPath(unittest.TestCase):
         wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu through the tunnel")
         r = vendor_echoscu()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The engine admitted it by the session's rule (the flow record says so).
+        def admitted_by_session():
+            return any(e["kind"] == "flow-observed" and e["device"] == "ct-1" and
+                       e.get("rule") == f"vendor-session-{session}" and
+                       e.get("src") == SERVICE_ADDRESS and e.get("dst_port") == 104
+                       for e in events())
+        wait_for(admitted_by_session, 10, "the flow record of the vendor's DICOM association")
         # The modality sees the service address, not the vendor's tunnel address.
         held = self.held_connection()
         self.assertEqual(self.echo.readline(5), f"from {SERVICE_ADDRESS}")
