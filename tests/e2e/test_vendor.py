@@ -17,7 +17,7 @@ import unittest
 from pathlib import Path
 
 from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, cordonctl, dataplane_request,
-                     events, lab, on, wait_for)
+                     lab, on, wait_for)
 
 SERVICE_ADDRESS = json.loads((REPO / "tests/topology/management.json").read_text())[
     "vendor_service_address"]
@@ -159,6 +159,12 @@ class VendorPath(unittest.TestCase):
                  "the vendor's handshake")
         return session
 
+    def tearDown(self):
+        # A failed test leaves no session open for the next one.
+        for line in cordonctl("vendor", "list").stdout.splitlines():
+            if self.vendor_key in line:
+                cordonctl("vendor", "revoke", line.split()[0].rstrip(":"))
+
     def dataplane_sessions(self):
         return dataplane_request({"cmd": "get"})["vendor_sessions"]
 
@@ -191,13 +197,10 @@ class VendorPath(unittest.TestCase):
         wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu through the tunnel")
         r = vendor_echoscu()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        # The engine admitted it by the session's rule (the flow record says so).
-        def admitted_by_session():
-            return any(e["kind"] == "flow-observed" and e["device"] == "ct-1" and
-                       e.get("rule") == f"vendor-session-{session}" and
-                       e.get("src") == SERVICE_ADDRESS and e.get("dst_port") == 104
-                       for e in events())
-        wait_for(admitted_by_session, 10, "the flow record of the vendor's DICOM association")
+        # The engine admitted it by the session's rule (controld's flow record says so).
+        record = f"tcp in from {SERVICE_ADDRESS} port 104  rule=vendor-session-{session}"
+        wait_for(lambda: record in cordonctl("device", "flows", "ct-1").stdout, 10,
+                 "the flow record of the vendor's DICOM association")
         # The modality sees the service address, not the vendor's tunnel address.
         held = self.held_connection()
         self.assertEqual(self.echo.readline(5), f"from {SERVICE_ADDRESS}")
