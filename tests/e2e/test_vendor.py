@@ -6,11 +6,13 @@ vendor's traffic goes through the tunnel, controld's nftables filter and SNAT, t
 dataplane's service port (svc0, net_tap) and the engine to the modality. Checked: DICOM
 echo reaches the modality's SCP; nothing else does (another port of the modality, another
 host, the management address); revoke and expiry cut an open connection and leave
-nothing reachable; the dataplane holds exactly the active sessions.
+nothing reachable; the dataplane holds exactly the active sessions, and gets them back from controld after
+a restart.
 Needs root and network namespaces.
 """
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -166,7 +168,11 @@ class VendorPath(unittest.TestCase):
                 cordonctl("vendor", "revoke", line.split()[0].rstrip(":"))
 
     def dataplane_sessions(self):
-        return dataplane_request({"cmd": "get"})["vendor_sessions"]
+        """The sessions the dataplane admits; None while it is not answering (restart)."""
+        try:
+            return dataplane_request({"cmd": "get"}, timeout=5)["vendor_sessions"]
+        except OSError:
+            return None
 
     def held_connection(self):
         held = Background("vendor", PY, "-u", "-c", HELD_CLIENT, MODALITY, ECHO_PORT,
@@ -188,7 +194,7 @@ class VendorPath(unittest.TestCase):
     def test_1_session_reaches_exactly_its_device_and_ports_until_revoked(self):
         session = self.open_session(600)
         # The dataplane admits the session from the service address.
-        wait_for(lambda: [s["device"] for s in self.dataplane_sessions()] == ["ct-1"], 10,
+        wait_for(lambda: [s["device"] for s in self.dataplane_sessions() or []] == ["ct-1"], 10,
                  "the session in the dataplane")
         s = self.dataplane_sessions()[0]
         self.assertEqual(s["service_address"], SERVICE_ADDRESS)
@@ -211,6 +217,17 @@ class VendorPath(unittest.TestCase):
         self.assertFalse(tcp_open(PACS, 104), "another host (pacs)")
         self.assertFalse(tcp_open("10.60.0.1", 8443), "the management address")
         self.assertFalse(tcp_open("10.99.0.1", 8443), "the appliance through the tunnel")
+
+        # The dataplane restarts (it keeps no sessions): controld pushes the session again
+        # and the vendor gets through once more.
+        held.stop()
+        forwarder = int((RUN / "forwarder.pid").read_text())
+        os.kill(forwarder, signal.SIGKILL)
+        wait_for(lambda: int((RUN / "forwarder.pid").read_text()) != forwarder and
+                 [s["device"] for s in self.dataplane_sessions() or []] == ["ct-1"], 30,
+                 "the restarted dataplane to get the session from controld")
+        wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu after the dataplane restart")
+        held = self.held_connection()
 
         # Revoke: the open connection is cut, nothing is reachable, the dataplane has no
         # session left.
