@@ -267,8 +267,15 @@ int main(int argc, char** argv) {
     vendors.emplace(store, wireguard_backend, firewall, policy,
                     address.substr(0, address.rfind('.')));
     management->set_grants([&vendors] { return vendors->grants(api::ControlApi::wall_ms()); });
+    // The dataplane admits the sessions' traffic from the service address on svc0.
+    vendors->set_dataplane(&link, [&management] {
+      Result<nft::ManagementFirewallSettings> s = management->settings();
+      return s ? s.value().vendor_service_address : std::string();
+    });
     if (Status s = vendors->restore(api::ControlApi::wall_ms()); !s)
       log("restoring vendor sessions: " + s.error().message);
+    if (Status s = vendors->push_to_dataplane(api::ControlApi::wall_ms()); !s)
+      log("vendor sessions: " + s.error().message + " (retried every second)");
     control_api.set_vendor_access(&*vendors, &wireguard_backend, public_key.value());
     log("WireGuard " + options.wireguard_interface + " up; public key " + public_key.value());
   }
@@ -363,6 +370,7 @@ int main(int argc, char** argv) {
   // enforces the active version (it may have restarted).
   boost::asio::steady_timer tick(io);
   uint64_t ticks = 0;
+  bool vendor_push_failing = false;  // logged when it starts and stops failing
   std::function<void()> schedule = [&] {
     tick.expires_after(std::chrono::seconds(1));
     tick.async_wait([&](boost::system::error_code ec) {
@@ -386,6 +394,11 @@ int main(int argc, char** argv) {
             log("vendor session expiry: " + ended.error().message);
           else if (ended.value() > 0)
             log(std::to_string(ended.value()) + " vendor session(s) expired");
+          // Idempotent in the dataplane; restores the sessions of a restarted dataplane.
+          Status pushed = vendors->push_to_dataplane(api::ControlApi::wall_ms());
+          if (!pushed && !vendor_push_failing) log("vendor sessions: " + pushed.error().message);
+          if (pushed && vendor_push_failing) log("vendor sessions: the dataplane has them again");
+          vendor_push_failing = !pushed;
         }
         if (management && ++ticks % 10 == 0) {
           Result<bool> again = management->reassert();

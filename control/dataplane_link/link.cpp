@@ -145,6 +145,22 @@ Result<int64_t> SocketDataplaneLink::version() {
   return got->to_number<int64_t>();
 }
 
+Status SocketDataplaneLink::set_vendor_sessions(const std::string& sessions_json) {
+  json::error_code ec;
+  json::value sessions = json::parse(sessions_json, ec);
+  if (ec || !sessions.is_array()) return Error{"invalid", "vendor sessions: not a JSON array"};
+  Result<std::string> answer = request(
+      json::serialize(json::object{{"cmd", "vendor_sessions"}, {"sessions", std::move(sessions)}}));
+  if (!answer) return answer.error();
+  const json::value v = json::parse(answer.value(), ec);
+  if (ec || !v.is_object()) return unavailable(path_, "unreadable answer to vendor_sessions");
+  const json::value* ok_field = v.as_object().if_contains("ok");
+  if (ok_field && ok_field->is_bool() && ok_field->as_bool()) return ok();
+  const json::value* errors = v.as_object().if_contains("errors");
+  return Error{"invalid", "dataplane refused the vendor sessions: " +
+                              (errors ? json::serialize(*errors) : std::string("no reason"))};
+}
+
 Result<std::string> SocketDataplaneLink::stats() {
   return request(R"({"cmd":"stats"})");
 }

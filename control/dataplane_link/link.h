@@ -27,6 +27,10 @@ class DataplaneLink {
   virtual Result<int64_t> version() = 0;
   // The dataplane's counters as JSON text.
   virtual Result<std::string> stats() = 0;
+  // Replaces the vendor sessions the dataplane admits ({"cmd":"vendor_sessions"};
+  // `sessions_json` is the JSON array, dataplane/dpdk/vendor_sessions.h). The dataplane
+  // ignores a list equal to the one it enforces, so this may be repeated freely.
+  virtual Status set_vendor_sessions(const std::string& sessions_json) = 0;
 };
 
 class SocketDataplaneLink final : public DataplaneLink {
@@ -37,6 +41,7 @@ class SocketDataplaneLink final : public DataplaneLink {
   Status apply(const std::string& document, int64_t version) override;
   Result<int64_t> version() override;
   Result<std::string> stats() override;
+  Status set_vendor_sessions(const std::string& sessions_json) override;
 
  private:
   Result<std::string> request(const std::string& line);

@@ -29,6 +29,12 @@ std::vector<nft::VendorAccessElement> elements_of(const store::VendorSession& s)
   return out;
 }
 
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 Result<store::VendorSession> VendorAccess::create(const json::value& body,
@@ -124,7 +130,37 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body,
     return id.error();
   }
   s.id = id.value();
+  // A dataplane that is not reachable now gets the session with the next periodic push.
+  (void)push_to_dataplane(now_ms);
   return s;
+}
+
+Result<std::string> VendorAccess::dataplane_sessions(int64_t now_ms) {
+  const std::string service = service_address_ ? service_address_() : std::string();
+  json::array out;
+  if (!service.empty()) {
+    Result<std::vector<store::VendorSession>> sessions = active(now_ms);
+    if (!sessions) return sessions.error();
+    for (const store::VendorSession& s : sessions.value()) {
+      json::array ports;
+      for (uint16_t p : parse_ports(s.ports)) ports.push_back(p);
+      out.push_back(json::object{{"id", s.id},
+                                 {"service_address", service},
+                                 {"device", s.device},
+                                 {"ports", std::move(ports)},
+                                 {"expires_unix_ms", s.expires_ms}});
+    }
+  }
+  return json::serialize(out);
+}
+
+Status VendorAccess::push_to_dataplane(int64_t now_ms) {
+  if (dataplane_ == nullptr) return ok();
+  Result<std::string> sessions = dataplane_sessions(now_ms);
+  if (!sessions) return sessions.error();
+  if (Status st = dataplane_->set_vendor_sessions(sessions.value()); !st)
+    return st.error().context("pushing the vendor sessions to the dataplane");
+  return ok();
 }
 
 Status VendorAccess::open(const store::VendorSession& s, int64_t now_ms) {
@@ -155,9 +191,13 @@ Status VendorAccess::revoke(int64_t id, const store::Actor& actor) {
     if (s.id != id) continue;
     if (Status st = close(s); !st)
       return st.error().context("revoking vendor session " + std::to_string(id));
-    return store_.end_vendor_session(
+    Status ended = store_.end_vendor_session(
         id, "revoked by " + actor.name,
         {actor, "vendor.revoke", "vendor-session/" + std::to_string(id), "ok", "", "", ""});
+    // The dataplane cuts the session's open connections now; if it cannot be reached,
+    // the firewall already has, and the next periodic push catches it up.
+    if (ended) (void)push_to_dataplane(wall_ms());
+    return ended;
   }
   return Error{"not_found", "no open vendor session " + std::to_string(id)};
 }
@@ -190,6 +230,7 @@ Result<int> VendorAccess::expire(int64_t now_ms) {
       return st.error();
     ++ended;
   }
+  if (ended > 0) (void)push_to_dataplane(now_ms);
   return ended;
 }
 

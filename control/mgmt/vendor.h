@@ -6,16 +6,23 @@
 // packet against the set, so open connections are cut at their next packet). Every step
 // is audited; sessions survive a controld restart (their peers and elements are restored).
 //
+// The dataplane admits the sessions' traffic on the device segment (from the service
+// address the firewall translates it to): push_to_dataplane() sends it the active
+// sessions. controld calls it after every change and once a second, so a restarted
+// dataplane (which keeps no sessions) gets them back within a second.
+//
 // Threads: control thread only.
 #pragma once
 
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "control/common/result.h"
+#include "control/dataplane_link/link.h"
 #include "control/nft/firewall_backend.h"
 #include "control/policy/lifecycle.h"
 #include "control/store/store.h"
@@ -49,6 +56,19 @@ class VendorAccess {
   // replacements and read-back).
   std::vector<nft::VendorGrant> grants(int64_t now_ms);
 
+  // Where the sessions go on the device segment: the dataplane, and the service address
+  // (management settings' vendor_service_address; "" = no vendor path through it).
+  void set_dataplane(dataplane_link::DataplaneLink* link,
+                     std::function<std::string()> service_address) {
+    dataplane_ = link;
+    service_address_ = std::move(service_address);
+  }
+  // The dataplane's session list (a JSON array, dataplane/dpdk/vendor_sessions.h): the
+  // active sessions with the service address; empty without one.
+  Result<std::string> dataplane_sessions(int64_t now_ms);
+  // Sends dataplane_sessions() to the dataplane (ok when none is set).
+  Status push_to_dataplane(int64_t now_ms);
+
  private:
   Status open(const store::VendorSession& s, int64_t now_ms);
   Status close(const store::VendorSession& s);
@@ -58,6 +78,8 @@ class VendorAccess {
   nft::FirewallBackend& firewall_;
   policy::PolicyService& policy_;
   std::string tunnel_prefix_;
+  dataplane_link::DataplaneLink* dataplane_ = nullptr;
+  std::function<std::string()> service_address_;
 };
 
 }  // namespace cordon::control::mgmt

@@ -3,10 +3,12 @@
 #include <net/if.h>
 #include <netinet/in.h>  // before the linux/ headers, which include linux/in.h
 
+#include <arpa/inet.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include <algorithm>
@@ -125,6 +127,21 @@ class RuleBuilder {
     nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, static_cast<std::uint32_t>(v));
     return *this;
   }
+  // snat ip to `address` (network order): the address is loaded into register 1.
+  RuleBuilder& snat_ipv4(const std::array<std::uint8_t, 4>& address) {
+    nftnl_expr* e = add("immediate");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_1);
+    nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, address.data(), 4);
+    e = add("nat");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_SNAT);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY, NFPROTO_IPV4);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
+    // The kernel sets "map IPs" and addr_max = addr_min itself when only addr_min is given,
+    // and reports them; set here too, so the read-back compares equal.
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS);
+    return *this;
+  }
   RulePtr done() { return std::move(rule_); }
 
  private:
@@ -137,14 +154,15 @@ class RuleBuilder {
   RulePtr rule_;
 };
 
-ChainPtr make_chain(const char* name, std::uint32_t hook, int policy) {
+ChainPtr make_chain(const char* name, std::uint32_t hook, int policy, const char* type = "filter",
+                    std::int32_t priority = 0) {
   ChainPtr c(nftnl_chain_alloc());
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_FAMILY, NFPROTO_INET);
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, kTableName);
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, name);
-  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, "filter");
+  nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, type);
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hook);
-  nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, 0);
+  nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, priority);
   nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, static_cast<std::uint32_t>(policy));
   return c;
 }
@@ -295,6 +313,11 @@ NftObjects build_objects(const TableSpec& spec) {
 
   o.chains.push_back(make_chain("input", NF_INET_LOCAL_IN, NF_DROP));
   o.chains.push_back(make_chain("forward", NF_INET_FORWARD, NF_ACCEPT));
+  const bool vendor_snat = !s.wireguard_interface.empty() && !s.vendor_service_address.empty();
+  if (vendor_snat) {
+    // srcnat priority (100), as nft's "type nat hook postrouting priority srcnat".
+    o.chains.push_back(make_chain("postrouting", NF_INET_POST_ROUTING, NF_ACCEPT, "nat", 100));
+  }
 
   o.sets.push_back(make_set(kAdminSetV4, kAdminV4Id, kTypeIpv4, 4, NFT_SET_INTERVAL));
   fill_interval_set(o.sets.back().get(), s.admin_networks, false);
@@ -432,6 +455,47 @@ NftObjects build_objects(const TableSpec& spec) {
                         .counter()
                         .verdict(NF_DROP)
                         .done());
+    // The vendor path needs IPv4 forwarding on the appliance; nothing else may be routed
+    // from or to the guarded interfaces (management, internet side) or into the egress.
+    std::vector<std::pair<std::uint32_t, std::string>> guarded = {{NFT_META_IIFNAME, mgmt},
+                                                                  {NFT_META_OIFNAME, mgmt}};
+    if (!s.external_interface.empty()) {
+      guarded.push_back({NFT_META_IIFNAME, s.external_interface});
+      guarded.push_back({NFT_META_OIFNAME, s.external_interface});
+    }
+    if (!egress.empty()) {
+      guarded.push_back({NFT_META_IIFNAME, egress});
+      guarded.push_back({NFT_META_OIFNAME, egress});
+    }
+    for (const auto& [key, name] : guarded) {
+      rules.push_back(RuleBuilder("forward", std::string("no routing ") +
+                                                 (key == NFT_META_IIFNAME ? "from " : "to ") + name)
+                          .ifname(key, NFT_CMP_EQ, name)
+                          .counter()
+                          .verdict(NF_DROP)
+                          .done());
+    }
+  }
+
+  // --- postrouting: vendor traffic leaves with the service address ---
+  if (vendor_snat) {
+    std::array<std::uint8_t, 4> service{};
+    inet_pton(AF_INET, s.vendor_service_address.c_str(), service.data());
+    for (const auto& [proto, name] :
+         {std::pair<std::uint8_t, const char*>{IPPROTO_TCP, "tcp"}, {IPPROTO_UDP, "udp"}}) {
+      // Only what a session grants (the same set as the forward chain); postrouting has no
+      // input interface to match on.
+      rules.push_back(RuleBuilder("postrouting", std::string("vendor snat (") + name + ")")
+                          .ifname(NFT_META_OIFNAME, NFT_CMP_EQ, s.vendor_egress_interface)
+                          .nfproto(NFPROTO_IPV4)
+                          .l4proto(proto)
+                          .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1)
+                          .payload(NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG32_01)
+                          .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG32_02)
+                          .lookup(kVendorSet, kVendorId, NFT_REG_1)
+                          .snat_ipv4(service)
+                          .done());
+    }
   }
   return o;
 }

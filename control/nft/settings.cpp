@@ -112,10 +112,16 @@ std::string Cidr::to_string() const {
 Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json) {
   const auto* obj = json.if_object();
   if (obj == nullptr) return invalid("settings must be a JSON object", "");
-  static const std::set<std::string> known = {
-      "interface",          "wireguard_interface",  "vendor_egress_interface",
-      "external_interface", "admin_networks",       "https_port",
-      "wireguard_port",     "icmp_echo_per_second", "log_drops"};
+  static const std::set<std::string> known = {"interface",
+                                              "wireguard_interface",
+                                              "vendor_egress_interface",
+                                              "external_interface",
+                                              "admin_networks",
+                                              "https_port",
+                                              "wireguard_port",
+                                              "icmp_echo_per_second",
+                                              "log_drops",
+                                              "vendor_service_address"};
   for (const auto& kv : *obj) {
     if (!known.contains(std::string(kv.key()))) {
       return invalid("unknown field", "/" + std::string(kv.key()));
@@ -176,6 +182,26 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
     s.admin_networks.push_back(cidr.value());
   }
 
+  if (const auto* v = obj->if_contains("vendor_service_address")) {
+    const std::string path = "/vendor_service_address";
+    if (s.vendor_egress_interface.empty()) {
+      return invalid("needs a vendor_egress_interface (where it is used)", path);
+    }
+    std::array<std::uint8_t, 4> a{};
+    if (!v->is_string() || inet_pton(AF_INET, v->as_string().c_str(), a.data()) != 1) {
+      return invalid("must be an IPv4 address like \"10.50.0.250\"", path);
+    }
+    if (a[0] == 0 || a[0] == 127 || a[0] >= 224 || (a[0] == 169 && a[1] == 254)) {
+      return invalid("must be a unicast host address (not 0/8, 127/8, 169.254/16, 224/3)", path);
+    }
+    char text[INET_ADDRSTRLEN] = {};
+    inet_ntop(AF_INET, a.data(), text, sizeof text);
+    s.vendor_service_address = text;
+    if (admits(s, text)) {
+      return invalid("lies in an admin network: vendor traffic would count as the admin's", path);
+    }
+  }
+
   if (const auto* v = obj->if_contains("https_port")) {
     auto n = read_uint(*v, "/https_port", 1, 65535);
     if (!n) return n.error();
@@ -204,6 +230,7 @@ boost::json::value to_json(const ManagementFirewallSettings& s) {
   o["wireguard_interface"] = s.wireguard_interface;
   o["vendor_egress_interface"] = s.vendor_egress_interface;
   o["external_interface"] = s.external_interface;
+  if (!s.vendor_service_address.empty()) o["vendor_service_address"] = s.vendor_service_address;
   boost::json::array nets;
   for (const auto& n : s.admin_networks) nets.emplace_back(n.to_string());
   o["admin_networks"] = std::move(nets);

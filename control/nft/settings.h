@@ -38,7 +38,11 @@ struct ManagementFirewallSettings {
   std::string external_interface;       // internet side (vendors): guarded, only WireGuard's
                                         // UDP port is open there; "" = none
   std::string vendor_egress_interface;  // where vendor traffic leaves toward the devices; "" = any
-  std::vector<Cidr> admin_networks;     // may reach webd's HTTPS (incl. remote-management peers)
+  // Where vendor traffic is source-translated (SNAT) on its way out of
+  // vendor_egress_interface: the service address on the device segment, which the
+  // dataplane admits for the active sessions. IPv4 literal; "" = no translation.
+  std::string vendor_service_address;
+  std::vector<Cidr> admin_networks;  // may reach webd's HTTPS (incl. remote-management peers)
   std::uint16_t https_port = 8443;
   std::uint16_t wireguard_port = 51820;
   std::uint32_t icmp_echo_per_second = 5;  // echo requests accepted per second (burst 5)

@@ -96,6 +96,11 @@ std::string event_json(const engine::Event& e, int64_t realtime_offset_ns, std::
   return json::serialize(json::object{{"event", std::move(o)}});
 }
 
+ControlHandler::ControlHandler(engine::Engine& engine, PolicyState& state, WallClock clock)
+    : engine_(engine), state_(state), clock_(std::move(clock)) {
+  if (!clock_) clock_ = [] { return realtime_ns() / 1'000'000; };
+}
+
 std::string ControlHandler::stats_json() const {
   const engine::CounterSnapshot s = engine_.read_counters();
   json::object dropped;
@@ -146,8 +151,29 @@ std::string ControlHandler::handle(std::string_view line) {
   if (cmd->as_string() == "get") {
     json::value policy = nullptr;
     if (state_.document()) policy = json::parse(engine::to_json(*state_.document()));
-    return json::serialize(
-        json::object{{"ok", true}, {"version", state_.version()}, {"policy", std::move(policy)}});
+    return json::serialize(json::object{{"ok", true},
+                                        {"version", state_.version()},
+                                        {"policy", std::move(policy)},
+                                        {"vendor_sessions", to_json(state_.vendor_sessions())}});
+  }
+  if (cmd->as_string() == "vendor_sessions") {
+    const json::value* sessions = o.if_contains("sessions");
+    if (sessions == nullptr) return error_response("sessions: missing");
+    std::vector<VendorSession> parsed;
+    std::vector<engine::PolicyError> errors = parse_vendor_sessions(*sessions, parsed);
+    if (errors.empty()) {
+      ApplyResult r = state_.set_vendor_sessions(std::move(parsed), clock_());
+      if (r.ok) {
+        return json::serialize(
+            json::object{{"ok", true}, {"sessions", to_json(state_.vendor_sessions())}});
+      }
+      errors = std::move(r.errors);
+    }
+    json::array list;
+    for (const auto& e : errors) {
+      list.push_back(json::object{{"path", e.path}, {"message", e.message}});
+    }
+    return json::serialize(json::object{{"ok", false}, {"errors", std::move(list)}});
   }
   if (cmd->as_string() == "stats") return stats_json();
   return error_response("cmd: unknown command");
@@ -201,6 +227,7 @@ void ControlServer::run(const std::atomic<bool>& stop) {
       if (clients_[i].fd >= 0 && !clients_[i].out.empty()) write_client(clients_[i]);
     }
     drain_events();
+    handler_.expire_vendor_sessions();
     std::erase_if(clients_, [](const Client& c) { return c.fd < 0; });
   }
 }

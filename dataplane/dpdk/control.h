@@ -3,7 +3,12 @@
 //
 //   {"cmd":"apply","document":"<policy JSON text>","version":N}  -> {"ok":true,"version":N}
 //                                     or {"ok":false,"errors":[{"path":..,"message":..}]}
-//   {"cmd":"get"}    -> {"ok":true,"version":N,"policy":{...}}   (version 0, policy null: none)
+//   {"cmd":"get"}    -> {"ok":true,"version":N,"policy":{...},"vendor_sessions":[..]}
+//                       (version 0, policy null: none; the policy without the sessions)
+//   {"cmd":"vendor_sessions","sessions":[{"id":N,"service_address":"10.50.0.250",
+//     "device":"ct-1","ports":[104],"expires_unix_ms":N},..]}
+//                    -> {"ok":true,"sessions":[..the active ones..]}  (replaces them all;
+//                       see vendor_sessions.h)
 //   {"cmd":"stats"}  -> {"ok":true,"version":N,"packets":..,"dropped":{..},"devices":{..}}
 //   {"cmd":"events","follow":bool}  -> recent events, one {"event":{..}} per line, then
 //                                      {"ok":true,"end":true}; with follow, new events
@@ -14,7 +19,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,15 +34,19 @@ namespace cordon::dataplane {
 // Request handling without I/O (unit-tested directly).
 class ControlHandler {
  public:
-  ControlHandler(engine::Engine& engine, PolicyState& state) : engine_(engine), state_(state) {}
+  using WallClock = std::function<int64_t()>;  // milliseconds since 1970
+  ControlHandler(engine::Engine& engine, PolicyState& state, WallClock clock = {});
   // Answers one request line with one response line (no trailing newline). The events
   // command is answered by the server, which streams.
   std::string handle(std::string_view line);
   std::string stats_json() const;
+  // Ends the vendor sessions past their expiry (called every loop of the server).
+  size_t expire_vendor_sessions() { return state_.expire_vendor_sessions(clock_()); }
 
  private:
   engine::Engine& engine_;
   PolicyState& state_;
+  WallClock clock_;
 };
 
 // Converts an engine event to its JSON line ({"event":{...}}). Wall-clock time is the

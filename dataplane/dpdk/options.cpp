@@ -6,12 +6,15 @@
 namespace cordon::dataplane {
 
 std::string usage() {
-  return "usage: cordon-dataplane [EAL options] -- --pair DEVICE_PORT:NETWORK_PORT [--pair ...]\n"
+  return "usage: cordon-dataplane [EAL options] -- --pair DEVICE_PORT:NETWORK_PORT\n"
+         "         [--service-port PORT] [--pair ... [--service-port PORT]]...\n"
          "         [--control-socket PATH] [--state-dir DIR] [--policy FILE]\n"
          "         [--flows-per-worker N] [--inspected-flows-per-worker N] [--idle-sleep-us N]\n"
          "         [--mbufs N]\n"
          "  DEVICE_PORT, NETWORK_PORT: DPDK port names or ids; separate PCI names with ','\n"
-         "  (e.g. --pair 0000:03:00.0,0000:03:00.1)\n";
+         "  (e.g. --pair 0000:03:00.0,0000:03:00.1)\n"
+         "  --service-port: a kernel-facing port (e.g. net_tap0) joined to the device segment\n"
+         "  of the --pair before it (the vendor path, docs/management-plane.md)\n";
 }
 
 std::optional<Options> parse_options(int argc, char** argv, std::string& error) {
@@ -40,7 +43,18 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error) 
         return std::nullopt;
       }
       o.pairs.push_back(
-          {std::string(value.substr(0, split)), std::string(value.substr(split + 1))});
+          {std::string(value.substr(0, split)), std::string(value.substr(split + 1)), {}});
+    } else if (flag == "--service-port") {
+      if (o.pairs.empty()) {
+        error = "--service-port: must follow the --pair it belongs to";
+        return std::nullopt;
+      }
+      if (!o.pairs.back().service_port.empty()) {
+        error = "--service-port: the pair " + o.pairs.back().device_port + ":" +
+                o.pairs.back().network_port + " already has one";
+        return std::nullopt;
+      }
+      o.pairs.back().service_port = value;
     } else if (flag == "--control-socket") {
       o.control_socket = value;
     } else if (flag == "--state-dir") {

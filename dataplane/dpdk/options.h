@@ -11,6 +11,10 @@ namespace cordon::dataplane {
 struct PortPair {
   std::string device_port;  // DPDK device name (e.g. net_af_packet0) or port id
   std::string network_port;
+  // Optional kernel-facing service port (DPDK net_tap) joined to the device segment:
+  // its frames are judged as network-side traffic for the pair and go to the device
+  // port; device frames addressed to its MAC (and broadcasts) go to it. Empty: none.
+  std::string service_port;
 };
 
 struct Options {

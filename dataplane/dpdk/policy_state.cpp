@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace cordon::dataplane {
 namespace {
@@ -77,8 +78,7 @@ ApplyResult PolicyState::apply(std::string_view json, uint64_t version) {
                                      std::to_string(active)});
     return result;
   }
-  engine::CompileResult compiled =
-      engine::compile_policy(*parsed.document, version, engine_.worker_count());
+  engine::CompileResult compiled = compile(*parsed.document, version);
   if (!compiled.policy) {
     result.errors = std::move(compiled.errors);
     return result;
@@ -97,6 +97,61 @@ ApplyResult PolicyState::apply(std::string_view json, uint64_t version) {
   result.ok = true;
   result.version = version;
   return result;
+}
+
+engine::CompileResult PolicyState::compile(const engine::PolicyDocument& document,
+                                           uint64_t version) const {
+  if (sessions_.empty()) return engine::compile_policy(document, version, engine_.worker_count());
+  return engine::compile_policy(with_vendor_sessions(document, sessions_), version,
+                                engine_.worker_count());
+}
+
+ApplyResult PolicyState::set_vendor_sessions(std::vector<VendorSession> sessions,
+                                             int64_t now_unix_ms) {
+  std::erase_if(sessions, [&](const VendorSession& s) { return s.expires_unix_ms <= now_unix_ms; });
+  ApplyResult result;
+  result.version = version_.load();
+  if (sessions == sessions_) {
+    result.ok = true;
+    return result;
+  }
+  std::vector<VendorSession> previous = std::exchange(sessions_, std::move(sessions));
+  if (!document_) {
+    result.ok = true;  // enforced with the first policy
+    return result;
+  }
+  engine::CompileResult compiled = compile(*document_, version_.load());
+  if (!compiled.policy) {
+    sessions_ = std::move(previous);
+    result.errors = std::move(compiled.errors);
+    return result;
+  }
+  engine_.publish(std::move(compiled.policy));
+  result.ok = true;
+  return result;
+}
+
+size_t PolicyState::expire_vendor_sessions(int64_t now_unix_ms) {
+  std::vector<VendorSession> remaining = sessions_;
+  const size_t ended = std::erase_if(
+      remaining, [&](const VendorSession& s) { return s.expires_unix_ms <= now_unix_ms; });
+  if (ended == 0) return 0;
+  // Fewer rules than an already compiled policy: compiling cannot fail on size; if it
+  // did, the sessions are dropped anyway so that nothing outlives its expiry.
+  sessions_ = std::move(remaining);
+  if (!document_) return ended;
+  engine::CompileResult compiled = compile(*document_, version_.load());
+  if (compiled.policy) {
+    engine_.publish(std::move(compiled.policy));
+  } else {
+    engine::CompileResult plain =
+        engine::compile_policy(*document_, version_.load(), engine_.worker_count());
+    if (plain.policy) {
+      sessions_.clear();
+      engine_.publish(std::move(plain.policy));
+    }
+  }
+  return ended;
 }
 
 bool PolicyState::persist(const std::string& json, uint64_t version, std::string& error) const {
@@ -124,8 +179,7 @@ std::optional<std::string> PolicyState::restore() {
   if (!parsed.document) {
     return "persisted policy is invalid: " + parsed.errors.front().to_string();
   }
-  engine::CompileResult compiled =
-      engine::compile_policy(*parsed.document, version, engine_.worker_count());
+  engine::CompileResult compiled = compile(*parsed.document, version);
   if (!compiled.policy)
     return "persisted policy does not compile: " + compiled.errors.front().to_string();
   engine_.publish(std::move(compiled.policy));

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/dpdk/vendor_sessions.h"
 #include "dataplane/engine/engine.h"
 #include "dataplane/engine/policy_document.h"
 
@@ -36,6 +37,17 @@ class PolicyState {
   std::optional<std::string> restore();
   bool has_policy() const { return document_.has_value(); }
 
+  // Replaces the vendor sessions by `sessions` minus those expired at `now_unix_ms`, and
+  // publishes the policy with them unless they are the ones already enforced (controld
+  // pushes the same list every second: that must not re-check every flow each time).
+  // Returns whether it published; errors only when the merged policy does not compile
+  // (then nothing changed).
+  ApplyResult set_vendor_sessions(std::vector<VendorSession> sessions, int64_t now_unix_ms);
+  // Drops the sessions expired at `now_unix_ms` and, if there were any, publishes the
+  // policy without them. Returns how many ended.
+  size_t expire_vendor_sessions(int64_t now_unix_ms);
+  const std::vector<VendorSession>& vendor_sessions() const { return sessions_; }
+
   uint64_t version() const { return version_.load(std::memory_order_relaxed); }
   // Readable from any thread (telemetry).
   const std::atomic<uint64_t>& version_counter() const { return version_; }
@@ -43,11 +55,14 @@ class PolicyState {
 
  private:
   bool persist(const std::string& json, uint64_t version, std::string& error) const;
+  // Compiles `document` plus sessions_ as `version`.
+  engine::CompileResult compile(const engine::PolicyDocument& document, uint64_t version) const;
 
   engine::Engine& engine_;
   std::string state_dir_;
   std::atomic<uint64_t> version_{0};
   std::optional<engine::PolicyDocument> document_;
+  std::vector<VendorSession> sessions_;  // enforced (when there is a policy), none expired
 };
 
 }  // namespace cordon::dataplane

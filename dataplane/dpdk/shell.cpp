@@ -40,6 +40,23 @@ uint64_t monotonic_ns() {
   return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
 }
 
+uint64_t mac_key(const uint8_t* mac) {
+  uint64_t key = 0;
+  std::memcpy(&key, mac, 6);
+  return key;
+}
+
+// Sends `count` frames on `port`; what the NIC does not take is counted and freed.
+uint16_t send_all(uint16_t port, rte_mbuf** frames, uint16_t count, ShellCounters& counters) {
+  if (count == 0) return 0;
+  const uint16_t sent = rte_eth_tx_burst(port, 0, frames, count);
+  if (sent < count) {
+    counters.tx_failed.fetch_add(count - sent, std::memory_order_relaxed);
+    rte_pktmbuf_free_bulk(frames + sent, count - sent);
+  }
+  return sent;
+}
+
 void send_resets(uint16_t port, rte_mbuf** resets, uint16_t count, ShellCounters& counters) {
   if (count == 0) return;
   const uint16_t sent = rte_eth_tx_burst(port, 0, resets, count);
@@ -72,17 +89,31 @@ Shell::Shell(const Options& options, uint32_t workers)
       throw std::runtime_error("--pair " + p.device_port + ":" + p.network_port +
                                ": a port cannot be paired with itself");
     }
+    if (!p.service_port.empty()) {
+      ports.service_port = resolve_port(p.service_port);
+      if (ports.service_port == ports.device_port || ports.service_port == ports.network_port) {
+        throw std::runtime_error("--service-port " + p.service_port +
+                                 ": already a port of its --pair");
+      }
+      rte_ether_addr mac{};
+      if (rte_eth_macaddr_get(ports.service_port, &mac) != 0) {
+        throw std::runtime_error("--service-port " + p.service_port + ": cannot read its MAC");
+      }
+      ports.service_mac = mac_key(mac.addr_bytes);
+    }
     for (const PairPorts& other : pairs_) {
-      for (uint16_t used : {other.device_port, other.network_port}) {
-        if (used == ports.device_port || used == ports.network_port) {
-          throw std::runtime_error("port used in two --pair options");
+      for (uint16_t used : {other.device_port, other.network_port, other.service_port}) {
+        if (used == kNoServicePort) continue;
+        if (used == ports.device_port || used == ports.network_port || used == ports.service_port) {
+          throw std::runtime_error("port used in two --pair / --service-port options");
         }
       }
     }
     pairs_.push_back(ports);
   }
   // Every port holds its RX ring full and may have its TX ring full; each lcore caches.
-  const uint32_t ports = static_cast<uint32_t>(pairs_.size() * 2);
+  uint32_t ports = 0;
+  for (const PairPorts& p : pairs_) ports += p.service_port == kNoServicePort ? 2 : 3;
   // A port that holds frames itself (net_pcap with infinite_rx keeps its whole capture in
   // mbufs) needs more: --mbufs.
   const uint32_t needed = ports * (kRxDescriptors + kTxDescriptors) + workers * (256 + 4 * kBurst);
@@ -97,12 +128,14 @@ Shell::Shell(const Options& options, uint32_t workers)
   for (const PairPorts& p : pairs_) {
     start_port(p.device_port);
     start_port(p.network_port);
+    if (p.service_port != kNoServicePort) start_port(p.service_port);
   }
 }
 
 Shell::~Shell() {
   for (const PairPorts& p : pairs_) {
-    for (uint16_t port : {p.device_port, p.network_port}) {
+    for (uint16_t port : {p.device_port, p.network_port, p.service_port}) {
+      if (port == kNoServicePort) continue;
       rte_eth_dev_stop(port);
       rte_eth_dev_close(port);
     }
@@ -138,6 +171,34 @@ void Shell::start_port(uint16_t port) {
   }
 }
 
+void Shell::send_from_device(const PairPorts& pair, rte_mbuf** frames, uint16_t count,
+                             ShellCounters& counters) {
+  rte_mbuf* network[kBurst];
+  rte_mbuf* service[kBurst];
+  uint16_t to_network = 0;
+  uint16_t to_service = 0;
+  for (uint16_t i = 0; i < count; ++i) {
+    const uint8_t* dst = rte_pktmbuf_mtod(frames[i], const uint8_t*);
+    if (mac_key(dst) == pair.service_mac) {
+      service[to_service++] = frames[i];
+      continue;
+    }
+    if ((dst[0] & 1) != 0) {
+      // Broadcast/multicast (ARP requests for the service address): a copy for the
+      // service port, from the pool (no heap allocation).
+      if (rte_mbuf* copy = rte_pktmbuf_copy(frames[i], pool_, 0, UINT32_MAX)) {
+        service[to_service++] = copy;
+      }
+    }
+    network[to_network++] = frames[i];
+  }
+  const uint16_t to_service_sent = send_all(pair.service_port, service, to_service, counters);
+  counters.service_tx.fetch_add(to_service_sent, std::memory_order_relaxed);
+  counters.tx.fetch_add(
+      send_all(pair.network_port, network, to_network, counters) + to_service_sent,
+      std::memory_order_relaxed);
+}
+
 void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic<bool>& stop) {
   engine::Worker& worker = engine.worker(index);
   ShellCounters& counters = counters_[index];
@@ -155,13 +216,21 @@ void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic
   while (!stop.load(std::memory_order_relaxed)) {
     bool busy = false;
     for (const PairPorts& pair : mine) {
-      for (engine::Side side : {engine::Side::device, engine::Side::network}) {
-        const uint16_t in = side == engine::Side::device ? pair.device_port : pair.network_port;
+      // Sources: the device port, the network port and, if any, the service port, whose
+      // frames the engine judges exactly like the network port's.
+      for (int source = 0; source < 3; ++source) {
+        const bool from_service = source == 2;
+        if (from_service && pair.service_port == kNoServicePort) continue;
+        const engine::Side side = source == 0 ? engine::Side::device : engine::Side::network;
+        const uint16_t in = source == 0   ? pair.device_port
+                            : source == 1 ? pair.network_port
+                                          : pair.service_port;
         const uint16_t out = side == engine::Side::device ? pair.network_port : pair.device_port;
         const uint16_t n = rte_eth_rx_burst(in, 0, rx, kBurst);
         if (n == 0) continue;
         busy = true;
         counters.rx.fetch_add(n, std::memory_order_relaxed);
+        if (from_service) counters.service_rx.fetch_add(n, std::memory_order_relaxed);
         for (uint16_t i = 0; i < n; ++i) {
           // Scattered frames are not inspected piecewise: the engine sees only the first
           // segment, so a multi-segment frame is judged as truncated and dropped.
@@ -199,11 +268,10 @@ void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic
           }
           rte_pktmbuf_free(rx[i]);
         }
-        const uint16_t sent = forward > 0 ? rte_eth_tx_burst(out, 0, tx, forward) : 0;
-        counters.tx.fetch_add(sent, std::memory_order_relaxed);
-        if (sent < forward) {
-          counters.tx_failed.fetch_add(forward - sent, std::memory_order_relaxed);
-          rte_pktmbuf_free_bulk(tx + sent, forward - sent);
+        if (side == engine::Side::device && pair.service_port != kNoServicePort) {
+          send_from_device(pair, tx, forward, counters);
+        } else {
+          counters.tx.fetch_add(send_all(out, tx, forward, counters), std::memory_order_relaxed);
         }
         // Resets back to the sender leave by the port the refused segment came in on;
         // onward resets continue to the receiver.
@@ -237,18 +305,22 @@ const std::atomic<uint64_t>* g_version = nullptr;
 
 int telemetry_stats(const char*, const char*, rte_tel_data* d) {
   rte_tel_data_start_dict(d);
-  uint64_t rx = 0, tx = 0, tx_failed = 0, resets = 0;
+  uint64_t rx = 0, tx = 0, tx_failed = 0, resets = 0, service_rx = 0, service_tx = 0;
   for (uint32_t w = 0; w < g_shell->workers(); ++w) {
     rx += g_shell->counters(w).rx.load(std::memory_order_relaxed);
     tx += g_shell->counters(w).tx.load(std::memory_order_relaxed);
     tx_failed += g_shell->counters(w).tx_failed.load(std::memory_order_relaxed);
     resets += g_shell->counters(w).resets_sent.load(std::memory_order_relaxed);
+    service_rx += g_shell->counters(w).service_rx.load(std::memory_order_relaxed);
+    service_tx += g_shell->counters(w).service_tx.load(std::memory_order_relaxed);
   }
   rte_tel_data_add_dict_u64(d, "policy_version", g_version->load());
   rte_tel_data_add_dict_u64(d, "rx", rx);
   rte_tel_data_add_dict_u64(d, "tx", tx);
   rte_tel_data_add_dict_u64(d, "tx_failed", tx_failed);
   rte_tel_data_add_dict_u64(d, "resets_sent", resets);
+  rte_tel_data_add_dict_u64(d, "service_rx", service_rx);
+  rte_tel_data_add_dict_u64(d, "service_tx", service_tx);
   uint64_t dropped[engine::kDropReasonCount] = {};
   uint64_t packets = 0;
   for (uint32_t w = 0; w < g_engine->worker_count(); ++w) {

@@ -20,9 +20,15 @@ struct rte_mbuf;
 
 namespace cordon::dataplane {
 
+inline constexpr uint16_t kNoServicePort = 0xffff;
+
 struct PairPorts {
   uint16_t device_port;
   uint16_t network_port;
+  // Kernel-facing service port joined to the device segment (options.h), or
+  // kNoServicePort; service_mac is its MAC (what the kernel interface sends from).
+  uint16_t service_port = kNoServicePort;
+  uint64_t service_mac = 0;  // the 6 bytes as read from the frame, in the low 48 bits
 };
 
 struct alignas(64) ShellCounters {
@@ -31,6 +37,8 @@ struct alignas(64) ShellCounters {
   std::atomic<uint64_t> tx_failed{0};  // forwarded by the engine but not accepted by the NIC
   std::atomic<uint64_t> resets_sent{0};
   std::atomic<uint64_t> multi_segment_dropped{0};
+  std::atomic<uint64_t> service_rx{0};  // frames from service ports
+  std::atomic<uint64_t> service_tx{0};  // frames to service ports (broadcast copies too)
 };
 
 class Shell {
@@ -48,6 +56,11 @@ class Shell {
 
  private:
   void start_port(uint16_t port);
+  // Sends the forwarded frames of one burst that came in on `pair`'s device port: to the
+  // service port those addressed to its MAC, to both the broadcasts and multicasts (a
+  // copy for the service port), the rest to the network port.
+  void send_from_device(const PairPorts& pair, rte_mbuf** frames, uint16_t count,
+                        ShellCounters& counters);
   using ResetBuilder = size_t (*)(const uint8_t*, const engine::DecodedPacket&, uint8_t*,
                                   size_t) noexcept;
   rte_mbuf* make_reset(const uint8_t* frame, const engine::DecodedPacket& decoded,

@@ -1,5 +1,6 @@
 // Fuzz target: management-plane settings and WireGuard peers (untrusted JSON from the
-// API). Checks, beyond "no crash, no sanitizer report":
+// API), and the dataplane's vendor session list (its control socket). Checks, beyond
+// "no crash, no sanitizer report":
 //   * a rejection is an "invalid" error with a message and a JSON path that starts with
 //     '/' or is empty (the whole document);
 //   * accepted input survives to_json -> parse unchanged.
@@ -11,6 +12,7 @@
 
 #include "control/nft/settings.h"
 #include "control/wireguard/peer.h"
+#include "dataplane/dpdk/vendor_sessions.h"
 
 namespace {
 
@@ -42,5 +44,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_error(p.error());
   }
   if (auto d = wg::parse_duration(v, "/duration"); !d.ok()) check_error(d.error());
+
+  // Vendor sessions: every error has a path; an accepted list survives to_json -> parse.
+  std::vector<cordon::dataplane::VendorSession> sessions;
+  const auto errors = cordon::dataplane::parse_vendor_sessions(v, sessions);
+  for (const auto& e : errors) {
+    if (e.path.empty() || e.message.empty()) __builtin_trap();
+  }
+  if (errors.empty()) {
+    std::vector<cordon::dataplane::VendorSession> again;
+    if (!cordon::dataplane::parse_vendor_sessions(cordon::dataplane::to_json(sessions), again)
+             .empty() ||
+        again != sessions) {
+      __builtin_trap();
+    }
+  }
   return 0;
 }

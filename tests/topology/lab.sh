@@ -37,6 +37,13 @@ CONTROLD_BIN=$REPO/build/bin/cordon-controld
 WEBD_BIN=$REPO/build/bin/cordon-webd
 POLICY=${CORDON_LAB_POLICY:-$REPO/examples/policies/lab.json}
 TIMEOUT=${CORDON_LAB_TIMEOUT:-60}
+# The vendor path (docs/management-plane.md): the dataplane's kernel-facing service port
+# (net_tap) joined to the modality's segment, and the service address controld's firewall
+# translates vendor traffic to (vendor_service_address in management.json; not used by
+# any lab host, tests/topology/hosts.json).
+SVC_IF=svc0
+SVC_MAC=02:c0:4d:00:00:fa
+SVC_ADDR=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vendor_service_address"])' "$LAB_DIR/management.json")/24
 
 # ---------------------------------------------------------------- forwarder
 # The inline forwarder between the device port (dp-dev0) and the network port
@@ -49,8 +56,9 @@ forwarder_command() {
       FWD_CMD=(
         "$DATAPLANE_BIN" --no-huge -m 256 --no-pci --file-prefix "$DPDK_PREFIX" -l 0
         "--vdev=net_af_packet0,iface=dp-dev0" "--vdev=net_af_packet1,iface=dp-net0"
+        "--vdev=net_tap0,iface=$SVC_IF,mac=$SVC_MAC"
         --
-        --pair net_af_packet0:net_af_packet1
+        --pair net_af_packet0:net_af_packet1 --service-port net_tap0
         --control-socket "$RUN/dataplane.sock"
         --state-dir "$RUN/state"
         --policy "$POLICY"
@@ -272,7 +280,10 @@ start_mllp() {
 
 forwarder_ready() { # KIND
   case $1 in
-    dataplane) [ -S "$RUN/dataplane.sock" ] || return 1 ;;
+    dataplane)
+      [ -S "$RUN/dataplane.sock" ] || return 1
+      ip -n appliance -4 addr show dev "$SVC_IF" 2>/dev/null | grep -q "inet $SVC_ADDR " || return 1
+      ;;
     testpmd) # "Press enter to exit" after the supervisor's latest start line
       awk '/^supervisor: .* start #/ { r = 0 } /Press enter to exit/ { r = 1 } END { exit !r }' \
         "$RUN/dataplane.log" || return 1 ;;
@@ -352,6 +363,23 @@ start_forwarder() {
   say "forwarder: ready (pid $(<"$RUN/forwarder.pid"))"
 }
 
+# The service port's kernel side appears when the dataplane starts (net_tap) and goes
+# with it, so it is configured after every start: the service address, no IPv6, ARP
+# answers only for its own address, checksums computed in software. Runs in the
+# appliance netns.
+configure_service_port() {
+  if ! wait_until 30 ip link show "$SVC_IF" >/dev/null 2>&1; then
+    echo "supervisor: $(date -Is) $SVC_IF did not appear"
+    return 1
+  fi
+  sysctl -q -e -w "net.ipv6.conf.$SVC_IF.disable_ipv6=1" "net.ipv4.conf.$SVC_IF.arp_ignore=1" \
+    >/dev/null
+  ethtool -K "$SVC_IF" tx off >/dev/null 2>&1 || true
+  ip addr replace "$SVC_ADDR" dev "$SVC_IF"
+  ip link set "$SVC_IF" up
+  echo "supervisor: $(date -Is) $SVC_IF configured ($SVC_ADDR)"
+}
+
 # Runs inside the appliance netns, in its own session, stdout/stderr on the log.
 # Restarts the forwarder whenever it exits; SIGTERM stops both.
 cmd_supervise() {
@@ -382,6 +410,7 @@ cmd_supervise() {
     echo "supervisor: $(date -Is) start #$starts: ${FWD_CMD[*]}"
     "${FWD_CMD[@]}" <&3 &
     child=$!
+    [ "$kind" = dataplane ] && configure_service_port &
     echo "$child" >"$RUN/forwarder.pid"
     echo "$starts" >"$RUN/forwarder.starts"
     rc=0
@@ -509,6 +538,9 @@ cmd_up() {
   chmod 755 "$RUN"
   printf '%s\n' "$PLAN" >"$RUN/plan"
   build_topology
+  # The vendor path routes from the tunnel to the service port: IPv4 forwarding in the
+  # appliance namespace only (controld's forward chain allows nothing else).
+  ip netns exec appliance sysctl -q -w net.ipv4.ip_forward=1 >/dev/null
   say "topology: namespaces ${NAMESPACES[*]}"
   start_storescp
   start_mllp

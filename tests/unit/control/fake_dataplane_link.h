@@ -28,10 +28,17 @@ class FakeDataplaneLink final : public dataplane_link::DataplaneLink {
     if (unreachable) return Error{"dataplane", "fake dataplane: unreachable"};
     return std::string(R"({"ok":true,"version":)") + std::to_string(enforced_version) + "}";
   }
+  Status set_vendor_sessions(const std::string& sessions_json) override {
+    ++vendor_session_pushes;
+    if (unreachable) return Error{"dataplane", "fake dataplane: unreachable"};
+    vendor_sessions = sessions_json;
+    return ok();
+  }
   // A restart without state: enforces nothing.
   void restart_empty() {
     enforced_version = 0;
     enforced_document.clear();
+    vendor_sessions.clear();
   }
 
   bool unreachable = false;
@@ -39,6 +46,8 @@ class FakeDataplaneLink final : public dataplane_link::DataplaneLink {
   int apply_calls = 0;
   int64_t enforced_version = 0;
   std::string enforced_document;
+  int vendor_session_pushes = 0;
+  std::string vendor_sessions;  // the last JSON array pushed; "" = none since the start
 };
 
 }  // namespace cordon::control::testing

@@ -1,6 +1,9 @@
 // NftablesBackend against the kernel, in namespaces of our own (label netns, root).
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <atomic>
 #include <regex>
 #include <thread>
@@ -295,6 +298,67 @@ TEST_F(NftablesNetns, VendorElementsOpenExactlyDeviceAndPortUntilTheyExpire) {
     EXPECT_TRUE(fw.remove_vendor_access({e}).ok());
   }
   for (int fd : {session, accepted, dicom, other_port, other_device, mgmt}) close(fd);
+}
+
+// With a service address, granted vendor traffic leaves the egress interface with it as
+// source (SNAT in chain postrouting), and the table with the nat chain reads back equal.
+TEST_F(NftablesNetns, VendorTrafficIsTranslatedToTheServiceAddress) {
+  Netns host("mgmt-nft-r"), vendor("mgmt-nft-v"), device("mgmt-nft-d");
+  must("ip link add mgmt-wg0 netns " + host.name() + " type veth peer name mgmt-wg0p netns " +
+       vendor.name());
+  must("ip link add mgmt-dev netns " + host.name() + " type veth peer name mgmt-devp netns " +
+       device.name());
+  must("ip -n " + host.name() + " addr add 10.99.0.1/24 dev mgmt-wg0");
+  must("ip -n " + host.name() + " addr add 10.50.0.250/24 dev mgmt-dev");
+  must("ip -n " + host.name() + " link set mgmt-wg0 up");
+  must("ip -n " + host.name() + " link set mgmt-dev up");
+  must(host.exec("sysctl -qw net.ipv4.ip_forward=1"));
+  must("ip -n " + vendor.name() + " addr add 10.99.0.2/24 dev mgmt-wg0p");
+  must("ip -n " + vendor.name() + " link set mgmt-wg0p up");
+  must("ip -n " + vendor.name() + " route add default via 10.99.0.1");
+  // The device has no route back to the tunnel: only the translation lets it answer.
+  must("ip -n " + device.name() + " addr add 10.50.0.10/24 dev mgmt-devp");
+  must("ip -n " + device.name() + " link set mgmt-devp up");
+
+  int dicom = -1;
+  {
+    Enter in(device);
+    dicom = test::listen_tcp("10.50.0.10", 104);
+  }
+  ASSERT_GE(dicom, 0);
+  TableSpec spec = spec_a();
+  spec.settings.vendor_service_address = "10.50.0.250";
+  NftablesBackend fw;
+  {
+    Enter in(host);
+    ASSERT_TRUE(fw.apply_table(spec).ok());
+    ASSERT_TRUE(fw.add_vendor_access({element("10.99.0.2", "10.50.0.10", 104)}, 1h).ok());
+    auto actual = fw.read_table();
+    ASSERT_TRUE(actual.ok());
+    spec.vendor_access = {{element("10.99.0.2", "10.50.0.10", 104), 1h}};
+    EXPECT_EQ(compare(describe_intended(spec), actual.value()), std::vector<std::string>{});
+    const std::string listed = sh_output(host.exec("nft list chain inet cordon_mgmt postrouting"));
+    EXPECT_NE(listed.find("snat ip to 10.50.0.250"), std::string::npos) << listed;
+  }
+  int session = -1;
+  {
+    Enter in(vendor);
+    ASSERT_TRUE(test::wait_for(
+        [&] {
+          session = test::connect_tcp("10.99.0.2", "10.50.0.10", 104, 500ms);
+          return session >= 0;
+        },
+        3s));
+  }
+  const int accepted = test::accept_tcp(dicom, 2s);
+  ASSERT_GE(accepted, 0);
+  sockaddr_in peer{};
+  socklen_t len = sizeof peer;
+  ASSERT_EQ(getpeername(accepted, reinterpret_cast<sockaddr*>(&peer), &len), 0);
+  char text[INET_ADDRSTRLEN] = {};
+  inet_ntop(AF_INET, &peer.sin_addr, text, sizeof text);
+  EXPECT_STREQ(text, "10.50.0.250");
+  for (int fd : {session, accepted, dicom}) close(fd);
 }
 
 TEST_F(NftablesNetns, TheLargestAllowedTableFitsOneBatch) {

@@ -89,6 +89,31 @@ TEST(NftSettings, EveryRejectionNamesTheField) {
   }
 }
 
+TEST(NftSettings, VendorServiceAddress) {
+  boost::json::object o = boost::json::parse(R"({"interface":"mgmt0","wireguard_interface":"wg0",
+      "vendor_egress_interface":"svc0","admin_networks":["10.60.0.0/24"],
+      "vendor_service_address":"10.50.0.250"})")
+                              .as_object();
+  auto s = parse_settings(o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s.value().vendor_service_address, "10.50.0.250");
+  EXPECT_EQ(parse_settings(to_json(s.value())).value(), s.value());
+  for (const char* bad : {"10.50.0", "10.50.0.250/24", "127.0.0.1", "0.0.0.0", "224.0.0.1",
+                          "255.255.255.255", "169.254.1.1", "10.60.0.7", "fd00::1"}) {
+    boost::json::object c = o;
+    c["vendor_service_address"] = bad;
+    auto r = parse_settings(c);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().path, "/vendor_service_address") << bad;
+  }
+  boost::json::object no_egress = o;
+  no_egress.erase("vendor_egress_interface");
+  auto r = parse_settings(no_egress);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().path, "/vendor_service_address");
+  EXPECT_NE(r.error().message.find("vendor_egress_interface"), std::string::npos);
+}
+
 TEST(NftSettings, MissingRequiredFieldsAndNonObjects) {
   auto v = good();
   v.as_object().erase("interface");

@@ -115,6 +115,31 @@ TEST(NftTable, VendorPathChecksBothDirectionsAgainstTheSet) {
   ASSERT_NE(find_rule(d, "other traffic into the tunnel"), nullptr);
 }
 
+TEST(NftTable, ServiceAddressAddsTheSnatChainAndRoutingIsGuarded) {
+  TableSpec spec = lab_spec();
+  spec.settings.vendor_egress_interface = "svc0";
+  spec.settings.external_interface = "wan0";
+  EXPECT_EQ(find_rule(describe_intended(spec), "vendor snat (tcp)"), nullptr);
+  spec.settings.vendor_service_address = "10.50.0.250";
+  const TableDescription d = describe_intended(spec);
+  EXPECT_TRUE(has(d, "chain postrouting type nat hook 4 prio 100 policy accept")) << [&] {
+    std::string all;
+    for (const auto& l : d.lines) all += l + "\n";
+    return all;
+  }();
+  for (const char* c : {"vendor snat (tcp)", "vendor snat (udp)"}) {
+    const auto* r = find_rule(d, c);
+    ASSERT_NE(r, nullptr) << c;
+    EXPECT_NE(r->find("lookup reg 1 set vendor_access"), std::string::npos) << *r;
+    EXPECT_NE(r->find("0xfa00320a"), std::string::npos) << *r;  // 10.50.0.250, as loaded
+    EXPECT_NE(r->find("nat snat ip addr_min reg 1"), std::string::npos) << *r;
+  }
+  for (const char* c : {"no routing from mgmt0", "no routing to mgmt0", "no routing from wan0",
+                        "no routing to wan0", "no routing from svc0", "no routing to svc0"}) {
+    EXPECT_NE(find_rule(d, c), nullptr) << c;
+  }
+}
+
 // The objects survive netlink encoding: build each message, parse it into a fresh
 // object, and the description is the same (libnftnl's own test method; no kernel).
 TEST(NftTable, NetlinkMessagesParseBackToTheSameTable) {

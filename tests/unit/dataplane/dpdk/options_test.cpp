@@ -28,6 +28,18 @@ TEST(Options, ParsesPairsAndPaths) {
   EXPECT_EQ(o->flows_per_worker, 1024u);
 }
 
+TEST(Options, AServicePortBelongsToThePairBeforeIt) {
+  std::string error;
+  auto o = parse({"--pair", "a:b", "--pair", "c:d", "--service-port", "net_tap0"}, error);
+  ASSERT_TRUE(o) << error;
+  EXPECT_EQ(o->pairs[0].service_port, "");
+  EXPECT_EQ(o->pairs[1].service_port, "net_tap0");
+  EXPECT_FALSE(parse({"--service-port", "net_tap0", "--pair", "a:b"}, error));
+  EXPECT_EQ(error, "--service-port: must follow the --pair it belongs to");
+  EXPECT_FALSE(parse({"--pair", "a:b", "--service-port", "t0", "--service-port", "t1"}, error));
+  EXPECT_EQ(error, "--service-port: the pair a:b already has one");
+}
+
 TEST(Options, RejectsBadArgumentsWithAReason) {
   std::string error;
   EXPECT_FALSE(parse({}, error));

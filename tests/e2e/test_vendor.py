@@ -1,0 +1,258 @@
+"""The vendor path end to end (issue 6, docs/management-plane.md "Vendor path").
+
+The vendor's laptop brings up its own WireGuard interface (wireguard-go) toward the
+appliance; an operator opens a session for the modality (ct-1) through cordonctl. The
+vendor's traffic goes through the tunnel, controld's nftables filter and SNAT, the
+dataplane's service port (svc0, net_tap) and the engine to the modality. Checked: DICOM
+echo reaches the modality's SCP; nothing else does (another port of the modality, another
+host, the management address); revoke and expiry cut an open connection and leave
+nothing reachable; the dataplane holds exactly the active sessions, and gets them back from controld after
+a restart.
+Needs root and network namespaces.
+"""
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import unittest
+from pathlib import Path
+
+from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, cordonctl, dataplane_request,
+                     lab, on, wait_for)
+
+SERVICE_ADDRESS = json.loads((REPO / "tests/topology/management.json").read_text())[
+    "vendor_service_address"]
+WG_IF = "wg-vpath"   # unique on the machine (wireguard-go's control sockets are shared)
+ECHO_PORT = 7777     # a plain TCP echo service on the modality, part of the session
+OTHER_PORT = 11113   # a DICOM SCP on the modality that the session does not include
+
+# On the modality: echoes every line back; prints where connections come from.
+ECHO_SERVER = f"""
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", {ECHO_PORT})); s.listen(8)
+print("listening", flush=True)
+def serve(c, a):
+    print("from", a[0], flush=True)
+    with c:
+        while True:
+            d = c.recv(4096)
+            if not d: return
+            c.sendall(d)
+while True:
+    c, a = s.accept()
+    threading.Thread(target=serve, args=(c, a), daemon=True).start()
+"""
+
+# On the vendor: one connection held open; "send X" answers "got X", "no answer" or
+# "error ..." (a reset, say).
+HELD_CLIENT = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+print("connected", flush=True)
+for line in sys.stdin:
+    word = line.split()[1]
+    try:
+        c.settimeout(4)
+        c.sendall(word.encode())
+        got = c.recv(4096).decode()
+        print("got " + got if got else "error closed", flush=True)
+    except socket.timeout:
+        print("no answer", flush=True)
+    except OSError as e:
+        print("error " + str(e), flush=True)
+"""
+
+
+def tcp_open(host, port, timeout=3):
+    """Whether a TCP connection from the vendor to host:port is accepted."""
+    r = on("vendor", PY, REPO / "tests/e2e/port_sweep.py", host, port, port, "--timeout", timeout,
+           timeout=60)
+    return f"open {port}" in r.stdout
+
+
+def vendor_echoscu():
+    return on("vendor", "echoscu", "-to", 5, "-ta", 5, "-aet", "VENDOR", "-aec", "CT1", MODALITY,
+              104, timeout=30)
+
+
+class VendorPath(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        lab("down")
+        r = lab("up", timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+        cls.services = []
+        try:
+            # The modality's services: a DICOM SCP on 104 (the session's port), another
+            # on OTHER_PORT (not in the session), and a TCP echo service.
+            for port in (104, OTHER_PORT):
+                cls.services.append(subprocess.Popen(
+                    [str(REPO / "tests/topology/lab.sh"), "exec", "modality", "--", "storescp",
+                     "--aetitle", "CT1", "--output-directory", str(RUN), "--disable-host-lookup",
+                     str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            cls.echo = Background("modality", PY, "-u", "-c", ECHO_SERVER, ready="listening")
+            wait_for(lambda: all(f":{p} " in on("modality", "ss", "-Hltn").stdout
+                                 for p in (104, OTHER_PORT, ECHO_PORT)), 20,
+                     "the modality's services")
+            cls.work = Path(tempfile.mkdtemp(dir=RUN, prefix="vendor-path-"))
+            cls.vendor_key = cls.start_tunnel(cls.work)
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "go", None):
+            cls.go.terminate()
+            cls.go.wait(timeout=10)
+        if getattr(cls, "echo", None):
+            cls.echo.stop()
+        for p in getattr(cls, "services", []):
+            p.terminate()
+            p.wait(timeout=10)
+        if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
+            lab("down")
+
+    @classmethod
+    def start_tunnel(cls, work):
+        """The vendor's laptop: its own key pair and wireguard-go interface."""
+        key = subprocess.run(["wg", "genkey"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        (work / "vendor.key").write_text(key + "\n")
+        os.chmod(work / "vendor.key", 0o600)
+        public = subprocess.run(["wg", "pubkey"], input=key + "\n", capture_output=True,
+                                text=True, check=True).stdout.strip()
+        cls.appliance_key = json.loads(cordonctl("wireguard").stdout)["public_key"]
+        cls.go = subprocess.Popen(["ip", "netns", "exec", "vendor", "wireguard-go", "-f", WG_IF],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: on("vendor", "ip", "link", "show", WG_IF).returncode == 0, 20,
+                 "the vendor's wireguard-go interface")
+        for cmd in (["wg", "set", WG_IF, "private-key", str(work / "vendor.key"), "peer",
+                     cls.appliance_key, "endpoint", "192.0.2.1:51820", "allowed-ips",
+                     "10.99.0.0/24,10.50.0.0/24,10.60.0.0/24", "persistent-keepalive", "1"],
+                    ["ip", "link", "set", WG_IF, "up"]):
+            subprocess.run(["ip", "netns", "exec", "vendor", *cmd], check=True)
+        # Routes into the tunnel for the device segment and the management network, so a
+        # refusal below is the appliance's doing, not a missing route on the laptop.
+        for net in ("10.50.0.0/24", "10.60.0.0/24"):
+            subprocess.run(["ip", "netns", "exec", "vendor", "ip", "route", "replace", net,
+                            "dev", WG_IF], check=True)
+        return public
+
+    def open_session(self, duration, ports=(104, ECHO_PORT)):
+        args = ["vendor", "create", "--key", self.vendor_key, "--device", "ct-1", "--duration",
+                duration]
+        for p in ports:
+            args += ["--port", p]
+        r = cordonctl(*args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        session = r.stdout.split()[2].rstrip(":")
+        tunnel = r.stdout.split("tunnel address ")[1].split(",")[0]
+        # The laptop takes the tunnel address the session was given.
+        on("vendor", "ip", "addr", "flush", "dev", WG_IF)
+        self.assertEqual(on("vendor", "ip", "addr", "add", f"{tunnel}/32", "dev", WG_IF).returncode, 0)
+        for net in ("10.99.0.0/24", "10.50.0.0/24", "10.60.0.0/24"):
+            on("vendor", "ip", "route", "replace", net, "dev", WG_IF)
+        wait_for(lambda: any(p["public_key"] == self.vendor_key and "latest_handshake_unix" in p
+                             for p in json.loads(cordonctl("wireguard").stdout)["peers"]), 30,
+                 "the vendor's handshake")
+        return session
+
+    def tearDown(self):
+        # A failed test leaves no session open for the next one.
+        for line in cordonctl("vendor", "list").stdout.splitlines():
+            if self.vendor_key in line:
+                cordonctl("vendor", "revoke", line.split()[0].rstrip(":"))
+
+    def dataplane_sessions(self):
+        """The sessions the dataplane admits; None while it is not answering (restart)."""
+        try:
+            return dataplane_request({"cmd": "get"}, timeout=5)["vendor_sessions"]
+        except OSError:
+            return None
+
+    def held_connection(self):
+        held = Background("vendor", PY, "-u", "-c", HELD_CLIENT, MODALITY, ECHO_PORT,
+                          ready="connected", timeout=20)
+        held.send("send hello")
+        self.assertEqual(held.readline(10), "got hello")
+        return held
+
+    def assert_cut(self, answer):
+        """The held connection's answer after its session ended: none, or an error."""
+        self.assertIsNotNone(answer, "the held client said nothing")
+        self.assertTrue(answer == "no answer" or answer.startswith("error"), answer)
+
+    def assert_nothing_reachable(self):
+        self.assertNotEqual(vendor_echoscu().returncode, 0, "echoscu passed without a session")
+        for host, port in ((MODALITY, 104), (MODALITY, ECHO_PORT), (PACS, 104), ("10.60.0.1", 8443)):
+            self.assertFalse(tcp_open(host, port), f"{host}:{port} reachable without a session")
+
+    def test_1_session_reaches_exactly_its_device_and_ports_until_revoked(self):
+        session = self.open_session(600)
+        # The dataplane admits the session from the service address.
+        wait_for(lambda: [s["device"] for s in self.dataplane_sessions() or []] == ["ct-1"], 10,
+                 "the session in the dataplane")
+        s = self.dataplane_sessions()[0]
+        self.assertEqual(s["service_address"], SERVICE_ADDRESS)
+        self.assertEqual(sorted(s["ports"]), [104, ECHO_PORT])
+
+        wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu through the tunnel")
+        r = vendor_echoscu()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # The engine admitted it by the session's rule (controld's flow record says so).
+        record = f"tcp in from {SERVICE_ADDRESS} port 104  rule=vendor-session-{session}"
+        wait_for(lambda: record in cordonctl("device", "flows", "ct-1").stdout, 10,
+                 "the flow record of the vendor's DICOM association")
+        # The modality sees the service address, not the vendor's tunnel address.
+        held = self.held_connection()
+        self.assertEqual(self.echo.readline(5), f"from {SERVICE_ADDRESS}")
+
+        # Nothing else: another port on the modality (a listening DICOM SCP), another
+        # host, the management address.
+        self.assertFalse(tcp_open(MODALITY, OTHER_PORT), "another port of the modality")
+        self.assertFalse(tcp_open(PACS, 104), "another host (pacs)")
+        self.assertFalse(tcp_open("10.60.0.1", 8443), "the management address")
+        self.assertFalse(tcp_open("10.99.0.1", 8443), "the appliance through the tunnel")
+
+        # The dataplane restarts (it keeps no sessions): controld pushes the session again
+        # and the vendor gets through once more.
+        held.stop()
+        forwarder = int((RUN / "forwarder.pid").read_text())
+        os.kill(forwarder, signal.SIGKILL)
+        wait_for(lambda: int((RUN / "forwarder.pid").read_text()) != forwarder and
+                 [s["device"] for s in self.dataplane_sessions() or []] == ["ct-1"], 30,
+                 "the restarted dataplane to get the session from controld")
+        wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu after the dataplane restart")
+        held = self.held_connection()
+
+        # Revoke: the open connection is cut, nothing is reachable, the dataplane has no
+        # session left.
+        self.assertEqual(cordonctl("vendor", "revoke", session).returncode, 0)
+        held.send("send again")
+        self.assert_cut(held.readline(10))
+        held.stop()
+        wait_for(lambda: self.dataplane_sessions() == [], 10, "the dataplane to drop the session")
+        self.assert_nothing_reachable()
+
+    def test_2_expiry_cuts_the_open_connection(self):
+        self.open_session(20)
+        wait_for(lambda: vendor_echoscu().returncode == 0, 10, "echoscu through the tunnel")
+        held = self.held_connection()
+        wait_for(lambda: cordonctl("vendor", "list").stdout.strip() == "", 30,
+                 "the session to expire")
+        held.send("send late")
+        self.assert_cut(held.readline(10))
+        held.stop()
+        wait_for(lambda: self.dataplane_sessions() == [], 10, "the dataplane to drop the session")
+        self.assert_nothing_reachable()
+        audit = cordonctl("audit").stdout
+        for action in ("vendor.create", "vendor.revoke", "vendor.expire"):
+            self.assertIn(action, audit)
+
+
+if __name__ == "__main__":
+    unittest.main()

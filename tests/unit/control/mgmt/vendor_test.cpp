@@ -1,0 +1,103 @@
+// Vendor sessions in controld with fakes: what reaches the dataplane (the sessions the
+// device segment admits), on create, revoke, expiry and after a dataplane restart.
+#include "control/mgmt/vendor.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "tests/unit/control/fake_dataplane_link.h"
+#include "tests/unit/control/test_support.h"
+
+namespace cordon::control::mgmt {
+namespace {
+namespace json = boost::json;
+
+constexpr int64_t kNow = 1'800'000'000'000;
+constexpr const char* kKey = "hJMu0ekIJQLY8t3fXPNNZRzSW/tqnmpb6FZePJnQBXc=";
+
+class VendorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_.emplace(store::Store::open(dir_.str()).value());
+    policy_.emplace(*store_, dataplane_);
+    ASSERT_TRUE(
+        policy_->apply(testing::example("lab.json"), {"alice", "unix"}, "", std::nullopt).ok());
+    ASSERT_TRUE(
+        wireguard_.ensure_interface({"wg-cordon", 51820, "/nonexistent", "10.99.0.1/24"}).ok());
+    nft::TableSpec table;
+    table.settings.interface = "mgmt0";
+    table.settings.wireguard_interface = "wg-cordon";
+    table.settings.admin_networks = {nft::Cidr::parse("10.60.0.0/24").value()};
+    ASSERT_TRUE(firewall_.apply_table(table).ok());
+    vendors_.emplace(*store_, wireguard_, firewall_, *policy_, "10.99.0");
+    vendors_->set_dataplane(&dataplane_, [this] { return service_address_; });
+  }
+  Result<store::VendorSession> create(int duration_s, json::array ports = {104}) {
+    return vendors_->create(json::object{{"public_key", kKey},
+                                         {"device", "ct-1"},
+                                         {"ports", std::move(ports)},
+                                         {"duration_seconds", duration_s}},
+                            {"alice", "unix"}, kNow);
+  }
+  json::array pushed() { return json::parse(dataplane_.vendor_sessions).as_array(); }
+
+  testing::ScratchDir dir_{"cordon-vendor"};
+  std::optional<store::Store> store_;
+  testing::FakeDataplaneLink dataplane_;
+  std::optional<policy::PolicyService> policy_;
+  wireguard::FakeWireGuardBackend wireguard_;
+  nft::FakeFirewallBackend firewall_;
+  std::optional<VendorAccess> vendors_;
+  std::string service_address_ = "10.50.0.250";
+};
+
+TEST_F(VendorTest, CreatePushesTheSessionWithTheServiceAddress) {
+  Result<store::VendorSession> s = create(600, {104, 11112});
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  const json::array sessions = pushed();
+  ASSERT_EQ(sessions.size(), 1u);
+  const json::object& o = sessions[0].as_object();
+  EXPECT_EQ(o.at("id").as_int64(), s.value().id);
+  EXPECT_EQ(o.at("service_address").as_string(), "10.50.0.250");
+  EXPECT_EQ(o.at("device").as_string(), "ct-1");
+  EXPECT_EQ(json::serialize(o.at("ports")), "[104,11112]");
+  EXPECT_EQ(o.at("expires_unix_ms").as_int64(), kNow + 600'000);
+}
+
+TEST_F(VendorTest, RevokeAndExpiryPushTheListWithoutTheSession) {
+  Result<store::VendorSession> s = create(600);
+  ASSERT_TRUE(s.ok());
+  ASSERT_EQ(pushed().size(), 1u);
+  ASSERT_TRUE(vendors_->revoke(s.value().id, {"alice", "unix"}).ok());
+  EXPECT_TRUE(pushed().empty());
+
+  ASSERT_TRUE(create(5).ok());
+  ASSERT_EQ(pushed().size(), 1u);
+  Result<int> ended = vendors_->expire(kNow + 5'000);
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(ended.value(), 1);
+  EXPECT_TRUE(pushed().empty());
+}
+
+TEST_F(VendorTest, ARestartedDataplaneGetsTheSessionsAgainAtTheNextPush) {
+  ASSERT_TRUE(create(600).ok());
+  dataplane_.unreachable = true;
+  EXPECT_FALSE(vendors_->push_to_dataplane(kNow + 1'000).ok());
+  dataplane_.unreachable = false;
+  dataplane_.restart_empty();
+  ASSERT_TRUE(vendors_->push_to_dataplane(kNow + 1'000).ok());
+  EXPECT_EQ(pushed().size(), 1u);
+  // A session past its expiry is not pushed, even before expire() ended it.
+  ASSERT_TRUE(vendors_->push_to_dataplane(kNow + 600'000).ok());
+  EXPECT_TRUE(pushed().empty());
+}
+
+TEST_F(VendorTest, WithoutAServiceAddressTheDataplaneAdmitsNoSession) {
+  service_address_.clear();
+  ASSERT_TRUE(create(600).ok());
+  EXPECT_TRUE(pushed().empty());
+}
+
+}  // namespace
+}  // namespace cordon::control::mgmt
