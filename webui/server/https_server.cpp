@@ -47,10 +47,7 @@ class HttpsServer::EventsSocket : public std::enable_shared_from_this<HttpsServe
     ++*live_;
     ++*sockets_;
   }
-  ~EventsSocket() {
-    --*live_;
-    --*sockets_;
-  }
+  ~EventsSocket() { release(); }
 
   void start(routes::HttpRequest req) {
     beast::get_lowest_layer(ws_).expires_never();  // the websocket's own timeouts from here
@@ -166,6 +163,16 @@ class HttpsServer::EventsSocket : public std::enable_shared_from_this<HttpsServe
     beast::error_code ignored;
     beast::get_lowest_layer(ws_).socket().shutdown(tcp::socket::shutdown_both, ignored);
     beast::get_lowest_layer(ws_).socket().close(ignored);
+    // A poll still waiting in controld keeps this object up to kPollWaitSeconds more;
+    // the socket no longer counts against the caps.
+    release();
+  }
+
+  void release() {
+    if (released_) return;
+    released_ = true;
+    --*live_;
+    --*sockets_;
   }
 
   HttpsServer& server_;
@@ -177,7 +184,7 @@ class HttpsServer::EventsSocket : public std::enable_shared_from_this<HttpsServe
   beast::flat_buffer incoming_;
   std::deque<std::string> queue_;
   asio::steady_timer watchdog_, retry_;
-  bool polling_ = false, writing_ = false, closing_ = false, stopped_ = false;
+  bool polling_ = false, writing_ = false, closing_ = false, stopped_ = false, released_ = false;
   std::chrono::steady_clock::time_point write_started_, closing_since_;
   std::shared_ptr<size_t> live_, sockets_;
 };
