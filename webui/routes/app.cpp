@@ -487,7 +487,8 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
     auto f = string_fields(req.body(), {"user", "password"});
     if (f.error) return *f.error;
     std::optional<std::string> totp;
-    if (const json::value* t = json::parse(req.body()).as_object().if_contains("totp")) {
+    const json::value body = json::parse(req.body());  // an object: string_fields checked
+    if (const json::value* t = body.as_object().if_contains("totp")) {
       if (!t->is_string()) return error_reply(400, "invalid", "totp must be a string", "/totp");
       totp = std::string(t->as_string());
     }
