@@ -48,6 +48,7 @@ PASSWORD = "correct horse battery staple"
 # once upgraded, then every text frame's payload on a line of its own, for 40 s.
 WS_CLIENT = r"""
 import base64, http.client, json, os, socket, ssl, sys, time
+NL = chr(13) + chr(10)  # no backslash escapes: the script goes through lab.sh exec
 ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
 c = http.client.HTTPSConnection("10.60.0.1", 8443, context=ctx, timeout=10)
 c.request("POST", "/api/v1/login", body=json.dumps({"user": sys.argv[1], "password": sys.argv[2]}),
@@ -56,29 +57,16 @@ r = c.getresponse(); r.read()
 cookie = r.getheader("Set-Cookie").split(";")[0]
 s = ctx.wrap_socket(socket.create_connection(("10.60.0.1", 8443), timeout=40))
 key = base64.b64encode(os.urandom(16)).decode()
-s.sendall(("GET /api/v1/events/ws HTTP/1.1
-Host: 10.60.0.1:8443
-Upgrade: websocket
-"
-           "Connection: Upgrade
-Sec-WebSocket-Version: 13
-Sec-WebSocket-Key: " + key + "
-"
-           "Origin: " + sys.argv[3] + "
-Cookie: " + cookie + "
-
-").encode())
+lines = ["GET /api/v1/events/ws HTTP/1.1", "Host: 10.60.0.1:8443", "Upgrade: websocket",
+         "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: " + key,
+         "Origin: " + sys.argv[3], "Cookie: " + cookie, "", ""]
+s.sendall(NL.join(lines).encode())
 buf = b""
-while b"
-
-" not in buf: buf += s.recv(4096)
-head, buf = buf.split(b"
-
-", 1)
-print(head.split(b"
-")[0].decode(), flush=True)
-if b" 101 " not in head.split(b"
-")[0]: sys.exit(1)
+while (NL + NL).encode() not in buf: buf += s.recv(4096)
+head, buf = buf.split((NL + NL).encode(), 1)
+status = head.split(NL.encode())[0].decode()
+print(status, flush=True)
+if " 101 " not in status: sys.exit(1)
 print("ready", flush=True)
 def need(n):
     global buf
