@@ -44,8 +44,9 @@ for line in sys.stdin:
 PASSWORD = "correct horse battery staple"
 
 # A minimal WebSocket client (Debian's Python has no websocket module): logs in, upgrades
-# GET /api/v1/events/ws with the session cookie and the console's Origin, prints "ready"
-# once upgraded, then every text frame's payload on a line of its own, for 40 s.
+# GET /api/v1/events/ws with the session cookie and Origin argv[4] (the login uses the
+# console's, argv[3]), prints the status line, "ready" when upgraded,
+# then every text frame's payload on a line of its own, for 40 s.
 WS_CLIENT = r"""
 import base64, http.client, json, os, socket, ssl, sys, time
 NL = chr(13) + chr(10)  # no backslash escapes: the script goes through lab.sh exec
@@ -59,7 +60,7 @@ s = ctx.wrap_socket(socket.create_connection(("10.60.0.1", 8443), timeout=40))
 key = base64.b64encode(os.urandom(16)).decode()
 lines = ["GET /api/v1/events/ws HTTP/1.1", "Host: 10.60.0.1:8443", "Upgrade: websocket",
          "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: " + key,
-         "Origin: " + sys.argv[3], "Cookie: " + cookie, "", ""]
+         "Origin: " + sys.argv[4], "Cookie: " + cookie, "", ""]
 s.sendall(NL.join(lines).encode())
 buf = b""
 while (NL + NL).encode() not in buf: buf += s.recv(4096)
@@ -159,11 +160,11 @@ class WebConsole(unittest.TestCase):
                       "body": {"user": "admin", "password": PASSWORD,
                                "token": token_file.read_text().strip()}})
         # A foreign Origin is refused before upgrading.
-        refused = on("admin", PY, "-c", WS_CLIENT, "admin", PASSWORD, "https://evil.example",
-                     timeout=60)
+        refused = on("admin", PY, "-c", WS_CLIENT, "admin", PASSWORD, ORIGIN,
+                     "https://evil.example", timeout=60)
         self.assertIn("403", refused.stdout, refused.stdout + refused.stderr)
         client = subprocess.Popen([str(LAB), "exec", "admin", "--", PY, "-c", WS_CLIENT, "admin",
-                                   PASSWORD, ORIGIN], stdout=subprocess.PIPE, text=True)
+                                   PASSWORD, ORIGIN, ORIGIN], stdout=subprocess.PIPE, text=True)
         try:
             status = client.stdout.readline()
             self.assertIn("101", status)
