@@ -1,8 +1,8 @@
 // cordon-webd's request handling from raw bytes: Beast's parser with webd's limits, then
 // the App's routing, session, CSRF, role and static-file checks, TOTP and certificate
-// endpoints, and the WebSocket upgrade check (App::events_socket) on every request. "@S@" and "@C@" in the
-// input stand for a live admin session id and its CSRF token, so that authorised paths
-// are reached too. Forwarded calls go to a socket that does not exist (503).
+// endpoints, and the WebSocket upgrade check (App::events_socket) on every request. "@S@" and "@C@"
+// in the input stand for a live admin session id and its CSRF token, so that authorised paths are
+// reached too. Forwarded calls go to a socket that does not exist (503).
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>

@@ -272,8 +272,7 @@ Result<Accounts::Login> Accounts::login(const std::string& name, const std::stri
   if (second.value() && second.value()->active) {
     if (!totp || totp->empty()) {
       audit("login", name, source, "totp required");
-      return Error{"totp_required", "enter the 6-digit code from your authenticator app",
-                   "/totp"};
+      return Error{"totp_required", "enter the 6-digit code from your authenticator app", "/totp"};
     }
     auto step = totp_match(second.value()->secret, *totp, unix_now(), second.value()->last_step);
     if (!step) {
@@ -371,7 +370,8 @@ Result<Accounts::TotpEnrolment> Accounts::totp_begin(const std::string& user) {
     return Error{"conflict", "TOTP is already on for " + user + ": turn it off first"};
   unsigned char bytes[kTotpSecretBytes];
   randombytes_buf(bytes, sizeof bytes);
-  const std::string secret = base32_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
+  const std::string secret =
+      base32_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
   sodium_memzero(bytes, sizeof bytes);
   auto st = db_.prepare(
       "INSERT OR REPLACE INTO totp (user, secret, active, last_step) VALUES (?,?,0,-1)");
@@ -389,7 +389,8 @@ Status Accounts::totp_confirm(const std::string& user, const std::string& code) 
   if (!row.value()) return Error{"conflict", "start TOTP enrolment first (POST session/totp)"};
   if (row.value()->active) return Error{"conflict", "TOTP is already on for " + user};
   auto step = totp_match(row.value()->secret, code, unix_now(), row.value()->last_step);
-  if (!step) return Error{"invalid", "wrong code: check the authenticator app and the clock", "/code"};
+  if (!step)
+    return Error{"invalid", "wrong code: check the authenticator app and the clock", "/code"};
   auto st = db_.prepare("UPDATE totp SET active=1, last_step=? WHERE user=?");
   if (!st) return st.error();
   st.value().bind(1, *step).bind(2, user);

@@ -76,9 +76,8 @@ uint32_t hotp(std::string_view key, uint64_t counter, unsigned digits) {
 
 std::optional<int64_t> totp_match(std::string_view key, std::string_view code, int64_t unix_time,
                                   int64_t last_used_step) {
-  if (code.size() != 6 || !std::all_of(code.begin(), code.end(), [](char c) {
-        return c >= '0' && c <= '9';
-      }))
+  if (code.size() != 6 ||
+      !std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }))
     return std::nullopt;
   uint32_t wanted = 0;
   for (char c : code) wanted = wanted * 10 + static_cast<uint32_t>(c - '0');

@@ -12,8 +12,8 @@
 
 namespace cordon::webui::auth {
 
-inline constexpr int64_t kTotpStep = 30;    // seconds
-inline constexpr int64_t kTotpWindow = 1;   // steps accepted either side of now
+inline constexpr int64_t kTotpStep = 30;        // seconds
+inline constexpr int64_t kTotpWindow = 1;       // steps accepted either side of now
 inline constexpr size_t kTotpSecretBytes = 20;  // 160 bits, RFC 4226's recommendation
 
 std::string base32_encode(std::string_view bytes);

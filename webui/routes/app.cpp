@@ -170,13 +170,11 @@ HttpResponse enrolment_refusal() {
 json::object certificate_json(const server::CertificateInfo& info) {
   json::array sans;
   for (const auto& s : info.sans) sans.push_back(json::string(s));
-  return json::object{{"subject", info.subject},
-                      {"issuer", info.issuer},
-                      {"sans", std::move(sans)},
-                      {"not_before", info.not_before},
-                      {"not_after", info.not_after},
-                      {"sha256_fingerprint", info.sha256_fingerprint},
-                      {"self_signed", info.self_signed}};
+  return json::object{
+      {"subject", info.subject},        {"issuer", info.issuer},
+      {"sans", std::move(sans)},        {"not_before", info.not_before},
+      {"not_after", info.not_after},    {"sha256_fingerprint", info.sha256_fingerprint},
+      {"self_signed", info.self_signed}};
 }
 
 std::string session_cookie(const std::string& id) {
@@ -434,7 +432,8 @@ std::variant<App::EventsGrant, HttpResponse> App::events_socket(const HttpReques
     return error_reply(403, "forbidden", "the request's Origin is not this server");
   const std::string session_id = cookie_value(req, kSessionCookie);
   auto session = accounts_.lookup(session_id);
-  if (!session) return error_reply(401, "unauthorized", "log in first (no session, or it has expired)");
+  if (!session)
+    return error_reply(401, "unauthorized", "log in first (no session, or it has expired)");
   // Every role may follow events (least role auditor).
   if (accounts_.totp_enrollment_required(*session)) return enrolment_refusal();
   EventsGrant grant{session->user, session_id, std::nullopt};
@@ -514,16 +513,17 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
     return res;
   }
   if (name == "session") {
-    return json_reply(
-        200, json::object{{"user", session->user},
-                          {"role", auth::role_name(session->role)},
-                          {"csrf_token", session->csrf_token},
-                          {"totp_enabled", accounts_.totp_active(session->user)},
-                          {"totp_enrollment_required", accounts_.totp_enrollment_required(*session)}});
+    return json_reply(200, json::object{{"user", session->user},
+                                        {"role", auth::role_name(session->role)},
+                                        {"csrf_token", session->csrf_token},
+                                        {"totp_enabled", accounts_.totp_active(session->user)},
+                                        {"totp_enrollment_required",
+                                         accounts_.totp_enrollment_required(*session)}});
   }
   if (name == "session/totp" && req.method() == http::verb::post) {
     auto enrol = accounts_.totp_begin(session->user);
-    accounts_.audit("totp enrol", session->user, peer, enrol ? "ok" : "refused: " + enrol.error().code);
+    accounts_.audit("totp enrol", session->user, peer,
+                    enrol ? "ok" : "refused: " + enrol.error().code);
     if (!enrol) return error_of(enrol.error());
     return json_reply(200, json::object{{"secret", enrol.value().secret},
                                         {"otpauth_uri", enrol.value().otpauth_uri}});
@@ -552,8 +552,8 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
     return json_reply(200, json::object{{"user", params.at(0)}, {"totp_enabled", false}});
   }
   if (name == "system/security" && req.method() == http::verb::get) {
-    return json_reply(200,
-                      json::object{{"require_totp_for_admins", accounts_.require_totp_for_admins()}});
+    return json_reply(
+        200, json::object{{"require_totp_for_admins", accounts_.require_totp_for_admins()}});
   }
   if (name == "system/security") {  // PUT
     boost::system::error_code ec;
@@ -581,7 +581,8 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
     auto f = string_fields(req.body(), {"certificate_pem", "private_key_pem"});
     if (f.error) return *f.error;
     if (!options_.certificates) return error_reply(503, "unavailable", "no certificate store");
-    auto s = options_.certificates->replace(f.values["certificate_pem"], f.values["private_key_pem"]);
+    auto s =
+        options_.certificates->replace(f.values["certificate_pem"], f.values["private_key_pem"]);
     std::string& key = f.values["private_key_pem"];
     sodium_memzero(key.data(), key.size());
     auto info = options_.certificates->info();

@@ -60,8 +60,9 @@ class HttpsServer::EventsSocket : public std::enable_shared_from_this<HttpsServe
         [](websocket::response_type& res) { routes::add_security_headers(res); }));
     ws_.read_message_max(kClientMessageLimit);
     ws_.text(true);
+    upgrade_request_ = std::move(req);  // kept for as long as the accept may look at it
     auto self = shared_from_this();
-    ws_.async_accept(req, [self](beast::error_code ec) {
+    ws_.async_accept(upgrade_request_, [self](beast::error_code ec) {
       if (ec) return self->stop();
       self->read();
       self->watch();
@@ -84,7 +85,8 @@ class HttpsServer::EventsSocket : public std::enable_shared_from_this<HttpsServe
     watchdog_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (ec || self->stopped_) return;
       if (self->closing_) {
-        if (std::chrono::steady_clock::now() - self->closing_since_ > kCloseGrace) return self->stop();
+        if (std::chrono::steady_clock::now() - self->closing_since_ > kCloseGrace)
+          return self->stop();
       } else if (!self->server_.app_.session_alive(self->grant_.session_id)) {
         self->close(websocket::close_code::policy_error, "session ended");
       } else if (self->writing_ && std::chrono::steady_clock::now() - self->write_started_ >
@@ -99,14 +101,14 @@ class HttpsServer::EventsSocket : public std::enable_shared_from_this<HttpsServe
     if (closing_ || polling_ || queue_.size() >= kPollBelow) return;
     polling_ = true;
     // Without a position, the first call only learns the newest id (limit=1, no wait).
-    const std::string target =
-        after_ ? "/v1/events?after=" + std::to_string(*after_) +
-                     "&limit=" + std::to_string(kEventsPerPoll) +
-                     "&wait=" + std::to_string(kPollWaitSeconds)
-               : std::string("/v1/events?limit=1");
-    server_.app_.controld().forward(
-        "GET", target, "", grant_.user, peer_,
-        [self = shared_from_this()](routes::ControldReply reply) { self->on_poll(std::move(reply)); });
+    const std::string target = after_ ? "/v1/events?after=" + std::to_string(*after_) +
+                                            "&limit=" + std::to_string(kEventsPerPoll) +
+                                            "&wait=" + std::to_string(kPollWaitSeconds)
+                                      : std::string("/v1/events?limit=1");
+    server_.app_.controld().forward("GET", target, "", grant_.user, peer_,
+                                    [self = shared_from_this()](routes::ControldReply reply) {
+                                      self->on_poll(std::move(reply));
+                                    });
   }
 
   void on_poll(routes::ControldReply reply) {
@@ -180,6 +182,7 @@ class HttpsServer::EventsSocket : public std::enable_shared_from_this<HttpsServe
   websocket::stream<TlsStream> ws_;
   routes::App::EventsGrant grant_;
   std::string peer_;
+  routes::HttpRequest upgrade_request_;
   std::optional<int64_t> after_;
   beast::flat_buffer incoming_;
   std::deque<std::string> queue_;

@@ -162,9 +162,9 @@ int main(int argc, char** argv) {
       return false;
     }
     accounts.emplace(std::move(opened.value()));
-    app.emplace(routes::App::Options{app_dir, origins, fs::path(state_dir) / "setup-token",
-                                     &certificates},
-                *accounts, controld);
+    app.emplace(
+        routes::App::Options{app_dir, origins, fs::path(state_dir) / "setup-token", &certificates},
+        *accounts, controld);
     return true;
   };
   // The database is opened before the drop; its files are then handed to the account

@@ -42,7 +42,9 @@ using KeyPtr = std::unique_ptr<EVP_PKEY, Free>;
 using BioPtr = std::unique_ptr<BIO, Free>;
 
 // Encrypted keys are refused rather than prompted for on webd's terminal.
-int no_password(char*, int, int, void*) { return 0; }
+int no_password(char*, int, int, void*) {
+  return 0;
+}
 
 constexpr size_t kMaxChain = 10;
 constexpr const char* kCertPath = "/certificate_pem";
@@ -84,7 +86,8 @@ Result<Upload> parse_upload(std::string_view chain_pem, std::string_view key_pem
     if (!cert) break;
     up.chain.emplace_back(cert);
     if (up.chain.size() > kMaxChain)
-      return Error{"invalid", "more than " + std::to_string(kMaxChain) + " certificates in the chain",
+      return Error{"invalid",
+                   "more than " + std::to_string(kMaxChain) + " certificates in the chain",
                    kCertPath};
   }
   const unsigned long err = ERR_peek_last_error();
@@ -179,14 +182,15 @@ CertificateInfo describe(X509* cert) {
   CertificateInfo info;
   info.subject = name_text(X509_get_subject_name(cert));
   info.issuer = name_text(X509_get_issuer_name(cert));
-  std::unique_ptr<GENERAL_NAMES, Free> names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
+  std::unique_ptr<GENERAL_NAMES, Free> names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
   for (int i = 0; names && i < sk_GENERAL_NAME_num(names.get()); ++i) {
     const GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
     if (n->type == GEN_DNS) {
       const ASN1_STRING* s = n->d.dNSName;
-      info.sans.push_back("DNS:" + std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                                               static_cast<size_t>(ASN1_STRING_length(s))));
+      info.sans.push_back("DNS:" +
+                          std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                      static_cast<size_t>(ASN1_STRING_length(s))));
     } else if (n->type == GEN_IPADD) {
       const ASN1_OCTET_STRING* s = n->d.iPAddress;
       char text[INET6_ADDRSTRLEN] = {};
@@ -371,8 +375,7 @@ Status CertificateStore::replace(const std::string& chain_pem, const std::string
     ::unlink(key_new.c_str());
     ::unlink(cert_new.c_str());
     return Error{ctx.error().code == "io" ? "io" : "invalid",
-                 "the certificate and key do not load into TLS: " + ctx.error().message,
-                 kCertPath};
+                 "the certificate and key do not load into TLS: " + ctx.error().message, kCertPath};
   }
   if (::rename(key_new.c_str(), key_file_.c_str()) != 0 ||
       ::rename(cert_new.c_str(), cert_file_.c_str()) != 0)

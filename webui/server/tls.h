@@ -50,7 +50,9 @@ class CertificateStore {
  public:
   // `replaceable` is false when the files came from --cert/--key (managed outside webd).
   CertificateStore(std::string cert_file, std::string key_file, bool replaceable)
-      : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)), replaceable_(replaceable) {}
+      : cert_file_(std::move(cert_file)),
+        key_file_(std::move(key_file)),
+        replaceable_(replaceable) {}
   // Finishes an upload cut short by a crash (*.new files), then loads the files.
   control::Status load();
   std::shared_ptr<boost::asio::ssl::context> current() const;

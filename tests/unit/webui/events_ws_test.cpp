@@ -61,18 +61,18 @@ class EventsWsTest : public ::testing::Test {
         (dir_ / "controld.sock").string(),   0600,    std::nullopt,
         {static_cast<uint32_t>(::getuid())}, 1 << 20, 64};
     controld_.emplace(io_, fake);
-    controld_->route("GET", "/v1/events", [this](control::api::Request& r,
-                                                 control::api::Responder respond) {
-      actors_.push_back(r.actor.name);
-      const bool positioned = r.query.count("after") || r.query.count("wait");
-      const int64_t after = r.query.count("after") ? std::stoll(r.query["after"]) : 0;
-      const int64_t limit = r.query.count("limit") ? std::stoll(r.query["limit"]) : 1000;
-      const int64_t wait = r.query.count("wait") ? std::stoll(r.query["wait"]) : 0;
-      const int64_t newest = static_cast<int64_t>(events_.size());
-      if (!positioned) return respond(answer(std::max<int64_t>(0, newest - limit), limit));
-      if (newest > after || wait == 0) return respond(answer(after, limit));
-      waiters_.push_back({after, limit, std::move(respond)});
-    });
+    controld_->route(
+        "GET", "/v1/events", [this](control::api::Request& r, control::api::Responder respond) {
+          actors_.push_back(r.actor.name);
+          const bool positioned = r.query.count("after") || r.query.count("wait");
+          const int64_t after = r.query.count("after") ? std::stoll(r.query["after"]) : 0;
+          const int64_t limit = r.query.count("limit") ? std::stoll(r.query["limit"]) : 1000;
+          const int64_t wait = r.query.count("wait") ? std::stoll(r.query["wait"]) : 0;
+          const int64_t newest = static_cast<int64_t>(events_.size());
+          if (!positioned) return respond(answer(std::max<int64_t>(0, newest - limit), limit));
+          if (newest > after || wait == 0) return respond(answer(after, limit));
+          waiters_.push_back({after, limit, std::move(respond)});
+        });
     ASSERT_TRUE(controld_->listen().ok());
 
     auth::Accounts::Options options;
@@ -131,10 +131,8 @@ class EventsWsTest : public ::testing::Test {
     on_io([&] {
       for (int i = 0; i < n; ++i) {
         const int64_t id = static_cast<int64_t>(events_.size()) + 1;
-        events_.push_back(json::object{{"id", id},
-                                       {"type", "drop"},
-                                       {"device", "ct-1"},
-                                       {"pad", std::string(padding, 'x')}});
+        events_.push_back(json::object{
+            {"id", id}, {"type", "drop"}, {"device", "ct-1"}, {"pad", std::string(padding, 'x')}});
       }
       std::list<Waiter> ready;
       ready.swap(waiters_);
@@ -240,7 +238,8 @@ TEST_F(EventsWsTest, AuditorGetsOneFramePerEventFromAfterThenLive) {
   ASSERT_FALSE(open(c, "/api/v1/events/ws?after=1", session_of("watcher"), kOrigin, res))
       << res.result_int() << " " << res.body();
   EXPECT_EQ(res.result_int(), 101u);
-  EXPECT_EQ(res[beast::http::field::strict_transport_security], "max-age=63072000; includeSubDomains");
+  EXPECT_EQ(res[beast::http::field::strict_transport_security],
+            "max-age=63072000; includeSubDomains");
   beast::error_code ec;
   for (int64_t id : {2, 3}) {
     auto text = read(c, ec);
@@ -319,8 +318,8 @@ TEST_F(EventsWsTest, ClientThatReadsNothingIsDropped) {
   websocket::response_type res;
   ASSERT_FALSE(open(c, "/api/v1/events/ws?after=0", session_of("watcher"), kOrigin, res));
   ASSERT_EQ(on_io([this] { return server_->event_sockets(); }), 1u);
-  EXPECT_TRUE(wait_until([this] { return server_->event_sockets() == 0; },
-                         std::chrono::seconds(20)));
+  EXPECT_TRUE(
+      wait_until([this] { return server_->event_sockets() == 0; }, std::chrono::seconds(20)));
 }
 
 }  // namespace

@@ -490,19 +490,23 @@ namespace cordon::webui {
 namespace {
 
 TEST(Totp, Base32Rfc4648Vectors) {
-  const std::vector<std::pair<std::string, std::string>> vectors = {
-      {"", ""},          {"f", "MY"},         {"fo", "MZXQ"},         {"foo", "MZXW6"},
-      {"foob", "MZXW6YQ"}, {"fooba", "MZXW6YTB"}, {"foobar", "MZXW6YTBOI"}};
+  const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
+                                                                    {"f", "MY"},
+                                                                    {"fo", "MZXQ"},
+                                                                    {"foo", "MZXW6"},
+                                                                    {"foob", "MZXW6YQ"},
+                                                                    {"fooba", "MZXW6YTB"},
+                                                                    {"foobar", "MZXW6YTBOI"}};
   for (const auto& [plain, encoded] : vectors) {
     EXPECT_EQ(auth::base32_encode(plain), encoded);
     EXPECT_EQ(auth::base32_decode(encoded), plain) << encoded;
   }
-  EXPECT_EQ(auth::base32_decode("MZXW6YQ="), "foob");  // padding
+  EXPECT_EQ(auth::base32_decode("MZXW6YQ="), "foob");      // padding
   EXPECT_EQ(auth::base32_decode("mzxw6ytboi"), "foobar");  // lower case
-  EXPECT_FALSE(auth::base32_decode("MZ1W"));   // '1' is not in the alphabet
-  EXPECT_FALSE(auth::base32_decode("MZ"));     // stray bits: not canonical
-  EXPECT_FALSE(auth::base32_decode("M"));      // a dangling character
-  EXPECT_FALSE(auth::base32_decode("MY=Y"));   // padding inside
+  EXPECT_FALSE(auth::base32_decode("MZ1W"));               // '1' is not in the alphabet
+  EXPECT_FALSE(auth::base32_decode("MZ"));                 // stray bits: not canonical
+  EXPECT_FALSE(auth::base32_decode("M"));                  // a dangling character
+  EXPECT_FALSE(auth::base32_decode("MY=Y"));               // padding inside
   const std::string bytes("\x00\xff\x10\x80\x7f", 5);
   EXPECT_EQ(auth::base32_decode(auth::base32_encode(bytes)), bytes);
 }
@@ -514,7 +518,7 @@ TEST(Totp, Rfc4226AndRfc6238Sha1Vectors) {
   for (uint64_t c = 0; c < 10; ++c) EXPECT_EQ(auth::hotp(key, c), hotp[c]) << c;
   // RFC 6238 appendix B, SHA-1: 8 digits there, the last 6 of them here.
   const std::vector<std::pair<int64_t, uint32_t>> totp = {
-      {59, 94287082},         {1111111109, 7081804}, {1111111111, 14050471},
+      {59, 94287082},         {1111111109, 7081804},  {1111111111, 14050471},
       {1234567890, 89005924}, {2000000000, 69279037}, {20000000000, 65353130}};
   for (const auto& [t, code8] : totp) {
     EXPECT_EQ(auth::hotp(key, static_cast<uint64_t>(t / 30), 8), code8) << t;
@@ -526,11 +530,11 @@ TEST(Totp, Rfc4226AndRfc6238Sha1Vectors) {
 
 TEST(Totp, WindowOneStepAndNoReuse) {
   const std::string key = "12345678901234567890";
-  const int64_t t = 1111111109;  // step 37037036, code 081804
+  const int64_t t = 1111111109;                                      // step 37037036, code 081804
   EXPECT_EQ(auth::totp_match(key, "081804", t + 30, -1), 37037036);  // one step late: fine
   EXPECT_EQ(auth::totp_match(key, "081804", t - 30, -1), 37037036);  // one step early: fine
-  EXPECT_FALSE(auth::totp_match(key, "081804", t + 60, -1));          // two steps: no
-  EXPECT_FALSE(auth::totp_match(key, "081804", t, 37037036));         // used already
+  EXPECT_FALSE(auth::totp_match(key, "081804", t + 60, -1));         // two steps: no
+  EXPECT_FALSE(auth::totp_match(key, "081804", t, 37037036));        // used already
   EXPECT_FALSE(auth::totp_match(key, "81804", t, -1));
   EXPECT_FALSE(auth::totp_match(key, "08180a", t, -1));
   EXPECT_FALSE(auth::totp_match(key, "0818045", t, -1));
@@ -542,10 +546,10 @@ std::string code_at(const std::string& secret_b32, auth::Clock::time_point when)
   const int64_t t =
       std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count();
   char six[8];
-  std::snprintf(six, sizeof six, "%06u", auth::hotp(secret.value_or(""), static_cast<uint64_t>(t / 30)));
+  std::snprintf(six, sizeof six, "%06u",
+                auth::hotp(secret.value_or(""), static_cast<uint64_t>(t / 30)));
   return six;
 }
-
 
 class WebuiTotpTest : public WebuiTest {
  protected:
@@ -608,8 +612,8 @@ TEST_F(WebuiTotpTest, EnrolConfirmLoginDisable) {
   auto reused = login_totp("admin", code_at(secret, now_));
   EXPECT_EQ(reused.result_int(), 401u);
   EXPECT_EQ(error_code(reused), "totp_invalid");
-  auto wrong_password = login_totp("admin", code_at(secret, now_ + std::chrono::seconds(30)),
-                                   "not the password!!");
+  auto wrong_password =
+      login_totp("admin", code_at(secret, now_ + std::chrono::seconds(30)), "not the password!!");
   EXPECT_EQ(error_code(wrong_password), "unauthorized");
   now_ += std::chrono::seconds(30);
   auto good = login_totp("admin", code_at(secret, now_));
@@ -617,9 +621,9 @@ TEST_F(WebuiTotpTest, EnrolConfirmLoginDisable) {
   EXPECT_EQ(error_code(login_totp("admin", code_at(secret, now_))), "totp_invalid");  // used
 
   // Turning it off needs the password.
-  auto bad_off = call(http::verb::delete_, "/api/v1/session/totp",
-                      json::serialize(json::object{{"password", "not the password!!"}}),
-                      auth_headers(l));
+  auto bad_off =
+      call(http::verb::delete_, "/api/v1/session/totp",
+           json::serialize(json::object{{"password", "not the password!!"}}), auth_headers(l));
   EXPECT_EQ(bad_off.result_int(), 403u);
   auto off = call(http::verb::delete_, "/api/v1/session/totp",
                   json::serialize(json::object{{"password", kPassword}}), auth_headers(l));
@@ -649,8 +653,8 @@ TEST_F(WebuiTotpTest, AdminResetsAnotherUsersTotp) {
   setup_admin();
   Login admin = login("admin");
   ASSERT_EQ(call(http::verb::post, "/api/v1/users",
-                 json::serialize(json::object{
-                     {"user", "op"}, {"password", kPassword}, {"role", "operator"}}),
+                 json::serialize(
+                     json::object{{"user", "op"}, {"password", kPassword}, {"role", "operator"}}),
                  auth_headers(admin))
                 .result_int(),
             201u);
@@ -659,8 +663,9 @@ TEST_F(WebuiTotpTest, AdminResetsAnotherUsersTotp) {
   auto reset = call(http::verb::delete_, "/api/v1/users/op/totp", "", auth_headers(admin));
   EXPECT_EQ(reset.result_int(), 200u) << reset.body();
   EXPECT_EQ(login_totp("op", std::nullopt).result_int(), 200u);
-  EXPECT_EQ(call(http::verb::delete_, "/api/v1/users/op/totp", "", auth_headers(admin)).result_int(),
-            409u);  // nothing to reset
+  EXPECT_EQ(
+      call(http::verb::delete_, "/api/v1/users/op/totp", "", auth_headers(admin)).result_int(),
+      409u);  // nothing to reset
   EXPECT_EQ(
       call(http::verb::delete_, "/api/v1/users/nobody/totp", "", auth_headers(admin)).result_int(),
       404u);
@@ -672,15 +677,15 @@ TEST_F(WebuiTotpTest, AdminsWithoutTotpMustEnrolWhenRequired) {
   setup_admin();
   Login admin = login("admin");
   ASSERT_EQ(call(http::verb::post, "/api/v1/users",
-                 json::serialize(json::object{
-                     {"user", "op"}, {"password", kPassword}, {"role", "operator"}}),
+                 json::serialize(
+                     json::object{{"user", "op"}, {"password", kPassword}, {"role", "operator"}}),
                  auth_headers(admin))
                 .result_int(),
             201u);
-  EXPECT_FALSE(json::parse(call(http::verb::get, "/api/v1/system/security", "", auth_headers(admin))
-                               .body())
-                   .at("require_totp_for_admins")
-                   .as_bool());
+  EXPECT_FALSE(
+      json::parse(call(http::verb::get, "/api/v1/system/security", "", auth_headers(admin)).body())
+          .at("require_totp_for_admins")
+          .as_bool());
   EXPECT_EQ(call(http::verb::put, "/api/v1/system/security", R"({"require_totp_for_admins":1})",
                  auth_headers(admin))
                 .result_int(),
@@ -694,11 +699,11 @@ TEST_F(WebuiTotpTest, AdminsWithoutTotpMustEnrolWhenRequired) {
   auto session =
       json::parse(call(http::verb::get, "/api/v1/session", "", auth_headers(admin)).body());
   EXPECT_TRUE(session.at("totp_enrollment_required").as_bool());
-  for (const auto& [verb, path] :
-       std::vector<std::pair<http::verb, std::string>>{{http::verb::get, "/api/v1/users"},
-                                                       {http::verb::get, "/api/v1/health"},
-                                                       {http::verb::get, "/api/v1/system/security"},
-                                                       {http::verb::post, "/api/v1/session/password"}}) {
+  for (const auto& [verb, path] : std::vector<std::pair<http::verb, std::string>>{
+           {http::verb::get, "/api/v1/users"},
+           {http::verb::get, "/api/v1/health"},
+           {http::verb::get, "/api/v1/system/security"},
+           {http::verb::post, "/api/v1/session/password"}}) {
     auto res = call(verb, path, "{}", auth_headers(admin));
     EXPECT_EQ(res.result_int(), 403u) << path;
     EXPECT_EQ(error_code(res), "totp_enrollment_required") << path;
@@ -747,8 +752,8 @@ std::string cert_pem(EVP_PKEY* key, long from, long to, const std::string& cn) {
   X509V3_CTX v3;
   X509V3_set_ctx_nodb(&v3);
   X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
-  X509_EXTENSION* ext =
-      X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, ("DNS:" + cn + ",IP:10.60.0.9").c_str());
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name,
+                                            ("DNS:" + cn + ",IP:10.60.0.9").c_str());
   X509_add_ext(cert, ext, -1);
   X509_EXTENSION_free(ext);
   X509_sign(cert, key, EVP_sha256());
@@ -793,21 +798,25 @@ TEST_F(WebuiTest, CertificateUploadCheckedAndSwapped) {
   const std::vector<Case> refused = {
       {"mismatched key", good.cert, key_pem(other), "/private_key_pem"},
       {"expired", cert_pem(p384, -30 * day, -day, "old.example"), good.key, "/certificate_pem"},
-      {"not yet valid", cert_pem(p384, day, 30 * day, "soon.example"), good.key, "/certificate_pem"},
+      {"not yet valid", cert_pem(p384, day, 30 * day, "soon.example"), good.key,
+       "/certificate_pem"},
       {"garbage certificate", "hello, not a certificate", good.key, "/certificate_pem"},
       {"broken PEM", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", good.key,
        "/certificate_pem"},
       {"garbage key", good.cert, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
        "/private_key_pem"},
       {"P-521", cert_pem(p521, -60, day, "big.example"), key_pem(p521), "/private_key_pem"},
-      {"RSA 1024", cert_pem(rsa1024, -60, day, "weak.example"), key_pem(rsa1024), "/private_key_pem"},
+      {"RSA 1024", cert_pem(rsa1024, -60, day, "weak.example"), key_pem(rsa1024),
+       "/private_key_pem"},
   };
   for (const Case& c : refused) {
-    auto res = call(http::verb::post, "/api/v1/system/certificate",
-                    json::serialize(json::object{{"certificate_pem", c.cert}, {"private_key_pem", c.key}}),
-                    auth_headers(admin));
+    auto res =
+        call(http::verb::post, "/api/v1/system/certificate",
+             json::serialize(json::object{{"certificate_pem", c.cert}, {"private_key_pem", c.key}}),
+             auth_headers(admin));
     EXPECT_EQ(res.result_int(), 400u) << c.what << ": " << res.body();
-    EXPECT_EQ(S(json::parse(res.body()).at("error").at("path")), c.path) << c.what << ": " << res.body();
+    EXPECT_EQ(S(json::parse(res.body()).at("error").at("path")), c.path)
+        << c.what << ": " << res.body();
     // Nothing changed.
     EXPECT_EQ(read_all(cert_file_), old_cert) << c.what;
     EXPECT_EQ(read_all(key_file_), old_key) << c.what;
@@ -815,11 +824,15 @@ TEST_F(WebuiTest, CertificateUploadCheckedAndSwapped) {
     EXPECT_FALSE(fs::exists(cert_file_ + ".new") || fs::exists(key_file_ + ".new")) << c.what;
   }
 
-  auto up = call(http::verb::post, "/api/v1/system/certificate",
-                 json::serialize(json::object{{"certificate_pem", good.cert}, {"private_key_pem", good.key}}),
-                 auth_headers(admin));
+  auto up = call(
+      http::verb::post, "/api/v1/system/certificate",
+      json::serialize(json::object{{"certificate_pem", good.cert}, {"private_key_pem", good.key}}),
+      auth_headers(admin));
   ASSERT_EQ(up.result_int(), 200u) << up.body();
-  auto after = json::parse(call(http::verb::get, "/api/v1/system/certificate", "", auth_headers(admin)).body()).as_object();
+  auto after =
+      json::parse(
+          call(http::verb::get, "/api/v1/system/certificate", "", auth_headers(admin)).body())
+          .as_object();
   EXPECT_EQ(S(after.at("subject")), "CN=cordon.example");
   EXPECT_EQ(json::serialize(after.at("sans")), R"(["DNS:cordon.example","IP:10.60.0.9"])");
   EXPECT_NE(S(after.at("sha256_fingerprint")), S(b.at("sha256_fingerprint")));
