@@ -1,13 +1,16 @@
 """cordon-webd in the lab: the console on 10.60.0.1:8443 from the admin host, first-run
 setup with the one-time token, login, a policy change through the web API audited by
-controld under the web user and the admin's address; nothing from the vendor side.
+controld under the web user and the admin's address; an attack from `attacker` arriving
+live on the events WebSocket; nothing from the vendor side.
 Needs root and network namespaces.
 """
 import json
 import os
+import subprocess
+import time
 import unittest
 
-from labutil import PY, RUN, cordonctl, lab, lab_policy, on
+from labutil import ATTACKER, LAB, MODALITY, PY, RUN, cordonctl, lab, lab_policy, on
 
 ORIGIN = "https://10.60.0.1:8443"
 
@@ -39,6 +42,54 @@ for line in sys.stdin:
 """
 
 PASSWORD = "correct horse battery staple"
+
+# A minimal WebSocket client (Debian's Python has no websocket module): logs in, upgrades
+# GET /api/v1/events/ws with the session cookie and Origin argv[4] (the login uses the
+# console's, argv[3]), prints the status line, "ready" when upgraded,
+# then every text frame's payload on a line of its own, for 40 s.
+WS_CLIENT = r"""
+import base64, http.client, json, os, socket, ssl, sys, time
+NL = chr(13) + chr(10)  # no backslash escapes: the script goes through lab.sh exec
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+c = http.client.HTTPSConnection("10.60.0.1", 8443, context=ctx, timeout=10)
+c.request("POST", "/api/v1/login", body=json.dumps({"user": sys.argv[1], "password": sys.argv[2]}),
+          headers={"Origin": sys.argv[3], "Content-Type": "application/json"})
+r = c.getresponse(); r.read()
+cookie = r.getheader("Set-Cookie").split(";")[0]
+s = ctx.wrap_socket(socket.create_connection(("10.60.0.1", 8443), timeout=40))
+key = base64.b64encode(os.urandom(16)).decode()
+lines = ["GET /api/v1/events/ws HTTP/1.1", "Host: 10.60.0.1:8443", "Upgrade: websocket",
+         "Connection: Upgrade", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: " + key,
+         "Origin: " + sys.argv[4], "Cookie: " + cookie, "", ""]
+s.sendall(NL.join(lines).encode())
+buf = b""
+while (NL + NL).encode() not in buf: buf += s.recv(4096)
+head, buf = buf.split((NL + NL).encode(), 1)
+status = head.split(NL.encode())[0].decode()
+print(status, flush=True)
+if " 101 " not in status: sys.exit(1)
+print("ready", flush=True)
+def need(n):
+    global buf
+    while len(buf) < n:
+        chunk = s.recv(65536)
+        if not chunk: raise EOFError
+        buf += chunk
+    out, buf = buf[:n], buf[n:]
+    return out
+end = time.monotonic() + 40
+try:
+    while time.monotonic() < end:
+        b0, b1 = need(2)
+        n = b1 & 0x7f
+        if n == 126: n = int.from_bytes(need(2), "big")
+        elif n == 127: n = int.from_bytes(need(8), "big")
+        payload = need(n)
+        if b0 & 0x0f == 1: print(payload.decode(), flush=True)
+        elif b0 & 0x0f == 8: print("closed", flush=True); break
+except (EOFError, socket.timeout, ssl.SSLError):
+    pass
+"""
 
 
 class WebConsole(unittest.TestCase):
@@ -101,6 +152,39 @@ class WebConsole(unittest.TestCase):
         change = [e for e in entries if e["target"] == f"policy/{version}"]
         self.assertEqual(change[0]["actor"], "web:admin")
         self.assertEqual(change[0]["origin"], "10.60.0.5")
+
+    def test_live_events_websocket_shows_an_attack(self):
+        token_file = RUN / "webd/setup-token"
+        if token_file.exists():  # run on its own: do the first-run setup here
+            self.web({"method": "POST", "path": "/api/v1/setup", "headers": {"Origin": ORIGIN},
+                      "body": {"user": "admin", "password": PASSWORD,
+                               "token": token_file.read_text().strip()}})
+        # A foreign Origin is refused before upgrading.
+        refused = on("admin", PY, "-c", WS_CLIENT, "admin", PASSWORD, ORIGIN,
+                     "https://evil.example", timeout=60)
+        self.assertIn("403", refused.stdout, refused.stdout + refused.stderr)
+        client = subprocess.Popen([str(LAB), "exec", "admin", "--", PY, "-c", WS_CLIENT, "admin",
+                                   PASSWORD, ORIGIN, ORIGIN], stdout=subprocess.PIPE, text=True)
+        try:
+            status = client.stdout.readline()
+            self.assertIn("101", status)
+            self.assertEqual(client.stdout.readline().strip(), "ready")
+            on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY)
+            deadline = time.monotonic() + 30
+            seen = None
+            while time.monotonic() < deadline and seen is None:
+                line = client.stdout.readline()
+                if not line or line.strip() == "closed":
+                    break
+                event = json.loads(line)
+                if event.get("src") == ATTACKER and event.get("reason") == "no-matching-rule":
+                    seen = event
+            self.assertIsNotNone(seen, "the attacker's drop did not arrive on the WebSocket")
+            self.assertEqual(seen["device"], "ct-1")
+            self.assertIsInstance(seen["id"], int)
+        finally:
+            client.kill()
+            client.wait(timeout=10)
 
     def test_console_is_not_reachable_from_the_vendor_side(self):
         answers = self.web({"method": "GET", "path": "/", "host": "192.0.2.1"}, host="vendor")

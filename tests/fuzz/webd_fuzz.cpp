@@ -1,7 +1,8 @@
 // cordon-webd's request handling from raw bytes: Beast's parser with webd's limits, then
-// the App's routing, session, CSRF, role and static-file checks. "@S@" and "@C@" in the
-// input stand for a live admin session id and its CSRF token, so that authorised paths
-// are reached too. Forwarded calls go to a socket that does not exist (503).
+// the App's routing, session, CSRF, role and static-file checks, TOTP and certificate
+// endpoints, and the WebSocket upgrade check (App::events_socket) on every request. "@S@" and "@C@"
+// in the input stand for a live admin session id and its CSRF token, so that authorised paths are
+// reached too. Forwarded calls go to a socket that does not exist (503).
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -15,6 +16,7 @@
 
 #include "webui/auth/accounts.h"
 #include "webui/routes/app.h"
+#include "webui/server/tls.h"
 
 namespace {
 namespace http = boost::beast::http;
@@ -34,9 +36,14 @@ struct World {
     session_id = login.session_id;
     csrf = login.session.csrf_token;
     client.emplace(io, (dir / "no-controld.sock").string());
+    const std::string cert = (dir / "cert.pem").string(), key = (dir / "key.pem").string();
+    if (!server::ensure_self_signed(cert, key, {"DNS:localhost"})) __builtin_trap();
+    certificates.emplace(cert, key, true);
+    if (!certificates->load()) __builtin_trap();
     app.emplace(routes::App::Options{std::string(CORDON_SOURCE_DIR) + "/webui/app",
                                      {"https://127.0.0.1:8443"},
-                                     dir / "setup-token"},
+                                     dir / "setup-token",
+                                     &*certificates},
                 *accounts, *client);
   }
   ~World() {
@@ -47,6 +54,7 @@ struct World {
   boost::asio::io_context io;
   std::optional<auth::Accounts> accounts;
   std::optional<routes::ControldClient> client;
+  std::optional<server::CertificateStore> certificates;
   std::optional<routes::App> app;
   std::string session_id, csrf;
 };
@@ -71,6 +79,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parser.put(boost::asio::buffer(input), ec);
   if (!ec && !parser.is_done()) parser.put_eof(ec);
   if (ec || !parser.is_done()) return 0;
+  auto upgrade = world.app->events_socket(parser.get());
+  if (auto* refusal = std::get_if<routes::HttpResponse>(&upgrade))
+    if (refusal->result_int() < 400 || refusal->result_int() > 599) __builtin_trap();
   bool answered = false;
   world.app->handle(parser.get(), "192.0.2.1", [&](routes::HttpResponse res) {
     answered = true;

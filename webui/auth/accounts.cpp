@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 #include <ctime>
 
+#include "webui/auth/totp.h"
+
 namespace cordon::webui::auth {
 namespace json = boost::json;
 using control::ok;
@@ -106,7 +108,10 @@ Result<Accounts> Accounts::open(const std::string& db_path, Options options) {
           " hash TEXT NOT NULL, created_at TEXT NOT NULL);"
           "CREATE TABLE IF NOT EXISTS audit (id INTEGER PRIMARY KEY AUTOINCREMENT,"
           " at TEXT NOT NULL, event TEXT NOT NULL, user TEXT NOT NULL, source TEXT NOT NULL,"
-          " outcome TEXT NOT NULL);");
+          " outcome TEXT NOT NULL);"
+          "CREATE TABLE IF NOT EXISTS totp (user TEXT PRIMARY KEY, secret TEXT NOT NULL,"
+          " active INTEGER NOT NULL, last_step INTEGER NOT NULL);"
+          "CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);");
       !s)
     return s.error().context("creating webd's tables");
   Accounts accounts(std::move(db.value()), std::move(options));
@@ -157,6 +162,10 @@ Status Accounts::delete_user(const std::string& name) {
   if (!del) return del.error();
   del.value().bind(1, name);
   if (Status s = del.value().run(); !s) return s;
+  auto del_totp = db_.prepare("DELETE FROM totp WHERE user=?");
+  if (!del_totp) return del_totp.error();
+  del_totp.value().bind(1, name);
+  if (Status s = del_totp.value().run(); !s) return s;
   end_sessions_of(name, "");
   return ok();
 }
@@ -228,7 +237,8 @@ void Accounts::record_failure(const std::string& key, unsigned limit) {
 }
 
 Result<Accounts::Login> Accounts::login(const std::string& name, const std::string& password,
-                                        const std::string& source) {
+                                        const std::string& source,
+                                        const std::optional<std::string>& totp) {
   // Only well-formed names get a throttle entry of their own (a 1 MiB "name" must not
   // become a 1 MiB key); the address is throttled whatever was typed.
   const std::string user_key = valid_name(name) ? "user:" + name : "user:(invalid)";
@@ -257,6 +267,25 @@ Result<Accounts::Login> Accounts::login(const std::string& name, const std::stri
     audit("login", name, source, "failed");
     return Error{"unauthorized", "wrong user name or password"};
   }
+  auto second = totp_row(name);
+  if (!second) return second.error();
+  if (second.value() && second.value()->active) {
+    if (!totp || totp->empty()) {
+      audit("login", name, source, "totp required");
+      return Error{"totp_required", "enter the 6-digit code from your authenticator app", "/totp"};
+    }
+    auto step = totp_match(second.value()->secret, *totp, unix_now(), second.value()->last_step);
+    if (!step) {
+      record_failure(user_key, options_.account_failures);
+      record_failure(addr_key, options_.address_failures);
+      audit("login", name, source, "failed: totp");
+      return Error{"totp_invalid", "wrong or already used authenticator code", "/totp"};
+    }
+    auto used = db_.prepare("UPDATE totp SET last_step=? WHERE user=?");
+    if (!used) return used.error();
+    used.value().bind(1, *step).bind(2, name);
+    if (Status s = used.value().run(); !s) return s.error();
+  }
   // The failure count starts again; the lockout count stays, so backoff still grows for
   // an account under attack (it decays a day after the last lockout).
   if (auto it = throttles_.find(user_key); it != throttles_.end()) it->second.failures = 0;
@@ -272,6 +301,14 @@ Result<Accounts::Login> Accounts::login(const std::string& name, const std::stri
 }
 
 std::optional<Session> Accounts::lookup(const std::string& session_id) {
+  return find_session(session_id, true);
+}
+
+std::optional<Session> Accounts::peek(const std::string& session_id) {
+  return find_session(session_id, false);
+}
+
+std::optional<Session> Accounts::find_session(const std::string& session_id, bool touch) {
   if (session_id.size() != 64) return std::nullopt;
   auto it = sessions_.find(session_key(session_id));
   if (it == sessions_.end()) return std::nullopt;
@@ -281,7 +318,7 @@ std::optional<Session> Accounts::lookup(const std::string& session_id) {
     sessions_.erase(it);
     return std::nullopt;
   }
-  it->second.last_seen = now;
+  if (touch) it->second.last_seen = now;
   return it->second;
 }
 
@@ -293,6 +330,113 @@ void Accounts::end_sessions_of(const std::string& user, const std::string& keep_
   std::erase_if(sessions_, [&](const auto& entry) {
     return entry.second.user == user && entry.first != keep_key;
   });
+}
+
+int64_t Accounts::unix_now() const {
+  return std::chrono::duration_cast<std::chrono::seconds>(options_.now().time_since_epoch())
+      .count();
+}
+
+bool Accounts::user_exists(const std::string& user) {
+  auto st = db_.prepare("SELECT 1 FROM users WHERE name=?");
+  if (!st) return false;
+  st.value().bind(1, user);
+  auto row = st.value().step();
+  return row && row.value();
+}
+
+Result<std::optional<Accounts::TotpRow>> Accounts::totp_row(const std::string& user) {
+  auto st = db_.prepare("SELECT secret, active, last_step FROM totp WHERE user=?");
+  if (!st) return st.error();
+  st.value().bind(1, user);
+  auto row = st.value().step();
+  if (!row) return row.error();
+  if (!row.value()) return std::optional<TotpRow>{};
+  auto secret = base32_decode(st.value().column_text(0));
+  if (!secret) return Error{"io", "unreadable TOTP secret of " + user + " in webd.db"};
+  return std::optional<TotpRow>{
+      TotpRow{*secret, st.value().column_int(1) != 0, st.value().column_int(2)}};
+}
+
+bool Accounts::totp_active(const std::string& user) {
+  auto row = totp_row(user);
+  return row && row.value() && row.value()->active;
+}
+
+Result<Accounts::TotpEnrolment> Accounts::totp_begin(const std::string& user) {
+  auto row = totp_row(user);
+  if (!row) return row.error();
+  if (row.value() && row.value()->active)
+    return Error{"conflict", "TOTP is already on for " + user + ": turn it off first"};
+  unsigned char bytes[kTotpSecretBytes];
+  randombytes_buf(bytes, sizeof bytes);
+  const std::string secret =
+      base32_encode(std::string_view(reinterpret_cast<char*>(bytes), sizeof bytes));
+  sodium_memzero(bytes, sizeof bytes);
+  auto st = db_.prepare(
+      "INSERT OR REPLACE INTO totp (user, secret, active, last_step) VALUES (?,?,0,-1)");
+  if (!st) return st.error();
+  st.value().bind(1, user).bind(2, secret);
+  if (Status s = st.value().run(); !s) return s.error();
+  // User names are [A-Za-z0-9._-]: nothing in the label needs escaping.
+  return TotpEnrolment{secret, "otpauth://totp/Cordon:" + user + "?secret=" + secret +
+                                   "&issuer=Cordon&algorithm=SHA1&digits=6&period=30"};
+}
+
+Status Accounts::totp_confirm(const std::string& user, const std::string& code) {
+  auto row = totp_row(user);
+  if (!row) return row.error();
+  if (!row.value()) return Error{"conflict", "start TOTP enrolment first (POST session/totp)"};
+  if (row.value()->active) return Error{"conflict", "TOTP is already on for " + user};
+  auto step = totp_match(row.value()->secret, code, unix_now(), row.value()->last_step);
+  if (!step)
+    return Error{"invalid", "wrong code: check the authenticator app and the clock", "/code"};
+  auto st = db_.prepare("UPDATE totp SET active=1, last_step=? WHERE user=?");
+  if (!st) return st.error();
+  st.value().bind(1, *step).bind(2, user);
+  return st.value().run();
+}
+
+Status Accounts::totp_disable(const std::string& user, const std::string& password) {
+  auto st = db_.prepare("SELECT hash FROM users WHERE name=?");
+  if (!st) return st.error();
+  st.value().bind(1, user);
+  auto row = st.value().step();
+  if (!row) return row.error();
+  if (!row.value()) return Error{"not_found", "no user " + user};
+  if (password.size() > kMaxPasswordLength || !verify_password(st.value().column_text(0), password))
+    return Error{"forbidden", "the password is wrong", "/password"};
+  return totp_reset(user);
+}
+
+Status Accounts::totp_reset(const std::string& user) {
+  if (!user_exists(user)) return Error{"not_found", "no user " + user};
+  auto st = db_.prepare("DELETE FROM totp WHERE user=?");
+  if (!st) return st.error();
+  st.value().bind(1, user);
+  if (Status s = st.value().run(); !s) return s;
+  if (db_.changes() == 0) return Error{"conflict", "TOTP is not on for " + user};
+  return ok();
+}
+
+bool Accounts::require_totp_for_admins() {
+  auto st = db_.prepare("SELECT value FROM settings WHERE key='require_totp_for_admins'");
+  if (!st) return true;  // fail closed
+  auto row = st.value().step();
+  if (!row) return true;
+  return row.value() && st.value().column_text(0) == "1";
+}
+
+Status Accounts::set_require_totp_for_admins(bool on) {
+  auto st = db_.prepare(
+      "INSERT OR REPLACE INTO settings (key, value) VALUES ('require_totp_for_admins', ?)");
+  if (!st) return st.error();
+  st.value().bind(1, on ? "1" : "0");
+  return st.value().run();
+}
+
+bool Accounts::totp_enrollment_required(const Session& session) {
+  return session.role == Role::admin && require_totp_for_admins() && !totp_active(session.user);
 }
 
 void Accounts::audit(const std::string& event, const std::string& user, const std::string& source,

@@ -1,5 +1,6 @@
 // cordon-webd's accounts: users with roles in webd's own SQLite database
-// (<state-dir>/webd.db), argon2id password hashes (libsodium crypto_pwhash_str), sessions
+// (<state-dir>/webd.db), argon2id password hashes (libsodium crypto_pwhash_str), an
+// optional TOTP second factor per user (secret in webd.db, never logged), sessions
 // in memory (a restart logs everybody out), login throttling per account and per source
 // address, and an audit table of every login attempt and account change.
 //
@@ -81,12 +82,37 @@ class Accounts {
   };
   // Error codes: "throttled" (locked out; nothing checked), "unauthorized" (wrong name or
   // password, one message for both). Every attempt is audited.
+  // With TOTP active for the user, also "totp_required" (no code given; not counted as
+  // a failure: the password was right) and "totp_invalid" (wrong or reused code: counted).
   Result<Login> login(const std::string& name, const std::string& password,
-                      const std::string& source);
+                      const std::string& source,
+                      const std::optional<std::string>& totp = std::nullopt);
   // The live session for a cookie value, its idle clock restarted; nullopt when unknown,
   // idle too long or older than the absolute limit (then it is dropped).
   std::optional<Session> lookup(const std::string& session_id);
+  // Like lookup but leaves the idle clock alone (a live-events socket must not keep a
+  // session alive on its own).
+  std::optional<Session> peek(const std::string& session_id);
   void logout(const std::string& session_id);
+
+  // TOTP. begin: a new secret for `user`, not active until confirmed (conflict when
+  // TOTP is already active); confirm: activates it given a current code; disable: the
+  // user's own, needs the password; reset: an admin's, for another user.
+  struct TotpEnrolment {
+    std::string secret;  // base32
+    std::string otpauth_uri;
+  };
+  Result<TotpEnrolment> totp_begin(const std::string& user);
+  Status totp_confirm(const std::string& user, const std::string& code);
+  Status totp_disable(const std::string& user, const std::string& password);
+  Status totp_reset(const std::string& user);
+  bool totp_active(const std::string& user);
+  // The system setting "require_totp_for_admins" (table settings in webd.db).
+  bool require_totp_for_admins();
+  Status set_require_totp_for_admins(bool on);
+  // An admin session while the setting is on and the admin has no active TOTP: it may
+  // only look at its session, log out, and enrol.
+  bool totp_enrollment_required(const Session& session);
 
   void audit(const std::string& event, const std::string& user, const std::string& source,
              const std::string& outcome);
@@ -106,6 +132,15 @@ class Accounts {
   bool locked(const std::string& key);
   void record_failure(const std::string& key, unsigned limit);
   void end_sessions_of(const std::string& user, const std::string& keep_key);
+  std::optional<Session> find_session(const std::string& session_id, bool touch);
+  struct TotpRow {
+    std::string secret;  // raw bytes
+    bool active = false;
+    int64_t last_step = -1;
+  };
+  Result<std::optional<TotpRow>> totp_row(const std::string& user);
+  bool user_exists(const std::string& user);
+  int64_t unix_now() const;
 
   control::store::Database db_;
   Options options_;

@@ -1,5 +1,6 @@
 #include "webui/routes/app.h"
 
+#include <sodium.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -129,6 +130,8 @@ unsigned status_of(const control::Error& e) {
   if (e.code == "not_found") return 404;
   if (e.code == "conflict") return 409;
   if (e.code == "throttled") return 429;
+  if (e.code == "totp_required" || e.code == "totp_invalid") return 401;
+  if (e.code == "unavailable") return 503;
   return 500;
 }
 HttpResponse error_of(const control::Error& e) {
@@ -152,6 +155,28 @@ std::string content_type(const fs::path& file) {
   return it == types.end() ? "application/octet-stream" : it->second;
 }
 
+// What an admin who must enrol in TOTP first may still call.
+bool allowed_while_enrolling(const Endpoint& ep) {
+  const std::string_view p = ep.pattern, m = ep.method;
+  return p == "session" || p == "logout" || (m == "POST" && p == "session/totp") ||
+         (m == "POST" && p == "session/totp/confirm");
+}
+
+HttpResponse enrolment_refusal() {
+  return error_reply(403, "totp_enrollment_required",
+                     "admins must set up a second factor (TOTP) first: POST session/totp");
+}
+
+json::object certificate_json(const server::CertificateInfo& info) {
+  json::array sans;
+  for (const auto& s : info.sans) sans.push_back(json::string(s));
+  return json::object{
+      {"subject", info.subject},        {"issuer", info.issuer},
+      {"sans", std::move(sans)},        {"not_before", info.not_before},
+      {"not_after", info.not_after},    {"sha256_fingerprint", info.sha256_fingerprint},
+      {"self_signed", info.self_signed}};
+}
+
 std::string session_cookie(const std::string& id) {
   return std::string(kSessionCookie) + "=" + id + "; Path=/; Secure; HttpOnly; SameSite=Strict";
 }
@@ -168,9 +193,18 @@ const std::vector<Endpoint>& endpoints() {
       {"GET", "session", A, false},
       {"POST", "session/password", A, false},
       {"GET", "login-audit", A, false},
+      {"POST", "session/totp", A, false},
+      {"POST", "session/totp/confirm", A, false},
+      {"DELETE", "session/totp", A, false},
       {"GET", "users", D, false},
       {"POST", "users", D, false},
       {"DELETE", "users/{}", D, false},
+      {"DELETE", "users/{}/totp", D, false},
+      {"GET", "system/security", D, false},
+      {"PUT", "system/security", D, false},
+      {"GET", "system/certificate", A, false},
+      {"POST", "system/certificate", D, false},
+      {"GET", "events/ws", A, false},  // WebSocket upgrade (https_server.cpp); else 426
       // controld's, read
       {"GET", "health", A, true},
       {"GET", "policy", A, true},
@@ -361,6 +395,10 @@ void App::api(const HttpRequest& req, const std::string& path, const std::string
                       std::string("this needs the ") + auth::role_name(*endpoint->role) + " role"));
       return;
     }
+    if (!allowed_while_enrolling(*endpoint) && accounts_.totp_enrollment_required(*session)) {
+      respond(enrolment_refusal());
+      return;
+    }
   }
   if (!endpoint->forwarded) {
     respond(local(*endpoint, req, params, session ? &*session : nullptr, session_id, peer));
@@ -380,6 +418,45 @@ void App::api(const HttpRequest& req, const std::string& path, const std::string
                       res.body() = std::move(reply.body);
                       respond(std::move(res));
                     });
+}
+
+std::variant<App::EventsGrant, HttpResponse> App::events_socket(const HttpRequest& req) {
+  const std::string_view target = req.target();
+  const size_t q = target.find('?');
+  if (target.substr(0, q) != "/api/v1/events/ws")
+    return error_reply(404, "not_found", "WebSocket is only offered on /api/v1/events/ws");
+  if (req.method() != http::verb::get)
+    return error_reply(405, "method_not_allowed", "a WebSocket upgrade is a GET");
+  auto origin = req.find(http::field::origin);
+  if (origin == req.end() || !options_.origins.contains(std::string(origin->value())))
+    return error_reply(403, "forbidden", "the request's Origin is not this server");
+  const std::string session_id = cookie_value(req, kSessionCookie);
+  auto session = accounts_.lookup(session_id);
+  if (!session)
+    return error_reply(401, "unauthorized", "log in first (no session, or it has expired)");
+  // Every role may follow events (least role auditor).
+  if (accounts_.totp_enrollment_required(*session)) return enrolment_refusal();
+  EventsGrant grant{session->user, session_id, std::nullopt};
+  std::string_view query = q == std::string_view::npos ? "" : target.substr(q + 1);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    if (pair.starts_with("after=")) {
+      const std::string_view v = pair.substr(6);
+      if (v.empty() || v.size() > 18 ||
+          !std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return error_reply(400, "invalid", "after must be an event id (digits)", "after");
+      grant.after = std::stoll(std::string(v));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return grant;
+}
+
+bool App::session_alive(const std::string& session_id) {
+  auto session = accounts_.peek(session_id);
+  return session && !accounts_.totp_enrollment_required(*session);
 }
 
 HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
@@ -408,14 +485,22 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
   if (name == "login") {
     auto f = string_fields(req.body(), {"user", "password"});
     if (f.error) return *f.error;
+    std::optional<std::string> totp;
+    const json::value body = json::parse(req.body());  // an object: string_fields checked
+    if (const json::value* t = body.as_object().if_contains("totp")) {
+      if (!t->is_string()) return error_reply(400, "invalid", "totp must be a string", "/totp");
+      totp = std::string(t->as_string());
+    }
     // Whatever session this browser had ends: a login always starts a new one.
     if (!session_id.empty()) accounts_.logout(session_id);
-    auto login = accounts_.login(f.values["user"], f.values["password"], peer);
+    auto login = accounts_.login(f.values["user"], f.values["password"], peer, totp);
     if (!login) return error_of(login.error());
     HttpResponse res =
         json_reply(200, json::object{{"user", login.value().session.user},
                                      {"role", auth::role_name(login.value().session.role)},
-                                     {"csrf_token", login.value().session.csrf_token}});
+                                     {"csrf_token", login.value().session.csrf_token},
+                                     {"totp_enrollment_required",
+                                      accounts_.totp_enrollment_required(login.value().session)}});
     res.set(http::field::set_cookie, session_cookie(login.value().session_id));
     return res;
   }
@@ -430,7 +515,90 @@ HttpResponse App::local(const Endpoint& ep, const HttpRequest& req,
   if (name == "session") {
     return json_reply(200, json::object{{"user", session->user},
                                         {"role", auth::role_name(session->role)},
-                                        {"csrf_token", session->csrf_token}});
+                                        {"csrf_token", session->csrf_token},
+                                        {"totp_enabled", accounts_.totp_active(session->user)},
+                                        {"totp_enrollment_required",
+                                         accounts_.totp_enrollment_required(*session)}});
+  }
+  if (name == "session/totp" && req.method() == http::verb::post) {
+    auto enrol = accounts_.totp_begin(session->user);
+    accounts_.audit("totp enrol", session->user, peer,
+                    enrol ? "ok" : "refused: " + enrol.error().code);
+    if (!enrol) return error_of(enrol.error());
+    return json_reply(200, json::object{{"secret", enrol.value().secret},
+                                        {"otpauth_uri", enrol.value().otpauth_uri}});
+  }
+  if (name == "session/totp/confirm") {
+    auto f = string_fields(req.body(), {"code"});
+    if (f.error) return *f.error;
+    auto s = accounts_.totp_confirm(session->user, f.values["code"]);
+    accounts_.audit("totp confirm", session->user, peer, s ? "ok" : "refused: " + s.error().code);
+    if (!s) return error_of(s.error());
+    return json_reply(200, json::object{{"totp_enabled", true}});
+  }
+  if (name == "session/totp") {  // DELETE
+    auto f = string_fields(req.body(), {"password"});
+    if (f.error) return *f.error;
+    auto s = accounts_.totp_disable(session->user, f.values["password"]);
+    accounts_.audit("totp disable", session->user, peer, s ? "ok" : "refused: " + s.error().code);
+    if (!s) return error_of(s.error());
+    return json_reply(200, json::object{{"totp_enabled", false}});
+  }
+  if (name == "users/{}/totp") {
+    auto s = accounts_.totp_reset(params.at(0));
+    accounts_.audit("totp reset " + params.at(0), session->user, peer,
+                    s ? "ok" : "refused: " + s.error().code);
+    if (!s) return error_of(s.error());
+    return json_reply(200, json::object{{"user", params.at(0)}, {"totp_enabled", false}});
+  }
+  if (name == "system/security" && req.method() == http::verb::get) {
+    return json_reply(
+        200, json::object{{"require_totp_for_admins", accounts_.require_totp_for_admins()}});
+  }
+  if (name == "system/security") {  // PUT
+    boost::system::error_code ec;
+    json::value v = json::parse(req.body(), ec);
+    const json::value* on =
+        !ec && v.is_object() ? v.as_object().if_contains("require_totp_for_admins") : nullptr;
+    if (!on || !on->is_bool())
+      return error_reply(400, "invalid", "require_totp_for_admins must be true or false",
+                         "/require_totp_for_admins");
+    if (v.as_object().size() != 1)
+      return error_reply(400, "invalid", "only require_totp_for_admins can be set here");
+    auto s = accounts_.set_require_totp_for_admins(on->as_bool());
+    accounts_.audit(std::string("require totp for admins ") + (on->as_bool() ? "on" : "off"),
+                    session->user, peer, s ? "ok" : "refused: " + s.error().code);
+    if (!s) return error_of(s.error());
+    return json_reply(200, json::object{{"require_totp_for_admins", on->as_bool()}});
+  }
+  if (name == "system/certificate" && req.method() == http::verb::get) {
+    if (!options_.certificates) return error_reply(503, "unavailable", "no certificate store");
+    auto info = options_.certificates->info();
+    if (!info) return error_of(info.error());
+    return json_reply(200, certificate_json(info.value()));
+  }
+  if (name == "system/certificate") {  // POST
+    auto f = string_fields(req.body(), {"certificate_pem", "private_key_pem"});
+    if (f.error) return *f.error;
+    if (!options_.certificates) return error_reply(503, "unavailable", "no certificate store");
+    auto s =
+        options_.certificates->replace(f.values["certificate_pem"], f.values["private_key_pem"]);
+    std::string& key = f.values["private_key_pem"];
+    sodium_memzero(key.data(), key.size());
+    auto info = options_.certificates->info();
+    accounts_.audit("upload certificate", session->user, peer,
+                    s ? "ok: " + (info ? info.value().sha256_fingerprint : std::string("?"))
+                      : "refused: " + s.error().message);
+    if (!s) return error_of(s.error());
+    if (!info) return error_of(info.error());
+    return json_reply(200, certificate_json(info.value()));
+  }
+  if (name == "events/ws") {
+    HttpResponse res = error_reply(426, "upgrade_required",
+                                   "live events are a WebSocket: connect with an Upgrade request");
+    res.set(http::field::upgrade, "websocket");
+    res.set(http::field::connection, "Upgrade");
+    return res;
   }
   if (name == "session/password") {
     auto f = string_fields(req.body(), {"current_password", "new_password"});

@@ -6,7 +6,8 @@
 // Order of checks for /api/: endpoint known (else 404) -> for state-changing methods the
 // Origin equals one of the server's own origins (else 403) -> session valid (else 401)
 // -> X-CSRF-Token equals the session's token on state-changing methods (else 403) ->
-// role sufficient (else 403).
+// role sufficient (else 403) -> an admin who must enrol in TOTP first reaches only
+// session, logout and session/totp(/confirm) (else 403 totp_enrollment_required).
 //
 // Threads: an App belongs to the io_context's single thread.
 #pragma once
@@ -14,12 +15,15 @@
 #include <boost/beast/http.hpp>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "webui/auth/accounts.h"
 #include "webui/routes/controld_client.h"
+#include "webui/server/tls.h"
 
 namespace cordon::webui::routes {
 
@@ -46,6 +50,8 @@ class App {
     std::filesystem::path app_dir;           // static files of the browser app
     std::set<std::string> origins;           // e.g. "https://10.60.0.1:8443"
     std::filesystem::path setup_token_file;  // holds the one-time setup token while no user exists
+    // The served certificate (system/certificate); nullptr: those endpoints answer 503.
+    server::CertificateStore* certificates = nullptr;
   };
   App(Options options, auth::Accounts& accounts, ControldClient& controld);
 
@@ -54,6 +60,20 @@ class App {
 
   // `peer` is the client's IP address. `respond` is called once, now or later.
   void handle(const HttpRequest& req, const std::string& peer, Respond respond);
+
+  // A WebSocket upgrade request: allowed only for GET /api/v1/events/ws, with the same
+  // checks as any API call (Origin always: browsers send it on upgrades), and an optional
+  // ?after=ID. Either the grant, or the refusal to answer instead of upgrading.
+  struct EventsGrant {
+    std::string user;
+    std::string session_id;
+    std::optional<int64_t> after;
+  };
+  std::variant<EventsGrant, HttpResponse> events_socket(const HttpRequest& req);
+  // Whether a socket's session still stands (logged out, expired, user deleted: no; an
+  // admin newly required to enrol in TOTP: no). Does not restart the idle clock.
+  bool session_alive(const std::string& session_id);
+  ControldClient& controld() { return controld_; }
 
  private:
   void api(const HttpRequest& req, const std::string& path, const std::string& query,

@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
   std::error_code ec;
   fs::create_directories(state_dir, ec);
   fs::permissions(state_dir, fs::perms::owner_all, ec);
+  const bool own_certificate = cert.empty();  // uploads may replace it (not --cert/--key)
   if (cert.empty()) {
     cert = (fs::path(state_dir) / "webd-cert.pem").string();
     key = (fs::path(state_dir) / "webd-key.pem").string();
@@ -140,9 +141,9 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  auto tls = server::make_tls_context(cert, key);  // read before privileges go
-  if (!tls) {
-    std::cerr << "cordon-webd: " << tls.error().message << "\n";
+  server::CertificateStore certificates(cert, key, own_certificate);
+  if (auto s = certificates.load(); !s) {  // read before privileges go
+    std::cerr << "cordon-webd: " << s.error().message << "\n";
     return 1;
   }
 
@@ -161,14 +162,15 @@ int main(int argc, char** argv) {
       return false;
     }
     accounts.emplace(std::move(opened.value()));
-    app.emplace(routes::App::Options{app_dir, origins, fs::path(state_dir) / "setup-token"},
-                *accounts, controld);
+    app.emplace(
+        routes::App::Options{app_dir, origins, fs::path(state_dir) / "setup-token", &certificates},
+        *accounts, controld);
     return true;
   };
   // The database is opened before the drop; its files are then handed to the account
   // with the rest of the state directory.
   if (!open_accounts()) return 1;
-  https = std::make_unique<server::HttpsServer>(io, tls.value(), *app, server_options);
+  https = std::make_unique<server::HttpsServer>(io, certificates, *app, server_options);
   if (auto s = https->listen(); !s) {
     std::cerr << "cordon-webd: " << s.error().message << "\n";
     return 1;

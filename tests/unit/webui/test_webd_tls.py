@@ -2,7 +2,8 @@
 """cordon-webd over real TLS on loopback: the protocol versions and ciphers it accepts
 (checked with `openssl s_client`), the first-start certificate, security headers on every
 kind of response, size limits, malformed requests, slow clients, the connection cap, and
-setup/login/session end to end.
+setup/login/session end to end, and a certificate upload served to new connections at
+once while an open connection keeps the old one.
 
 usage: test_webd_tls.py PATH/TO/cordon-webd APP_DIR
 """
@@ -87,6 +88,14 @@ def raw_exchange(port, data):
         pass
     s.close()
     return reply.decode(errors="replace")
+
+
+def fingerprint_of(text):
+    """SHA-256 fingerprint (AB:CD:...) of the first PEM certificate in `text`."""
+    r = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256"],
+                       input=text.encode(), capture_output=True)
+    m = re.search(r"Fingerprint=([0-9A-F:]+)", r.stdout.decode())
+    return m.group(1) if m else None
 
 
 SECURITY_HEADERS = {
@@ -246,6 +255,58 @@ def main():
         check(res.status == 200 and json.loads(body)["user"] == "admin", "session over TLS")
         res, body = request(port, "GET", "/api/v1/health", headers={"Cookie": cookie.split(";")[0]})
         check(res.status == 503, "controld not running: 503")
+
+        # Certificate upload: refused ones change nothing; a good one serves new connections
+        # at once (s_client sees it) while a connection opened before keeps working.
+        res, body = request(port, "POST", "/api/v1/login", json.dumps({"user": "admin", "password": pw}), origin)
+        session = res.getheader("Set-Cookie", "").split(";")[0]
+        csrf = json.loads(body)["csrf_token"]
+        auth = dict(origin, **{"Cookie": session, "X-CSRF-Token": csrf})
+        served_fp = lambda: fingerprint_of(s_client(port, "-tls1_3")[1])
+        old_fp = served_fp()
+        check(old_fp == fingerprint_of(open(cert).read()), "s_client shows the first-start certificate")
+        res, body = request(port, "GET", "/api/v1/system/certificate", headers={"Cookie": session})
+        info = json.loads(body)
+        check(res.status == 200 and info["sha256_fingerprint"] == old_fp and info["self_signed"],
+              f"GET system/certificate describes the served one: {body[:200]!r}")
+        gen = os.path.join(work, "gen")
+        os.mkdir(gen)
+        def make(name, curve, cn):
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", f"ec_paramgen_curve:{curve}",
+                            "-nodes", "-days", "30", "-subj", f"/CN={cn}", "-addext", f"subjectAltName=DNS:{cn}",
+                            "-keyout", os.path.join(gen, name + ".key"), "-out", os.path.join(gen, name + ".crt")],
+                           check=True, capture_output=True)
+            return open(os.path.join(gen, name + ".crt")).read(), open(os.path.join(gen, name + ".key")).read()
+        new_cert, new_key = make("new", "P-384", "uploaded.example")
+        _, other_key = make("other", "P-256", "other.example")
+        before_files = (open(cert).read(), open(key).read())
+        for what, payload in (("mismatched key", {"certificate_pem": new_cert, "private_key_pem": other_key}),
+                              ("garbage", {"certificate_pem": "garbage", "private_key_pem": new_key})):
+            res, body = request(port, "POST", "/api/v1/system/certificate", json.dumps(payload), auth)
+            check(res.status == 400, f"upload with {what} refused: {res.status} {body[:200]!r}")
+        check((open(cert).read(), open(key).read()) == before_files, "refused uploads left the files alone")
+        check(served_fp() == old_fp, "refused uploads left the served certificate alone")
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        held = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        held.request("GET", "/")
+        held.getresponse().read()
+        res, body = request(port, "POST", "/api/v1/system/certificate",
+                            json.dumps({"certificate_pem": new_cert, "private_key_pem": new_key}), auth)
+        check(res.status == 200 and json.loads(body)["subject"] == "CN=uploaded.example",
+              f"upload accepted: {res.status} {body[:200]!r}")
+        new_fp = fingerprint_of(new_cert)
+        check(served_fp() == new_fp, "s_client shows the uploaded certificate at once")
+        check(stat.S_IMODE(os.stat(key).st_mode) == 0o600, "uploaded key file is 0600")
+        held.request("GET", "/")
+        r = held.getresponse()
+        r.read()
+        old_peer = held.sock.getpeercert(binary_form=True)
+        check(r.status == 200 and ssl.DER_cert_to_PEM_cert(old_peer) and
+              fingerprint_of(ssl.DER_cert_to_PEM_cert(old_peer)) == old_fp,
+              "a connection opened before the upload keeps the old certificate")
+        held.close()
         check(webd.poll() is None, "webd still running after all of the above")
     finally:
         webd.terminate()

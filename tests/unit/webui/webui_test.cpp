@@ -1,9 +1,13 @@
 // cordon-webd's request handling without TLS: setup, login, sessions (fixation, expiry,
-// forgery, logout), CSRF and Origin, throttling, the role matrix over every endpoint,
+// forgery, logout), CSRF and Origin, throttling, TOTP (RFC vectors, enrolment, login,
+// the admin requirement), certificate upload checks, the role matrix over every endpoint,
 // static files with path traversal, and forwarding to a fake controld (controld's own
 // HttpServer on a unix socket, trusting this process's uid) that echoes who it was told
 // is acting.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -14,7 +18,9 @@
 
 #include "control/api/http_server.h"
 #include "webui/auth/accounts.h"
+#include "webui/auth/totp.h"
 #include "webui/routes/app.h"
+#include "webui/server/tls.h"
 
 namespace cordon::webui {
 namespace {
@@ -68,8 +74,14 @@ class WebuiTest : public ::testing::Test {
     options.now = [this] { return now_; };
     accounts_.emplace(auth::Accounts::open((dir_ / "webd.db").string(), options).value());
     client_.emplace(io_, (dir_ / "controld.sock").string());
-    app_.emplace(routes::App::Options{dir_ / "app", {kOrigin}, dir_ / "setup-token"}, *accounts_,
-                 *client_);
+    cert_file_ = (dir_ / "webd-cert.pem").string();
+    key_file_ = (dir_ / "webd-key.pem").string();
+    ASSERT_TRUE(server::ensure_self_signed(cert_file_, key_file_, {"IP:10.60.0.1"}).ok());
+    certificates_.emplace(cert_file_, key_file_, true);
+    ASSERT_TRUE(certificates_->load().ok());
+    app_.emplace(
+        routes::App::Options{dir_ / "app", {kOrigin}, dir_ / "setup-token", &*certificates_},
+        *accounts_, *client_);
   }
   void TearDown() override { fs::remove_all(dir_); }
 
@@ -129,6 +141,8 @@ class WebuiTest : public ::testing::Test {
   auth::Clock::time_point now_ = auth::Clock::now();
   std::optional<auth::Accounts> accounts_;
   std::optional<routes::ControldClient> client_;
+  std::string cert_file_, key_file_;
+  std::optional<server::CertificateStore> certificates_;
   std::optional<routes::App> app_;
 };
 
@@ -465,6 +479,394 @@ TEST_F(WebuiTest, StaticFilesAndPathTraversal) {
   }
   EXPECT_EQ(call(http::verb::get, "http://evil/index.html").result_int(), 400u);
   EXPECT_EQ(call(http::verb::post, "/index.html", "x", {{"Origin", kOrigin}}).result_int(), 405u);
+}
+
+}  // namespace
+}  // namespace cordon::webui
+
+// ---- TOTP ----
+
+namespace cordon::webui {
+namespace {
+
+TEST(Totp, Base32Rfc4648Vectors) {
+  const std::vector<std::pair<std::string, std::string>> vectors = {{"", ""},
+                                                                    {"f", "MY"},
+                                                                    {"fo", "MZXQ"},
+                                                                    {"foo", "MZXW6"},
+                                                                    {"foob", "MZXW6YQ"},
+                                                                    {"fooba", "MZXW6YTB"},
+                                                                    {"foobar", "MZXW6YTBOI"}};
+  for (const auto& [plain, encoded] : vectors) {
+    EXPECT_EQ(auth::base32_encode(plain), encoded);
+    EXPECT_EQ(auth::base32_decode(encoded), plain) << encoded;
+  }
+  EXPECT_EQ(auth::base32_decode("MZXW6YQ="), "foob");      // padding
+  EXPECT_EQ(auth::base32_decode("mzxw6ytboi"), "foobar");  // lower case
+  EXPECT_FALSE(auth::base32_decode("MZ1W"));               // '1' is not in the alphabet
+  EXPECT_FALSE(auth::base32_decode("MZ"));                 // stray bits: not canonical
+  EXPECT_FALSE(auth::base32_decode("M"));                  // a dangling character
+  EXPECT_FALSE(auth::base32_decode("MY=Y"));               // padding inside
+  const std::string bytes("\x00\xff\x10\x80\x7f", 5);
+  EXPECT_EQ(auth::base32_decode(auth::base32_encode(bytes)), bytes);
+}
+
+TEST(Totp, Rfc4226AndRfc6238Sha1Vectors) {
+  const std::string key = "12345678901234567890";
+  const uint32_t hotp[] = {755224, 287082, 359152, 969429, 338314,
+                           254676, 287922, 162583, 399871, 520489};
+  for (uint64_t c = 0; c < 10; ++c) EXPECT_EQ(auth::hotp(key, c), hotp[c]) << c;
+  // RFC 6238 appendix B, SHA-1: 8 digits there, the last 6 of them here.
+  const std::vector<std::pair<int64_t, uint32_t>> totp = {
+      {59, 94287082},         {1111111109, 7081804},  {1111111111, 14050471},
+      {1234567890, 89005924}, {2000000000, 69279037}, {20000000000, 65353130}};
+  for (const auto& [t, code8] : totp) {
+    EXPECT_EQ(auth::hotp(key, static_cast<uint64_t>(t / 30), 8), code8) << t;
+    char six[8];
+    std::snprintf(six, sizeof six, "%06u", code8 % 1000000);
+    EXPECT_EQ(auth::totp_match(key, six, t, -1), t / 30) << t;
+  }
+}
+
+TEST(Totp, WindowOneStepAndNoReuse) {
+  const std::string key = "12345678901234567890";
+  const int64_t t = 1111111109;                                      // step 37037036, code 081804
+  EXPECT_EQ(auth::totp_match(key, "081804", t + 30, -1), 37037036);  // one step late: fine
+  EXPECT_EQ(auth::totp_match(key, "081804", t - 30, -1), 37037036);  // one step early: fine
+  EXPECT_FALSE(auth::totp_match(key, "081804", t + 60, -1));         // two steps: no
+  EXPECT_FALSE(auth::totp_match(key, "081804", t, 37037036));        // used already
+  EXPECT_FALSE(auth::totp_match(key, "81804", t, -1));
+  EXPECT_FALSE(auth::totp_match(key, "08180a", t, -1));
+  EXPECT_FALSE(auth::totp_match(key, "0818045", t, -1));
+}
+
+std::string code_at(const std::string& secret_b32, auth::Clock::time_point when) {
+  const auto secret = auth::base32_decode(secret_b32);
+  EXPECT_TRUE(secret.has_value());
+  const int64_t t =
+      std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count();
+  char six[8];
+  std::snprintf(six, sizeof six, "%06u",
+                auth::hotp(secret.value_or(""), static_cast<uint64_t>(t / 30)));
+  return six;
+}
+
+class WebuiTotpTest : public WebuiTest {
+ protected:
+  HttpResponse login_totp(const std::string& user, const std::optional<std::string>& totp,
+                          const std::string& password = kPassword) {
+    json::object body{{"user", user}, {"password", password}};
+    if (totp) body["totp"] = *totp;
+    return call(http::verb::post, "/api/v1/login", json::serialize(body), {{"Origin", kOrigin}});
+  }
+  // Enrols and confirms TOTP for the logged-in user; returns the secret.
+  std::string enrol(const Login& l) {
+    auto res = call(http::verb::post, "/api/v1/session/totp", "", auth_headers(l));
+    EXPECT_EQ(res.result_int(), 200u) << res.body();
+    auto o = json::parse(res.body()).as_object();
+    const std::string secret = S(o.at("secret"));
+    EXPECT_EQ(auth::base32_decode(secret).value_or("").size(), 20u);
+    EXPECT_EQ(S(o.at("otpauth_uri")).rfind("otpauth://totp/Cordon:", 0), 0u);
+    EXPECT_NE(S(o.at("otpauth_uri")).find("secret=" + secret), std::string::npos);
+    auto ok = call(http::verb::post, "/api/v1/session/totp/confirm",
+                   json::serialize(json::object{{"code", code_at(secret, now_)}}), auth_headers(l));
+    EXPECT_EQ(ok.result_int(), 200u) << ok.body();
+    return secret;
+  }
+  std::string error_code(const HttpResponse& res) {
+    return S(json::parse(res.body()).at("error").at("code"));
+  }
+};
+
+TEST_F(WebuiTotpTest, EnrolConfirmLoginDisable) {
+  setup_admin();
+  Login l = login("admin");
+  // Enrolment is not active before confirmation; a wrong code does not confirm it.
+  auto begin = call(http::verb::post, "/api/v1/session/totp", "", auth_headers(l));
+  ASSERT_EQ(begin.result_int(), 200u) << begin.body();
+  const std::string first = S(json::parse(begin.body()).at("secret"));
+  EXPECT_EQ(login_totp("admin", std::nullopt).result_int(), 200u);
+  l = login("admin");
+  std::string wrong = code_at(first, now_);
+  wrong[0] = wrong[0] == '9' ? '0' : static_cast<char>(wrong[0] + 1);
+  auto bad = call(http::verb::post, "/api/v1/session/totp/confirm",
+                  json::serialize(json::object{{"code", wrong}}), auth_headers(l));
+  EXPECT_EQ(bad.result_int(), 400u) << bad.body();
+  EXPECT_FALSE(json::parse(call(http::verb::get, "/api/v1/session", "", auth_headers(l)).body())
+                   .at("totp_enabled")
+                   .as_bool());
+
+  const std::string secret = enrol(l);
+  EXPECT_NE(secret, first);  // a new enrolment, a new secret
+  auto session = json::parse(call(http::verb::get, "/api/v1/session", "", auth_headers(l)).body());
+  EXPECT_TRUE(session.at("totp_enabled").as_bool());
+  EXPECT_FALSE(session.at("totp_enrollment_required").as_bool());
+  // Enrolling again while active is refused.
+  EXPECT_EQ(call(http::verb::post, "/api/v1/session/totp", "", auth_headers(l)).result_int(), 409u);
+
+  auto missing = login_totp("admin", std::nullopt);
+  EXPECT_EQ(missing.result_int(), 401u);
+  EXPECT_EQ(error_code(missing), "totp_required");
+  EXPECT_TRUE(missing[http::field::set_cookie].empty());
+  // The code used to confirm cannot log in within its window.
+  auto reused = login_totp("admin", code_at(secret, now_));
+  EXPECT_EQ(reused.result_int(), 401u);
+  EXPECT_EQ(error_code(reused), "totp_invalid");
+  auto wrong_password =
+      login_totp("admin", code_at(secret, now_ + std::chrono::seconds(30)), "not the password!!");
+  EXPECT_EQ(error_code(wrong_password), "unauthorized");
+  now_ += std::chrono::seconds(30);
+  auto good = login_totp("admin", code_at(secret, now_));
+  ASSERT_EQ(good.result_int(), 200u) << good.body();
+  EXPECT_EQ(error_code(login_totp("admin", code_at(secret, now_))), "totp_invalid");  // used
+
+  // Turning it off needs the password.
+  auto bad_off =
+      call(http::verb::delete_, "/api/v1/session/totp",
+           json::serialize(json::object{{"password", "not the password!!"}}), auth_headers(l));
+  EXPECT_EQ(bad_off.result_int(), 403u);
+  auto off = call(http::verb::delete_, "/api/v1/session/totp",
+                  json::serialize(json::object{{"password", kPassword}}), auth_headers(l));
+  EXPECT_EQ(off.result_int(), 200u) << off.body();
+  EXPECT_EQ(login_totp("admin", std::nullopt).result_int(), 200u);
+
+  // Audited, and the secret is in no audit entry.
+  auto audit = call(http::verb::get, "/api/v1/login-audit", "", auth_headers(login("admin")));
+  const std::string text = audit.body();
+  for (const char* event : {"totp enrol", "totp confirm", "totp disable"})
+    EXPECT_NE(text.find(event), std::string::npos) << event;
+  EXPECT_NE(text.find("totp required"), std::string::npos);
+  EXPECT_NE(text.find("failed: totp"), std::string::npos);
+  EXPECT_EQ(text.find(secret), std::string::npos);
+}
+
+TEST_F(WebuiTotpTest, WrongCodesAreThrottled) {
+  setup_admin();
+  const std::string secret = enrol(login("admin"));
+  now_ += std::chrono::seconds(90);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(error_code(login_totp("admin", "000000")), "totp_invalid");
+  // Locked now: even the right code gets 429.
+  EXPECT_EQ(login_totp("admin", code_at(secret, now_)).result_int(), 429u);
+}
+
+TEST_F(WebuiTotpTest, AdminResetsAnotherUsersTotp) {
+  setup_admin();
+  Login admin = login("admin");
+  ASSERT_EQ(call(http::verb::post, "/api/v1/users",
+                 json::serialize(
+                     json::object{{"user", "op"}, {"password", kPassword}, {"role", "operator"}}),
+                 auth_headers(admin))
+                .result_int(),
+            201u);
+  enrol(login("op"));
+  EXPECT_EQ(error_code(login_totp("op", std::nullopt)), "totp_required");
+  auto reset = call(http::verb::delete_, "/api/v1/users/op/totp", "", auth_headers(admin));
+  EXPECT_EQ(reset.result_int(), 200u) << reset.body();
+  EXPECT_EQ(login_totp("op", std::nullopt).result_int(), 200u);
+  EXPECT_EQ(
+      call(http::verb::delete_, "/api/v1/users/op/totp", "", auth_headers(admin)).result_int(),
+      409u);  // nothing to reset
+  EXPECT_EQ(
+      call(http::verb::delete_, "/api/v1/users/nobody/totp", "", auth_headers(admin)).result_int(),
+      404u);
+  auto audit = call(http::verb::get, "/api/v1/login-audit", "", auth_headers(admin)).body();
+  EXPECT_NE(audit.find("totp reset op"), std::string::npos);
+}
+
+TEST_F(WebuiTotpTest, AdminsWithoutTotpMustEnrolWhenRequired) {
+  setup_admin();
+  Login admin = login("admin");
+  ASSERT_EQ(call(http::verb::post, "/api/v1/users",
+                 json::serialize(
+                     json::object{{"user", "op"}, {"password", kPassword}, {"role", "operator"}}),
+                 auth_headers(admin))
+                .result_int(),
+            201u);
+  EXPECT_FALSE(
+      json::parse(call(http::verb::get, "/api/v1/system/security", "", auth_headers(admin)).body())
+          .at("require_totp_for_admins")
+          .as_bool());
+  EXPECT_EQ(call(http::verb::put, "/api/v1/system/security", R"({"require_totp_for_admins":1})",
+                 auth_headers(admin))
+                .result_int(),
+            400u);
+  auto on = call(http::verb::put, "/api/v1/system/security", R"({"require_totp_for_admins":true})",
+                 auth_headers(admin));
+  ASSERT_EQ(on.result_int(), 200u) << on.body();
+
+  // The admin's session (and a new one) may only see itself, log out and enrol.
+  admin = login("admin");
+  auto session =
+      json::parse(call(http::verb::get, "/api/v1/session", "", auth_headers(admin)).body());
+  EXPECT_TRUE(session.at("totp_enrollment_required").as_bool());
+  for (const auto& [verb, path] : std::vector<std::pair<http::verb, std::string>>{
+           {http::verb::get, "/api/v1/users"},
+           {http::verb::get, "/api/v1/health"},
+           {http::verb::get, "/api/v1/system/security"},
+           {http::verb::post, "/api/v1/session/password"}}) {
+    auto res = call(verb, path, "{}", auth_headers(admin));
+    EXPECT_EQ(res.result_int(), 403u) << path;
+    EXPECT_EQ(error_code(res), "totp_enrollment_required") << path;
+  }
+  // Operators are not concerned.
+  Login op = login("op");
+  EXPECT_EQ(call(http::verb::get, "/api/v1/health", "", auth_headers(op)).result_int(), 200u);
+  enrol(admin);
+  EXPECT_EQ(call(http::verb::get, "/api/v1/users", "", auth_headers(admin)).result_int(), 200u);
+  EXPECT_FALSE(json::parse(call(http::verb::get, "/api/v1/session", "", auth_headers(admin)).body())
+                   .at("totp_enrollment_required")
+                   .as_bool());
+  auto audit = call(http::verb::get, "/api/v1/login-audit", "", auth_headers(admin)).body();
+  EXPECT_NE(audit.find("require totp for admins on"), std::string::npos);
+}
+
+// ---- certificate upload ----
+
+struct Pem {
+  std::string cert, key;
+};
+std::string bio_text(BIO* b) {
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(b, &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+std::string key_pem(EVP_PKEY* key) {
+  BIO* b = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::string out = bio_text(b);
+  BIO_free(b);
+  return out;
+}
+// A certificate for `key`'s public half, valid from now+`from` to now+`to` seconds.
+std::string cert_pem(EVP_PKEY* key, long from, long to, const std::string& cn) {
+  X509* cert = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 7);
+  X509_set_version(cert, 2);
+  X509_gmtime_adj(X509_getm_notBefore(cert), from);
+  X509_gmtime_adj(X509_getm_notAfter(cert), to);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name,
+                                            ("DNS:" + cn + ",IP:10.60.0.9").c_str());
+  X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+  X509_sign(cert, key, EVP_sha256());
+  BIO* b = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(b, cert);
+  std::string out = bio_text(b);
+  BIO_free(b);
+  X509_free(cert);
+  return out;
+}
+Pem make_pair(EVP_PKEY* key, long from, long to, const std::string& cn) {
+  return Pem{cert_pem(key, from, to, cn), key_pem(key)};
+}
+std::string read_all(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST_F(WebuiTest, CertificateUploadCheckedAndSwapped) {
+  setup_admin();
+  Login admin = login("admin");
+  auto before = call(http::verb::get, "/api/v1/system/certificate", "", auth_headers(admin));
+  ASSERT_EQ(before.result_int(), 200u) << before.body();
+  auto b = json::parse(before.body()).as_object();
+  EXPECT_TRUE(b.at("self_signed").as_bool());
+  EXPECT_EQ(S(b.at("subject")), "CN=cordon-webd,O=Cordon");
+  EXPECT_EQ(json::serialize(b.at("sans")), R"(["IP:10.60.0.1"])");
+  const std::string old_cert = read_all(cert_file_), old_key = read_all(key_file_);
+  const auto old_context = certificates_->current();
+
+  EVP_PKEY* p384 = EVP_EC_gen("P-384");
+  EVP_PKEY* other = EVP_EC_gen("P-256");
+  EVP_PKEY* p521 = EVP_EC_gen("P-521");
+  EVP_PKEY* rsa1024 = EVP_RSA_gen(1024);
+  const long day = 24 * 3600;
+  const Pem good = make_pair(p384, -60, 30 * day, "cordon.example");
+  struct Case {
+    std::string what, cert, key, path;
+  };
+  const std::vector<Case> refused = {
+      {"mismatched key", good.cert, key_pem(other), "/private_key_pem"},
+      {"expired", cert_pem(p384, -30 * day, -day, "old.example"), good.key, "/certificate_pem"},
+      {"not yet valid", cert_pem(p384, day, 30 * day, "soon.example"), good.key,
+       "/certificate_pem"},
+      {"garbage certificate", "hello, not a certificate", good.key, "/certificate_pem"},
+      {"broken PEM", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", good.key,
+       "/certificate_pem"},
+      {"garbage key", good.cert, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+       "/private_key_pem"},
+      {"P-521", cert_pem(p521, -60, day, "big.example"), key_pem(p521), "/private_key_pem"},
+      {"RSA 1024", cert_pem(rsa1024, -60, day, "weak.example"), key_pem(rsa1024),
+       "/private_key_pem"},
+  };
+  for (const Case& c : refused) {
+    auto res =
+        call(http::verb::post, "/api/v1/system/certificate",
+             json::serialize(json::object{{"certificate_pem", c.cert}, {"private_key_pem", c.key}}),
+             auth_headers(admin));
+    EXPECT_EQ(res.result_int(), 400u) << c.what << ": " << res.body();
+    EXPECT_EQ(S(json::parse(res.body()).at("error").at("path")), c.path)
+        << c.what << ": " << res.body();
+    // Nothing changed.
+    EXPECT_EQ(read_all(cert_file_), old_cert) << c.what;
+    EXPECT_EQ(read_all(key_file_), old_key) << c.what;
+    EXPECT_EQ(certificates_->current(), old_context) << c.what;
+    EXPECT_FALSE(fs::exists(cert_file_ + ".new") || fs::exists(key_file_ + ".new")) << c.what;
+  }
+
+  auto up = call(
+      http::verb::post, "/api/v1/system/certificate",
+      json::serialize(json::object{{"certificate_pem", good.cert}, {"private_key_pem", good.key}}),
+      auth_headers(admin));
+  ASSERT_EQ(up.result_int(), 200u) << up.body();
+  auto after =
+      json::parse(
+          call(http::verb::get, "/api/v1/system/certificate", "", auth_headers(admin)).body())
+          .as_object();
+  EXPECT_EQ(S(after.at("subject")), "CN=cordon.example");
+  EXPECT_EQ(json::serialize(after.at("sans")), R"(["DNS:cordon.example","IP:10.60.0.9"])");
+  EXPECT_NE(S(after.at("sha256_fingerprint")), S(b.at("sha256_fingerprint")));
+  EXPECT_EQ(S(after.at("sha256_fingerprint")).size(), 32u * 3 - 1);
+  EXPECT_NE(certificates_->current(), old_context);
+  EXPECT_NE(read_all(cert_file_), old_cert);
+  EXPECT_EQ(fs::status(key_file_).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  // What is on disk loads again (as at the next start).
+  server::CertificateStore again(cert_file_, key_file_, true);
+  ASSERT_TRUE(again.load().ok());
+  EXPECT_EQ(again.info().value().sha256_fingerprint, S(after.at("sha256_fingerprint")));
+  auto audit = call(http::verb::get, "/api/v1/login-audit", "", auth_headers(admin)).body();
+  EXPECT_NE(audit.find("ok: " + S(after.at("sha256_fingerprint"))), std::string::npos);
+  EXPECT_NE(audit.find("refused: the certificate expired"), std::string::npos);
+  EVP_PKEY_free(p384);
+  EVP_PKEY_free(other);
+  EVP_PKEY_free(p521);
+  EVP_PKEY_free(rsa1024);
+}
+
+TEST(CertificateStore, FilesFromCommandLineAreNotReplaced) {
+  const fs::path dir = fs::temp_directory_path() / ("cordon-webd-cs-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string cert = (dir / "c.pem").string(), key = (dir / "k.pem").string();
+  ASSERT_TRUE(server::ensure_self_signed(cert, key, {"DNS:localhost"}).ok());
+  server::CertificateStore store(cert, key, false);
+  ASSERT_TRUE(store.load().ok());
+  EVP_PKEY* k = EVP_EC_gen("P-256");
+  auto s = store.replace(cert_pem(k, -60, 3600, "x.example"), key_pem(k));
+  EVP_PKEY_free(k);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, "conflict");
+  fs::remove_all(dir);
 }
 
 }  // namespace
