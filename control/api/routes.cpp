@@ -610,11 +610,13 @@ void ControlApi::install(HttpServer& server) {
     if (!hours) return respond(error_response(hours.error()));
     Result<policy::ActivePolicy> active = policy_.active();
     if (!active) return respond(error_response(active.error()));
-    Result<std::vector<store::FlowRecord>> flows =
-        store_.flows(r.path_params[0], now_ms() - hours.value() * 3600 * 1000);
+    const int64_t since = now_ms() - hours.value() * 3600 * 1000;
+    Result<std::vector<store::FlowRecord>> flows = store_.flows(r.path_params[0], since);
     if (!flows) return respond(error_response(flows.error()));
-    Result<policy::Proposal> p =
-        policy::propose_rules(active.value().document, r.path_params[0], flows.value());
+    Result<std::vector<store::FlowApp>> apps = store_.flow_apps(r.path_params[0], since);
+    if (!apps) return respond(error_response(apps.error()));
+    Result<policy::Proposal> p = policy::propose_rules(active.value().document, r.path_params[0],
+                                                       flows.value(), apps.value());
     if (!p) return respond(error_response(p.error()));
     respond(json_response(json::object{{"device", p.value().device},
                                        {"rules_added", p.value().rules_added},

@@ -50,6 +50,34 @@ store::FlowKey flow_key(const json::object& e) {
   return k;
 }
 
+std::vector<std::pair<std::string, std::string>> app_fields(std::string_view detail) {
+  // "dicom-ae CALLING\CALLED", "dicom-command NAME\SOP_CLASS", "hl7-message TYPE"
+  // (dataplane/engine/events.h). Anything else is ignored: the dataplane is trusted, but
+  // an unknown form must not become a rule.
+  const size_t space = detail.find(' ');
+  if (space == std::string_view::npos) return {};
+  const std::string_view what = detail.substr(0, space);
+  const std::string_view rest = detail.substr(space + 1);
+  const size_t sep = rest.find('\\');
+  const std::string_view first = rest.substr(0, sep);
+  const std::string_view second =
+      sep == std::string_view::npos ? std::string_view() : rest.substr(sep + 1);
+  std::vector<std::pair<std::string, std::string>> out;
+  auto add = [&](const char* field, std::string_view value) {
+    if (!value.empty()) out.emplace_back(field, std::string(value));
+  };
+  if (what == "dicom-ae" && sep != std::string_view::npos) {
+    add("dicom.calling_ae", first);
+    add("dicom.called_ae", second);
+  } else if (what == "dicom-command" && sep != std::string_view::npos) {
+    add("dicom.command", first);
+    add("dicom.sop_class", second);
+  } else if (what == "hl7-message" && sep == std::string_view::npos) {
+    add("hl7.message_type", first);
+  }
+  return out;
+}
+
 std::string describe(const store::FlowKey& k) {
   std::string s = protocol_name(k.protocol) + (k.dir == "out" ? " out to " : " in from ") + k.peer;
   if (k.port != 0) s += " port " + std::to_string(k.port);
@@ -73,6 +101,15 @@ Result<Ingested> Observer::ingest(const std::vector<std::string>& events, int64_
                                         protocol_name(key.protocol), key.peer);
           !s)
         return s.error();
+    }
+    if (kind == "app-observed") {
+      // Learning material, not an alert: kept with the flow records, not in the event log.
+      if (key.device.empty()) continue;
+      for (auto& [field, value] : app_fields(text(e, "detail"))) {
+        if (Status s = store_.record_flow_app(store::FlowApp{key, field, value}, now_ms); !s)
+          return s.error();
+      }
+      continue;
     }
     if (kind == "flow-observed") {
       if (!key.device.empty()) {

@@ -22,6 +22,9 @@ namespace cordon::control::observe {
 store::FlowKey flow_key(const boost::json::object& event);
 std::string protocol_name(int64_t ip_protocol);
 std::string describe(const store::FlowKey& key);  // "tcp out to 10.50.0.20 port 104"
+// The (field, value) pairs of an app_observed event's detail, e.g. "dicom-ae CT1\\PACS" ->
+// (dicom.calling_ae, CT1), (dicom.called_ae, PACS); none for a detail of unknown form.
+std::vector<std::pair<std::string, std::string>> app_fields(std::string_view detail);
 
 struct Ingested {
   std::vector<std::string> log;            // events for the event log (JSON text)

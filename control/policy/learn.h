@@ -4,7 +4,8 @@
 //
 // Peers are grouped into a /24 (IPv4) when at least 4 addresses of the same /24 use the
 // same service; otherwise each gets a host rule. Connections an existing rule already
-// allowed are not proposed again.
+// allowed are not proposed again. A TCP rule carries the DICOM AE titles, commands and
+// SOP classes, or the HL7 message types, its connections were seen to use.
 #pragma once
 
 #include <boost/json/value.hpp>
@@ -23,7 +24,11 @@ struct Proposal {
   size_t rules_added = 0;
 };
 
+// `apps`: what the device's connections carried at the application layer (DICOM AE
+// titles, commands and SOP classes; HL7 message types); a learned TCP rule gets them as
+// its "app" constraints.
 Result<Proposal> propose_rules(const std::string& active_document, const std::string& device,
-                               const std::vector<store::FlowRecord>& flows);
+                               const std::vector<store::FlowRecord>& flows,
+                               const std::vector<store::FlowApp>& apps = {});
 
 }  // namespace cordon::control::policy

@@ -93,6 +93,20 @@ CREATE TABLE vendor_sessions (
   ended          TEXT NOT NULL DEFAULT ''
 );
 )sql",
+    R"sql(
+CREATE TABLE flow_apps (
+  device       TEXT NOT NULL,
+  dir          TEXT NOT NULL,
+  protocol     INTEGER NOT NULL,
+  peer         TEXT NOT NULL,
+  port         INTEGER NOT NULL,
+  field        TEXT NOT NULL,
+  value        TEXT NOT NULL,
+  last_seen_ms INTEGER NOT NULL,
+  count        INTEGER NOT NULL,
+  PRIMARY KEY (device, dir, protocol, peer, port, field, value)
+);
+)sql",
 };
 
 const std::string kGenesisHash(64, '0');
@@ -509,6 +523,38 @@ Result<std::optional<FlowRecord>> Store::recent_flow(const FlowKey& key, int64_t
   if (!row) return row.error();
   if (!row.value()) return std::optional<FlowRecord>{};
   return std::optional<FlowRecord>{flow_row(st)};
+}
+
+Status Store::record_flow_app(const FlowApp& app, int64_t now_ms) {
+  Result<Statement> q = db_.prepare(
+      "INSERT INTO flow_apps (device, dir, protocol, peer, port, field, value, last_seen_ms, "
+      "count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
+      "ON CONFLICT (device, dir, protocol, peer, port, field, value) DO UPDATE SET "
+      "last_seen_ms = excluded.last_seen_ms, count = count + 1");
+  if (!q) return q.error();
+  Statement& st = q.value();
+  st.bind(1, app.key.device).bind(2, app.key.dir).bind(3, app.key.protocol).bind(4, app.key.peer);
+  st.bind(5, app.key.port).bind(6, app.field).bind(7, app.value).bind(8, now_ms);
+  return st.run();
+}
+
+Result<std::vector<FlowApp>> Store::flow_apps(const std::string& device, int64_t since_ms) {
+  Result<Statement> q = db_.prepare(
+      "SELECT device, dir, protocol, peer, port, field, value FROM flow_apps "
+      "WHERE device = ?1 AND last_seen_ms >= ?2 ORDER BY dir, protocol, port, peer, field, value");
+  if (!q) return q.error();
+  q.value().bind(1, device).bind(2, since_ms);
+  std::vector<FlowApp> out;
+  for (;;) {
+    Result<bool> row = q.value().step();
+    if (!row) return row.error();
+    if (!row.value()) break;
+    const Statement& s = q.value();
+    out.push_back(FlowApp{FlowKey{s.column_text(0), s.column_text(1), s.column_int(2),
+                                  s.column_text(3), s.column_int(4)},
+                          s.column_text(5), s.column_text(6)});
+  }
+  return out;
 }
 
 Result<std::vector<FlowRecord>> Store::flows(const std::string& device, int64_t since_ms) {

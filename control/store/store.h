@@ -82,6 +82,15 @@ struct FlowRecord {
   int64_t count = 0;  // new flows of this kind
 };
 
+// Learn mode: something a kind of connection carried at the application layer, as the
+// dataplane reported it (app_observed). field: "dicom.calling_ae", "dicom.called_ae",
+// "dicom.command", "dicom.sop_class", "hl7.message_type".
+struct FlowApp {
+  FlowKey key;
+  std::string field;
+  std::string value;
+};
+
 // Discovery: an address pair seen on a device port.
 struct HostRecord {
   std::string mac;
@@ -163,6 +172,9 @@ class Store {
   Result<std::optional<FlowRecord>> recent_flow(const FlowKey& key, int64_t since_ms);
   // Of one device, or of every device when `device` is empty.
   Result<std::vector<FlowRecord>> flows(const std::string& device, int64_t since_ms);
+  Status record_flow_app(const FlowApp& app, int64_t now_ms);
+  // A device's application-layer observations seen since `since_ms`.
+  Result<std::vector<FlowApp>> flow_apps(const std::string& device, int64_t since_ms);
   Status record_host(const std::string& mac, const std::string& ip, const std::string& device,
                      const std::string& protocol, const std::string& peer);
   Result<std::vector<HostRecord>> hosts();

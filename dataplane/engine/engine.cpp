@@ -23,6 +23,8 @@ std::string_view to_string(EventKind kind) {
       return "would-drop";
     case EventKind::flow_observed:
       return "flow-observed";
+    case EventKind::app_observed:
+      return "app-observed";
   }
   return "unknown";
 }
@@ -620,14 +622,41 @@ void Worker::emit(Context& c, EventKind kind, DropReason reason, int32_t rule) n
 // ---------------------------------------------------------------------------------------
 // Inspection of TCP streams
 
+// Learn mode: what the DICOM and HL7 inspectors saw in one chunk of a flow, collected
+// while they parse and reported as app_observed events afterwards. The texts are names
+// and identifiers (AE titles, command names, UIDs, message types), never data. A
+// backslash separates fields: DICOM AE titles cannot contain one.
+struct AppObservations {
+  static constexpr uint32_t kMax = 8;
+  char text[kMax][128];
+  uint32_t count = 0;
+
+  void dicom_association(std::string_view calling, std::string_view called) noexcept {
+    add("dicom-ae %.*s\\%.*s", calling, called);
+  }
+  void dicom_command(std::string_view command, std::string_view sop_class) noexcept {
+    add("dicom-command %.*s\\%.*s", command, sop_class);
+  }
+  void hl7_message(std::string_view type) noexcept { add("hl7-message %.*s%.*s", type, ""); }
+
+ private:
+  void add(const char* format, std::string_view a, std::string_view b) noexcept {
+    if (count == kMax) return;
+    std::snprintf(text[count++], sizeof text[0], format, static_cast<int>(a.size()), a.data(),
+                  static_cast<int>(b.size()), b.data());
+  }
+};
+
 namespace {
 
 // Checks each HL7 message of an inspected flow against its rule's constraints.
 class Hl7RuleCheck final : public hl7::Observer {
  public:
-  Hl7RuleCheck(const Hl7Constraints* rule, char (&detail)[128]) : rule_(rule), detail_(detail) {}
+  Hl7RuleCheck(const Hl7Constraints* rule, char (&detail)[128], AppObservations* observations)
+      : rule_(rule), detail_(detail), observations_(observations) {}
   hl7::Decision on_message(std::string_view type, std::string_view,
                            std::string_view facility) noexcept override {
+    if (observations_ != nullptr) observations_->hl7_message(type);
     if (rule_ == nullptr) return hl7::Decision::accept;
     if (!rule_->message_types.empty() && !type_listed(rule_->message_types, type)) {
       std::snprintf(detail_, sizeof detail_, "HL7 message type not allowed: %.*s",
@@ -662,17 +691,20 @@ class Hl7RuleCheck final : public hl7::Observer {
   }
   const Hl7Constraints* rule_;
   char (&detail_)[128];
+  AppObservations* observations_;
 };
 
 // Checks the facts of a DICOM association against its rule's constraints. Only protocol
 // metadata is ever compared or reported: AE titles, SOP class UIDs, command names.
 class DicomRuleCheck final : public dicom::Observer {
  public:
-  DicomRuleCheck(const DicomConstraints* rule, char (&detail)[128])
-      : rule_(rule), detail_(detail) {}
+  DicomRuleCheck(const DicomConstraints* rule, char (&detail)[128],
+                 AppObservations* observations)
+      : rule_(rule), detail_(detail), observations_(observations) {}
 
   dicom::Action on_associate_request(std::string_view calling, std::string_view called,
                                      uint32_t) noexcept override {
+    if (observations_ != nullptr) observations_->dicom_association(calling, called);
     if (rule_ == nullptr) return dicom::Action::proceed;
     if (!rule_->calling_ae.empty() && !listed(rule_->calling_ae, calling)) {
       return refuse("calling AE title not allowed", calling);
@@ -686,10 +718,10 @@ class DicomRuleCheck final : public dicom::Observer {
   // Proposals are not judged: standard SCUs (storescu) propose every storage class they
   // know. What is used is judged, in on_command.
   dicom::Action on_command(const dicom::Command& command) noexcept override {
-    if (rule_ == nullptr || dicom::is_response(command.command_field)) {
-      return dicom::Action::proceed;
-    }
+    if (dicom::is_response(command.command_field)) return dicom::Action::proceed;
     const std::string_view name = dicom::command_name(command.command_field);
+    if (observations_ != nullptr) observations_->dicom_command(name, command.sop_class_uid);
+    if (rule_ == nullptr) return dicom::Action::proceed;
     if (!rule_->commands.empty() && !listed(rule_->commands, name)) {
       return refuse("command not allowed", name);
     }
@@ -717,6 +749,7 @@ class DicomRuleCheck final : public dicom::Observer {
   }
   const DicomConstraints* rule_;
   char (&detail_)[128];
+  AppObservations* observations_;
 };
 
 // The SMB virtual patches: the specific MS17-010 indicators first, so that the alert names
@@ -801,6 +834,7 @@ bool Worker::start_inspection(Context& c, Flow& flow) noexcept {
   flow.inspection = slot;
   InspectionSlot& s = inspections_[slot];
   s.plan = plan;
+  s.observed_count = 0;
   s.stream[0].start(c.d.tcp_seq + 1);  // the initiator's SYN
   const smb::Transport transport =
       dport == 139 ? smb::Transport::netbios : smb::Transport::direct_tcp;
@@ -846,12 +880,15 @@ bool Worker::feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& 
     return false;
   };
   const CompiledDevice& dev = c.policy.device(c.device);
+  AppObservations observations;
+  AppObservations* observe = dev.mode == DeviceMode::learn ? &observations : nullptr;
   if ((slot.plan.inspectors & inspector::dicom) != 0) {
     const DicomConstraints* constraints =
         rule == kNoRule || !dev.rules[rule].dicom ? nullptr : &*dev.rules[rule].dicom;
-    DicomRuleCheck check(constraints, c.detail);
+    DicomRuleCheck check(constraints, c.detail, observe);
     const dicom::Error e = slot.dicom.feed(
         from_initiator ? dicom::Side::requestor : dicom::Side::acceptor, data, length, check);
+    report_observations(c, slot, observations, rule);
     if (e == dicom::Error::rejected_by_policy) return refuse(DropReason::app_not_allowed);
     if (e != dicom::Error::ok) {
       const std::string_view what = dicom::error_name(e);
@@ -897,8 +934,9 @@ bool Worker::feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& 
   if ((slot.plan.inspectors & inspector::hl7) != 0) {
     const Hl7Constraints* constraints =
         rule == kNoRule || !dev.rules[rule].hl7 ? nullptr : &*dev.rules[rule].hl7;
-    Hl7RuleCheck check(constraints, c.detail);
+    Hl7RuleCheck check(constraints, c.detail, observe);
     const hl7::Result r = slot.hl7.feed(data, length, check);
+    report_observations(c, slot, observations, rule);
     if (r == hl7::Result::rejected_by_policy) return refuse(DropReason::app_not_allowed);
     if (r != hl7::Result::ok) {
       const std::string_view what = hl7::to_string(r);
@@ -942,6 +980,28 @@ bool Worker::feed_inspectors(Context& c, InspectionSlot& slot, const TcpStream& 
     }
   }
   return true;
+}
+
+// Learn mode: each observation once per flow (up to InspectionSlot::kMaxObserved kinds),
+// as an app_observed event; the detail a check may have written is kept.
+void Worker::report_observations(Context& c, InspectionSlot& slot, AppObservations& observations,
+                                 int32_t rule) noexcept {
+  if (observations.count == 0) return;
+  char kept[sizeof c.detail];
+  std::memcpy(kept, c.detail, sizeof kept);
+  for (uint32_t i = 0; i < observations.count; ++i) {
+    const std::string_view text(observations.text[i]);
+    uint64_t hash = 14695981039346656037ull;  // FNV-1a
+    for (const char ch : text) hash = (hash ^ static_cast<uint8_t>(ch)) * 1099511628211ull;
+    bool seen = false;
+    for (uint32_t j = 0; j < slot.observed_count && !seen; ++j) seen = slot.observed[j] == hash;
+    if (seen || slot.observed_count == InspectionSlot::kMaxObserved) continue;
+    slot.observed[slot.observed_count++] = hash;
+    std::memcpy(c.detail, text.data(), text.size() + 1);
+    emit(c, EventKind::app_observed, DropReason::none, rule);
+  }
+  observations.count = 0;
+  std::memcpy(c.detail, kept, sizeof kept);
 }
 
 // An inspected connection broke a rule or matched a patch: in enforce mode the segment is

@@ -62,6 +62,7 @@ struct EngineConfig {
 };
 
 class Engine;
+struct AppObservations;  // engine.cpp: learn mode's application-layer findings
 
 class Worker {
  public:
@@ -101,6 +102,8 @@ class Worker {
                        bool from_initiator, int32_t rule, const uint8_t* data,
                        size_t length) noexcept;
   Verdict inspection_violation(Context& c, Flow& flow, DropReason reason) noexcept;
+  void report_observations(Context& c, InspectionSlot& slot, AppObservations& observations,
+                           int32_t rule) noexcept;
   void release_inspection(Flow& flow) noexcept;
   bool revalidate(Context& c, Flow& flow) noexcept;
   Verdict forward(Context& c) noexcept;

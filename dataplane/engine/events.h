@@ -26,6 +26,9 @@ enum class EventKind : uint8_t {
   drop,           // enforced: the packet was dropped
   would_drop,     // monitor/learn mode: forwarded, but enforce mode would have dropped it
   flow_observed,  // a new flow the device took part in (learn mode, or EngineConfig::record_flows)
+  app_observed,   // learn mode: what a flow carried at the application layer, in `detail`:
+                  // "dicom-ae CALLING CALLED", "dicom-command C-STORE SOP_CLASS_UID",
+                  // "hl7-message ORU^R01" (names and identifiers only, never payload data)
 };
 
 std::string_view to_string(EventKind kind);

@@ -28,6 +28,7 @@ std::unique_ptr<InspectionPolicy> InspectionPolicy::compile(const PolicyDocument
   if (!policy->signatures_) return nullptr;
   for (const Device& d : document.devices) {
     DeviceInspection di;
+    di.learn = d.mode == DeviceMode::learn;
     for (const std::string& id : d.patches) {
       di.catalog |= catalog_bit_of(id);
       for (size_t i = 0; i < document.patches.size(); ++i) {
@@ -47,9 +48,12 @@ InspectionPlan InspectionPolicy::plan(uint32_t device, const Rule* rule, Directi
   // DICOM: on rules with DICOM constraints, and wherever the sanity patch is on for the
   // DICOM ports (104, and 11112 which PS3.15 registers for DICOM without TLS).
   if (rule != nullptr && rule->dicom) p.inspectors |= inspector::dicom;
-  if ((d.catalog & catalog_bit::dicom_pdu_sanity) != 0 && (dport == 104 || dport == 11112)) {
-    p.inspectors |= inspector::dicom;
-  }
+  const bool dicom_port = dport == 104 || dport == 11112;
+  if ((d.catalog & catalog_bit::dicom_pdu_sanity) != 0 && dicom_port) p.inspectors |= inspector::dicom;
+  // Learn mode follows the registered DICOM and HL7/MLLP ports (2575) to see the AE titles,
+  // commands, SOP classes and message types the proposal should allow.
+  if (d.learn && dicom_port) p.inspectors |= inspector::dicom;
+  if (d.learn && dport == 2575) p.inspectors |= inspector::hl7;
   for (uint64_t bits = d.patches; bits != 0; bits &= bits - 1) {
     const auto i = static_cast<uint32_t>(__builtin_ctzll(bits));
     const PolicyPatch& patch = patches_[i];

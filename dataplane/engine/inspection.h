@@ -63,6 +63,7 @@ class InspectionPolicy {
   struct DeviceInspection {
     uint8_t catalog = 0;
     uint64_t patches = 0;
+    bool learn = false;  // learn mode: DICOM and HL7 are followed to report what they carry
   };
   std::vector<DeviceInspection> devices_;
   std::vector<PolicyPatch> patches_;
@@ -78,6 +79,11 @@ struct InspectionSlot {
   dicom::Parser dicom;  // both directions: initiator = association requestor
   smb::Parser smb[2];   // by sender, like the streams
   rdp::Parser rdp;      // the client's (initiator's) bytes
+  // Learn mode: hashes of the observations already reported for this flow, so that a
+  // long association storing thousands of images reports each command/class once.
+  static constexpr uint32_t kMaxObserved = 16;
+  uint64_t observed[kMaxObserved] = {};
+  uint32_t observed_count = 0;
 };
 
 // Fixed pool of inspection slots of one worker.

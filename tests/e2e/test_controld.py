@@ -17,13 +17,15 @@ import time
 import unittest
 from pathlib import Path
 
-from labutil import (ATTACKER, BUILD, MODALITY, PY, REPO, RIS, RUN, SOCKET, apply,
+from labutil import (ATTACKER, BUILD, MODALITY, PACS, PY, REPO, RIS, RUN, SOCKET, apply,
                      active_version, cordonctl, dataplane_request, dataplane_version, echoscu,
                      lab, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
 
 CONTROLD = BUILD / "bin/cordon-controld"
 DATAPLANE = BUILD / "bin/cordon-dataplane"
 CORDONCTL = BUILD / "bin/cordonctl"
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
 
 
 def canonical(text):
@@ -155,24 +157,51 @@ class ControldInLab(unittest.TestCase):
         learn = with_mode(lab_policy(), "learn")
         learn["devices"][0]["rules"] = [r for r in learn["devices"][0]["rules"] if r["name"] == "ntp"]
         self.assertEqual(apply(learn).returncode, 0)
-        # The device does its clinical work while Cordon watches.
+        # The device does its clinical work while Cordon watches: an echo and a CT store to
+        # the PACS, a result to the RIS.
         self.assertEqual(echoscu().returncode, 0)
+        self.assertEqual(self.store(CT_IMAGE, "CT").returncode, 0)
         r = on("modality", PY, REPO / "tests/topology/mllp_send.py", RIS, 2575, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)
         wait_for(lambda: "port 104" in self.flows() and "port 2575" in self.flows(), 20,
                  "flow records of both connections")
         out = RUN / "proposal.json"
-        r = cordonctl("device", "proposal", "ct-1", "--output", out)
-        self.assertEqual(r.returncode, 0, r.stderr)
+
+        def proposal_rules():
+            r = cordonctl("device", "proposal", "ct-1", "--output", out)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return {rule["name"]: rule for rule in json.loads(out.read_text())["devices"][0]["rules"]}
+        # What the connections carried arrives with the flow records' events.
+        wait_for(lambda: "app" in proposal_rules().get("learned-out-tcp-104", {}) and
+                 "app" in proposal_rules().get("learned-out-tcp-2575", {}), 20,
+                 "the DICOM and HL7 the connections carried")
+        r = cordonctl("device", "proposal", "ct-1")
         self.assertIn("+ rule learned-out-tcp-104", r.stdout)
         self.assertIn("10.50.0.20/32", r.stdout)
         self.assertIn("+ rule learned-out-tcp-2575", r.stdout)
-        # Reviewed and switched to enforce, the proposal allows that work and nothing else.
+        rules = proposal_rules()
+        self.assertEqual(rules["learned-out-tcp-104"]["app"], {"dicom": {
+            "calling_ae": ["CT1"], "called_ae": ["PACS"], "commands": ["C-ECHO", "C-STORE"],
+            "sop_classes": [CT_IMAGE]}})
+        self.assertEqual(rules["learned-out-tcp-2575"]["app"], {"hl7": {"message_types": ["ORU^R01"]}})
+        # Reviewed and switched to enforce, the proposal allows that work and nothing else:
+        # not another AE title, not another SOP class, not the attacker.
         proposal = json.loads(out.read_text())
         proposal["devices"][0]["mode"] = "enforce"
         self.assertEqual(apply(proposal).returncode, 0)
         self.assertEqual(echoscu().returncode, 0)
+        self.assertEqual(self.store(CT_IMAGE, "CT").returncode, 0)
+        self.assertNotEqual(echoscu(calling="CT9").returncode, 0)
+        self.assertNotEqual(self.store(MR_IMAGE, "MR").returncode, 0)
         self.assertNotEqual(on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY).returncode, 0)
+
+    def store(self, sop_class, modality):
+        """A C-STORE of a fresh instance of `sop_class` from the modality to the PACS."""
+        path = RUN / f"learn-{modality}.dcm"
+        subprocess.run([str(REPO / "tests/topology/make_test_dicom.sh"), str(path), sop_class,
+                        modality], check=True, capture_output=True, timeout=60)
+        return on("modality", "storescu", "-to", 5, "-aet", "CT1", "-aec", "PACS", PACS, 104, path,
+                  timeout=60)
 
     def test_dry_run_reports_what_a_change_would_block_and_installs_nothing(self):
         self.assertEqual(echoscu().returncode, 0)

@@ -109,6 +109,34 @@ class GuardrailTest : public ::testing::Test {
   int64_t now_ = 1'800'000'000'000;
 };
 
+TEST_F(GuardrailTest, AppObservationsAreStoredWithTheirFlowAndNotLogged) {
+  apply(example("learn.json"));
+  json::object ae = event("app-observed", "device", "out", "10.50.0.10", 40000, "10.50.0.20", 104,
+                          2);
+  ae["detail"] = "dicom-ae CT1\\PACS";
+  // The acceptor's bytes come from the network side: still the same flow.
+  json::object command =
+      event("app-observed", "network", "out", "10.50.0.20", 104, "10.50.0.10", 40000, 2);
+  command["detail"] = "dicom-command C-STORE\\1.2.840.10008.5.1.4.1.1.2";
+  json::object junk = ae;
+  junk["detail"] = "dicom-ae";
+  ingest({ae, command, junk, ae});
+  EXPECT_TRUE(ingested_.log.empty());
+  const auto apps = store_->flow_apps("ct-1", 0).value();
+  ASSERT_EQ(apps.size(), 4u);
+  const store::FlowKey key{"ct-1", "out", 6, "10.50.0.20", 104};
+  std::vector<std::pair<std::string, std::string>> fields;
+  for (const store::FlowApp& a : apps) {
+    EXPECT_EQ(a.key, key);
+    fields.emplace_back(a.field, a.value);
+  }
+  EXPECT_EQ(fields, (std::vector<std::pair<std::string, std::string>>{
+                        {"dicom.called_ae", "PACS"},
+                        {"dicom.calling_ae", "CT1"},
+                        {"dicom.command", "C-STORE"},
+                        {"dicom.sop_class", "1.2.840.10008.5.1.4.1.1.2"}}));
+}
+
 TEST_F(GuardrailTest, FlowRecordsAreAggregatedNotLogged) {
   apply(example("lab.json"));
   worked_before();
@@ -252,6 +280,66 @@ TEST(LearnProposal, ProposesMinimalRulesGroupingPeers) {
   // The candidate is a valid policy in its own right.
   EXPECT_TRUE(policy::validate_policy(p.document).ok());
   EXPECT_EQ(policy::propose_rules(active, "nope", flows).error().code, "not_found");
+}
+
+TEST(LearnProposal, TcpRulesCarryTheDicomAndHl7TheirConnectionsUsed) {
+  const std::string active = policy::validate_policy(example("lab.json")).value();
+  const store::FlowKey archive{"ct-1", "out", 6, "10.70.0.5", 11112};
+  const store::FlowKey ris{"ct-1", "out", 6, "10.70.0.6", 2575};
+  const store::FlowKey web{"ct-1", "out", 6, "10.70.0.7", 443};
+  const std::vector<store::FlowRecord> flows{{archive, "", "", "", 0, 3},
+                                             {ris, "", "", "", 0, 2},
+                                             {web, "", "", "", 0, 1}};
+  const std::vector<store::FlowApp> apps{
+      {archive, "dicom.calling_ae", "CT1"},
+      {archive, "dicom.called_ae", "ARCHIVE"},
+      {archive, "dicom.command", "C-STORE"},
+      {archive, "dicom.command", "C-ECHO"},
+      {archive, "dicom.sop_class", "1.2.840.10008.5.1.4.1.1.2"},
+      {archive, "dicom.sop_class", "1.2.840.10008.1.1"},  // Verification: goes with C-ECHO
+      {ris, "hl7.message_type", "ORU^R01"},
+      {{"ct-1", "out", 6, "10.70.0.99", 11112}, "dicom.calling_ae", "OTHER"},  // no such flow
+  };
+  const policy::Proposal p = policy::propose_rules(active, "ct-1", flows, apps).value();
+  EXPECT_EQ(p.rules_added, 3u);
+  const json::value doc = json::parse(p.document);
+  std::map<std::string, json::value> learned;
+  for (const json::value& r : doc.at("devices").at(0).at("rules").as_array())
+    learned[json::value_to<std::string>(r.at("peer"))] = r;
+  EXPECT_EQ(learned["10.70.0.5/32"].at("app"),
+            json::parse(R"({"dicom":{"calling_ae":["CT1"],"called_ae":["ARCHIVE"],
+                            "commands":["C-ECHO","C-STORE"],
+                            "sop_classes":["1.2.840.10008.5.1.4.1.1.2"]}})"));
+  EXPECT_EQ(learned["10.70.0.6/32"].at("app"),
+            json::parse(R"({"hl7":{"message_types":["ORU^R01"]}})"));
+  EXPECT_FALSE(learned["10.70.0.7/32"].as_object().contains("app"));
+}
+
+TEST(LearnProposal, AValueNoPolicyCanHoldCostsTheRuleItsAppNotTheProposal) {
+  const std::string active = policy::validate_policy(example("lab.json")).value();
+  const store::FlowKey archive{"ct-1", "out", 6, "10.70.0.5", 104};
+  const std::vector<store::FlowRecord> flows{{archive, "", "", "", 0, 1}};
+  const std::vector<store::FlowApp> apps{{archive, "dicom.calling_ae", "A\x01B"},
+                                         {archive, "dicom.command", "C-STORE"}};
+  const policy::Proposal p = policy::propose_rules(active, "ct-1", flows, apps).value();
+  EXPECT_EQ(p.rules_added, 1u);
+  const json::value doc = json::parse(p.document);
+  for (const json::value& r : doc.at("devices").at(0).at("rules").as_array()) {
+    if (r.at("peer") == "10.70.0.5/32") {
+      EXPECT_FALSE(r.as_object().contains("app")) << r;
+    }
+  }
+}
+
+TEST(Observer, AppObservationsAreRecordedWithTheirFlowNotLogged) {
+  EXPECT_EQ(observe::app_fields("dicom-ae CT1\\PACS"),
+            (std::vector<std::pair<std::string, std::string>>{{"dicom.calling_ae", "CT1"},
+                                                              {"dicom.called_ae", "PACS"}}));
+  EXPECT_EQ(observe::app_fields("hl7-message ORU^R01"),
+            (std::vector<std::pair<std::string, std::string>>{{"hl7.message_type", "ORU^R01"}}));
+  EXPECT_TRUE(observe::app_fields("dicom-ae no-separator").empty());
+  EXPECT_TRUE(observe::app_fields("something else").empty());
+  EXPECT_TRUE(observe::app_fields("").empty());
 }
 
 }  // namespace

@@ -179,6 +179,22 @@ TEST(Inspection, AllowedHl7MessagesPassAndDisallowedTypeEndsTheConnection) {
   EXPECT_STREQ(events[0].device, "ct-1");
 }
 
+TEST(Inspection, LearnModeReportsHl7MessageTypesOncePerFlow) {
+  PolicyDocument doc = policy(DeviceMode::learn);
+  doc.devices[0].rules.clear();  // nothing allows it: learn mode forwards and reports
+  Harness h(doc);
+  Connection c(true, kRis, 2575);
+  h.open(c);
+  const std::string first = mllp("ORU^R01", "1") + mllp("ADT^A08", "2");
+  EXPECT_EQ(h.data(c, 0, first).action, Action::forward);
+  EXPECT_EQ(h.data(c, first.size(), mllp("ORU^R01", "3")).action, Action::forward);
+  std::vector<std::string> observed;
+  for (const Event& e : h.events()) {
+    if (e.kind == EventKind::app_observed) observed.emplace_back(e.detail);
+  }
+  EXPECT_EQ(observed, (std::vector<std::string>{"hl7-message ORU^R01", "hl7-message ADT^A08"}));
+}
+
 TEST(Inspection, MalformedMllpIsRefused) {
   Harness h(policy());
   Connection c(true, kRis, 2575);
@@ -389,6 +405,27 @@ TEST(InspectionDicom, CommandOutsideTheListIsRefused) {
   const auto events = h.events();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_STREQ(events[0].detail, "DICOM command not allowed: C-STORE");
+}
+
+// Learn mode: the device has no rule for the DICOM port, yet the association passes and
+// what it carried is reported once each, for the proposal (control/policy/learn.cpp).
+TEST(InspectionDicom, LearnModeReportsAeTitlesCommandsAndClassesOnce) {
+  PolicyDocument doc = policy(DeviceMode::learn);
+  Harness h(doc);
+  const auto [v, at] = replay(h);
+  EXPECT_EQ(v.action, Action::forward) << label(v.reason) << " at segment " << at;
+  std::vector<std::string> observed;
+  for (const Event& e : h.events()) {
+    if (e.kind == EventKind::app_observed) observed.emplace_back(e.detail);
+  }
+  EXPECT_EQ(observed, (std::vector<std::string>{"dicom-ae CT1\\PACS",
+                                                std::string("dicom-command C-STORE\\") + kCtImage}));
+}
+
+TEST(InspectionDicom, EnforceModeReportsNoObservations) {
+  Harness h(dicom_policy({{"CT1"}, {"PACS"}, {"C-ECHO", "C-STORE"}, {kCtImage}}));
+  (void)replay(h);
+  for (const Event& e : h.events()) EXPECT_NE(e.kind, EventKind::app_observed) << e.detail;
 }
 
 TEST(InspectionDicom, SanityPatchRefusesNonDicomOnTheDicomPort) {
