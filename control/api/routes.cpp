@@ -525,7 +525,7 @@ void ControlApi::install(HttpServer& server) {
                                  {"public_key", v.public_key},
                                  {"device", v.device},
                                  {"device_ip", v.device_ip},
-                                 {"ports", v.ports},
+                                 {"ports", json::value_from(mgmt::session_ports(v))},
                                  {"tunnel_address", v.tunnel_address},
                                  {"created_by", v.created_by},
                                  {"seconds_left", (v.expires_ms - now_ms()) / 1000}});
@@ -547,7 +547,7 @@ void ControlApi::install(HttpServer& server) {
     respond(json_response(json::object{{"id", s.value().id},
                                        {"tunnel_address", s.value().tunnel_address},
                                        {"device_ip", s.value().device_ip},
-                                       {"ports", s.value().ports},
+                                       {"ports", json::value_from(mgmt::session_ports(s.value()))},
                                        {"appliance_public_key", wireguard_public_key_},
                                        {"seconds_left", (s.value().expires_ms - now_ms()) / 1000}},
                           201));

@@ -9,19 +9,20 @@
 
 namespace cordon::control::mgmt {
 namespace json = boost::json;
-namespace {
 
-std::vector<uint16_t> parse_ports(const std::string& csv) {
+std::vector<uint16_t> session_ports(const store::VendorSession& session) {
   std::vector<uint16_t> out;
-  std::stringstream in(csv);
+  std::stringstream in(session.ports);
   std::string item;
   while (std::getline(in, item, ',')) out.push_back(static_cast<uint16_t>(std::stoi(item)));
   return out;
 }
 
+namespace {
+
 std::vector<nft::VendorAccessElement> elements_of(const store::VendorSession& s) {
   std::vector<nft::VendorAccessElement> out;
-  for (uint16_t port : parse_ports(s.ports)) {
+  for (uint16_t port : session_ports(s)) {
     Result<nft::VendorAccessElement> e =
         nft::VendorAccessElement::make(s.tunnel_address, s.device_ip, port);
     if (e) out.push_back(e.value());
@@ -143,7 +144,7 @@ Result<std::string> VendorAccess::dataplane_sessions(int64_t now_ms) {
     if (!sessions) return sessions.error();
     for (const store::VendorSession& s : sessions.value()) {
       json::array ports;
-      for (uint16_t p : parse_ports(s.ports)) ports.push_back(p);
+      for (uint16_t p : session_ports(s)) ports.push_back(p);
       out.push_back(json::object{{"id", s.id},
                                  {"service_address", service},
                                  {"device", s.device},

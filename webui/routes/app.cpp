@@ -222,12 +222,16 @@ const std::vector<Endpoint>& endpoints() {
       {"GET", "devices/{}/flows", A, true},
       {"GET", "devices/{}/proposal", A, true},
       {"GET", "dataplane/stats", A, true},
+      {"GET", "wireguard", A, true},
+      {"GET", "vendor-sessions", A, true},
       // controld's, policy changes
       {"POST", "policy", O, true},
       {"POST", "policy/validate", O, true},
       {"POST", "policy/dry-run", O, true},
       {"POST", "policy/rollback", O, true},
       {"POST", "policy/confirm", O, true},
+      {"POST", "vendor-sessions", O, true},
+      {"DELETE", "vendor-sessions/{}", O, true},
       // controld's, system settings
       {"PUT", "guardrail", D, true},
       {"PUT", "settings/syslog", D, true},

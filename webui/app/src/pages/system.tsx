@@ -150,7 +150,7 @@ function Certificate({ canEdit }: { canEdit: boolean }) {
     e.preventDefault();
     setError(null);
     setSaved(false);
-    const r = await api('POST', 'system/certificate', { certificate: certText, key: keyText });
+    const r = await api('POST', 'system/certificate', { certificate_pem: certText, private_key_pem: keyText });
     if (r.ok) {
       setSaved(true);
       cert.reload();
