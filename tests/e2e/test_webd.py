@@ -6,11 +6,14 @@ Needs root and network namespaces.
 """
 import json
 import os
+import signal
 import subprocess
+import threading
 import time
 import unittest
 
-from labutil import ATTACKER, LAB, MODALITY, PY, RUN, cordonctl, lab, lab_policy, on
+from labutil import (ATTACKER, LAB, MODALITY, PY, RUN, cordonctl, echoscu, lab, lab_policy, on,
+                     wait_for)
 
 ORIGIN = "https://10.60.0.1:8443"
 
@@ -185,6 +188,44 @@ class WebConsole(unittest.TestCase):
         finally:
             client.kill()
             client.wait(timeout=10)
+
+    def test_webd_killed_enforcement_goes_on_and_it_comes_back_with_its_users(self):
+        """kill -9 of webd while the modality does clinical work: nothing in the traffic
+        path notices; the supervisor (systemd on the appliance) restarts it and the web
+        users are still there (sessions are not: they live in memory)."""
+        token_file = RUN / "webd/setup-token"
+        if token_file.exists():  # run on its own: do the first-run setup here
+            self.web({"method": "POST", "path": "/api/v1/setup", "headers": {"Origin": ORIGIN},
+                      "body": {"user": "admin", "password": PASSWORD,
+                               "token": token_file.read_text().strip()}})
+        login = {"method": "POST", "path": "/api/v1/login", "headers": {"Origin": ORIGIN},
+                 "body": {"user": "admin", "password": PASSWORD}}
+        self.assertEqual(self.web(login)[0]["status"], 200)
+        version = json.loads(cordonctl("policy", "get").stdout)["version"]
+        pid = int((RUN / "webd.pid").read_text())
+        results, done = [], threading.Event()
+
+        def clinical_work():
+            while not done.is_set():
+                results.append(echoscu().returncode)
+
+        worker = threading.Thread(target=clinical_work)
+        worker.start()
+        try:
+            wait_for(lambda: len(results) >= 1, 60, "a first echo")
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: (RUN / "webd.pid").read_text().strip() != str(pid), 30,
+                     "the supervisor to restart webd")
+            wait_for(lambda: self.web(login)[0]["status"] == 200, 60,
+                     "the restarted webd to log the admin in")
+            count = len(results)
+            wait_for(lambda: len(results) >= count + 1, 60, "an echo after the restart")
+        finally:
+            done.set()
+            worker.join()
+        self.assertEqual(results, [0] * len(results), "clinical work failed while webd was down")
+        self.assertEqual(json.loads(cordonctl("policy", "get").stdout)["version"], version)
+        self.assertNotEqual(on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY).returncode, 0)
 
     def test_console_is_not_reachable_from_the_vendor_side(self):
         answers = self.web({"method": "GET", "path": "/", "host": "192.0.2.1"}, host="vendor")

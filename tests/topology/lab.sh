@@ -427,7 +427,7 @@ cmd_supervise() {
 # later, its firewall live) under its own supervisor; its API socket is
 # $RUN/controld.sock, its state $RUN/controld. It talks to the dataplane's socket.
 controld_command() {
-  CTL_CMD=("$CONTROLD_BIN" --state-dir "$RUN/controld" --socket "$RUN/controld.sock"
+  CMD=("$CONTROLD_BIN" --state-dir "$RUN/controld" --socket "$RUN/controld.sock"
     --dataplane-socket "$RUN/dataplane.sock"
     --socket-group cordon --trusted-uid "$(id -u cordon-webd)"
     --management-settings "$LAB_DIR/management.json"
@@ -454,11 +454,11 @@ start_controld() {
     return 0
   fi
   ensure_webd_account
-  if ! pid=$(pid_ok appliance "$RUN/controld-supervisor.pid" "lab.sh _supervise_controld"); then
+  if ! pid=$(pid_ok appliance "$RUN/controld-supervisor.pid" "lab.sh _supervise_service controld"); then
     mkdir -p "$RUN/controld"
     chmod 700 "$RUN/controld"
     touch "$RUN/controld.log"
-    ip netns exec appliance setsid "$LAB_SH" _supervise_controld </dev/null >>"$RUN/controld.log" 2>&1 &
+    ip netns exec appliance setsid "$LAB_SH" _supervise_service controld </dev/null >>"$RUN/controld.log" 2>&1 &
     pid=$!
     echo "$pid" >"$RUN/controld-supervisor.pid"
     say "controld: started under supervisor (pid $pid); waiting until ready"
@@ -479,34 +479,39 @@ start_controld() {
 # cordon-webd). First start: the one-time setup token is in $RUN/webd/setup-token.
 webd_ready() { ip netns exec appliance ss -Hlnt 'sport = :8443' | grep -q 8443; }
 
+webd_command() {
+  CMD=("$WEBD_BIN" --state-dir "$RUN/webd" --app-dir "$REPO/build/webui-app"
+    --controld-socket "$RUN/controld.sock" --listen 10.60.0.1 --port 8443 --user cordon-webd
+    --origin https://10.60.0.1:8443 --san IP:10.60.0.1)
+}
+
 start_webd() {
   local pid
   if [ ! -x "$WEBD_BIN" ] || [ ! -S "$RUN/controld.sock" ]; then
     warn "webd: not started (needs cordon-webd built and controld running)"
     return 0
   fi
-  if pid=$(pid_ok appliance "$RUN/webd.pid" cordon-webd); then
-    say "webd: already running (pid $pid)"
-    return 0
+  if ! pid=$(pid_ok appliance "$RUN/webd-supervisor.pid" "lab.sh _supervise_service webd"); then
+    mkdir -p "$RUN/webd"
+    touch "$RUN/webd.log"
+    ip netns exec appliance setsid "$LAB_SH" _supervise_service webd </dev/null >>"$RUN/webd.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$RUN/webd-supervisor.pid"
   fi
-  mkdir -p "$RUN/webd"
-  ip netns exec appliance setsid "$WEBD_BIN" --state-dir "$RUN/webd" --app-dir "$REPO/build/webui-app" \
-    --controld-socket "$RUN/controld.sock" --listen 10.60.0.1 --port 8443 --user cordon-webd \
-    --origin https://10.60.0.1:8443 --san IP:10.60.0.1 </dev/null >>"$RUN/webd.log" 2>&1 &
-  pid=$!
-  echo "$pid" >"$RUN/webd.pid"
   if ! wait_until "$TIMEOUT" webd_ready; then
     log_tail "$RUN/webd.log" 20
     die "webd: not listening on 10.60.0.1:8443 within ${TIMEOUT}s (log: $RUN/webd.log)"
   fi
-  say "webd: https://10.60.0.1:8443 (pid $pid; first-run setup token: $RUN/webd/setup-token)"
+  say "webd: https://10.60.0.1:8443 under supervisor (pid $pid; first-run setup token: $RUN/webd/setup-token)"
 }
 
-# Like cmd_supervise, for controld: restarts it whenever it exits; SIGTERM stops both.
-cmd_supervise_controld() {
-  local child='' rc starts=0
-  echo $$ >"$RUN/controld-supervisor.pid"
-  controld_command
+# Like cmd_supervise, for controld and webd (the appliance's systemd units restart them
+# the same way): runs "${NAME}_command", restarts it whenever it exits; SIGTERM stops
+# both. Writes $RUN/NAME.pid (the service) and $RUN/NAME.starts.
+cmd_supervise_service() {
+  local name=$1 child='' rc starts=0 CMD=()
+  echo $$ >"$RUN/$name-supervisor.pid"
+  "${name}_command"
   cd "$REPO"
   stop_child() {
     [ -n "$child" ] && stop_pids "$child"
@@ -516,13 +521,14 @@ cmd_supervise_controld() {
   trap stop_child TERM INT HUP
   while :; do
     starts=$((starts + 1))
-    echo "supervisor: $(date -Is) start #$starts: ${CTL_CMD[*]}"
-    "${CTL_CMD[@]}" </dev/null &
+    echo "supervisor: $(date -Is) start #$starts: ${CMD[*]}"
+    "${CMD[@]}" </dev/null &
     child=$!
-    echo "$child" >"$RUN/controld.pid"
+    echo "$child" >"$RUN/$name.pid"
+    echo "$starts" >"$RUN/$name.starts"
     rc=0
     wait "$child" || rc=$?
-    echo "supervisor: $(date -Is) controld pid $child exited with status $rc; restarting in 1s"
+    echo "supervisor: $(date -Is) $name pid $child exited with status $rc; restarting in 1s"
     child=''
     sleep 1 &
     wait $! || true
@@ -560,11 +566,13 @@ cmd_up() {
 cmd_down() {
   require_root down
   load_plan
-  local ns pid spec pids=()
+  local ns pid spec name pids=()
   # The supervisors first, so they do not restart what we stop next.
-  if pid=$(pid_alive_with "$RUN/controld-supervisor.pid" "lab.sh _supervise_controld"); then
-    stop_pids "$pid"
-  fi
+  for name in controld webd; do
+    if pid=$(pid_alive_with "$RUN/$name-supervisor.pid" "lab.sh _supervise_service $name"); then
+      stop_pids "$pid"
+    fi
+  done
   if pid=$(pid_alive_with "$RUN/supervisor.pid" "lab.sh _supervise"); then
     stop_pids "$pid"
   fi
@@ -755,7 +763,7 @@ main() {
     exec) cmd_exec "$@" ;;
     hints) cmd_hints ;;
     _supervise) cmd_supervise ;;
-    _supervise_controld) cmd_supervise_controld ;;
+    _supervise_service) cmd_supervise_service "$@" ;;
     -h | --help | help) usage ;;
     *) usage ;;
   esac
