@@ -41,10 +41,9 @@ json::value learned_app(const std::vector<store::FlowApp>& apps, const std::stri
   };
   if (fields.count("dicom.calling_ae") || fields.count("dicom.command")) {
     json::object dicom;
-    for (const auto& [field, key] : {std::pair{"dicom.calling_ae", "calling_ae"},
-                                     std::pair{"dicom.called_ae", "called_ae"},
-                                     std::pair{"dicom.command", "commands"},
-                                     std::pair{"dicom.sop_class", "sop_classes"}}) {
+    for (const auto& [field, key] :
+         {std::pair{"dicom.calling_ae", "calling_ae"}, std::pair{"dicom.called_ae", "called_ae"},
+          std::pair{"dicom.command", "commands"}, std::pair{"dicom.sop_class", "sop_classes"}}) {
       if (json::array values = list(field); !values.empty()) dicom[key] = std::move(values);
     }
     return json::object{{"dicom", std::move(dicom)}};

@@ -698,8 +698,7 @@ class Hl7RuleCheck final : public hl7::Observer {
 // metadata is ever compared or reported: AE titles, SOP class UIDs, command names.
 class DicomRuleCheck final : public dicom::Observer {
  public:
-  DicomRuleCheck(const DicomConstraints* rule, char (&detail)[128],
-                 AppObservations* observations)
+  DicomRuleCheck(const DicomConstraints* rule, char (&detail)[128], AppObservations* observations)
       : rule_(rule), detail_(detail), observations_(observations) {}
 
   dicom::Action on_associate_request(std::string_view calling, std::string_view called,

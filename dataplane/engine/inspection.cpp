@@ -49,7 +49,8 @@ InspectionPlan InspectionPolicy::plan(uint32_t device, const Rule* rule, Directi
   // DICOM ports (104, and 11112 which PS3.15 registers for DICOM without TLS).
   if (rule != nullptr && rule->dicom) p.inspectors |= inspector::dicom;
   const bool dicom_port = dport == 104 || dport == 11112;
-  if ((d.catalog & catalog_bit::dicom_pdu_sanity) != 0 && dicom_port) p.inspectors |= inspector::dicom;
+  if ((d.catalog & catalog_bit::dicom_pdu_sanity) != 0 && dicom_port)
+    p.inspectors |= inspector::dicom;
   // Learn mode follows the registered DICOM and HL7/MLLP ports (2575) to see the AE titles,
   // commands, SOP classes and message types the proposal should allow.
   if (d.learn && dicom_port) p.inspectors |= inspector::dicom;

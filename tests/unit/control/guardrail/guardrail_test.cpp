@@ -111,8 +111,8 @@ class GuardrailTest : public ::testing::Test {
 
 TEST_F(GuardrailTest, AppObservationsAreStoredWithTheirFlowAndNotLogged) {
   apply(example("learn.json"));
-  json::object ae = event("app-observed", "device", "out", "10.50.0.10", 40000, "10.50.0.20", 104,
-                          2);
+  json::object ae =
+      event("app-observed", "device", "out", "10.50.0.10", 40000, "10.50.0.20", 104, 2);
   ae["detail"] = "dicom-ae CT1\\PACS";
   // The acceptor's bytes come from the network side: still the same flow.
   json::object command =
@@ -287,9 +287,8 @@ TEST(LearnProposal, TcpRulesCarryTheDicomAndHl7TheirConnectionsUsed) {
   const store::FlowKey archive{"ct-1", "out", 6, "10.70.0.5", 11112};
   const store::FlowKey ris{"ct-1", "out", 6, "10.70.0.6", 2575};
   const store::FlowKey web{"ct-1", "out", 6, "10.70.0.7", 443};
-  const std::vector<store::FlowRecord> flows{{archive, "", "", "", 0, 3},
-                                             {ris, "", "", "", 0, 2},
-                                             {web, "", "", "", 0, 1}};
+  const std::vector<store::FlowRecord> flows{
+      {archive, "", "", "", 0, 3}, {ris, "", "", "", 0, 2}, {web, "", "", "", 0, 1}};
   const std::vector<store::FlowApp> apps{
       {archive, "dicom.calling_ae", "CT1"},
       {archive, "dicom.called_ae", "ARCHIVE"},

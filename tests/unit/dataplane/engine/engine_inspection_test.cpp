@@ -418,8 +418,9 @@ TEST(InspectionDicom, LearnModeReportsAeTitlesCommandsAndClassesOnce) {
   for (const Event& e : h.events()) {
     if (e.kind == EventKind::app_observed) observed.emplace_back(e.detail);
   }
-  EXPECT_EQ(observed, (std::vector<std::string>{"dicom-ae CT1\\PACS",
-                                                std::string("dicom-command C-STORE\\") + kCtImage}));
+  EXPECT_EQ(observed,
+            (std::vector<std::string>{"dicom-ae CT1\\PACS",
+                                      std::string("dicom-command C-STORE\\") + kCtImage}));
 }
 
 TEST(InspectionDicom, EnforceModeReportsNoObservations) {
