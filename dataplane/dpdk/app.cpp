@@ -10,6 +10,7 @@
 #include <rte_lcore.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -20,6 +21,7 @@
 #include "dataplane/dpdk/control.h"
 #include "dataplane/dpdk/options.h"
 #include "dataplane/dpdk/policy_state.h"
+#include "dataplane/dpdk/service_watchdog.h"
 #include "dataplane/dpdk/shell.h"
 #include "dataplane/engine/engine.h"
 
@@ -127,9 +129,18 @@ int serve(int argc, char** argv) {
     rte_eal_mp_wait_lcore();
     return fail("control socket: " + listen_error);
   }
-  std::thread control([&] { server.run(g_stop); });
+  cordon::dataplane::ServiceWatchdog watchdog([&shell] {
+    std::vector<uint64_t> loops;
+    for (uint32_t i = 0; i < shell->workers(); ++i)
+      loops.push_back(shell->counters(i).loops.load(std::memory_order_relaxed));
+    return loops;
+  });
+  std::thread control([&] {
+    server.run(g_stop, [&watchdog] { watchdog.tick(std::chrono::steady_clock::now()); });
+  });
   std::fprintf(stderr, "cordon-dataplane: control socket %s ready\n",
                options->control_socket.c_str());
+  watchdog.ready("enforcing policy version " + std::to_string(state.version()));
 
   worker_main(&launches[0]);  // the main lcore is worker 0
   rte_eal_mp_wait_lcore();

@@ -212,7 +212,7 @@ std::string ControlServer::listen() {
   return {};
 }
 
-void ControlServer::run(const std::atomic<bool>& stop) {
+void ControlServer::run(const std::atomic<bool>& stop, const std::function<void()>& on_turn) {
   while (!stop.load()) {
     std::vector<pollfd> fds;
     fds.push_back({listen_fd_, POLLIN, 0});
@@ -229,6 +229,7 @@ void ControlServer::run(const std::atomic<bool>& stop) {
     drain_events();
     handler_.expire_vendor_sessions();
     std::erase_if(clients_, [](const Client& c) { return c.fd < 0; });
+    if (on_turn) on_turn();
   }
 }
 

@@ -63,7 +63,9 @@ class ControlServer {
   // Creates and listens on the socket (replacing a stale one). Returns an error message.
   std::string listen();
   // Serves clients and drains engine events until `stop` becomes true.
-  void run(const std::atomic<bool>& stop);
+  // Serves until `stop`; `on_turn` (the service watchdog) runs on every turn of the loop,
+  // at least every 50 ms.
+  void run(const std::atomic<bool>& stop, const std::function<void()>& on_turn = {});
 
  private:
   struct Client {

@@ -214,6 +214,7 @@ void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic
   uint32_t idle_polls = 0;
 
   while (!stop.load(std::memory_order_relaxed)) {
+    counters.loops.fetch_add(1, std::memory_order_relaxed);
     bool busy = false;
     for (const PairPorts& pair : mine) {
       // Sources: the device port, the network port and, if any, the service port, whose

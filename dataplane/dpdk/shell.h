@@ -39,6 +39,7 @@ struct alignas(64) ShellCounters {
   std::atomic<uint64_t> multi_segment_dropped{0};
   std::atomic<uint64_t> service_rx{0};  // frames from service ports
   std::atomic<uint64_t> service_tx{0};  // frames to service ports (broadcast copies too)
+  std::atomic<uint64_t> loops{0};       // turns of the worker loop (the service watchdog)
 };
 
 class Shell {

@@ -55,7 +55,7 @@ class RootfsImage(unittest.TestCase):
         for unit in ("cordon-dataplane", "cordon-controld", "cordon-webd"):
             text = self.file_in_image(f"/usr/lib/systemd/system/{unit}.service")
             self.assertIn("Restart=always", text)
-            if unit == "cordon-controld":  # it sends READY=1 and WATCHDOG=1 (sd_notify)
+            if unit != "cordon-webd":  # these send READY=1 and WATCHDOG=1 (sd_notify)
                 self.assertIn("Type=notify\n", text)
                 self.assertRegex(text, r"\nWatchdogSec=\d+s\n")
         self.assertIn("RuntimeWatchdogSec=",
