@@ -1,5 +1,6 @@
-// SystemdNotifier: tells systemd that controld serves (sd_notify READY=1, for
-// Type=notify) and that its control loop is alive (WATCHDOG=1, for WatchdogSec=).
+// SystemdNotifier: tells systemd that a service built on one io_context (controld, webd)
+// serves (sd_notify READY=1, for Type=notify) and that its loop is alive (WATCHDOG=1, for
+// WatchdogSec=).
 //
 // The watchdog pings come from a timer on the io_context that runs everything else, at
 // half of WATCHDOG_USEC: a control thread that hangs (a stuck handler, a deadlock) stops

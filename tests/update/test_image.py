@@ -55,9 +55,9 @@ class RootfsImage(unittest.TestCase):
         for unit in ("cordon-dataplane", "cordon-controld", "cordon-webd"):
             text = self.file_in_image(f"/usr/lib/systemd/system/{unit}.service")
             self.assertIn("Restart=always", text)
-            if unit != "cordon-webd":  # these send READY=1 and WATCHDOG=1 (sd_notify)
-                self.assertIn("Type=notify\n", text)
-                self.assertRegex(text, r"\nWatchdogSec=\d+s\n")
+            # Each sends READY=1 and WATCHDOG=1 (sd_notify).
+            self.assertIn("Type=notify\n", text)
+            self.assertRegex(text, r"\nWatchdogSec=\d+s\n")
         self.assertIn("RuntimeWatchdogSec=",
                       self.file_in_image("/usr/lib/systemd/system.conf.d/cordon-watchdog.conf"))
         policy = json.loads(self.file_in_image("/etc/cordon/policy.default.json"))

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "control/update/systemd_notify.h"
 #include "webui/auth/accounts.h"
 #include "webui/routes/app.h"
 #include "webui/routes/controld_client.h"
@@ -186,6 +187,11 @@ int main(int argc, char** argv) {
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
+  // Under systemd (Type=notify, WatchdogSec=): ready now; pings from this io_context, which
+  // serves every request, so a hung server stops them and is restarted.
+  cordon::control::update::SystemdNotifier systemd(io);
+  systemd.ready("serving https://" + server_options.address + ":" + std::to_string(https->port()));
+  systemd.start_watchdog();
   io.run();
   return 0;
 }
