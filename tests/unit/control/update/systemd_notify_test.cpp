@@ -4,63 +4,26 @@
 #include "control/update/systemd_notify.h"
 
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <future>
 #include <string>
 #include <thread>
 
+#include "tests/unit/fake_systemd.h"
+
 namespace cordon::control::update {
 namespace {
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-class FakeSystemd {
- public:
-  FakeSystemd() {
-    path_ = (fs::temp_directory_path() / ("cordon-notify-" + std::to_string(::getpid()))).string();
-    ::unlink(path_.c_str());
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    path_.copy(a.sun_path, sizeof a.sun_path - 1);
-    bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  }
-  ~FakeSystemd() {
-    ::close(fd_);
-    ::unlink(path_.c_str());
-  }
-  bool bound() const { return bound_; }
-  const std::string& path() const { return path_; }
-  // The next datagram, or "" when none arrives within `timeout`.
-  std::string next(std::chrono::milliseconds timeout) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return {};
-    char buf[512];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool bound_ = false;
-};
+using cordon::testing::FakeSystemd;
 
 TEST(SystemdNotifier, ReadyThenWatchdogPingsWhileTheLoopRunsAndNoneWhileItIsStuck) {
-  FakeSystemd systemd;
+  FakeSystemd systemd("200000");  // 200 ms: pings every 100 ms
   ASSERT_TRUE(systemd.bound());
-  ::setenv("NOTIFY_SOCKET", systemd.path().c_str(), 1);
-  ::setenv("WATCHDOG_USEC", "200000", 1);  // 200 ms: pings every 100 ms
-  ::unsetenv("WATCHDOG_PID");
 
   boost::asio::io_context io;
   auto work = boost::asio::make_work_guard(io);
@@ -95,8 +58,6 @@ TEST(SystemdNotifier, ReadyThenWatchdogPingsWhileTheLoopRunsAndNoneWhileItIsStuc
   work.reset();
   io.stop();
   loop.join();
-  ::unsetenv("NOTIFY_SOCKET");
-  ::unsetenv("WATCHDOG_USEC");
 }
 
 TEST(SystemdNotifier, WithoutSystemdNothingIsSentAndTheWatchdogIsOff) {

@@ -4,61 +4,22 @@
 #include "dataplane/dpdk/service_watchdog.h"
 
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <vector>
+
+#include "tests/unit/fake_systemd.h"
 
 namespace cordon::dataplane {
 namespace {
 using namespace std::chrono_literals;
 
-class FakeSystemd {
- public:
-  FakeSystemd() {
-    path_ = (std::filesystem::temp_directory_path() /
-             ("cordon-dp-notify-" + std::to_string(::getpid())))
-                .string();
-    ::unlink(path_.c_str());
-    fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    path_.copy(a.sun_path, sizeof a.sun_path - 1);
-    bound_ = ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    ::setenv("NOTIFY_SOCKET", path_.c_str(), 1);
-    ::setenv("WATCHDOG_USEC", "200000", 1);  // pings due every 100 ms
-    ::unsetenv("WATCHDOG_PID");
-  }
-  ~FakeSystemd() {
-    ::unsetenv("NOTIFY_SOCKET");
-    ::unsetenv("WATCHDOG_USEC");
-    ::close(fd_);
-    ::unlink(path_.c_str());
-  }
-  bool bound() const { return bound_; }
-  // The next datagram, or "" when none is waiting within `timeout`.
-  std::string next(std::chrono::milliseconds timeout) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return {};
-    char buf[512];
-    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  bool bound_ = false;
-};
+using cordon::testing::FakeSystemd;
 
 TEST(ServiceWatchdog, PingsOnlyWhileEveryWorkerMakesProgress) {
-  FakeSystemd systemd;
+  FakeSystemd systemd("200000");  // pings due every 100 ms
   ASSERT_TRUE(systemd.bound());
   std::vector<uint64_t> loops{0, 0};
   ServiceWatchdog watchdog([&loops] { return loops; });
