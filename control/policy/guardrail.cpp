@@ -11,6 +11,8 @@ namespace {
 
 constexpr const char* kSettingsKey = "guardrail";
 constexpr const char* kWatchKey = "guardrail.watch";  // "<version> <previous> <since ms>"
+// {"version": V, "devices": {"ct-1": ["tcp out to ... port 104", ...]}}
+constexpr const char* kCountedKey = "guardrail.counted";
 
 Result<int64_t> bounded(const json::object& o, const char* key, int64_t fallback, int64_t min,
                         int64_t max) {
@@ -93,8 +95,7 @@ Status Guardrail::set_settings(const GuardrailSettings& s, const store::Actor& a
 }
 
 Status Guardrail::watch(int64_t version, int64_t previous, int64_t now_ms) {
-  broken_.clear();
-  counted_version_ = version;
+  if (Status st = store_.clear_setting(kCountedKey); !st) return st;
   if (previous == 0) return store_.clear_setting(kWatchKey);  // nothing to go back to
   return store_.set_setting(kWatchKey, std::to_string(version) + " " + std::to_string(previous) +
                                            " " + std::to_string(now_ms));
@@ -107,6 +108,39 @@ std::optional<Guardrail::Watch> Guardrail::watching() {
   Watch watch;
   if (!(in >> watch.version >> watch.previous >> watch.since_ms)) return std::nullopt;
   return watch;
+}
+
+Result<Guardrail::Broken> Guardrail::counted(int64_t version) {
+  Result<std::optional<std::string>> stored = store_.setting(kCountedKey);
+  if (!stored) return stored.error();
+  Broken broken;
+  if (!stored.value()) return broken;
+  json::error_code ec;
+  const json::value v = json::parse(*stored.value(), ec);
+  // Written only by save_counted; anything else (or a count for another version) is stale.
+  if (ec || !v.is_object()) return broken;
+  const json::value* counted_version = v.as_object().if_contains("version");
+  const json::value* devices = v.as_object().if_contains("devices");
+  if (!counted_version || !counted_version->is_int64() || counted_version->as_int64() != version ||
+      !devices || !devices->is_object())
+    return broken;
+  for (const auto& [device, flows] : devices->as_object()) {
+    if (!flows.is_array()) continue;
+    for (const json::value& f : flows.as_array())
+      if (f.is_string()) broken[std::string(device)].insert(std::string(f.as_string()));
+  }
+  return broken;
+}
+
+Status Guardrail::save_counted(int64_t version, const Broken& broken) {
+  json::object devices;
+  for (const auto& [device, flows] : broken) {
+    json::array list;
+    for (const std::string& f : flows) list.emplace_back(f);
+    devices[device] = std::move(list);
+  }
+  return store_.set_setting(
+      kCountedKey, json::serialize(json::object{{"version", version}, {"devices", devices}}));
 }
 
 bool Guardrail::enabled_for(const GuardrailSettings& s, const std::string& device,
@@ -135,18 +169,18 @@ Result<std::optional<std::string>> Guardrail::check(const std::vector<json::obje
   Result<GuardrailSettings> s = settings();
   if (!s) return s.error();
   if (now_ms > w->since_ms + s.value().window_seconds * 1000) {
-    if (Status st = store_.clear_setting(kWatchKey); !st) return st.error();  // the window closed
-    broken_.clear();
+    // The window closed.
+    if (Status st = store_.clear_setting(kWatchKey); !st) return st.error();
+    if (Status st = store_.clear_setting(kCountedKey); !st) return st.error();
     return std::optional<std::string>{};
-  }
-  if (counted_version_ != w->version) {  // e.g. after a restart
-    broken_.clear();
-    counted_version_ = w->version;
   }
   Result<ActivePolicy> active = policy_.active();
   if (!active) return active.error();
   if (active.value().version != w->version) return std::optional<std::string>{};
   const int64_t since = now_ms - s.value().lookback_hours * 3600 * 1000;
+  Result<Broken> counted_so_far = counted(w->version);
+  if (!counted_so_far) return counted_so_far.error();
+  Broken& broken = counted_so_far.value();
   for (const json::object& drop : drops) {
     const json::value* version = drop.if_contains("policy_version");
     if (!version || !version->is_number() || version->to_number<int64_t>() != w->version) continue;
@@ -156,9 +190,12 @@ Result<std::optional<std::string>> Guardrail::check(const std::vector<json::obje
     Result<std::optional<store::FlowRecord>> seen = store_.recent_flow(key, since);
     if (!seen) return seen.error();
     if (!seen.value()) continue;  // not something that worked recently
-    std::set<std::string>& flows = broken_[key.device];
-    flows.insert(observe::describe(key));
-    if (static_cast<int64_t>(flows.size()) < s.value().threshold) continue;
+    std::set<std::string>& flows = broken[key.device];
+    if (!flows.insert(observe::describe(key)).second) continue;  // counted before
+    if (static_cast<int64_t>(flows.size()) < s.value().threshold) {
+      if (Status st = save_counted(w->version, broken); !st) return st.error();
+      continue;
+    }
 
     std::string list;
     for (const std::string& f : flows) list += (list.empty() ? "" : "; ") + f;
@@ -168,7 +205,7 @@ Result<std::optional<std::string>> Guardrail::check(const std::vector<json::obje
                             std::to_string(s.value().lookback_hours) + " h (" + list +
                             "); reverted to version " + std::to_string(w->previous);
     if (Status st = store_.clear_setting(kWatchKey); !st) return st.error();
-    broken_.clear();
+    if (Status st = store_.clear_setting(kCountedKey); !st) return st.error();
     Result<Applied> back =
         policy_.rollback(w->previous, {"controld", "guardrail"}, why, "policy.revert");
     if (!back) return back.error().context("guardrail revert");

@@ -6,8 +6,8 @@
 //
 // On by default for devices in enforce mode; per device it can be turned on or off.
 // The settings live in the store ("guardrail") and are validated like policy.
-// What has been counted since the apply is kept in memory: a controld restart during
-// the window starts the count again (the watch itself is persisted).
+// The watch and what has been counted since the apply are both persisted in the store, so
+// a controld restart during the window carries on counting where it stopped.
 //
 // Threads: control thread only.
 #pragma once
@@ -57,14 +57,16 @@ class Guardrail {
     int64_t previous = 0;
     int64_t since_ms = 0;
   };
+  // Device -> described flows dropped since the apply of `version`.
+  using Broken = std::map<std::string, std::set<std::string>>;
   std::optional<Watch> watching();
+  Result<Broken> counted(int64_t version);
+  Status save_counted(int64_t version, const Broken& broken);
   bool enabled_for(const GuardrailSettings& s, const std::string& device,
                    const std::string& document);
 
   store::Store& store_;
   PolicyService& policy_;
-  int64_t counted_version_ = 0;
-  std::map<std::string, std::set<std::string>> broken_;  // device -> described flows
 };
 
 }  // namespace cordon::control::policy

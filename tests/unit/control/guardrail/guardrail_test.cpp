@@ -182,6 +182,41 @@ TEST_F(GuardrailTest, DropsOfFlowsThatWorkedRevertTheApplyAndRaiseAnAlert) {
   EXPECT_EQ(check(), std::nullopt);  // the watch ended with the revert
 }
 
+TEST_F(GuardrailTest, ARestartDuringTheWindowKeepsWhatWasCounted) {
+  set(R"({"threshold":2})");
+  const int64_t good = apply(example("lab.json"));
+  worked_before();
+  const int64_t bad = apply(lab_without("store-to-pacs"));
+  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad,
+                "no-matching-rule")});
+  EXPECT_EQ(check(), std::nullopt);  // one of two
+  // controld restarts: a new Guardrail over the same store.
+  guardrail_.emplace(*store_, *policy_);
+  ingest({event("drop", "device", "out", "10.50.0.10", 40102, "10.50.0.20", 11112, bad,
+                "no-matching-rule")});
+  const std::optional<std::string> alert = check();
+  ASSERT_TRUE(alert.has_value());
+  const std::string detail(json::parse(*alert).as_object().at("detail").as_string());
+  EXPECT_NE(detail.find("port 104"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("port 11112"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("reverted to version " + std::to_string(good)), std::string::npos);
+}
+
+TEST_F(GuardrailTest, ANewApplyStartsTheCountAgain) {
+  set(R"({"threshold":2})");
+  apply(example("lab.json"));
+  worked_before();
+  int64_t bad = apply(lab_without("store-to-pacs"));
+  ingest({event("drop", "device", "out", "10.50.0.10", 40100, "10.50.0.20", 104, bad,
+                "no-matching-rule")});
+  EXPECT_EQ(check(), std::nullopt);
+  bad = apply(lab_without("store-to-pacs"));  // the operator applies again: a new watch
+  ingest({event("drop", "device", "out", "10.50.0.10", 40102, "10.50.0.20", 11112, bad,
+                "no-matching-rule")});
+  EXPECT_EQ(check(), std::nullopt);  // one of two for this version
+  EXPECT_EQ(policy_->active().value().version, bad);
+}
+
 TEST_F(GuardrailTest, DropsOfFlowsNeverSeenDoNotCount) {
   set(R"({"threshold":1})");
   apply(example("lab.json"));
