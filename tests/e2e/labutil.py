@@ -82,14 +82,20 @@ def set_guardrail(settings):
         os.unlink(path)
 
 
-def wait_for(condition, timeout, what):
-    """Polls condition() until it is true; fails with `what` after timeout seconds."""
+def poll(condition, timeout):
+    """Polls condition() every 0.1 s until it is true or timeout seconds pass; its last value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
-            return
+            return True
         time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return bool(condition())
+
+
+def wait_for(condition, timeout, what):
+    """Polls condition() until it is true; fails with `what` after timeout seconds."""
+    if not poll(condition, timeout):
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def lab_policy():

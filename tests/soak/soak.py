@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from labutil import (ATTACKER, HOSTS, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN,  # noqa: E402
-                     apply, cordonctl, lab, lab_policy, on, stats)
+                     apply, cordonctl, lab, lab_policy, on, poll, stats)
 
 ATTACKER_MAC = HOSTS["attacker"]["mac"]
 MODALITY_MAC = HOSTS["modality"]["mac"]
@@ -141,7 +141,7 @@ def clinical_round(tally, workdir, n):
     r = on("modality", "storescu", "-to", 10, "-aet", "CT1", "-aec", "PACS", PACS, 104, ct,
            timeout=60)
     stored = RUN / "pacs-store" / f"CT.{uid}"
-    arrived = r.returncode == 0 and wait_quietly(stored.exists, 10)
+    arrived = r.returncode == 0 and poll(stored.exists, 10)
     tally.record("dicom-store", arrived, r.stdout + r.stderr)
     if arrived:
         stored.unlink()
@@ -158,15 +158,6 @@ def clinical_round(tally, workdir, n):
 
     r = on("pacs", "ping", "-n", "-q", "-c", 3, "-i", "0.2", "-W", 2, MODALITY, timeout=30)
     tally.record("ping", r.returncode == 0, r.stdout + r.stderr)
-
-
-def wait_quietly(condition, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 def policy_variant(extra):
@@ -234,7 +225,7 @@ def soak(args):
         [str(REPO / "tests/topology/lab.sh"), "exec", "modality", "--", "tcpdump", "-n", "-i",
          "eth0", "-U", "-w", str(capture_file), f"ether src {ATTACKER_MAC} and not arp"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    wait_quietly(capture_file.exists, 10)
+    poll(capture_file.exists, 10)
 
     tally = Tally()
     stop = threading.Event()
