@@ -35,6 +35,20 @@ def lab(*args, timeout=180):
     return subprocess.run([str(LAB), *args], capture_output=True, text=True, timeout=timeout)
 
 
+def lab_up():
+    """A fresh lab: down first (a failed run may have left one behind), then up."""
+    lab("down")
+    r = lab("up", timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+
+
+def lab_down():
+    """Brings the lab down, unless CORDON_E2E_KEEP_LAB=1 asks to keep it for a look."""
+    if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
+        lab("down")
+
+
 def on(host, *cmd, timeout=60, input=None):
     """Runs cmd on a lab host; returns the CompletedProcess (never raises on failure)."""
     return subprocess.run([str(LAB), "exec", host, "--", *map(str, cmd)], capture_output=True,

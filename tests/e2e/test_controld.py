@@ -19,7 +19,7 @@ from pathlib import Path
 
 from labutil import (ATTACKER, BUILD, MODALITY, PACS, PY, REPO, RIS, RUN, SOCKET, apply,
                      active_version, cordonctl, dataplane_request, dataplane_version, echoscu,
-                     lab, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
+                     lab_down, lab_up, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
 
 CONTROLD = BUILD / "bin/cordon-controld"
 DATAPLANE = BUILD / "bin/cordon-dataplane"
@@ -107,15 +107,11 @@ class ControldCrash(unittest.TestCase):
 class ControldInLab(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        lab("down")
-        r = lab("up", timeout=300)
-        if r.returncode != 0:
-            raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+        lab_up()
 
     @classmethod
     def tearDownClass(cls):
-        if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
-            lab("down")
+        lab_down()
 
     def setUp(self):
         # Every test starts from the sample policy (as a new version if needed), with the

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background,
                      active_version, apply, cordonctl, dataplane_version, dropped, echoscu, events,
-                     lab, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
+                     lab_down, lab_up, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
 
 # Services the attacker might look for on an imaging console.
 SWEEP_TCP = "1-200,443,445,2575,3389,4444,5900,8080"
@@ -22,10 +22,7 @@ LISTEN_UDP = "69,161,514"
 
 
 def setUpModule():
-    lab("down")
-    r = lab("up", timeout=300)
-    if r.returncode != 0:
-        raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+    lab_up()
     forwarder = (RUN / "forwarder.kind").read_text().strip()
     if forwarder != "dataplane":
         raise RuntimeError(f"lab forwarder is {forwarder}, not cordon-dataplane")
@@ -35,8 +32,7 @@ def setUpModule():
 
 
 def tearDownModule():
-    if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
-        lab("down")
+    lab_down()
 
 
 def make_ct_file():

@@ -18,7 +18,7 @@ import unittest
 from pathlib import Path
 
 from labutil import (BUILD, MODALITY, PY, REPO, RUN, cordonctl,
-                     dataplane_request, dataplane_version, echoscu, lab, on, set_guardrail, stats,
+                     dataplane_request, dataplane_version, echoscu, lab_down, lab_up, on, set_guardrail, stats,
                      wait_for)
 
 FLOOD = """
@@ -46,16 +46,12 @@ print("sent", len(frames))
 class InLab(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        lab("down")
-        r = lab("up", timeout=300)
-        if r.returncode != 0:
-            raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+        lab_up()
         set_guardrail({"enforce_mode_default": False})
 
     @classmethod
     def tearDownClass(cls):
-        if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
-            lab("down")
+        lab_down()
 
     def storm(self, kind, count, host="attacker"):
         """Runs the storm from `host` while the modality echoes; returns the echo results

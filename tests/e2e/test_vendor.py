@@ -19,7 +19,7 @@ import unittest
 from pathlib import Path
 
 from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, cordonctl, dataplane_request,
-                     lab, on, wait_for)
+                     lab_down, lab_up, on, wait_for)
 
 SERVICE_ADDRESS = json.loads((REPO / "tests/topology/management.json").read_text())[
     "vendor_service_address"]
@@ -80,10 +80,7 @@ def vendor_echoscu():
 class VendorPath(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        lab("down")
-        r = lab("up", timeout=300)
-        if r.returncode != 0:
-            raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+        lab_up()
         cls.services = []
         try:
             # The modality's services: a DICOM SCP on 104 (the session's port), another
@@ -113,8 +110,7 @@ class VendorPath(unittest.TestCase):
         for p in getattr(cls, "services", []):
             p.terminate()
             p.wait(timeout=10)
-        if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
-            lab("down")
+        lab_down()
 
     @classmethod
     def start_tunnel(cls, work):

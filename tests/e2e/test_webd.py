@@ -12,7 +12,7 @@ import threading
 import time
 import unittest
 
-from labutil import (ATTACKER, LAB, MODALITY, PY, RUN, cordonctl, echoscu, lab, lab_policy, on,
+from labutil import (ATTACKER, LAB, MODALITY, PY, RUN, cordonctl, echoscu, lab_down, lab_up, lab_policy, on,
                      wait_for)
 
 ORIGIN = "https://10.60.0.1:8443"
@@ -98,15 +98,11 @@ except (EOFError, socket.timeout, ssl.SSLError):
 class WebConsole(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        lab("down")
-        r = lab("up", timeout=300)
-        if r.returncode != 0:
-            raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
+        lab_up()
 
     @classmethod
     def tearDownClass(cls):
-        if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
-            lab("down")
+        lab_down()
 
     def web(self, *requests, host="admin"):
         """Runs the requests in order in one client (one cookie jar) on a lab host."""

@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from labutil import (ATTACKER, HOSTS, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN,  # noqa: E402
-                     apply, cordonctl, lab, lab_policy, on, poll, stats)
+                     apply, cordonctl, lab_down, lab_up, lab_policy, on, poll, stats)
 
 ATTACKER_MAC = HOSTS["attacker"]["mac"]
 MODALITY_MAC = HOSTS["modality"]["mac"]
@@ -200,16 +200,15 @@ def main():
     parser.add_argument("--report", type=Path, default=REPO / "build/soak-report.json")
     args = parser.parse_args()
 
-    lab("down")
-    r = lab("up", timeout=300)
-    if r.returncode != 0:
-        print(r.stdout, r.stderr, file=sys.stderr)
+    try:
+        lab_up()
+    except RuntimeError as e:
+        print(e, file=sys.stderr)
         return 2
     try:
         return soak(args)
     finally:
-        if os.environ.get("CORDON_E2E_KEEP_LAB") != "1":
-            lab("down")
+        lab_down()
 
 
 def soak(args):
