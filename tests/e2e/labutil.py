@@ -197,7 +197,7 @@ def echoscu(calling="CT1", called="PACS", host=PACS, port=104):
               port, timeout=30)
 
 
-def make_ct_file(path, rows=4, cols=4):
+def write_ct_file(path, rows=4, cols=4):
     """Writes a CT Image Storage instance (the SOP class the lab policy allows) with fresh
     UIDs to `path`: tests/topology/make_test_dicom.sh, and for anything larger than its 4x4
     image, random 12-bit pixels of rows x cols put in with DCMTK's dcmodify. Returns the

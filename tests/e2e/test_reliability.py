@@ -21,8 +21,8 @@ import unittest
 from pathlib import Path
 
 from labutil import (BUILD, MODALITY, PACS, PY, REPO, RIS, RUN, apply, dataplane_request,
-                     dataplane_version, dicom_dataset, echoscu, events, lab, lab_policy,
-                     make_ct_file, on, rss_kib, set_guardrail, stats, wait_for)
+                     dataplane_version, dicom_dataset, echoscu, events, lab, lab_policy, on,
+                     rss_kib, set_guardrail, stats, wait_for, write_ct_file)
 
 # The lab's dataplane runs with a small flow table (one worker, so this is the whole
 # table) so that a flood of 10 x the table takes seconds.
@@ -164,7 +164,7 @@ class InLab(unittest.TestCase):
         files = {}
         for n in range(SERIES_FILES):
             path = series / f"ct{n:02d}.dcm"
-            files[path] = make_ct_file(path, 512, 1024)
+            files[path] = write_ct_file(path, 512, 1024)
 
         # The DICOM association's data is shaped to SERIES_RATE on the modality's link, so
         # the transfer outlasts the flood however fast this machine sends either; HL7 and
