@@ -9,6 +9,7 @@ import copy
 import json
 import os
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -31,14 +32,16 @@ RIS = HOSTS["ris"]["address"]
 ATTACKER = HOSTS["attacker"]["address"]
 
 
-def lab(*args, timeout=180):
-    return subprocess.run([str(LAB), *args], capture_output=True, text=True, timeout=timeout)
+def lab(*args, timeout=180, env=None):
+    """Runs lab.sh with args; `env` adds to (or overrides) the environment."""
+    return subprocess.run([str(LAB), *args], capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **(env or {})))
 
 
-def lab_up():
+def lab_up(env=None):
     """A fresh lab: down first (a failed run may have left one behind), then up."""
     lab("down")
-    r = lab("up", timeout=300)
+    r = lab("up", timeout=300, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"lab.sh up failed:\n{r.stdout}\n{r.stderr}")
 
@@ -214,3 +217,73 @@ class Background:
 def echoscu(calling="CT1", called="PACS", host=PACS, port=104):
     return on("modality", "echoscu", "-to", 5, "-ta", 5, "-aet", calling, "-aec", called, host,
               port, timeout=30)
+
+
+def write_ct_file(path, rows=4, cols=4):
+    """Writes a CT Image Storage instance (the SOP class the lab policy allows) with fresh
+    UIDs to `path`: tests/topology/make_test_dicom.sh, and for anything larger than its 4x4
+    image, random 12-bit pixels of rows x cols put in with DCMTK's dcmodify. Returns the
+    SOP instance UID (storescp names the stored file CT.<uid>)."""
+    r = subprocess.run([str(REPO / "tests/topology/make_test_dicom.sh"), str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    uid = r.stdout.split("SOP instance ")[1].split()[0]
+    if (rows, cols) != (4, 4):
+        pixels = Path(f"{path}.pixels")
+        # Little-endian 16-bit words of which the 12 stored bits vary (BitsStored 12).
+        words = bytearray(os.urandom(2 * rows * cols))
+        words[1::2] = words[1::2].translate(bytes(b & 0x0F for b in range(256)))
+        pixels.write_bytes(words)
+        try:
+            subprocess.run(["dcmodify", "-nb", "-m", f"(0028,0010)={rows}", "-m",
+                            f"(0028,0011)={cols}", "-mf", f"(7fe0,0010)={pixels}", str(path)],
+                           check=True, capture_output=True, timeout=60)
+        finally:
+            pixels.unlink()
+    return uid
+
+
+def dicom_dataset(path):
+    """The dataset of a DICOM file as text (every value in full), without its file meta
+    header (group 0002), which storescp rewrites: equal texts mean the same dataset."""
+    out = subprocess.run(["dcmdump", "-q", "+L", str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return [line for line in out.splitlines() if not line.lstrip().startswith("(0002,")]
+
+
+def rss_kib(pid):
+    """Resident memory of a process (VmRSS of /proc/PID/status), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
+def _checksum(data):
+    """The Internet checksum (RFC 1071) of data."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def syn_flood_frame(i, src_mac, dst_mac, dst_ip, dport):
+    """The i-th frame of a SYN flood to dst_ip:dport: a TCP SYN from its own source address
+    (10.50.1.1 up, 250 a /24: the hospital LAN's 10.50.0.0/16 but off every lab host's
+    /24, so the target has no route to answer) and port, so frames 0..N-1 are N distinct
+    flows (at most 63,750). Built with struct: scapy takes ~1 ms a frame here."""
+    net, host = divmod(i, 250)
+    if net + 1 > 255:
+        raise ValueError(f"flow {i}: beyond the 10.50.1.1 - 10.50.255.250 sources")
+    src = bytes([10, 50, net + 1, host + 1])
+    dst = socket.inet_aton(dst_ip)
+    eth = bytes.fromhex(dst_mac.replace(":", "") + src_mac.replace(":", "")) + b"\x08\x00"
+    tcp = struct.pack("!HHIIBBHHH", 1024 + i % 64000, dport, (i * 7919) & 0xFFFFFFFF, 0, 5 << 4,
+                      0x02, 64240, 0, 0)
+    pseudo = src + dst + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i & 0xFFFF, 0, 64, 6, 0, src, dst)
+    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+    return eth + ip + tcp

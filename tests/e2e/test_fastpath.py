@@ -12,8 +12,9 @@ import unittest
 from pathlib import Path
 
 from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background,
-                     active_version, apply, cordonctl, dataplane_version, dropped, echoscu, events,
-                     lab_down, lab_up, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
+                     active_version, apply, cordonctl, dataplane_version, dicom_dataset, dropped,
+                     echoscu, events, lab_down, lab_policy, lab_up, on, set_guardrail, wait_for,
+                     with_mode, without_rule, write_ct_file)
 
 # Services the attacker might look for on an imaging console.
 SWEEP_TCP = "1-200,443,445,2575,3389,4444,5900,8080"
@@ -37,18 +38,8 @@ def tearDownModule():
 
 def make_ct_file():
     path = Path(tempfile.mkdtemp(dir=RUN)) / "ct.dcm"
-    r = subprocess.run([str(REPO / "tests/topology/make_test_dicom.sh"), str(path)],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
+    write_ct_file(path)
     return path
-
-
-def dataset_dump(path):
-    """The dataset of a DICOM file as text, without its file meta header (group 0002),
-    which storescp rewrites."""
-    out = subprocess.run(["dcmdump", "-q", "+L", str(path)], capture_output=True, text=True,
-                         check=True).stdout
-    return [line for line in out.splitlines() if not line.lstrip().startswith("(0002,")]
 
 
 class FastPath(unittest.TestCase):
@@ -69,7 +60,7 @@ class FastPath(unittest.TestCase):
                              text=True).stdout.split("[")[1].split("]")[0]
         stored = RUN / "pacs-store" / f"CT.{uid}"
         wait_for(stored.exists, 10, f"{stored} at pacs")
-        self.assertEqual(dataset_dump(stored), dataset_dump(ct))
+        self.assertEqual(dicom_dataset(stored), dicom_dataset(ct))
 
     def test_dicom_fails_for_wrong_peer_or_port(self):
         wrong_port = lab_policy()

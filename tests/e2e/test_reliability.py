@@ -1,7 +1,9 @@
 """Reliability under abuse (issue 10), end to end.
 
-InLab: a SYN flood and a storm of malformed frames from the attacker while the modality
-does its clinical work; the dataplane keeps running and forwarding what is allowed.
+InLab (the lab with a 1,024-flow table): a SYN flood of over 10 x the flow table from the
+attacker while the modality stores a DICOM series to the PACS, a storm of malformed frames
+from the device port, and kill -9 of the dataplane under traffic; the dataplane keeps
+running (or is restarted) and forwarding what is allowed.
 DiskFull: controld's state on a full filesystem refuses an apply with a clear error,
 changes nothing in controld or the dataplane, and works again once there is space.
 Needs root and network namespaces.
@@ -9,6 +11,7 @@ Needs root and network namespaces.
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -17,45 +20,92 @@ import time
 import unittest
 from pathlib import Path
 
-from labutil import (BUILD, MODALITY, PY, REPO, RUN, cordonctl,
-                     dataplane_request, dataplane_version, echoscu, lab_down, lab_up, on, set_guardrail, stats,
-                     wait_for)
+from labutil import (BUILD, MODALITY, PACS, PY, REPO, RIS, RUN, apply, dataplane_request,
+                     dataplane_version, dicom_dataset, echoscu, events, lab_down, lab_policy, lab_up, on,
+                     rss_kib, set_guardrail, stats, wait_for, write_ct_file)
 
-FLOOD = """
+# The lab's dataplane runs with a small flow table (one worker, so this is the whole
+# table) so that a flood of 10 x the table takes seconds.
+FLOW_TABLE = 1024
+WARM_UP = 5  # tables' worth of flood before the memory baseline
+FLOOD_PORT = 5900
+SERIES_FILES = 8  # 512 x 1024 x 16-bit CT images, 1 MiB each
+SERIES_RATE = "1mbit"  # the DICOM data's rate during the flood: ~70 s for the series
+
+JUNK = """
 import random, sys
-from scapy.all import Ether, IP, TCP, Raw, sendp, conf
+from scapy.all import Ether, Raw, sendp, conf
 conf.verb = 0
-kind, count = sys.argv[1], int(sys.argv[2])
-dst_mac = "02:c0:4d:00:00:10"  # the modality, through the bridge and the dataplane
+count = int(sys.argv[1])
+modality_mac = "02:c0:4d:00:00:10"
 pacs_mac = "02:c0:4d:00:00:20"
 frames = []
 for i in range(count):
-    if kind == "syn":
-        frames.append(Ether(dst=dst_mac) / IP(src="10.50.%d.%d" % (random.randrange(0, 256), random.randrange(1, 255)),
-                      dst="%s") / TCP(sport=random.randrange(1024, 65535), dport=random.choice([104, 22, 445, 2575]), flags="S"))
-    else:
-        # From the device port (a device gone haywire): random bytes after an Ethernet
-        # header from the modality's MAC: bad IHL, truncated headers, junk of every kind.
-        frames.append(Ether(src=dst_mac, dst=pacs_mac, type=random.choice([0x0800, 0x86dd, 0x0806, 0x8100])) /
-                      Raw(bytes(random.getrandbits(8) for _ in range(random.randrange(0, 120)))))
+    # From the device port (a device gone haywire): random bytes after an Ethernet
+    # header from the modality's MAC: bad IHL, truncated headers, junk of every kind.
+    frames.append(Ether(src=modality_mac, dst=pacs_mac, type=random.choice([0x0800, 0x86dd, 0x0806, 0x8100])) /
+                  Raw(bytes(random.getrandbits(8) for _ in range(random.randrange(0, 120)))))
 sendp(frames, iface="eth0", verbose=False)
 print("sent", len(frames))
-""".replace("%s", MODALITY)
+"""
+
+
+# SYN flood sender, run on the attacker: frames from labutil.syn_flood_frame, in chunks
+# no larger than half the af_packet ring the dataplane reads its network port from (512
+# frames); after each chunk it waits until the dataplane has processed that many more
+# frames. Unpaced, most of a flood is lost in that ring on a loaded 2-core machine and
+# never reaches Cordon's flow table, which is what this test is about.
+# argv: E2E_DIR FIRST UNTIL LIMIT PORT DEVICE: send flows FIRST, FIRST+1, ... until DEVICE's
+# new_flows counter reaches UNTIL; fail at flow LIMIT. Prints "sent N next I".
+SYN_FLOOD = """
+import socket, sys, time
+sys.path.insert(0, sys.argv[1])
+from labutil import HOSTS, MODALITY, dataplane_request, syn_flood_frame
+first, until, limit, port = map(int, sys.argv[2:6])
+device = sys.argv[6]
+CHUNK = 256
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+i = first
+stats = dataplane_request({"cmd": "stats"})
+while stats["devices"][device]["new_flows"] < until:
+    if i + CHUNK > limit:
+        admitted = stats["devices"][device]["new_flows"]
+        sys.exit(f"{i - first} flows sent, new flows at {admitted}, not yet {until}")
+    target = stats["packets"] + CHUNK
+    for _ in range(CHUNK):
+        frame = syn_flood_frame(i, HOSTS["attacker"]["mac"], HOSTS["modality"]["mac"], MODALITY,
+                                port)
+        if s.send(frame) != len(frame):
+            sys.exit(f"short send of flow {i}")
+        i += 1
+    deadline = time.monotonic() + 10
+    while True:
+        stats = dataplane_request({"cmd": "stats"})
+        if stats["packets"] >= target:
+            break
+        if time.monotonic() > deadline:
+            sys.exit(f"10 s on, the dataplane still had {target - stats['packets']} frames to take")
+        time.sleep(0.005)
+print("sent", i - first, "next", i)
+"""
 
 
 class InLab(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        lab_up()
+        lab_up(env={"CORDON_DATAPLANE_ARGS": (os.environ.get("CORDON_DATAPLANE_ARGS", "") +
+                                              f" --flows-per-worker {FLOW_TABLE}")})
         set_guardrail({"enforce_mode_default": False})
 
     @classmethod
     def tearDownClass(cls):
         lab_down()
 
-    def storm(self, kind, count, host="attacker"):
-        """Runs the storm from `host` while the modality echoes; returns the echo results
-        seen during the storm and the dataplane's counters before and after."""
+    def storm(self, count, host):
+        """Runs a storm of `count` junk frames from `host` while the modality echoes;
+        returns the echo results seen during the storm and the dataplane's counters before
+        and after."""
         pid = int((RUN / "forwarder.pid").read_text())
         before = stats()
         results = []
@@ -68,7 +118,7 @@ class InLab(unittest.TestCase):
         worker = threading.Thread(target=clinical_work)
         worker.start()
         try:
-            r = on(host, PY, "-c", FLOOD, kind, count, timeout=300)
+            r = on(host, PY, "-c", JUNK, count, timeout=300)
             self.assertEqual(r.returncode, 0, r.stderr)
         finally:
             done.set()
@@ -78,20 +128,146 @@ class InLab(unittest.TestCase):
         after = stats()
         return results, before, after
 
-    def test_syn_flood_does_not_stop_clinical_traffic(self):
-        results, before, after = self.storm("syn", 20000)
-        self.assertTrue(results, "no echo ran during the flood")
-        # Allowed work kept flowing while the flood was dropped.
-        self.assertEqual(results.count(0), len(results), results)
-        # Most of the flood reaches the dataplane (veth/af_packet may lose some under
-        # load, counted by the port) and every SYN that does is dropped.
-        self.assertGreaterEqual(after["dropped"]["no-matching-rule"] - before["dropped"]["no-matching-rule"], 10000)
-        # controld took the flood's events and still answers.
-        self.assertEqual(cordonctl("policy", "get").returncode, 0)
+    def syn_flood(self, first, until):
+        """SYN-floods the modality from the attacker with flows first, first+1, ... until the
+        dataplane has admitted `until` new flows of the modality in all; returns the number
+        of frames sent and the next flow number."""
+        r = on("attacker", PY, "-c", SYN_FLOOD, Path(__file__).resolve().parent, first, until,
+               first + 20 * FLOW_TABLE, FLOOD_PORT, "ct-1", timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        sent, following = map(int, re.fullmatch(r"sent (\d+) next (\d+)\n", r.stdout).groups())
+        return sent, following
+
+    def test_syn_flood_of_ten_flow_tables_spares_a_running_dicom_transfer(self):
+        """Over 10 x the flow table in SYNs from the attacker, each a new flow the policy
+        lets in (so each takes a table entry), while the modality stores a series to the
+        PACS: the transfer started before the flood is still running when the flood ends and
+        completes with every file intact; new clinical flows (HL7) opened during the flood
+        get entries; the flood's flows are evicted (never a flow-table-full drop, so never an
+        established flow given up); the dataplane's memory does not grow."""
+        # An inbound service the attacker's LAN may reach (a viewer on the console): the
+        # flood's SYNs are admitted as half-open flows instead of dropped by policy.
+        policy = lab_policy()
+        policy["devices"][0]["rules"].append(
+            {"name": "remote-viewer", "dir": "in", "proto": "tcp", "peer": "10.50.0.0/16",
+             "dport": FLOOD_PORT})
+        self.assertEqual(apply(policy).returncode, 0)
+        self.addCleanup(apply, lab_policy())
+
+        series = Path(tempfile.mkdtemp(dir=RUN))
+        self.addCleanup(shutil.rmtree, series)
+        files = {}
+        for n in range(SERIES_FILES):
+            path = series / f"ct{n:02d}.dcm"
+            files[path] = write_ct_file(path, 512, 1024)
+
+        # The DICOM association's data is shaped to SERIES_RATE on the modality's link, so
+        # the transfer outlasts the flood however fast this machine sends either; HL7 and
+        # everything else stay unshaped (htb sends unclassified traffic directly). The
+        # shaping is lifted once the flood is over.
+        shaping = [["tc", "qdisc", "add", "dev", "eth0", "root", "handle", "1:", "htb"],
+                   ["tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:30", "htb",
+                    "rate", SERIES_RATE],
+                   ["tc", "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "u32",
+                    "match", "ip", "dport", "104", "0xffff", "flowid", "1:30"]]
+        for cmd in shaping:
+            r = on("modality", *cmd)
+            self.assertEqual(r.returncode, 0, f"{cmd}: {r.stderr}")
+        unshape = lambda: on("modality", "tc", "qdisc", "del", "dev", "eth0", "root")
+        self.addCleanup(unshape)
+
+        store = subprocess.Popen(
+            [str(REPO / "tests/topology/lab.sh"), "exec", "modality", "--", "storescu", "-to", "10",
+             "-aet", "CT1", "-aec", "PACS", PACS, "104", *map(str, files)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.addCleanup(lambda: store.poll() is None and store.kill())
+        stored = {path: RUN / "pacs-store" / f"CT.{uid}" for path, uid in files.items()}
+        wait_for(lambda: any(p.exists() for p in stored.values()) or store.poll() is not None, 60,
+                 "the first file of the series at pacs")
+        self.assertIsNone(store.poll(), "the transfer ended before the flood began")
+
+        pid = int((RUN / "forwarder.pid").read_text())
+        # Events carry UTC times in this format; the flood's own are those from now on.
+        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"
+        before = stats()
+        flows_before = before["devices"]["ct-1"]["new_flows"]
+        hl7 = []
+        done = threading.Event()
+
+        def clinical_work():
+            n = 0
+            while not done.is_set():
+                n += 1
+                hl7.append(on("modality", PY, REPO / "tests/topology/mllp_send.py", RIS, 2575,
+                              "--control-id", f"FLOOD{os.getpid()}-{n}", timeout=30).returncode)
+
+        worker = threading.Thread(target=clinical_work)
+        worker.start()
+        started = time.monotonic()
+        try:
+            # A warm-up of 5 x the table first: the table is full and every entry has been
+            # used, and the dataplane's other bounded buffers (the last 4,096 events it
+            # keeps for new followers) are full too. Then 10 x the table more.
+            sent, following = self.syn_flood(0, flows_before + WARM_UP * FLOW_TABLE)
+            rss_full = rss_kib(pid)
+            more, following = self.syn_flood(following, flows_before + (WARM_UP + 10) * FLOW_TABLE)
+            sent += more
+        finally:
+            done.set()
+            worker.join()
+        flood_seconds = time.monotonic() - started
+        in_transfer = store.poll() is None
+        files_before_end = sum(p.exists() for p in stored.values())
+        after = stats()
+        rss_end = rss_kib(pid)
+
+        self.assertTrue(in_transfer, "the DICOM transfer was over before the flood ended: "
+                                     f"{files_before_end}/{len(files)} files")
+        unshape()
+        out, _ = store.communicate(timeout=120)
+        self.assertEqual(store.returncode, 0, out)
+        for path, at_pacs in stored.items():
+            wait_for(at_pacs.exists, 10, f"{at_pacs} at pacs")
+            self.assertEqual(dicom_dataset(at_pacs), dicom_dataset(path), f"{path.name} at pacs")
+
+        self.assertTrue(hl7, "no HL7 message was sent during the flood")
+        self.assertEqual(hl7.count(0), len(hl7), f"HL7 results during the flood: {hl7}")
+        self.assertEqual(int((RUN / "forwarder.pid").read_text()), pid, "the dataplane restarted")
+
+        # The modality's new flows during the flood: the flood's and one per HL7 message.
+        flood_flows = after["devices"]["ct-1"]["new_flows"] - flows_before - len(hl7)
+        delta = {k: after["dropped"][k] - before["dropped"].get(k, 0) for k in after["dropped"]
+                 if after["dropped"][k] != before["dropped"].get(k, 0)}
+        print(f"SYN flood: {sent} SYNs sent in {flood_seconds:.1f} s, {flood_flows} new flows "
+              f"admitted ({flood_flows / FLOW_TABLE:.1f} x the {FLOW_TABLE}-flow table); drops "
+              f"{delta}; {len(files)} DICOM files ({files_before_end} before the flood ended) and "
+              f"{len(hl7)} HL7 messages through; dataplane RSS {rss_full} KiB with the table "
+              f"full, {rss_end} KiB after the flood")
+        # The table holds FLOW_TABLE entries: every flow beyond that took the entry of an
+        # older one, the coldest half-open flow (eviction) or one past its handshake
+        # timeout (30 s; expiry).
+        self.assertGreaterEqual(flood_flows, 10 * FLOW_TABLE)
+        self.assertLessEqual(flood_flows, sent)
+        # A new flow is refused (flow-table-full) only when every entry is established; the
+        # flood's flows were always there to evict, so none was refused and no established
+        # flow was ever a candidate. The running association kept its entry: it completed
+        # (once evicted, each of its segments would be dropped as tcp-no-flow), and no
+        # tcp-no-flow drop recorded since the flood began is one of its segments.
+        self.assertNotIn("flow-table-full", delta)
+        # (cordonctl events: the newest 1,000; flows admitted are not events, drops are.)
+        no_flow = [(e["src"], e["src_port"], e["dst"], e["dst_port"])
+                   for e in map(lambda e: e.get("event", e), events())
+                   if e.get("reason") == "tcp-no-flow" and e["time"] >= since]
+        print(f"tcp-no-flow drops since the flood began (src, sport, dst, dport): {no_flow}")
+        self.assertFalse([f for f in no_flow if 104 in (f[1], f[3])], no_flow)
+        # Memory is fixed once the table and buffers are full: 10 tables more add nothing
+        # that grows with the flood (2%: glibc's heap and controld's event backlog move a
+        # little).
+        self.assertLessEqual(rss_end, rss_full * 1.02, (rss_full, rss_end))
         self.assertEqual(echoscu().returncode, 0)
 
     def test_malformed_storm_is_dropped_and_counted(self):
-        results, before, after = self.storm("junk", 20000, host="modality")
+        results, before, after = self.storm(20000, host="modality")
         self.assertEqual(results.count(0), len(results), results)
         malformed = sum(after["dropped"][k] - before["dropped"].get(k, 0) for k in after["dropped"]
                         if k not in ("no-matching-rule", "no-policy", "unknown-device"))
@@ -141,7 +317,8 @@ class InLab(unittest.TestCase):
         (BUILD / "dataplane-restart-gap.json").write_text(json.dumps(
             {"gap_seconds": round(gap, 3), "last_reply_before_kill": before[-1],
              "killed_at": killed_at, "first_reply_after": after[0]}) + "\n")
-        print(f"dataplane kill -9 -> forwarding again after {gap:.3f} s")
+        print(f"dataplane restart gap: {gap:.3f} s from the last reply before kill -9 to the "
+              f"first after the restart (issue 10 asks for at most 2 s; measured, not asserted)")
         # Enforcing, not merely forwarding: what the policy does not allow stays out.
         self.assertNotEqual(on("attacker", "ping", "-n", "-c", 2, "-W", 1, MODALITY).returncode, 0)
         self.assertEqual(echoscu().returncode, 0)
