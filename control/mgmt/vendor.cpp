@@ -99,6 +99,17 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body,
                        "); revoke it first",
                    "/public_key"};
   }
+  if (management_peers_) {
+    for (const wireguard::ManagementPeer& m : management_peers_()) {
+      if (m.public_key == key->as_string())
+        return Error{
+            "conflict",
+            "this key is management peer " + m.name + "'s; a vendor session needs a key of its own",
+            "/public_key"};
+      const std::string address = m.tunnel_address.to_string();
+      used.insert(address.substr(0, address.find('/')));
+    }
+  }
   std::string tunnel;
   for (int host = 2; host < 255 && tunnel.empty(); ++host) {
     const std::string candidate = tunnel_prefix_ + "." + std::to_string(host);

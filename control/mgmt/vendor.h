@@ -26,6 +26,7 @@
 #include "control/nft/firewall_backend.h"
 #include "control/policy/lifecycle.h"
 #include "control/store/store.h"
+#include "control/wireguard/peer.h"
 #include "control/wireguard/wireguard_backend.h"
 
 namespace cordon::control::mgmt {
@@ -59,6 +60,12 @@ class VendorAccess {
   // replacements and read-back).
   std::vector<nft::VendorGrant> grants(int64_t now_ms);
 
+  // The remote-management peers (ManagementPlane::peers): their keys and tunnel addresses
+  // are never given to a vendor session.
+  void set_management_peers(std::function<std::vector<wireguard::ManagementPeer>()> peers) {
+    management_peers_ = std::move(peers);
+  }
+
   // Where the sessions go on the device segment: the dataplane, and the service address
   // (management settings' vendor_service_address; "" = no vendor path through it).
   void set_dataplane(dataplane_link::DataplaneLink* link,
@@ -83,6 +90,7 @@ class VendorAccess {
   std::string tunnel_prefix_;
   dataplane_link::DataplaneLink* dataplane_ = nullptr;
   std::function<std::string()> service_address_;
+  std::function<std::vector<wireguard::ManagementPeer>()> management_peers_;
 };
 
 }  // namespace cordon::control::mgmt

@@ -22,6 +22,7 @@ namespace {
 constexpr std::uint32_t kAdminV4Id = 1;
 constexpr std::uint32_t kAdminV6Id = 2;
 constexpr std::uint32_t kVendorId = 3;
+constexpr std::uint32_t kManagementPeerId = 4;
 
 // nft's data type ids (nftables src/datatype.h), so that `nft list` prints the sets.
 constexpr std::uint32_t kTypeIpv4 = 7;
@@ -324,6 +325,11 @@ NftObjects build_objects(const TableSpec& spec) {
   o.sets.push_back(make_set(kAdminSetV6, kAdminV6Id, kTypeIpv6, 16, NFT_SET_INTERVAL));
   fill_interval_set(o.sets.back().get(), s.admin_networks, true);
   o.sets.push_back(vendor_set_with(spec.vendor_access));
+  if (!s.wireguard_interface.empty()) {
+    o.sets.push_back(
+        make_set(kManagementPeerSet, kManagementPeerId, kTypeIpv4, 4, NFT_SET_INTERVAL));
+    fill_interval_set(o.sets.back().get(), spec.management_peers, false);
+  }
 
   const std::string& mgmt = s.interface;
   const std::string& wg = s.wireguard_interface;
@@ -359,6 +365,20 @@ NftObjects build_objects(const TableSpec& spec) {
                       .lookup(kAdminSetV6, kAdminV6Id)
                       .verdict(NF_ACCEPT)
                       .done());
+  if (!wg.empty()) {
+    // Remote-management peers: HTTPS only, and only through the tunnel, where WireGuard's
+    // cryptokey routing guarantees the source address belongs to the peer's key.
+    rules.push_back(RuleBuilder("input", "https from management peers (tunnel)")
+                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg)
+                        .nfproto(NFPROTO_IPV4)
+                        .l4proto(IPPROTO_TCP)
+                        .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2)
+                        .cmp_be16(s.https_port)
+                        .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4)
+                        .lookup(kManagementPeerSet, kManagementPeerId)
+                        .verdict(NF_ACCEPT)
+                        .done());
+  }
   if (!wg.empty()) {
     // Vendors reach WireGuard from the internet side when there is one.
     const std::string& wg_from = s.external_interface.empty() ? mgmt : s.external_interface;

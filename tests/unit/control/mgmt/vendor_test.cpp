@@ -99,5 +99,19 @@ TEST_F(VendorTest, WithoutAServiceAddressTheDataplaneAdmitsNoSession) {
   EXPECT_TRUE(pushed().empty());
 }
 
+TEST_F(VendorTest, ManagementPeersKeysAndAddressesAreNotGivenToVendors) {
+  wireguard::ManagementPeer admin{"noc", kKey, nft::Cidr::parse("10.99.0.2").value()};
+  vendors_->set_management_peers([&] { return std::vector<wireguard::ManagementPeer>{admin}; });
+  Result<store::VendorSession> same_key = create(600);
+  ASSERT_FALSE(same_key.ok());
+  EXPECT_EQ(same_key.error().code, "conflict");
+  EXPECT_EQ(same_key.error().path, "/public_key");
+  // Another key gets a tunnel address the admin does not use.
+  admin.public_key = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+  Result<store::VendorSession> s = create(600);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s.value().tunnel_address, "10.99.0.3");
+}
+
 }  // namespace
 }  // namespace cordon::control::mgmt
