@@ -143,6 +143,13 @@ class RuleBuilder {
     nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS);
     return *this;
   }
+  // reject with tcp reset: the sender of the segment gets a RST (its own connection ends).
+  // No ICMP code: the kernel reports none for a TCP reset.
+  RuleBuilder& reject_tcp_reset() {
+    nftnl_expr* e = add("reject");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+    return *this;
+  }
   RulePtr done() { return std::move(rule_); }
 
  private:
@@ -465,6 +472,17 @@ NftObjects build_objects(const TableSpec& spec) {
           .verdict(NF_ACCEPT);
       rules.push_back(reply.done());
     }
+    // A vendor connection its session no longer allows (revoked, expired) is cut at the
+    // vendor's next segment with a TCP reset, so the vendor's client fails at once rather
+    // than timing out. Established connections only: anything new stays a silent drop.
+    rules.push_back(RuleBuilder("forward", "cut vendor tcp connection")
+                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg)
+                        .nfproto(NFPROTO_IPV4)
+                        .l4proto(IPPROTO_TCP)
+                        .ct_state(NF_CT_STATE_BIT(IP_CT_ESTABLISHED))
+                        .counter()
+                        .reject_tcp_reset()
+                        .done());
     rules.push_back(RuleBuilder("forward", "other traffic from the tunnel")
                         .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg)
                         .counter()

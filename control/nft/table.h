@@ -11,6 +11,7 @@
 //                  accepts every other interface untouched
 //   chain forward  hook forward, policy accept; traffic from/to the tunnel interface
 //                  passes only when it matches a vendor_access element, else dropped
+//                  (an established vendor TCP connection gets a reset toward the vendor)
 // docs/management-plane.md describes every rule.
 //
 // Threads: plain values and pure functions, no shared state.

@@ -113,6 +113,20 @@ TEST(NftTable, VendorPathChecksBothDirectionsAgainstTheSet) {
   }
   ASSERT_NE(find_rule(d, "other traffic from the tunnel"), nullptr);
   ASSERT_NE(find_rule(d, "other traffic into the tunnel"), nullptr);
+  // A vendor TCP connection the set no longer admits is reset toward the vendor, before
+  // the silent drop of everything else from the tunnel; only established connections.
+  const auto* cut = find_rule(d, "cut vendor tcp connection");
+  ASSERT_NE(cut, nullptr);
+  EXPECT_NE(cut->find("[ ct load state => reg 1 ]"), std::string::npos) << *cut;
+  EXPECT_NE(cut->find("[ bitwise reg 1 = ( reg 1 & 0x00000002 ) ^ 0x00000000 ]"),
+            std::string::npos)
+      << *cut;
+  EXPECT_NE(cut->find("[ reject type 1 code 0 ]"), std::string::npos) << *cut;
+  const auto position = [&](const std::string* rule) {
+    return std::find(d.lines.begin(), d.lines.end(), *rule) - d.lines.begin();
+  };
+  EXPECT_LT(position(cut), position(find_rule(d, "other traffic from the tunnel")));
+  EXPECT_GT(position(cut), position(find_rule(d, "device replies to vendor (udp)")));
 }
 
 TEST(NftTable, ManagementPeersReachHttpsThroughTheTunnelOnly) {
