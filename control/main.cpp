@@ -264,8 +264,15 @@ int main(int argc, char** argv) {
     }
     const std::string address =
         options.wireguard_address.substr(0, options.wireguard_address.find('/'));
+    // Remote-management peers (stored) join the interface; their HTTPS rule is already in
+    // the table.
+    if (Status s = management->set_wireguard(&wireguard_backend, options.wireguard_address,
+                                             public_key.value());
+        !s)
+      log("management peers: " + s.error().message);
     vendors.emplace(store, wireguard_backend, firewall, policy,
                     address.substr(0, address.rfind('.')));
+    vendors->set_management_peers([&management] { return management->peers(); });
     management->set_grants([&vendors] { return vendors->grants(api::ControlApi::wall_ms()); });
     // The dataplane admits the sessions' traffic from the service address on svc0.
     vendors->set_dataplane(&link, [&management] {

@@ -513,6 +513,61 @@ void ControlApi::install(HttpServer& server) {
         json::object{{"public_key", wireguard_public_key_}, {"peers", std::move(out)}}));
   });
 
+  // Remote-management peers: WireGuard peers that reach HTTPS through the tunnel.
+  server.route("GET", "/v1/management-peers", [this](Request&, Responder respond) {
+    if (!management_)
+      return respond(
+          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    // Handshake and counters from the interface, when WireGuard runs.
+    std::vector<wireguard::PeerStatus> status;
+    if (wireguard_) {
+      if (Result<std::vector<wireguard::PeerStatus>> p = wireguard_->list_peers(); p)
+        status = p.value();
+    }
+    json::array out;
+    for (const wireguard::ManagementPeer& p : management_->peers()) {
+      json::object o = wireguard::to_json(p).as_object();
+      for (const wireguard::PeerStatus& st : status) {
+        if (st.public_key != p.public_key) continue;
+        o["endpoint"] = st.endpoint;
+        o["rx_bytes"] = st.rx_bytes;
+        o["tx_bytes"] = st.tx_bytes;
+        if (st.latest_handshake)
+          o["latest_handshake_unix"] = std::chrono::duration_cast<std::chrono::seconds>(
+                                           st.latest_handshake->time_since_epoch())
+                                           .count();
+      }
+      out.push_back(std::move(o));
+    }
+    respond(json_response(
+        json::object{{"peers", std::move(out)}, {"appliance_public_key", wireguard_public_key_}}));
+  });
+
+  server.route("POST", "/v1/management-peers", [this](Request& r, Responder respond) {
+    if (!management_)
+      return respond(
+          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    json::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    if (ec)
+      return respond(
+          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
+    Result<wireguard::ManagementPeer> p = management_->add_peer(v, r.actor);
+    if (!p) return respond(error_response(p.error()));
+    json::object o = wireguard::to_json(p.value()).as_object();
+    o["appliance_public_key"] = wireguard_public_key_;
+    respond(json_response(std::move(o), 201));
+  });
+
+  server.route("DELETE", "/v1/management-peers/{}", [this](Request& r, Responder respond) {
+    if (!management_)
+      return respond(
+          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    if (Status s = management_->remove_peer(r.path_params.at(0), r.actor); !s)
+      return respond(error_response(s.error()));
+    respond(json_response(json::object{{"removed", r.path_params.at(0)}}));
+  });
+
   server.route("GET", "/v1/vendor-sessions", [this](Request&, Responder respond) {
     if (!vendors_)
       return respond(

@@ -60,6 +60,12 @@ constexpr const char* kUsage =
     "                           the host firewall's settings (admin networks, ports), or\n"
     "                           compare the kernel's table with the intended one\n"
     "  wireguard                the appliance's WireGuard public key and peers\n"
+    "  management-peer list     remote-management peers (WireGuard; HTTPS through the tunnel)\n"
+    "  management-peer add --name NAME --key PUBKEY --address TUNNEL_ADDRESS\n"
+    "                           let an admin's WireGuard key reach the web UI through the\n"
+    "                           tunnel from TUNNEL_ADDRESS (e.g. 10.99.0.200)\n"
+    "  management-peer remove NAME\n"
+    "                           end that peer's access (its tunnel and HTTPS)\n"
     "  vendor list              open vendor access sessions with their time left\n"
     "  vendor create --key PUBKEY --device NAME --port PORT [--port PORT]... --duration SECONDS\n"
     "                           let one vendor key reach one device's ports for a while\n"
@@ -655,6 +661,42 @@ int run(std::vector<std::string> args) {
     if (r.status != 200) return print_error(r, "");
     pretty(std::cout, r.body);
     std::cout << "\n";
+    return 0;
+  }
+  if (args[0] == "management-peer" && args.size() == 2 && args[1] == "list") {
+    const Reply r = c.call(http::verb::get, "/v1/management-peers");
+    if (r.status != 200) return print_error(r, "");
+    for (const json::value& v : r.body.at("peers").as_array()) {
+      const json::object& o = v.as_object();
+      std::cout << field(o, "name") << "  tunnel " << field(o, "tunnel_address") << "  key "
+                << field(o, "public_key");
+      if (o.contains("latest_handshake_unix"))
+        std::cout << "  handshake " << field(o, "latest_handshake_unix");
+      std::cout << "\n";
+    }
+    return 0;
+  }
+  if (args[0] == "management-peer" && args.size() == 3 && args[1] == "remove") {
+    const Reply r = c.call(http::verb::delete_, "/v1/management-peers/" + args[2]);
+    if (r.status != 200) return print_error(r, "");
+    std::cout << "management peer " << args[2] << " removed\n";
+    return 0;
+  }
+  if (args[0] == "management-peer" && args.size() >= 2 && args[1] == "add") {
+    auto opts = flags(args, 2, {"--name", "--key", "--address"});
+    if (!opts) return (std::cerr << kUsage, 2);
+    json::object body;
+    for (const auto& [k, v] : *opts) {
+      if (k == "--name") body["name"] = v;
+      if (k == "--key") body["public_key"] = v;
+      if (k == "--address") body["tunnel_address"] = v;
+    }
+    const Reply r = c.call(http::verb::post, "/v1/management-peers", json::value(body));
+    if (r.status != 201) return print_error(r, "management peer refused: ");
+    const json::object& o = r.body.as_object();
+    std::cout << "management peer " << field(o, "name") << ": tunnel address "
+              << field(o, "tunnel_address") << " reaches the web UI through the tunnel\n"
+              << "appliance public key " << field(o, "appliance_public_key") << "\n";
     return 0;
   }
   if (args[0] == "vendor" && args.size() == 2 && args[1] == "list") {

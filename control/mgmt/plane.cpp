@@ -1,11 +1,42 @@
 #include "control/mgmt/plane.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 namespace cordon::control::mgmt {
 namespace json = boost::json;
 namespace {
 constexpr const char* kSettingsKey = "management";
+constexpr const char* kPeersKey = "management_peers";
+
+// Whether `host` lies in `net` (same family).
+bool contains(const nft::Cidr& net, const nft::Cidr& host) {
+  if (net.ipv6 != host.ipv6) return false;
+  for (unsigned bit = 0; bit < net.prefix; ++bit) {
+    const unsigned mask = 0x80u >> (bit % 8);
+    if ((net.address[bit / 8] & mask) != (host.address[bit / 8] & mask)) return false;
+  }
+  return true;
+}
+
+std::string address_of(const wireguard::ManagementPeer& p) {
+  const std::string a = p.tunnel_address.to_string();
+  return a.substr(0, a.find('/'));
+}
+
+std::string serialize(const std::vector<wireguard::ManagementPeer>& peers) {
+  json::array out;
+  for (const wireguard::ManagementPeer& p : peers) out.push_back(wireguard::to_json(p));
+  return json::serialize(out);
+}
+
+}  // namespace
+
+nft::TableSpec ManagementPlane::spec(const nft::ManagementFirewallSettings& s,
+                                     const std::vector<wireguard::ManagementPeer>& peers) const {
+  nft::TableSpec t{s, grants_ ? grants_() : std::vector<nft::VendorGrant>{}, {}};
+  for (const wireguard::ManagementPeer& p : peers) t.management_peers.push_back(p.tunnel_address);
+  return t;
 }
 
 Result<nft::ManagementFirewallSettings> ManagementPlane::settings() {
@@ -19,13 +50,36 @@ Result<nft::ManagementFirewallSettings> ManagementPlane::settings() {
   return nft::parse_settings(v);
 }
 
-Status ManagementPlane::install(const nft::ManagementFirewallSettings& s) {
-  const nft::TableSpec wanted = spec(s);
+Status ManagementPlane::load_peers() {
+  Result<std::optional<std::string>> stored = store_.setting(kPeersKey);
+  if (!stored) return stored.error();
+  peers_.clear();
+  if (!stored.value()) return ok();
+  json::error_code ec;
+  const json::value v = json::parse(*stored.value(), ec);
+  if (ec || !v.is_array()) return Error{"io", "stored management peers are unreadable"};
+  for (size_t i = 0; i < v.as_array().size(); ++i) {
+    Result<wireguard::ManagementPeer> p =
+        wireguard::parse_management_peer(v.as_array()[i], "/" + std::to_string(i));
+    if (!p) return p.error().context("stored management peers");
+    peers_.push_back(p.value());
+  }
+  return ok();
+}
+
+Status ManagementPlane::store_peers(const std::vector<wireguard::ManagementPeer>& peers) {
+  return store_.set_setting(kPeersKey, serialize(peers));
+}
+
+Status ManagementPlane::install(const nft::ManagementFirewallSettings& s,
+                                const std::vector<wireguard::ManagementPeer>& peers) {
+  const nft::TableSpec wanted = spec(s, peers);
   if (Status st = firewall_.apply_table(wanted); !st)
     return st.error().context("installing the management firewall");
   if (Status st = nft::verify(firewall_, wanted); !st)
     return st.error().context("reading the management firewall back");
   settings_ = s;
+  peers_ = peers;
   return ok();
 }
 
@@ -39,13 +93,28 @@ Status ManagementPlane::start(const std::optional<nft::ManagementFirewallSetting
   }
   Result<nft::ManagementFirewallSettings> s = settings();
   if (!s) return s.error();
-  return install(s.value());
+  if (Status st = load_peers(); !st) return st;
+  return install(s.value(), peers_);
+}
+
+bool ManagementPlane::is_peer_address(std::string_view address) const {
+  return std::any_of(peers_.begin(), peers_.end(),
+                     [&](const wireguard::ManagementPeer& p) { return address_of(p) == address; });
 }
 
 Status ManagementPlane::change(const nft::ManagementFirewallSettings& s,
                                const store::Actor& actor) {
-  // The caller's own connection must survive the change (origin "unix" is local).
-  if (actor.origin != "unix" && actor.origin != "local" && !nft::admits(s, actor.origin)) {
+  if (!peers_.empty() && s.wireguard_interface.empty()) {
+    return Error{"invalid",
+                 "management peers reach the appliance through the tunnel: remove them before "
+                 "removing the wireguard_interface",
+                 "/wireguard_interface"};
+  }
+  // The caller's own connection must survive the change (origin "unix" is local). A
+  // management peer keeps its access as long as the tunnel does.
+  const bool via_peer = !s.wireguard_interface.empty() && is_peer_address(actor.origin);
+  if (actor.origin != "unix" && actor.origin != "local" && !nft::admits(s, actor.origin) &&
+      !via_peer) {
     (void)store_.audit({actor, "settings.management", "management",
                         "refused: would lock out " + actor.origin, "", "", ""});
     return Error{"conflict",
@@ -56,9 +125,9 @@ Status ManagementPlane::change(const nft::ManagementFirewallSettings& s,
   Result<nft::ManagementFirewallSettings> before = settings();
   const std::string before_text = before ? json::serialize(nft::to_json(before.value())) : "";
   const std::string after_text = json::serialize(nft::to_json(s));
-  if (Status st = install(s); !st) {
+  if (Status st = install(s, peers_); !st) {
     // Put the previous table back: a failed change changes nothing.
-    if (before) (void)install(before.value());
+    if (before) (void)install(before.value(), peers_);
     return st;
   }
   if (Status st = store_.set_setting(kSettingsKey, after_text); !st) return st;
@@ -69,19 +138,174 @@ Status ManagementPlane::change(const nft::ManagementFirewallSettings& s,
   return ok();
 }
 
+Status ManagementPlane::set_wireguard(wireguard::WireGuardBackend* wireguard,
+                                      const std::string& interface_address,
+                                      std::string appliance_public_key) {
+  const auto slash = interface_address.find('/');
+  if (slash == std::string::npos)
+    return Error{"invalid", "the tunnel address needs a prefix length (10.99.0.1/24)"};
+  Result<nft::Cidr> self = nft::Cidr::parse(interface_address.substr(0, slash));
+  if (!self) return self.error();
+  nft::Cidr network = self.value();
+  const std::string prefix = interface_address.substr(slash + 1);
+  if (prefix.empty() || prefix.size() > 3 ||
+      !std::all_of(prefix.begin(), prefix.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoul(prefix) > (network.ipv6 ? 128u : 32u))
+    return Error{"invalid", "\"" + interface_address + "\": bad prefix length"};
+  network.prefix = static_cast<unsigned>(std::stoul(prefix));
+  for (unsigned bit = network.prefix; bit < network.address_len() * 8; ++bit)
+    network.address[bit / 8] =
+        static_cast<uint8_t>(network.address[bit / 8] & ~(0x80u >> (bit % 8)));
+  wireguard_ = wireguard;
+  tunnel_network_ = network;
+  tunnel_self_ = self.value();
+  appliance_key_ = std::move(appliance_public_key);
+  for (const wireguard::ManagementPeer& p : peers_) {
+    if (Status st = wireguard_->set_peer({p.public_key, {p.tunnel_address}, std::nullopt, {}}); !st)
+      return st.error().context("adding management peer " + p.name);
+  }
+  return ok();
+}
+
+Status ManagementPlane::check_new_peer(const wireguard::ManagementPeer& p) {
+  if (peers_.size() >= wireguard::kMaxManagementPeers)
+    return Error{"conflict",
+                 "at most " + std::to_string(wireguard::kMaxManagementPeers) + " management peers",
+                 ""};
+  for (const wireguard::ManagementPeer& q : peers_) {
+    if (q.name == p.name)
+      return Error{"conflict", "a management peer of this name exists", "/name"};
+    if (q.public_key == p.public_key)
+      return Error{"conflict", "this key is management peer " + q.name + "'s", "/public_key"};
+    if (q.tunnel_address == p.tunnel_address)
+      return Error{"conflict", "this tunnel address is management peer " + q.name + "'s",
+                   "/tunnel_address"};
+  }
+  if (p.public_key == appliance_key_)
+    return Error{"invalid", "this is the appliance's own public key", "/public_key"};
+  // In the tunnel's network, and neither its network, broadcast nor the appliance's address.
+  nft::Cidr broadcast = tunnel_network_;
+  for (unsigned bit = broadcast.prefix; bit < 32; ++bit)
+    broadcast.address[bit / 8] =
+        static_cast<uint8_t>(broadcast.address[bit / 8] | (0x80u >> (bit % 8)));
+  nft::Cidr network_address = tunnel_network_;
+  network_address.prefix = 32;
+  broadcast.prefix = 32;
+  nft::Cidr self = tunnel_self_;
+  self.prefix = 32;
+  if (!contains(tunnel_network_, p.tunnel_address) || p.tunnel_address == network_address ||
+      p.tunnel_address == broadcast || p.tunnel_address == self)
+    return Error{"invalid",
+                 "must be a host address of the tunnel network " + tunnel_network_.to_string() +
+                     " other than the appliance's own (" + tunnel_self_.to_string() + ")",
+                 "/tunnel_address"};
+  // Vendor sessions have keys and tunnel addresses of their own.
+  Result<std::vector<store::VendorSession>> sessions = store_.open_vendor_sessions();
+  if (!sessions) return sessions.error();
+  const std::string address = address_of(p);
+  for (const store::VendorSession& s : sessions.value()) {
+    if (s.public_key == p.public_key)
+      return Error{
+          "conflict",
+          "this key has an open vendor session (" + std::to_string(s.id) + "); revoke it first",
+          "/public_key"};
+    if (s.tunnel_address == address)
+      return Error{"conflict",
+                   "vendor session " + std::to_string(s.id) + " uses this tunnel address",
+                   "/tunnel_address"};
+  }
+  return ok();
+}
+
+Result<wireguard::ManagementPeer> ManagementPlane::add_peer(const json::value& body,
+                                                            const store::Actor& actor) {
+  if (!settings_)
+    return Error{"not_found", "the management firewall is not managed by this controld"};
+  if (!wireguard_ || settings_->wireguard_interface.empty())
+    return Error{"not_found", "WireGuard is not configured on this appliance"};
+  Result<wireguard::ManagementPeer> parsed = wireguard::parse_management_peer(body);
+  if (!parsed) return parsed.error();
+  const wireguard::ManagementPeer& p = parsed.value();
+  if (Status st = check_new_peer(p); !st) return st.error();
+
+  const std::vector<wireguard::ManagementPeer> before = peers_;
+  std::vector<wireguard::ManagementPeer> after = peers_;
+  after.push_back(p);
+  if (Status st = wireguard_->set_peer({p.public_key, {p.tunnel_address}, std::nullopt, {}}); !st)
+    return st.error().context("adding the WireGuard peer");
+  // Any failure from here on takes the peer out again: nothing half-added stays.
+  auto undo = [&] {
+    (void)wireguard_->remove_peer(p.public_key);
+    (void)install(*settings_, before);
+  };
+  if (Status st = install(*settings_, after); !st) {
+    undo();
+    return st.error();
+  }
+  if (Status st = store_peers(after); !st) {
+    undo();
+    return st.error();
+  }
+  const std::string detail =
+      p.name + ": key " + p.public_key + ", tunnel address " + address_of(p) + " (HTTPS only)";
+  Result<int64_t> a = store_.audit({actor, "management.peer.add", "management-peer/" + p.name, "ok",
+                                    store::sha256_hex(serialize(before)),
+                                    store::sha256_hex(serialize(after)), detail});
+  if (!a) return a.error();
+  return p;
+}
+
+Status ManagementPlane::remove_peer(const std::string& name, const store::Actor& actor) {
+  const auto it = std::find_if(peers_.begin(), peers_.end(),
+                               [&](const wireguard::ManagementPeer& p) { return p.name == name; });
+  if (it == peers_.end()) return Error{"not_found", "no management peer named " + name};
+  const wireguard::ManagementPeer peer = *it;
+  if (actor.origin == address_of(peer)) {
+    (void)store_.audit({actor, "management.peer.remove", "management-peer/" + name,
+                        "refused: would lock out " + actor.origin, "", "", ""});
+    return Error{"conflict", "refused: you are connected through this peer (" + actor.origin +
+                                 "), so removing it would lock you out"};
+  }
+  const std::vector<wireguard::ManagementPeer> before = peers_;
+  std::vector<wireguard::ManagementPeer> after = peers_;
+  after.erase(after.begin() + (it - peers_.begin()));
+  // The firewall first (HTTPS from the address ends), then the tunnel itself.
+  if (Status st = install(*settings_, after); !st) {
+    (void)install(*settings_, before);
+    return st;
+  }
+  if (wireguard_) {
+    if (Status st = wireguard_->remove_peer(peer.public_key); !st) {
+      (void)install(*settings_, before);
+      return st.error().context("removing the WireGuard peer");
+    }
+  }
+  if (Status st = store_peers(after); !st) {
+    if (wireguard_)
+      (void)wireguard_->set_peer({peer.public_key, {peer.tunnel_address}, std::nullopt, {}});
+    (void)install(*settings_, before);
+    return st;
+  }
+  Result<int64_t> a = store_.audit({actor, "management.peer.remove", "management-peer/" + name,
+                                    "ok", store::sha256_hex(serialize(before)),
+                                    store::sha256_hex(serialize(after)), peer.public_key});
+  if (!a) return a.error();
+  return ok();
+}
+
 Result<std::vector<std::string>> ManagementPlane::differences() {
   if (!settings_)
     return Error{"not_found", "the management firewall is not managed by this controld"};
   Result<nft::TableDescription> actual = firewall_.read_table();
   if (!actual) return actual.error();
-  return nft::compare(nft::describe_intended(spec(*settings_)), actual.value());
+  return nft::compare(nft::describe_intended(spec(*settings_, peers_)), actual.value());
 }
 
 Result<bool> ManagementPlane::reassert() {
   Result<std::vector<std::string>> diff = differences();
   if (!diff) return diff.error();
   if (diff.value().empty()) return false;
-  if (Status st = install(*settings_); !st) return st.error();
+  if (Status st = install(*settings_, peers_); !st) return st.error();
   return true;
 }
 

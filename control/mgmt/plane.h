@@ -6,6 +6,13 @@
 // A settings change that would lock out the caller's own connection (its origin address
 // not in the new admin networks) is refused.
 //
+// Remote-management peers (issue 6): WireGuard peers whose tunnel addresses count as admin
+// networks, for HTTPS through the tunnel only (set mgmt_peers of the table). Kept in the
+// store, added to the WireGuard interface and the table together, audited
+// (management.peer.add / management.peer.remove). A peer's key and tunnel address are
+// its own: not the appliance's, not another peer's, not an open vendor session's. Removing
+// the peer the caller is connected through is refused (it would lock the caller out).
+//
 // Threads: control thread only.
 #pragma once
 
@@ -18,6 +25,8 @@
 #include "control/nft/firewall_backend.h"
 #include "control/nft/settings.h"
 #include "control/store/store.h"
+#include "control/wireguard/peer.h"
+#include "control/wireguard/wireguard_backend.h"
 
 namespace cordon::control::mgmt {
 
@@ -36,6 +45,17 @@ class ManagementPlane {
   // Re-installs the table when the kernel's differs. Returns whether it had to.
   Result<bool> reassert();
   bool active() const { return settings_.has_value(); }
+  // WireGuard, once its interface is up: the backend, the interface's address with its
+  // network ("10.99.0.1/24"; peers' tunnel addresses must lie in it) and the appliance's
+  // public key. Adds the stored management peers to the interface.
+  Status set_wireguard(wireguard::WireGuardBackend* wireguard, const std::string& interface_address,
+                       std::string appliance_public_key);
+  const std::vector<wireguard::ManagementPeer>& peers() const { return peers_; }
+  // Body: {"name", "public_key", "tunnel_address"} (wireguard::parse_management_peer).
+  Result<wireguard::ManagementPeer> add_peer(const boost::json::value& body,
+                                             const store::Actor& actor);
+  Status remove_peer(const std::string& name, const store::Actor& actor);
+
   // Where the running vendor sessions' grants come from, so a table replacement keeps
   // them and the read-back expects them.
   void set_grants(std::function<std::vector<nft::VendorGrant>()> grants) {
@@ -43,11 +63,24 @@ class ManagementPlane {
   }
 
  private:
-  Status install(const nft::ManagementFirewallSettings& settings);
-  nft::TableSpec spec(const nft::ManagementFirewallSettings& s) const {
-    return nft::TableSpec{s, grants_ ? grants_() : std::vector<nft::VendorGrant>{}};
-  }
+  // Installs and verifies the table for `settings` and `peers`; on success they are what
+  // is installed.
+  Status install(const nft::ManagementFirewallSettings& settings,
+                 const std::vector<wireguard::ManagementPeer>& peers);
+  nft::TableSpec spec(const nft::ManagementFirewallSettings& s,
+                      const std::vector<wireguard::ManagementPeer>& peers) const;
+  Status load_peers();
+  Status store_peers(const std::vector<wireguard::ManagementPeer>& peers);
+  // Why `peer` cannot be added (an error with the field's path), or ok.
+  Status check_new_peer(const wireguard::ManagementPeer& peer);
+  bool is_peer_address(std::string_view address) const;
+
   std::optional<nft::ManagementFirewallSettings> settings_;  // what is installed
+  std::vector<wireguard::ManagementPeer> peers_;             // what is installed
+  wireguard::WireGuardBackend* wireguard_ = nullptr;
+  nft::Cidr tunnel_network_;  // the WireGuard interface's network
+  nft::Cidr tunnel_self_;     // the appliance's own tunnel address (/32)
+  std::string appliance_key_;
   std::function<std::vector<nft::VendorGrant>()> grants_;
   store::Store& store_;
   nft::FirewallBackend& firewall_;

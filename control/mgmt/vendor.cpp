@@ -1,5 +1,6 @@
 #include "control/mgmt/vendor.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <set>
 #include <sstream>
@@ -99,6 +100,17 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body,
                        "); revoke it first",
                    "/public_key"};
   }
+  if (management_peers_) {
+    for (const wireguard::ManagementPeer& m : management_peers_()) {
+      if (m.public_key == key->as_string())
+        return Error{
+            "conflict",
+            "this key is management peer " + m.name + "'s; a vendor session needs a key of its own",
+            "/public_key"};
+      const std::string address = m.tunnel_address.to_string();
+      used.insert(address.substr(0, address.find('/')));
+    }
+  }
   std::string tunnel;
   for (int host = 2; host < 255 && tunnel.empty(); ++host) {
     const std::string candidate = tunnel_prefix_ + "." + std::to_string(host);
@@ -116,7 +128,7 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body,
   s.created_ms = now_ms;
   s.expires_ms = now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(d.value()).count();
   if (Status st = open(s, now_ms); !st) {
-    (void)close(s);
+    (void)close_now(s);
     (void)store_.audit({actor, "vendor.create", "vendor-session", "failed: " + st.error().message,
                         "", "", s.device});
     return st.error();
@@ -127,10 +139,11 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body,
        "key " + s.public_key + " -> " + s.device + " (" + s.device_ip + ") ports " + s.ports +
            " for " + std::to_string(d.value().count()) + " s, tunnel address " + s.tunnel_address});
   if (!id) {
-    (void)close(s);
+    (void)close_now(s);
     return id.error();
   }
   s.id = id.value();
+  retiring_.erase(s.public_key);  // the key's peer is the new session's now
   // A dataplane that is not reachable now gets the session with the next periodic push.
   (void)push_to_dataplane(now_ms);
   return s;
@@ -178,11 +191,40 @@ Status VendorAccess::open(const store::VendorSession& s, int64_t now_ms) {
   return ok();
 }
 
-Status VendorAccess::close(const store::VendorSession& s) {
+Status VendorAccess::close_now(const store::VendorSession& s) {
   Status peer = wireguard_.remove_peer(s.public_key);
   Status elements = firewall_.remove_vendor_access(elements_of(s));
   if (!peer) return peer;
   return elements;
+}
+
+Status VendorAccess::close(const store::VendorSession& s, int64_t now_ms) {
+  if (Status st = firewall_.remove_vendor_access(elements_of(s)); !st) return st;
+  retiring_[s.public_key] = now_ms + kResetGraceMs;
+  return ok();
+}
+
+bool VendorAccess::management_key(const std::string& public_key) const {
+  if (!management_peers_) return false;
+  for (const wireguard::ManagementPeer& m : management_peers_())
+    if (m.public_key == public_key) return true;
+  return false;
+}
+
+Status VendorAccess::remove_retired_peers(int64_t now_ms) {
+  for (auto it = retiring_.begin(); it != retiring_.end();) {
+    if (it->second > now_ms) {
+      ++it;
+      continue;
+    }
+    // The key may have become a management peer's meanwhile: that peer stays.
+    if (!management_key(it->first)) {
+      if (Status st = wireguard_.remove_peer(it->first); !st)
+        return st.error().context("removing an ended vendor session's peer");
+    }
+    it = retiring_.erase(it);
+  }
+  return ok();
 }
 
 Status VendorAccess::revoke(int64_t id, const store::Actor& actor) {
@@ -190,7 +232,7 @@ Status VendorAccess::revoke(int64_t id, const store::Actor& actor) {
   if (!sessions) return sessions.error();
   for (const store::VendorSession& s : sessions.value()) {
     if (s.id != id) continue;
-    if (Status st = close(s); !st)
+    if (Status st = close(s, wall_ms()); !st)
       return st.error().context("revoking vendor session " + std::to_string(id));
     Status ended = store_.end_vendor_session(
         id, "revoked by " + actor.name,
@@ -218,7 +260,7 @@ Result<int> VendorAccess::expire(int64_t now_ms) {
   int ended = 0;
   for (const store::VendorSession& s : sessions.value()) {
     if (s.expires_ms > now_ms) continue;
-    if (Status st = close(s); !st) return st.error();
+    if (Status st = close(s, now_ms); !st) return st.error();
     if (Status st = store_.end_vendor_session(s.id, "expired",
                                               {{"controld", "local"},
                                                "vendor.expire",
@@ -232,6 +274,7 @@ Result<int> VendorAccess::expire(int64_t now_ms) {
     ++ended;
   }
   if (ended > 0) (void)push_to_dataplane(now_ms);
+  if (Status st = remove_retired_peers(now_ms); !st) return st.error();
   return ended;
 }
 
@@ -242,6 +285,18 @@ Status VendorAccess::restore(int64_t now_ms) {
   if (!sessions) return sessions.error();
   for (const store::VendorSession& s : sessions.value())
     if (Status st = open(s, now_ms); !st) return st;
+  // A peer left from before the restart (a kernel interface keeps its peers) whose session
+  // has ended, or that nobody configured: it goes.
+  Result<std::vector<wireguard::PeerStatus>> peers = wireguard_.list_peers();
+  if (!peers) return peers.error();
+  for (const wireguard::PeerStatus& p : peers.value()) {
+    const bool running =
+        std::any_of(sessions.value().begin(), sessions.value().end(),
+                    [&](const store::VendorSession& s) { return s.public_key == p.public_key; });
+    if (!running && !management_key(p.public_key)) {
+      if (Status st = wireguard_.remove_peer(p.public_key); !st) return st;
+    }
+  }
   return ok();
 }
 

@@ -29,6 +29,7 @@ Status FakeFirewallBackend::apply_table(const TableSpec& spec) {
     return e;
   }
   settings_ = spec.settings;
+  management_peers_ = spec.management_peers;
   grants_.clear();
   for (const auto& g : spec.vendor_access) grants_.push_back({g.element, now_() + g.timeout});
   ++applies;
@@ -38,7 +39,7 @@ Status FakeFirewallBackend::apply_table(const TableSpec& spec) {
 Result<TableDescription> FakeFirewallBackend::read_table() {
   if (!settings_) return TableDescription{};
   expire();
-  TableSpec current{*settings_, {}};
+  TableSpec current{*settings_, {}, management_peers_};
   const auto t = now_();
   for (const auto& g : grants_) {
     current.vendor_access.push_back(

@@ -82,6 +82,7 @@ class FakeFirewallBackend final : public FirewallBackend {
   void expire();
   Clock now_;
   std::optional<ManagementFirewallSettings> settings_;
+  std::vector<Cidr> management_peers_;
   std::vector<Grant> grants_;
 };
 

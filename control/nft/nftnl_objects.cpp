@@ -22,6 +22,7 @@ namespace {
 constexpr std::uint32_t kAdminV4Id = 1;
 constexpr std::uint32_t kAdminV6Id = 2;
 constexpr std::uint32_t kVendorId = 3;
+constexpr std::uint32_t kManagementPeerId = 4;
 
 // nft's data type ids (nftables src/datatype.h), so that `nft list` prints the sets.
 constexpr std::uint32_t kTypeIpv4 = 7;
@@ -140,6 +141,13 @@ class RuleBuilder {
     // The kernel sets "map IPs" and addr_max = addr_min itself when only addr_min is given,
     // and reports them; set here too, so the read-back compares equal.
     nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS);
+    return *this;
+  }
+  // reject with tcp reset: the sender of the segment gets a RST (its own connection ends).
+  // No ICMP code: the kernel reports none for a TCP reset.
+  RuleBuilder& reject_tcp_reset() {
+    nftnl_expr* e = add("reject");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
     return *this;
   }
   RulePtr done() { return std::move(rule_); }
@@ -324,6 +332,11 @@ NftObjects build_objects(const TableSpec& spec) {
   o.sets.push_back(make_set(kAdminSetV6, kAdminV6Id, kTypeIpv6, 16, NFT_SET_INTERVAL));
   fill_interval_set(o.sets.back().get(), s.admin_networks, true);
   o.sets.push_back(vendor_set_with(spec.vendor_access));
+  if (!s.wireguard_interface.empty()) {
+    o.sets.push_back(
+        make_set(kManagementPeerSet, kManagementPeerId, kTypeIpv4, 4, NFT_SET_INTERVAL));
+    fill_interval_set(o.sets.back().get(), spec.management_peers, false);
+  }
 
   const std::string& mgmt = s.interface;
   const std::string& wg = s.wireguard_interface;
@@ -359,6 +372,20 @@ NftObjects build_objects(const TableSpec& spec) {
                       .lookup(kAdminSetV6, kAdminV6Id)
                       .verdict(NF_ACCEPT)
                       .done());
+  if (!wg.empty()) {
+    // Remote-management peers: HTTPS only, and only through the tunnel, where WireGuard's
+    // cryptokey routing guarantees the source address belongs to the peer's key.
+    rules.push_back(RuleBuilder("input", "https from management peers (tunnel)")
+                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg)
+                        .nfproto(NFPROTO_IPV4)
+                        .l4proto(IPPROTO_TCP)
+                        .payload(NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2)
+                        .cmp_be16(s.https_port)
+                        .payload(NFT_PAYLOAD_NETWORK_HEADER, 12, 4)
+                        .lookup(kManagementPeerSet, kManagementPeerId)
+                        .verdict(NF_ACCEPT)
+                        .done());
+  }
   if (!wg.empty()) {
     // Vendors reach WireGuard from the internet side when there is one.
     const std::string& wg_from = s.external_interface.empty() ? mgmt : s.external_interface;
@@ -445,6 +472,17 @@ NftObjects build_objects(const TableSpec& spec) {
           .verdict(NF_ACCEPT);
       rules.push_back(reply.done());
     }
+    // A vendor connection its session no longer allows (revoked, expired) is cut at the
+    // vendor's next segment with a TCP reset, so the vendor's client fails at once rather
+    // than timing out. Established connections only: anything new stays a silent drop.
+    rules.push_back(RuleBuilder("forward", "cut vendor tcp connection")
+                        .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg)
+                        .nfproto(NFPROTO_IPV4)
+                        .l4proto(IPPROTO_TCP)
+                        .ct_state(NF_CT_STATE_BIT(IP_CT_ESTABLISHED))
+                        .counter()
+                        .reject_tcp_reset()
+                        .done());
     rules.push_back(RuleBuilder("forward", "other traffic from the tunnel")
                         .ifname(NFT_META_IIFNAME, NFT_CMP_EQ, wg)
                         .counter()

@@ -21,6 +21,20 @@ Status validate(const TableSpec& spec) {
   if (spec.settings.admin_networks.empty()) {
     return Error{"invalid", "no admin networks", "/admin_networks"};
   }
+  if (!spec.management_peers.empty() && spec.settings.wireguard_interface.empty()) {
+    return Error{"invalid", "management peers need a wireguard_interface", "/wireguard_interface"};
+  }
+  if (spec.management_peers.size() > kMaxManagementPeerAddresses) {
+    return Error{"invalid",
+                 "more than " + std::to_string(kMaxManagementPeerAddresses) + " management peers",
+                 ""};
+  }
+  for (const auto& peer : spec.management_peers) {
+    if (peer.ipv6 || peer.prefix != 32) {
+      return Error{"invalid",
+                   "management peer address " + peer.to_string() + " is not one IPv4 address", ""};
+    }
+  }
   if (spec.vendor_access.size() > kMaxVendorElements) {
     return Error{"invalid",
                  "more than " + std::to_string(kMaxVendorElements) + " vendor access elements", ""};

@@ -3,12 +3,15 @@
 //
 // The table `inet cordon_mgmt`:
 //   set admin_v4, admin_v6   interval sets of the admin networks
+//   set mgmt_peers           (with a tunnel) tunnel addresses of remote-management peers:
+//                            HTTPS through the tunnel only
 //   set vendor_access        ipv4_addr . ipv4_addr . inet_service, flags timeout:
 //                            {vendor tunnel address . device address . port}
 //   chain input    hook input, policy drop; guards the management and tunnel interfaces,
 //                  accepts every other interface untouched
 //   chain forward  hook forward, policy accept; traffic from/to the tunnel interface
 //                  passes only when it matches a vendor_access element, else dropped
+//                  (an established vendor TCP connection gets a reset toward the vendor)
 // docs/management-plane.md describes every rule.
 //
 // Threads: plain values and pure functions, no shared state.
@@ -26,6 +29,8 @@ inline constexpr const char* kTableName = "cordon_mgmt";
 inline constexpr const char* kAdminSetV4 = "admin_v4";
 inline constexpr const char* kAdminSetV6 = "admin_v6";
 inline constexpr const char* kVendorSet = "vendor_access";
+inline constexpr const char* kManagementPeerSet = "mgmt_peers";
+inline constexpr std::size_t kMaxManagementPeerAddresses = 64;
 inline constexpr std::size_t kMaxVendorElements = 1024;
 
 struct VendorGrant {
@@ -39,6 +44,9 @@ struct VendorGrant {
 struct TableSpec {
   ManagementFirewallSettings settings;
   std::vector<VendorGrant> vendor_access;
+  // Tunnel addresses (IPv4 /32) of remote-management peers: they reach HTTPS when they
+  // come in on the tunnel interface (WireGuard ties each to its peer's key), nowhere else.
+  std::vector<Cidr> management_peers;
 };
 
 // The table as libnftnl renders it, in a stable order:

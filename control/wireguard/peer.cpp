@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include <boost/json.hpp>
@@ -96,6 +97,64 @@ Result<PeerConfig> parse_peer(const boost::json::value& json, const std::string&
     p.persistent_keepalive = std::chrono::seconds(ka->to_number<std::int64_t>());
   }
   return p;
+}
+
+Result<ManagementPeer> parse_management_peer(const boost::json::value& json,
+                                             const std::string& base) {
+  const auto* obj = json.if_object();
+  if (obj == nullptr) return invalid("management peer must be a JSON object", base);
+  for (const auto& kv : *obj) {
+    const std::string_view k = kv.key();
+    if (k != "name" && k != "public_key" && k != "tunnel_address") {
+      return invalid("unknown field", base + "/" + std::string(k));
+    }
+  }
+  ManagementPeer p;
+  const auto* name = obj->if_contains("name");
+  if (name == nullptr) return invalid("required field is missing", base + "/name");
+  if (!name->is_string() || name->as_string().empty() || name->as_string().size() > 32 ||
+      !std::all_of(name->as_string().begin(), name->as_string().end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      })) {
+    return invalid("must be 1 to 32 characters of A-Z a-z 0-9 . _ -", base + "/name");
+  }
+  p.name = name->as_string();
+
+  const auto* key = obj->if_contains("public_key");
+  if (key == nullptr) return invalid("required field is missing", base + "/public_key");
+  if (!key->is_string() || !valid_public_key(key->as_string())) {
+    return invalid(
+        "must be a WireGuard public key (44 characters of base64, as `wg pubkey` prints)",
+        base + "/public_key");
+  }
+  p.public_key = key->as_string();
+
+  const auto* address = obj->if_contains("tunnel_address");
+  if (address == nullptr) return invalid("required field is missing", base + "/tunnel_address");
+  if (!address->is_string()) {
+    return invalid("must be an IPv4 address like \"10.99.0.200\"", base + "/tunnel_address");
+  }
+  auto cidr = nft::Cidr::parse(address->as_string());
+  if (!cidr) return invalid(cidr.error().message, base + "/tunnel_address");
+  if (cidr.value().ipv6 || cidr.value().prefix != 32) {
+    return invalid("must be one IPv4 address (the tunnel is IPv4)", base + "/tunnel_address");
+  }
+  const auto& a = cidr.value().address;
+  if (a[0] == 0 || a[0] == 127 || a[0] >= 224 || (a[0] == 169 && a[1] == 254)) {
+    return invalid("must be a unicast host address (not 0/8, 127/8, 169.254/16, 224/3)",
+                   base + "/tunnel_address");
+  }
+  p.tunnel_address = cidr.value();
+  return p;
+}
+
+boost::json::value to_json(const ManagementPeer& p) {
+  boost::json::object o;
+  o["name"] = p.name;
+  o["public_key"] = p.public_key;
+  const std::string address = p.tunnel_address.to_string();
+  o["tunnel_address"] = address.substr(0, address.find('/'));
+  return o;
 }
 
 boost::json::value to_json(const PeerConfig& p) {

@@ -34,6 +34,23 @@ inline constexpr std::chrono::seconds kMaxVendorSession = std::chrono::hours(8);
 Result<std::chrono::seconds> parse_duration(const boost::json::value& json, const std::string& path,
                                             std::chrono::seconds cap = kMaxVendorSession);
 
+// A remote-management peer (issue 6): an admin's WireGuard key and the tunnel address it
+// uses; that address may reach webd's HTTPS through the tunnel (and nothing else).
+// {"name": "noc-laptop", "public_key": "...", "tunnel_address": "10.99.0.200"}; unknown
+// fields are errors. `name` (1..32 of [A-Za-z0-9._-]) identifies the peer in the API.
+// The tunnel address is one IPv4 host ("10.99.0.200" or "10.99.0.200/32"); whether it
+// lies in the tunnel's network is checked by controld, which knows the network.
+struct ManagementPeer {
+  std::string name;
+  std::string public_key;
+  nft::Cidr tunnel_address;  // IPv4, prefix 32
+  bool operator==(const ManagementPeer&) const = default;
+};
+inline constexpr std::size_t kMaxManagementPeers = 64;
+Result<ManagementPeer> parse_management_peer(const boost::json::value& json,
+                                             const std::string& base = "");
+boost::json::value to_json(const ManagementPeer& peer);
+
 // "host:port" with a literal IPv4 address or a bracketed IPv6 address (no DNS).
 bool valid_endpoint(const std::string& endpoint);
 

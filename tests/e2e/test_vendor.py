@@ -5,9 +5,10 @@ appliance; an operator opens a session for the modality (ct-1) through cordonctl
 vendor's traffic goes through the tunnel, controld's nftables filter and SNAT, the
 dataplane's service port (svc0, net_tap) and the engine to the modality. Checked: DICOM
 echo reaches the modality's SCP; nothing else does (another port of the modality, another
-host, the management address); revoke and expiry cut an open connection and leave
-nothing reachable; the dataplane holds exactly the active sessions, and gets them back from controld after
-a restart.
+host, the management address); revoke and expiry cut an open connection (the vendor's
+client gets a TCP reset) and leave nothing reachable; the dataplane holds exactly the active sessions, and gets them back from controld after
+a restart. The same laptop, made a remote-management peer, reaches webd's HTTPS through
+the tunnel and nothing else; removing the peer ends that.
 Needs root and network namespaces.
 """
 import json
@@ -26,6 +27,10 @@ SERVICE_ADDRESS = json.loads((REPO / "tests/topology/management.json").read_text
 WG_IF = "wg-vpath"   # unique on the machine (wireguard-go's control sockets are shared)
 ECHO_PORT = 7777     # a plain TCP echo service on the modality, part of the session
 OTHER_PORT = 11113   # a DICOM SCP on the modality that the session does not include
+MGMT_PEER = "vendor-laptop"      # the laptop as a remote-management peer
+MGMT_PEER_ADDRESS = "10.99.0.200"
+WEBD = ("10.60.0.1", 8443)
+SWEEP = REPO / "tests/e2e/port_sweep.py"
 
 # On the modality: echoes every line back; prints where connections come from.
 ECHO_SERVER = f"""
@@ -70,6 +75,19 @@ def tcp_open(host, port, timeout=3):
     r = on("vendor", PY, REPO / "tests/e2e/port_sweep.py", host, port, port, "--timeout", timeout,
            timeout=60)
     return f"open {port}" in r.stdout
+
+
+def https_status(host, port):
+    """The HTTP status webd answers the vendor with over TLS, or None."""
+    r = on("vendor", "curl", "-sk", "--max-time", 5, "-o", "/dev/null", "-w", "%{http_code}",
+           f"https://{host}:{port}/", timeout=30)
+    return int(r.stdout) if r.returncode == 0 and r.stdout.isdigit() else None
+
+
+def open_ports(host, first, last):
+    """The TCP ports of host that accept a connection from the vendor."""
+    r = on("vendor", PY, SWEEP, host, first, last, "--timeout", 3, timeout=90)
+    return [int(line.split()[1]) for line in r.stdout.splitlines() if line.startswith("open ")]
 
 
 def vendor_echoscu():
@@ -147,7 +165,11 @@ class VendorPath(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         session = r.stdout.split()[2].rstrip(":")
         tunnel = r.stdout.split("tunnel address ")[1].split(",")[0]
-        # The laptop takes the tunnel address the session was given.
+        self.use_tunnel_address(tunnel)
+        return session
+
+    def use_tunnel_address(self, tunnel):
+        """The laptop takes the tunnel address it was given; waits for the handshake."""
         on("vendor", "ip", "addr", "flush", "dev", WG_IF)
         self.assertEqual(on("vendor", "ip", "addr", "add", f"{tunnel}/32", "dev", WG_IF).returncode, 0)
         for net in ("10.99.0.0/24", "10.50.0.0/24", "10.60.0.0/24"):
@@ -155,13 +177,14 @@ class VendorPath(unittest.TestCase):
         wait_for(lambda: any(p["public_key"] == self.vendor_key and "latest_handshake_unix" in p
                              for p in json.loads(cordonctl("wireguard").stdout)["peers"]), 30,
                  "the vendor's handshake")
-        return session
 
     def tearDown(self):
-        # A failed test leaves no session open for the next one.
+        # A failed test leaves no session or management peer for the next one.
         for line in cordonctl("vendor", "list").stdout.splitlines():
             if self.vendor_key in line:
                 cordonctl("vendor", "revoke", line.split()[0].rstrip(":"))
+        if MGMT_PEER in cordonctl("management-peer", "list").stdout:
+            cordonctl("management-peer", "remove", MGMT_PEER)
 
     def dataplane_sessions(self):
         """The sessions the dataplane admits; None while it is not answering (restart)."""
@@ -178,9 +201,10 @@ class VendorPath(unittest.TestCase):
         return held
 
     def assert_cut(self, answer):
-        """The held connection's answer after its session ended: none, or an error."""
+        """The held connection's answer after its session ended: a reset (ECONNRESET), not
+        a timeout: the firewall answers the vendor's segment with a TCP reset."""
         self.assertIsNotNone(answer, "the held client said nothing")
-        self.assertTrue(answer == "no answer" or answer.startswith("error"), answer)
+        self.assertTrue(answer.startswith("error") and "reset" in answer.lower(), answer)
 
     def assert_nothing_reachable(self):
         self.assertNotEqual(vendor_echoscu().returncode, 0, "echoscu passed without a session")
@@ -247,6 +271,60 @@ class VendorPath(unittest.TestCase):
         self.assert_nothing_reachable()
         audit = cordonctl("audit").stdout
         for action in ("vendor.create", "vendor.revoke", "vendor.expire"):
+            self.assertIn(action, audit)
+
+    def test_3_management_peer_reaches_https_through_the_tunnel_and_nothing_else(self):
+        # As a vendor-session peer (no management role) the laptop's tunnel works, but
+        # webd's HTTPS does not answer it.
+        session = self.open_session(600, ports=(104,))
+        wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu through the tunnel")
+        self.assertIsNone(https_status(*WEBD), "HTTPS answered a vendor-session peer")
+        self.assertEqual(cordonctl("vendor", "revoke", session).returncode, 0)
+
+        # The same key as a remote-management peer.
+        bad = cordonctl("management-peer", "add", "--name", MGMT_PEER, "--key", self.vendor_key,
+                        "--address", "10.60.0.9")
+        self.assertEqual(bad.returncode, 1, bad.stdout + bad.stderr)
+        self.assertIn("tunnel_address", bad.stderr)
+        r = cordonctl("management-peer", "add", "--name", MGMT_PEER, "--key", self.vendor_key,
+                      "--address", MGMT_PEER_ADDRESS)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn(MGMT_PEER_ADDRESS, cordonctl("management-peer", "list").stdout)
+        self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
+        self.use_tunnel_address(MGMT_PEER_ADDRESS)
+        wait_for(lambda: https_status(*WEBD) is not None, 30, "webd's HTTPS through the tunnel")
+        self.assertEqual(https_status(*WEBD), 200)
+
+        # Nothing else on the appliance answers the peer: a stand-in service listening on
+        # every address of the appliance (2222) stays unreachable; only webd's port opens.
+        listener = subprocess.Popen(
+            ["ip", "netns", "exec", "appliance", PY, "-c",
+             "import socket,select\n"
+             "ls=[socket.create_server(('0.0.0.0',p)) for p in (2222,)]\n"
+             "print('ready',flush=True)\n"
+             "while True:\n"
+             "  for s in select.select(ls,[],[])[0]: s.accept()[0].close()\n"],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(listener.stdout.readline().strip(), "ready")
+            self.assertEqual(open_ports("10.60.0.1", 1, 9000), [8443])
+            self.assertEqual(open_ports("10.99.0.1", 1, 9000), [])
+        finally:
+            listener.terminate()
+            listener.wait(timeout=10)
+            listener.stdout.close()
+        # Nor anything behind the appliance: the forward path is for vendor sessions only.
+        self.assertNotEqual(vendor_echoscu().returncode, 0, "echoscu from a management peer")
+        self.assertFalse(tcp_open(PACS, 104), "pacs from a management peer")
+
+        # Removing the peer ends HTTPS and the tunnel.
+        self.assertEqual(cordonctl("management-peer", "remove", MGMT_PEER).returncode, 0)
+        self.assertNotIn(MGMT_PEER, cordonctl("management-peer", "list").stdout)
+        self.assertNotIn(self.vendor_key, cordonctl("wireguard").stdout)
+        self.assertIsNone(https_status(*WEBD), "HTTPS after the peer was removed")
+        self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
+        audit = cordonctl("audit").stdout
+        for action in ("management.peer.add", "management.peer.remove"):
             self.assertIn(action, audit)
 
 

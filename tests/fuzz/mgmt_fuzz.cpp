@@ -1,5 +1,5 @@
-// Fuzz target: management-plane settings and WireGuard peers (untrusted JSON from the
-// API), and the dataplane's vendor session list (its control socket). Checks, beyond
+// Fuzz target: management-plane settings, WireGuard peers and remote-management peers (untrusted
+// JSON from the API), and the dataplane's vendor session list (its control socket). Checks, beyond
 // "no crash, no sanitizer report":
 //   * a rejection is an "invalid" error with a message and a JSON path that starts with
 //     '/' or is empty (the whole document);
@@ -42,6 +42,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!again.ok() || !(again.value() == p.value())) __builtin_trap();
   } else {
     check_error(p.error());
+  }
+  if (auto m = wg::parse_management_peer(v, "/peer"); m.ok()) {
+    auto again = wg::parse_management_peer(wg::to_json(m.value()));
+    if (!again.ok() || !(again.value() == m.value())) __builtin_trap();
+  } else {
+    check_error(m.error());
   }
   if (auto d = wg::parse_duration(v, "/duration"); !d.ok()) check_error(d.error());
 

@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
+#include <map>
 
 #include "tests/unit/control/test_support.h"
 
@@ -77,6 +79,187 @@ TEST_F(PlaneTest, ATamperedTableIsReasserted) {
   EXPECT_FALSE(plane.differences().value().empty());
   EXPECT_TRUE(plane.reassert().value());
   EXPECT_TRUE(plane.differences().value().empty());
+}
+
+// --- remote-management peers ---
+
+constexpr const char* kApplianceKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+constexpr const char* kAdminKey = "hJMu0ekIJQLY8t3fXPNNZRzSW/tqnmpb6FZePJnQBXc=";
+constexpr const char* kOtherKey = "GKrdKlLdT2UdsTlBJwXqNPUthpoGt5o5i5ChCl5bvmQ=";
+
+class PeersTest : public PlaneTest {
+ protected:
+  void SetUp() override {
+    PlaneTest::SetUp();
+    ASSERT_TRUE(wireguard_.ensure_interface({"wg-cordon", 51820, "/key", "10.99.0.1/24"}).ok());
+    plane_.emplace(*store_, firewall_);
+    ASSERT_TRUE(plane_->start(tunnel_settings("10.60.0.0/24")).ok());
+    ASSERT_TRUE(plane_->set_wireguard(&wireguard_, "10.99.0.1/24", kApplianceKey).ok());
+  }
+  static nft::ManagementFirewallSettings tunnel_settings(const std::string& admin) {
+    return nft::parse_settings(json::parse(R"({"interface":"mgmt0","external_interface":"wan0",
+        "wireguard_interface":"wg-cordon","admin_networks":[")" +
+                                           admin + R"("]})"))
+        .value();
+  }
+  static json::value peer(const std::string& name, const std::string& key,
+                          const std::string& address) {
+    return json::object{{"name", name}, {"public_key", key}, {"tunnel_address", address}};
+  }
+  // The allowed IPs of each WireGuard peer, by key.
+  std::map<std::string, std::vector<std::string>> wg_peers() {
+    std::map<std::string, std::vector<std::string>> out;
+    const std::vector<wireguard::PeerStatus> peers = wireguard_.list_peers().value();
+    for (const auto& p : peers) out[p.public_key] = p.allowed_ips;
+    return out;
+  }
+  bool table_has(const std::string& line) {
+    const auto lines = firewall_.read_table().value().lines;
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+  }
+  std::string last_audit() {
+    const auto entries = store_->audit_entries(0, 1000).value();
+    const auto& r = entries.back().record;
+    return r.action + " " + r.target + " " + r.outcome;
+  }
+  wireguard::FakeWireGuardBackend wireguard_;
+  std::optional<ManagementPlane> plane_;
+};
+
+TEST_F(PeersTest, APeerJoinsTheTunnelAndTheHttpsSetAndSurvivesARestart) {
+  Result<wireguard::ManagementPeer> p =
+      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"});
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(wg_peers()[kAdminKey], std::vector<std::string>{"10.99.0.200/32"});
+  EXPECT_TRUE(table_has("element mgmt_peers 0a6300c8"));
+  EXPECT_TRUE(plane_->differences().value().empty());
+  EXPECT_EQ(last_audit(), "management.peer.add management-peer/noc ok");
+  // Not an admin network: the settings are unchanged.
+  EXPECT_EQ(plane_->settings().value().admin_networks.size(), 1u);
+
+  // A restarted controld installs the peer's rule and re-adds it to a fresh interface.
+  wireguard::FakeWireGuardBackend fresh;
+  ASSERT_TRUE(fresh.ensure_interface({"wg-cordon", 51820, "/key", "10.99.0.1/24"}).ok());
+  nft::FakeFirewallBackend firewall;
+  ManagementPlane again(*store_, firewall);
+  ASSERT_TRUE(again.start(std::nullopt).ok());
+  ASSERT_EQ(again.peers().size(), 1u);
+  EXPECT_EQ(again.peers()[0], p.value());
+  ASSERT_TRUE(again.set_wireguard(&fresh, "10.99.0.1/24", kApplianceKey).ok());
+  ASSERT_EQ(fresh.list_peers().value().size(), 1u);
+  EXPECT_EQ(fresh.list_peers().value()[0].public_key, kAdminKey);
+  const auto lines = firewall.read_table().value().lines;
+  EXPECT_NE(std::find(lines.begin(), lines.end(), "element mgmt_peers 0a6300c8"), lines.end());
+}
+
+TEST_F(PeersTest, BadPeersAreRefusedWithTheFieldAndChangeNothing) {
+  ASSERT_TRUE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  const int applies = firewall_.applies;
+  // A vendor session holds kOtherKey at 10.99.0.2.
+  store::VendorSession v;
+  v.public_key = kOtherKey;
+  v.device = "ct-1";
+  v.device_ip = "10.50.0.10";
+  v.ports = "104";
+  v.tunnel_address = "10.99.0.2";
+  v.expires_ms = 4'000'000'000'000;
+  ASSERT_TRUE(
+      store_->add_vendor_session(v, {{"alice", "unix"}, "vendor.create", "", "ok", "", "", ""})
+          .ok());
+  constexpr const char* kFresh = "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd28=";
+  struct Case {
+    json::value body;
+    const char* code;
+    const char* path;
+  };
+  const Case cases[] = {
+      {json::array{}, "invalid", ""},
+      {json::object{{"name", "x"}, {"public_key", kFresh}}, "invalid", "/tunnel_address"},
+      {peer("bad name", kFresh, "10.99.0.201"), "invalid", "/name"},
+      {peer("noc", kFresh, "10.99.0.201"), "conflict", "/name"},
+      {peer("b", kAdminKey, "10.99.0.201"), "conflict", "/public_key"},
+      {peer("b", kFresh, "10.99.0.200"), "conflict", "/tunnel_address"},
+      {peer("b", kApplianceKey, "10.99.0.201"), "invalid", "/public_key"},
+      {peer("b", kFresh, "10.99.0.1"), "invalid", "/tunnel_address"},    // the appliance's
+      {peer("b", kFresh, "10.99.0.0"), "invalid", "/tunnel_address"},    // network
+      {peer("b", kFresh, "10.99.0.255"), "invalid", "/tunnel_address"},  // broadcast
+      {peer("b", kFresh, "10.60.0.7"), "invalid", "/tunnel_address"},    // not the tunnel's
+      {peer("b", kOtherKey, "10.99.0.201"), "conflict", "/public_key"},  // a vendor's key
+      {peer("b", kFresh, "10.99.0.2"), "conflict", "/tunnel_address"},   // a vendor's address
+  };
+  for (const auto& c : cases) {
+    Result<wireguard::ManagementPeer> r = plane_->add_peer(c.body, {"alice", "unix"});
+    ASSERT_FALSE(r.ok()) << json::serialize(c.body);
+    EXPECT_EQ(r.error().code, c.code) << json::serialize(c.body) << ": " << r.error().message;
+    EXPECT_EQ(r.error().path, c.path) << json::serialize(c.body) << ": " << r.error().message;
+  }
+  EXPECT_EQ(firewall_.applies, applies);
+  EXPECT_EQ(plane_->peers().size(), 1u);
+  EXPECT_EQ(wg_peers().size(), 1u);
+}
+
+TEST_F(PeersTest, AFailedInstallTakesThePeerOutOfTheTunnelAgain) {
+  firewall_.fail_next_apply = Error{"io", "netlink: injected failure"};
+  EXPECT_FALSE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  EXPECT_TRUE(plane_->peers().empty());
+  EXPECT_TRUE(wg_peers().empty());
+  EXPECT_TRUE(plane_->differences().value().empty());
+  EXPECT_FALSE(table_has("element mgmt_peers 0a6300c8"));
+  // And a failed WireGuard step adds nothing to the table.
+  wireguard_.fail_next = Error{"io", "wg: injected failure"};
+  const int applies = firewall_.applies;
+  EXPECT_FALSE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  EXPECT_EQ(firewall_.applies, applies);
+}
+
+TEST_F(PeersTest, RemovingAPeerCutsItUnlessTheCallerIsConnectedThroughIt) {
+  ASSERT_TRUE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  // The caller connected through this very peer would lock itself out.
+  Status own = plane_->remove_peer("noc", {"web:bob", "10.99.0.200"});
+  ASSERT_FALSE(own.ok());
+  EXPECT_EQ(own.error().code, "conflict");
+  EXPECT_EQ(last_audit(),
+            "management.peer.remove management-peer/noc refused: would lock out 10.99.0.200");
+  EXPECT_EQ(wg_peers().size(), 1u);
+  EXPECT_TRUE(table_has("element mgmt_peers 0a6300c8"));
+
+  EXPECT_EQ(plane_->remove_peer("nobody", {"alice", "unix"}).error().code, "not_found");
+  ASSERT_TRUE(plane_->remove_peer("noc", {"web:alice", "10.60.0.5"}).ok());
+  EXPECT_TRUE(wg_peers().empty());
+  EXPECT_FALSE(table_has("element mgmt_peers 0a6300c8"));
+  EXPECT_TRUE(plane_->differences().value().empty());
+  EXPECT_EQ(last_audit(), "management.peer.remove management-peer/noc ok");
+  ManagementPlane again(*store_, firewall_);
+  ASSERT_TRUE(again.start(std::nullopt).ok());
+  EXPECT_TRUE(again.peers().empty());
+}
+
+TEST_F(PeersTest, APeerCountsAsAnAdminNetworkForTheLockOutRule) {
+  ASSERT_TRUE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  // An admin working through the tunnel may change the admin networks...
+  EXPECT_TRUE(plane_->change(tunnel_settings("10.70.0.0/24"), {"web:bob", "10.99.0.200"}).ok());
+  // ...but an address that is neither is still refused.
+  EXPECT_EQ(
+      plane_->change(tunnel_settings("10.80.0.0/24"), {"web:eve", "10.99.0.201"}).error().code,
+      "conflict");
+  // Peers need the tunnel: the settings may not drop it while there are any.
+  Status no_tunnel = plane_->change(settings("10.70.0.0/24"), {"alice", "unix"});
+  ASSERT_FALSE(no_tunnel.ok());
+  EXPECT_EQ(no_tunnel.error().path, "/wireguard_interface");
+  EXPECT_TRUE(plane_->differences().value().empty());
+}
+
+TEST_F(PlaneTest, WithoutWireGuardThereAreNoPeers) {
+  ManagementPlane plane(*store_, firewall_);
+  ASSERT_TRUE(plane.start(settings("10.60.0.0/24")).ok());
+  EXPECT_EQ(plane
+                .add_peer(json::object{{"name", "noc"},
+                                       {"public_key", kAdminKey},
+                                       {"tunnel_address", "10.99.0.200"}},
+                          {"alice", "unix"})
+                .error()
+                .code,
+            "not_found");
 }
 
 }  // namespace

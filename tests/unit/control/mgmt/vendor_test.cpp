@@ -41,6 +41,11 @@ class VendorTest : public ::testing::Test {
                             {"alice", "unix"}, kNow);
   }
   json::array pushed() { return json::parse(dataplane_.vendor_sessions).as_array(); }
+  static int64_t wall() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
 
   testing::ScratchDir dir_{"cordon-vendor"};
   std::optional<store::Store> store_;
@@ -97,6 +102,71 @@ TEST_F(VendorTest, WithoutAServiceAddressTheDataplaneAdmitsNoSession) {
   service_address_.clear();
   ASSERT_TRUE(create(600).ok());
   EXPECT_TRUE(pushed().empty());
+}
+
+// The peer outlives its session by the grace, without any grant: the vendor's next
+// segment on an open connection still arrives, and the firewall answers it with a reset.
+TEST_F(VendorTest, AnEndedSessionsPeerStaysWithoutGrantsForTheResetGrace) {
+  auto peer_keys = [this] {
+    std::vector<std::string> keys;
+    const std::vector<wireguard::PeerStatus> peers = wireguard_.list_peers().value();
+    for (const auto& p : peers) keys.push_back(p.public_key);
+    return keys;
+  };
+  const int64_t wall = VendorTest::wall();
+  Result<store::VendorSession> s = vendors_->create(
+      json::object{
+          {"public_key", kKey}, {"device", "ct-1"}, {"ports", {104}}, {"duration_seconds", 600}},
+      {"alice", "unix"}, wall);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  ASSERT_FALSE(firewall_.read_table().value().vendor_access.empty());
+  ASSERT_TRUE(vendors_->revoke(s.value().id, {"alice", "unix"}).ok());
+  EXPECT_TRUE(firewall_.read_table().value().vendor_access.empty());  // nothing reachable
+  EXPECT_EQ(peer_keys(), std::vector<std::string>{kKey});             // resets still arrive
+  ASSERT_TRUE(vendors_->expire(wall + 1'000).ok());
+  EXPECT_EQ(peer_keys(), std::vector<std::string>{kKey});
+  ASSERT_TRUE(vendors_->expire(wall + VendorAccess::kResetGraceMs + 60'000).ok());
+  EXPECT_TRUE(peer_keys().empty());
+
+  // Expiry: the same, counted from the expiry.
+  ASSERT_TRUE(create(5).ok());
+  ASSERT_EQ(vendors_->expire(kNow + 5'000).value(), 1);
+  EXPECT_EQ(peer_keys(), std::vector<std::string>{kKey});
+  ASSERT_TRUE(vendors_->expire(kNow + 5'000 + VendorAccess::kResetGraceMs).ok());
+  EXPECT_TRUE(peer_keys().empty());
+
+  // A key that became a management peer meanwhile keeps its peer.
+  ASSERT_TRUE(create(5).ok());
+  ASSERT_EQ(vendors_->expire(kNow + 5'000).value(), 1);
+  const std::vector<wireguard::ManagementPeer> admins{
+      {"noc", kKey, nft::Cidr::parse("10.99.0.200").value()}};
+  vendors_->set_management_peers([&] { return admins; });
+  ASSERT_TRUE(vendors_->expire(kNow + 5'000 + VendorAccess::kResetGraceMs).ok());
+  EXPECT_EQ(peer_keys(), std::vector<std::string>{kKey});
+}
+
+TEST_F(VendorTest, RestoreRemovesPeersOfNoSession) {
+  ASSERT_TRUE(wireguard_.set_peer({kKey, {nft::Cidr::parse("10.99.0.9").value()}, {}, {}}).ok());
+  ASSERT_TRUE(vendors_->restore(kNow).ok());
+  EXPECT_TRUE(wireguard_.list_peers().value().empty());
+  // A running session's peer stays.
+  ASSERT_TRUE(create(600).ok());
+  ASSERT_TRUE(vendors_->restore(kNow + 1'000).ok());
+  EXPECT_EQ(wireguard_.list_peers().value().size(), 1u);
+}
+
+TEST_F(VendorTest, ManagementPeersKeysAndAddressesAreNotGivenToVendors) {
+  wireguard::ManagementPeer admin{"noc", kKey, nft::Cidr::parse("10.99.0.2").value()};
+  vendors_->set_management_peers([&] { return std::vector<wireguard::ManagementPeer>{admin}; });
+  Result<store::VendorSession> same_key = create(600);
+  ASSERT_FALSE(same_key.ok());
+  EXPECT_EQ(same_key.error().code, "conflict");
+  EXPECT_EQ(same_key.error().path, "/public_key");
+  // Another key gets a tunnel address the admin does not use.
+  admin.public_key = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+  Result<store::VendorSession> s = create(600);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s.value().tunnel_address, "10.99.0.3");
 }
 
 }  // namespace

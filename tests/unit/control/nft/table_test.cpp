@@ -113,6 +113,70 @@ TEST(NftTable, VendorPathChecksBothDirectionsAgainstTheSet) {
   }
   ASSERT_NE(find_rule(d, "other traffic from the tunnel"), nullptr);
   ASSERT_NE(find_rule(d, "other traffic into the tunnel"), nullptr);
+  // A vendor TCP connection the set no longer admits is reset toward the vendor, before
+  // the silent drop of everything else from the tunnel; only established connections.
+  const auto* cut = find_rule(d, "cut vendor tcp connection");
+  ASSERT_NE(cut, nullptr);
+  EXPECT_NE(cut->find("[ ct load state => reg 1 ]"), std::string::npos) << *cut;
+  EXPECT_NE(cut->find("[ bitwise reg 1 = ( reg 1 & 0x00000002 ) ^ 0x00000000 ]"),
+            std::string::npos)
+      << *cut;
+  EXPECT_NE(cut->find("[ reject type 1 code 0 ]"), std::string::npos) << *cut;
+  const auto position = [&](const std::string* rule) {
+    return std::find(d.lines.begin(), d.lines.end(), *rule) - d.lines.begin();
+  };
+  EXPECT_LT(position(cut), position(find_rule(d, "other traffic from the tunnel")));
+  EXPECT_GT(position(cut), position(find_rule(d, "device replies to vendor (udp)")));
+}
+
+TEST(NftTable, ManagementPeersReachHttpsThroughTheTunnelOnly) {
+  TableSpec spec = lab_spec();
+  spec.management_peers = {Cidr::parse("10.99.0.200").value(), Cidr::parse("10.99.0.201").value()};
+  const TableDescription d = describe_intended(spec);
+  EXPECT_TRUE(has(d, "set mgmt_peers key_type 0x7 key_len 4 flags 0x4"));
+  // Two adjacent /32s merge into one interval 10.99.0.200 .. 10.99.0.201.
+  EXPECT_TRUE(has(d, "element mgmt_peers 0a6300c8")) << ::testing::PrintToString(d.lines);
+  EXPECT_TRUE(has(d, "element mgmt_peers 0a6300ca interval-end"));
+  const auto* r = find_rule(d, "https from management peers (tunnel)");
+  ASSERT_NE(r, nullptr);
+  // Only on the tunnel interface, only TCP to the HTTPS port, only from the set.
+  const auto* from_tunnel = find_rule(d, "other traffic from the tunnel");  // iifname wg-cordon
+  ASSERT_NE(from_tunnel, nullptr);
+  const auto begin = from_tunnel->find("[ meta"), end = from_tunnel->find(" [ counter");
+  const std::string iif_tunnel = from_tunnel->substr(begin, end - begin);
+  EXPECT_NE(iif_tunnel.find("iifname"), std::string::npos) << iif_tunnel;
+  EXPECT_NE(r->find(iif_tunnel), std::string::npos) << *r;
+  EXPECT_NE(r->find("cmp eq reg 1 0x0000fb20"), std::string::npos) << *r;
+  EXPECT_NE(r->find("lookup reg 1 set mgmt_peers 0x0"), std::string::npos) << *r;
+  // The peers are not admin networks: the admin sets do not hold them.
+  for (const auto& l : d.lines) {
+    if (l.rfind("element admin_v4 ", 0) == 0) {
+      EXPECT_EQ(l.find("0a6300"), std::string::npos) << l;
+    }
+  }
+  // Without peers the set is there, empty, and the rule matches nothing.
+  const TableDescription empty = describe_intended(lab_spec());
+  EXPECT_TRUE(has(empty, "set mgmt_peers key_type 0x7 key_len 4 flags 0x4"));
+  EXPECT_NE(find_rule(empty, "https from management peers (tunnel)"), nullptr);
+  // Without a tunnel there is neither; peers then are refused.
+  TableSpec no_tunnel = lab_spec();
+  no_tunnel.settings.wireguard_interface.clear();
+  EXPECT_EQ(find_rule(describe_intended(no_tunnel), "https from management peers (tunnel)"),
+            nullptr);
+  no_tunnel.management_peers = spec.management_peers;
+  EXPECT_EQ(validate(no_tunnel).error().path, "/wireguard_interface");
+  TableSpec network = lab_spec();
+  network.management_peers = {Cidr::parse("10.99.0.0/24").value()};
+  EXPECT_FALSE(validate(network).ok());
+  TableSpec too_many = lab_spec();
+  for (int i = 0; i <= static_cast<int>(kMaxManagementPeerAddresses); ++i)
+    too_many.management_peers.push_back(Cidr::parse("10.99.1." + std::to_string(i)).value());
+  EXPECT_FALSE(validate(too_many).ok());
+  // The fake keeps them, so a read-back compares equal only with the same peers.
+  FakeFirewallBackend fake;
+  ASSERT_TRUE(fake.apply_table(spec).ok());
+  EXPECT_TRUE(verify(fake, spec).ok());
+  EXPECT_EQ(verify(fake, lab_spec()).error().code, "mismatch");
 }
 
 TEST(NftTable, ServiceAddressAddsTheSnatChainAndRoutingIsGuarded) {
@@ -146,6 +210,7 @@ TEST(NftTable, NetlinkMessagesParseBackToTheSameTable) {
   TableSpec spec = lab_spec();
   spec.settings.vendor_egress_interface = "svc0";
   spec.vendor_access = {{VendorAccessElement::make("10.99.0.2", "10.50.0.10", 104).value(), 60s}};
+  spec.management_peers = {Cidr::parse("10.99.0.200").value()};
   const detail::NftObjects built = detail::build_objects(spec);
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   detail::NftObjects parsed;

@@ -67,6 +67,59 @@ TEST(WireGuardPeer, RejectionsNameTheField) {
   EXPECT_FALSE(valid_endpoint(std::string("192.0.2.50\0:1", 13)));
 }
 
+TEST(ManagementPeer, GoodPeerParsesAndRoundTrips) {
+  const boost::json::value v = {
+      {"name", "noc-laptop"}, {"public_key", kKey}, {"tunnel_address", "10.99.0.200"}};
+  auto p = parse_management_peer(v);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p.value().name, "noc-laptop");
+  EXPECT_EQ(p.value().tunnel_address.to_string(), "10.99.0.200/32");
+  EXPECT_EQ(boost::json::serialize(to_json(p.value())), boost::json::serialize(v));
+  EXPECT_EQ(parse_management_peer(to_json(p.value())).value(), p.value());
+  // "/32" is the same address.
+  boost::json::value slash = v;
+  slash.as_object()["tunnel_address"] = "10.99.0.200/32";
+  EXPECT_EQ(parse_management_peer(slash).value(), p.value());
+}
+
+TEST(ManagementPeer, RejectionsNameTheField) {
+  struct Case {
+    const char* field;
+    boost::json::value value;
+    const char* path;
+  };
+  const Case cases[] = {
+      {"name", "", "/peer/name"},
+      {"name", "has space", "/peer/name"},
+      {"name", "../etc", "/peer/name"},
+      {"name", boost::json::string(std::string(33, 'a')), "/peer/name"},
+      {"name", 7, "/peer/name"},
+      {"public_key", "not-a-key", "/peer/public_key"},
+      {"tunnel_address", "10.99.0.0/24", "/peer/tunnel_address"},
+      {"tunnel_address", "10.99.0.5/24", "/peer/tunnel_address"},
+      {"tunnel_address", "fd00:99::5", "/peer/tunnel_address"},
+      {"tunnel_address", "127.0.0.1", "/peer/tunnel_address"},
+      {"tunnel_address", "224.0.0.1", "/peer/tunnel_address"},
+      {"tunnel_address", "noc", "/peer/tunnel_address"},
+      {"tunnel_address", 10, "/peer/tunnel_address"},
+      {"allowed_ips", boost::json::array{"0.0.0.0/0"}, "/peer/allowed_ips"},
+  };
+  for (const auto& c : cases) {
+    boost::json::value v = {{"name", "noc"}, {"public_key", kKey}, {"tunnel_address", "10.99.0.9"}};
+    v.as_object()[c.field] = c.value;
+    auto r = parse_management_peer(v, "/peer");
+    ASSERT_FALSE(r.ok()) << c.field << " = " << boost::json::serialize(c.value);
+    EXPECT_EQ(r.error().code, "invalid");
+    EXPECT_EQ(r.error().path, c.path) << r.error().message;
+  }
+  for (const char* missing : {"name", "public_key", "tunnel_address"}) {
+    boost::json::value v = {{"name", "noc"}, {"public_key", kKey}, {"tunnel_address", "10.99.0.9"}};
+    v.as_object().erase(missing);
+    EXPECT_EQ(parse_management_peer(v).error().path, std::string("/") + missing);
+  }
+  EXPECT_EQ(parse_management_peer(boost::json::array{}).error().path, "");
+}
+
 TEST(WireGuardPeer, SessionDurationsAreCapped) {
   EXPECT_EQ(parse_duration(boost::json::value(3600), "/duration").value(), 3600s);
   EXPECT_EQ(parse_duration(boost::json::value(8 * 3600), "/duration").value(), 8h);
