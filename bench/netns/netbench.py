@@ -123,7 +123,10 @@ def task_ticks(pid):
 # ---------------------------------------------------------------------------------------
 # nftables: the same allowlist as a bridge firewall, with concatenated interval sets.
 
-def nft_ruleset(policy_path, filtering):
+def nft_ruleset(policy_path, filtering, chunk=500):
+    """The nft scripts: the table with its two sets (and with `filtering`, the forward chain
+    that uses them), then the set elements in chunks (one netlink batch of 10k interval
+    elements exceeds the socket's buffer: ENOBUFS). Returns (scripts, element count)."""
     with open(policy_path) as f:
         doc = json.load(f)
     out_elems, in_elems = [], []
@@ -137,19 +140,91 @@ def nft_ruleset(policy_path, filtering):
                 peer = r.get("peer", "0.0.0.0/0")
                 elem = f"{ip} . {peer} . {r['proto']} . {ports}"
                 (out_elems if r["dir"] == "out" else in_elems).append(elem)
-    lines = ["table bridge cordon_bench {",
-             "  set allow_out { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval;",
-             "    elements = { " + ", ".join(out_elems) + " } }",
-             "  set allow_in { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval;",
-             "    elements = { " + ", ".join(in_elems) + " } }"]
+    head = ["table bridge cordon_bench {",
+            "  set allow_out { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }",
+            "  set allow_in { type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags interval; }"]
     if filtering:
-        lines += ["  chain forward { type filter hook forward priority 0; policy drop;",
-                  "    ether type arp accept",
-                  '    iifname "bsrc1" ip saddr . ip daddr . meta l4proto . th dport @allow_out accept',
-                  '    iifname "bdst1" ip daddr . ip saddr . meta l4proto . th dport @allow_in accept',
-                  "  }"]
-    lines.append("}")
-    return "\n".join(lines) + "\n", len(out_elems) + len(in_elems)
+        head += ["  chain forward { type filter hook forward priority 0; policy drop;",
+                 "    ether type arp accept",
+                 '    iifname "bsrc1" ip saddr . ip daddr . meta l4proto . th dport @allow_out accept',
+                 '    iifname "bdst1" ip daddr . ip saddr . meta l4proto . th dport @allow_in accept',
+                 "  }"]
+    scripts = ["\n".join(head + ["}"]) + "\n"]
+    for name, elems in (("allow_out", out_elems), ("allow_in", in_elems)):
+        for i in range(0, len(elems), chunk):
+            scripts.append(element_script(name, elems[i:i + chunk]))
+    return scripts, len(out_elems) + len(in_elems)
+
+
+def elements_of(script):
+    return [e.strip() for e in script[script.index("{") + 1:script.rindex("}")].split(", ")]
+
+
+def overlapping(element_scripts):
+    """Elements that overlap an earlier one of the same set, device and protocol (peer
+    ranges and port ranges both intersect): what the kernel refuses in a concatenated
+    interval set."""
+    def span(text, bits):
+        if "/" in text:
+            addr, plen = text.split("/")
+            n = int.from_bytes(socket.inet_aton(addr), "big")
+            size = 1 << (32 - int(plen))
+            return n & ~(size - 1), (n & ~(size - 1)) + size - 1
+        if bits == 32:
+            n = int.from_bytes(socket.inet_aton(text), "big")
+            return n, n
+        lo, _, hi = text.partition("-")
+        return int(lo), int(hi or lo)
+
+    kept = {}
+    refused = []
+    for text in element_scripts:
+        set_name = text.split()[4]
+        for e in elements_of(text):
+            dev, peer, proto, ports = [x.strip() for x in e.split(" . ")]
+            box = (span(peer, 32), span(ports, 16))
+            key = (set_name, dev, proto)
+            if any(a[0] <= box[0][1] and box[0][0] <= a[1] and b[0] <= box[1][1] and box[1][0] <= b[1]
+                   for a, b in kept.get(key, [])):
+                refused.append(f"{set_name}: {e}")
+            else:
+                kept.setdefault(key, []).append(box)
+    return refused
+
+
+def element_script(set_name, elems):
+    return f"add element bridge cordon_bench {set_name} {{ " + ", ".join(elems) + " }\n"
+
+
+def nft_load(scripts, work, tag):
+    """Loads the scripts into bench-mid. The kernel refuses an element of a concatenated
+    interval set that overlaps one already in it (EEXIST); a chunk it refuses is split in
+    halves until the refused elements are found, which are left out and returned (the
+    rules they come from overlap earlier ones of the same device)."""
+    refused = []
+
+    def load(text):
+        path = os.path.join(work, f"{tag}.nft")
+        with open(path, "w") as f:
+            f.write(text)
+        return run(["nft", "-f", path], ns=NS_MID, check=False).returncode == 0
+
+    if not load(scripts[0]):
+        raise RuntimeError("nft: the table does not load")
+    for text in scripts[1:]:
+        set_name = text.split()[4]
+        elems = text[text.index("{") + 1:text.rindex("}")].split(", ")
+        elems = [e.strip() for e in elems]
+        stack = [elems]
+        while stack:
+            part = stack.pop()
+            if load(element_script(set_name, part)):
+                continue
+            if len(part) == 1:
+                refused.append(f"{set_name}: {part[0]}")
+            else:
+                stack += [part[len(part) // 2:], part[:len(part) // 2]]
+    return refused
 
 
 # ---------------------------------------------------------------------------------------
@@ -482,14 +557,51 @@ def kernel_runs(args, topo, gen, pps):
     queue) + softirq time of all CPUs + the dataplane process's user and system time."""
     pcap = os.path.join(gen, "flows-64.pcap")
     policy = os.path.join(gen, "policy.json")
-    rules_filter, elements = nft_ruleset(policy, True)
-    rules_open, _ = nft_ruleset(policy, False)
-    files = {"nft": os.path.join(args.work, "nft-filter.nft"),
-             "bridge": os.path.join(args.work, "nft-open.nft")}
-    with open(files["nft"], "w") as f:
-        f.write(rules_filter)
-    with open(files["bridge"], "w") as f:
-        f.write(rules_open)
+    # Leave out what overlaps an earlier element (the kernel would refuse it), check that
+    # the rest loads as it is, and fall back to finding the refused ones by bisection.
+    scripts, elements = nft_ruleset(policy, True)
+    t0 = time.monotonic()
+    refused = overlapping(scripts[1:])
+    refused_set = {r.split(": ", 1)[1] for r in refused}
+    check = [scripts[0]] + [element_script(t.split()[4], [e for e in elements_of(t) if e not in refused_set])
+                            for t in scripts[1:]]
+    more = nft_load(check, args.work, "probe")
+    if more:
+        log(f"nft: {len(more)} more elements refused by the kernel than predicted")
+        refused += more
+        refused_set |= {r.split(": ", 1)[1] for r in more}
+    # The prediction is conservative (the kernel takes some elements nested in others):
+    # offer each predicted one to the kernel on its own and keep those it takes.
+    still, added_back = [], {}
+    for r in refused:
+        set_name, e = r.split(": ", 1)
+        path = os.path.join(args.work, "probe-one.nft")
+        with open(path, "w") as f:
+            f.write(element_script(set_name, [e]))
+        if run(["nft", "-f", path], ns=NS_MID, check=False).returncode == 0:
+            added_back.setdefault(set_name, []).append(e)
+        else:
+            still.append(r)
+    refused = still
+    probe_s = time.monotonic() - t0
+    run(["nft", "flush", "ruleset"], ns=NS_MID, check=False)
+    files = {}
+    for v, filtering in (("nft", True), ("bridge", False)):
+        texts, _ = nft_ruleset(policy, filtering)
+        files[v] = []
+        for i, text in enumerate(texts):
+            if i > 0:
+                set_name = text.split()[4]
+                elems = [e.strip() for e in text[text.index("{") + 1:text.rindex("}")].split(", ")]
+                text = element_script(set_name, [e for e in elems if e not in refused_set])
+            files[v].append(os.path.join(args.work, f"{v}-{i}.nft"))
+            with open(files[v][-1], "w") as f:
+                f.write(text)
+        for set_name, elems in added_back.items():  # after the rest, as in the probe
+            files[v].append(os.path.join(args.work, f"{v}-back-{set_name}.nft"))
+            with open(files[v][-1], "w") as f:
+                f.write(element_script(set_name, elems))
+    log(f"nft: {elements} elements, {len(refused)} refused as overlapping ({probe_s:.1f} s)")
     hz = os.sysconf("SC_CLK_TCK")
     results = []
     for rnd in range(args.kernel_runs):
@@ -502,9 +614,11 @@ def kernel_runs(args, topo, gen, pps):
                 else:
                     topo.bridge(True)
                     t0 = time.monotonic()
-                    run(["nft", "-f", files[v]], ns=NS_MID)
+                    for path in files[v]:
+                        run(["nft", "-f", path], ns=NS_MID)
                     res["nft_load_s"] = time.monotonic() - t0
-                    res["nft_elements"] = elements if v == "nft" else 0
+                    res["nft_elements"] = elements - len(refused) if v == "nft" else 0
+                    res["nft_refused"] = len(refused)
                 # Warm-up: cordon admits every flow on its first packet; the bridge learns MACs.
                 trial(pcap, pps, 1, dp)
                 before = received()
@@ -627,7 +741,9 @@ def render_md(doc):
                 f"with no rules (the kernel's forwarding cost alone); *nft*: the same bridge with "
                 f"the 10k-rule allowlist as two concatenated interval sets "
                 f"(`ipv4_addr . ipv4_addr . inet_proto . inet_service`, {k.get('nft_elements')} "
-                f"elements) in a `bridge` family forward chain, policy drop. Stateless: this kernel "
+                f"elements loaded; {k.get('refused')} refused by the kernel as overlapping an "
+                f"earlier element of the same device, left out) in a `bridge` family forward "
+                f"chain, policy drop. Stateless: this kernel "
                 f"has no bridge conntrack (`ct state` is refused), so replies would need their own "
                 f"set; the trace has none. cordon is stateful.", "",
                 "| variant | sent | lost | CPU ns per forwarded packet | of which softirq (s) | sender system (s) | dataplane process (s) |",
@@ -737,7 +853,8 @@ def cmd_run(args):
                     if a and b:
                         paired.append(a[0]["cpu_ns_per_packet"] / b[0]["cpu_ns_per_packet"])
                 ratios[f"{num}/{den}"] = mmm(paired)
-            doc["kernel"] = {"offered_pps": pps, "rounds": args.kernel_runs, "runs": runs,
+            doc["kernel"] = {"refused": next((r.get("nft_refused") for r in runs if "nft_refused" in r), None),
+                             "offered_pps": pps, "rounds": args.kernel_runs, "runs": runs,
                              "summary": summary, "ratios": ratios,
                              "nft_elements": next((r.get("nft_elements") for r in runs if r["variant"] == "nft"), None)}
             doc["errors"] += [f"kernel {r['variant']} round {r['run']}: {r['error']}" for r in runs if "error" in r]
