@@ -175,6 +175,12 @@ if [[ $what == all || $what == netns ]]; then
     --swaps="${CORDON_BENCH_NETNS_SWAPS:-5}" || netns_status=$?
 fi
 
+# Part 6 of the issue: PNG charts from the .json, linked from the .md (python3-matplotlib).
+if [[ -f $out/$name.json && -f $out/$name.md ]]; then
+  /usr/bin/python3 "$root/bench/charts.py" --json "$out/$name.json" --md "$out/$name.md" ||
+    echo "bench: no charts (python3-matplotlib missing?)" >&2
+fi
+
 echo >&2
 echo "bench: results in $out/$name.md and .json" >&2
 if [[ $status -eq 2 ]]; then
