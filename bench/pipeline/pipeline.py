@@ -146,15 +146,27 @@ class Setup:
         # One pool size for all three: the whole pcap (net_pcap's infinite_rx keeps a copy of
         # every frame in the RX queue's pool) plus 8192 for rings and caches.
         self.mbufs = meta["frames"] + 8192
+        self.mbufs_2cores = self.mbufs + 8192  # twice the ports, rings and lcore caches
         self.eal_common = ["--no-huge", "-m", str(args.mem_mb), "--no-pci", "--log-level=lib.eal:notice"]
 
-    def vdevs(self, pcap):
-        return [f"--vdev=net_pcap0,rx_pcap={pcap},infinite_rx=1", "--vdev=net_null0,no-rx=1"]
+    def vdevs(self, pcaps):
+        # Port 2k: net_pcapK (the pcap K), port 2k+1: net_nullK.
+        # With two pairs, l3fwd opens one TX queue per lcore on every port, and net_pcap has
+        # as many TX queues as tx_pcap arguments: two that nothing is ever sent to (every
+        # program sends only to the net_null ports), given to all three programs alike.
+        tx = ",tx_pcap=/dev/null,tx_pcap=/dev/null" if len(pcaps) > 1 else ""
+        out = []
+        for k, pcap in enumerate(pcaps):
+            out += [f"--vdev=net_pcap{k},rx_pcap={pcap},infinite_rx=1{tx}",
+                    f"--vdev=net_null{k},no-rx=1"]
+        return out
 
-    def command(self, variant, pcap, prefix, work):
+    def command(self, variant, pcaps, prefix, work):
         cpu = str(self.args.cpu)
-        eal = self.eal_common + ["--file-prefix", prefix] + self.vdevs(pcap)
+        eal = self.eal_common + ["--file-prefix", prefix] + self.vdevs(pcaps)
         env = dict(os.environ)
+        if len(pcaps) == 2:
+            return self.command_2cores(variant, eal, env, prefix, work)
         if variant["program"] == "testpmd":
             other = "1" if cpu == "0" else "0"
             # testpmd forwards on worker lcores only: its main lcore (the CLI, blocked on
@@ -182,21 +194,72 @@ class Setup:
             cmd = ["chrt", "-f", "1"] + cmd
         return cmd, env
 
+    def command_2cores(self, variant, eal, env, prefix, work):
+        """Two worker cores, one per port pair (net_pcap0 → net_null0 on CPU 0, net_pcap1 →
+        net_null1 on CPU 1), each pcap half of the flows. Not under SCHED_FIFO: with both CPUs
+        of a 2-CPU machine polling at real-time priority everything else on it would stall."""
+        if variant["program"] == "testpmd":
+            # Forwarding lcores 1 (CPU 0) and 2 (CPU 1); the main lcore (the CLI, blocked on
+            # stdin) shares CPU 0. io mode pairs ports 0-1 and 2-3, one pair per core.
+            cmd = [self.args.testpmd, "--lcores", "0@0,1@0,2@1", "--main-lcore", "0"] + eal + [
+                "--", "--forward-mode=io", "--nb-cores=2", "--burst=32", "--rxd=1024",
+                "--txd=1024", f"--total-num-mbufs={self.mbufs_2cores}", "--mbcache=256", "--rxq=1",
+                "--txq=1"]
+        elif variant["program"] == "l3fwd":
+            env["L3FWD_BENCH_NB_MBUF"] = str(self.mbufs_2cores)
+            # Lcore 0 (the main lcore, CPU 0) polls ports 0 and 1, lcore 1 (CPU 1) ports 2 and
+            # 3; every route leads to port 1, which each lcore sends to on its own TX queue.
+            cmd = [self.args.l3fwd, "-l", "0,1"] + eal + [
+                "--", "-p", "0xf", "-P", "--config=(0,0,0),(1,0,0),(2,0,1),(3,0,1)",
+                "--lookup=acl", f"--rule_ipv4={self.gen}/l3fwd-v4.rules",
+                f"--rule_ipv6={self.gen}/l3fwd-v6.rules", "--parse-ptype", "--rx-queue-size",
+                "1024", "--tx-queue-size", "1024"]
+        else:
+            env["LD_PRELOAD"] = os.path.join(self.args.bin, "cordon_bench_pool_shim.so")
+            env["CORDON_BENCH_MBUFS"] = str(self.mbufs_2cores)
+            state = os.path.join(work, f"state-{prefix}")
+            shutil.rmtree(state, ignore_errors=True)
+            # Worker 0 is the main lcore (CPU 0; the control thread shares it), worker 1 on
+            # CPU 1; each polls one pair. Both pairs' flows live in their own worker's table.
+            cmd = [os.path.join(self.args.bin, "cordon-dataplane"), "-l", "0,1"] + eal + [
+                "--", "--pair", "net_pcap0:net_null0", "--pair", "net_pcap1:net_null1",
+                "--policy", f"{self.gen}/policy.json", "--idle-sleep-us", "0",
+                "--flows-per-worker", str(variant["flows_per_worker"]), "--state-dir", state,
+                "--control-socket", os.path.join(work, f"{prefix}.sock")]
+        # Explicitly SCHED_OTHER: the harness itself runs under SCHED_FIFO, and a polling
+        # lcore that inherited it would starve the lcore sharing its CPU (and the machine).
+        return ["chrt", "-o", "0"] + cmd, env
 
-def snapshot(tel, cordon):
-    commands = ["/ethdev/stats,0", "/ethdev/stats,1"] + (["/cordon/stats"] if cordon else [])
+
+# The pcaps each pcap key is played from; more than one: one port pair and one worker core
+# per pcap.
+PCAPS = {"64": ["flows-64.pcap"], "imix": ["flows-imix.pcap"],
+         "64-2cores": ["flows-64-half0.pcap", "flows-64-half1.pcap"]}
+
+
+def snapshot(tel, cordon, pairs):
+    """Counters summed over the pairs' RX (net_pcap) and TX (net_null) ports."""
+    commands = [f"/ethdev/stats,{2 * k}" for k in range(pairs)] + \
+        [f"/ethdev/stats,{2 * k + 1}" for k in range(pairs)] + (["/cordon/stats"] if cordon else [])
     t_before = time.monotonic()
     replies = tel.query_all(commands)
     t_after = time.monotonic()
-    return {"t": (t_before + t_after) / 2, "t_spread": t_after - t_before, "p0": replies[0],
-            "p1": replies[1], "cordon": replies[2] if cordon else None}
+
+    def total(rs):
+        return {f: sum(r[f] for r in rs) for f in ("ipackets", "opackets", "ibytes", "rx_nombuf",
+                                                  "oerrors")}
+    return {"t": (t_before + t_after) / 2, "t_spread": t_after - t_before,
+            "p0": total(replies[:pairs]), "p1": total(replies[pairs:2 * pairs]),
+            "cordon": replies[2 * pairs] if cordon else None}
 
 
 def run_one(setup, variant, pcap_key, run_index, work):
     args = setup.args
     prefix = f"cordon-bench-{os.getpid()}-{variant['key']}-{pcap_key}-{run_index}"
-    pcap = f"{setup.gen}/flows-{pcap_key}.pcap"
-    cmd, env = setup.command(variant, pcap, prefix, work)
+    pcaps = [f"{setup.gen}/{f}" for f in PCAPS[pcap_key]]
+    pairs = len(pcaps)
+    cpus = [args.cpu] if pairs == 1 else list(range(pairs))
+    cmd, env = setup.command(variant, pcaps, prefix, work)
     logpath = os.path.join(work, f"{prefix}.log")
     result = {"variant": variant["key"], "pcap": pcap_key, "run": run_index}
     with open(logpath, "w") as logf:
@@ -209,7 +272,7 @@ def run_one(setup, variant, pcap_key, run_index, work):
     cordon = variant["program"] == "cordon"
     try:
         started = time.monotonic()
-        tel.connect(started + 60, proc, 3 if cordon else 2)
+        tel.connect(started + 60, proc, 2 * pairs + (1 if cordon else 0))
         # Forwarding has begun once the null port has sent something.
         while tel.query("/ethdev/stats,1")["opackets"] == 0:
             if proc.poll() is not None or time.monotonic() > started + 60:
@@ -217,13 +280,13 @@ def run_one(setup, variant, pcap_key, run_index, work):
             time.sleep(0.05)
         result["startup_s"] = round(time.monotonic() - started, 2)
         time.sleep(args.warmup)
-        steal0 = steal_jiffies(args.cpu)
+        steal0 = sum(steal_jiffies(c) for c in cpus)
         ticks0 = process_cpu_ticks(proc.pid)
-        a = snapshot(tel, cordon)
+        a = snapshot(tel, cordon, pairs)
         time.sleep(args.seconds)
-        b = snapshot(tel, cordon)
+        b = snapshot(tel, cordon, pairs)
         ticks1 = process_cpu_ticks(proc.pid)
-        steal1 = steal_jiffies(args.cpu)
+        steal1 = sum(steal_jiffies(c) for c in cpus)
         if proc.poll() is not None:
             raise RuntimeError(f"exited with status {proc.returncode} while measured")
         dt = b["t"] - a["t"]
@@ -243,6 +306,9 @@ def run_one(setup, variant, pcap_key, run_index, work):
             "tx_mpps": tx / dt / 1e6,
             "rx_gbps": rx_bytes * 8 / dt / 1e9,
             "cpu_share": (ticks1 - ticks0) / hz / dt,
+            # Forwarded per CPU-second the process actually got: comparable when the programs
+            # share CPUs with other work under the normal scheduler (the 2-core runs).
+            "tx_mpps_per_cpu": tx / dt / 1e6 / max((ticks1 - ticks0) / hz / dt, 1e-9),
             "steal_share": (steal1 - steal0) / hz / dt,
             "rx_nombuf": b["p0"]["rx_nombuf"],
             # Totals since start, read at the end of the measurement.
@@ -308,6 +374,7 @@ def summarise(results, plan):
                       and "error" in r]
             summary.setdefault(pcap_key, {})[vk] = {
                 "tx_mpps": median_min_max([r["tx_mpps"] for r in ok]),
+                "tx_mpps_per_cpu": median_min_max([r["tx_mpps_per_cpu"] for r in ok]),
                 "rx_mpps": median_min_max([r["rx_mpps"] for r in ok]),
                 "ns_per_packet": median_min_max([1e3 / r["tx_mpps"] for r in ok if r["tx_mpps"] > 0]),
                 "rx_gbps": median_min_max([r["rx_gbps"] for r in ok]),
@@ -318,17 +385,19 @@ def summarise(results, plan):
             }
         # Ratios: of medians, and the median (min–max) of the per-round ratios (the runs of
         # one round are seconds apart, so these cancel slow drifts in the machine's load).
+        # On 2 cores (normal scheduler, shared CPUs) the ratios are of Mpps per CPU-second.
+        metric = "tx_mpps_per_cpu" if pcap_key.endswith("2cores") else "tx_mpps"
         rounds = {}
         for r in results:
             if r["pcap"] == pcap_key and "error" not in r:
-                rounds.setdefault(r["run"], {})[r["variant"]] = r["tx_mpps"]
+                rounds.setdefault(r["run"], {})[r["variant"]] = r[metric]
         ratios = {}
         for num, den in [("cordon", "l3fwd_acl"), ("cordon", "testpmd"), ("l3fwd_acl", "testpmd"),
                          ("cordon_new", "l3fwd_acl"), ("cordon_new", "cordon")]:
             if num not in variant_keys or den not in variant_keys:
                 continue
-            sn = summary[pcap_key][num]["tx_mpps"]
-            sd = summary[pcap_key][den]["tx_mpps"]
+            sn = summary[pcap_key][num][metric]
+            sd = summary[pcap_key][den][metric]
             paired = [v[num] / v[den] for v in rounds.values() if num in v and den in v and v[den] > 0]
             ratios[f"{num}/{den}"] = {
                 "of_medians": sn["median"] / sd["median"] if sn and sd and sd["median"] else None,
@@ -391,7 +460,7 @@ def render_md(doc):
                f"(`/ethdev/stats`). One lcore forwards in every program; mbuf pool "
                f"{p['mbufs']} mbufs (cache 256), burst 32, 1024 RX/TX descriptors for all.")
     out.append("")
-    out.append("### Forwarded Mpps per core")
+    out.append("### Forwarded Mpps (per core, except `64-2cores`: two cores)")
     out.append("")
     cols = ["testpmd", "l3fwd_acl", "cordon", "cordon_new"]
     labels = {"testpmd": "testpmd io (ceiling)", "l3fwd_acl": "l3fwd --lookup=acl",
@@ -422,6 +491,26 @@ def render_md(doc):
             om = "—" if v["of_medians"] is None else f"{v['of_medians']:.3f}"
             out.append(f"| {pk} | {key} | {om} | {fmt(v['paired'], 3)} |")
     out.append("")
+    if "64-2cores" in s and "64" in s:
+        out.append("Two worker cores (`64-2cores`: the 64-byte pcap's flows split over two port "
+                   "pairs, one worker lcore each on CPUs 0 and 1, not under SCHED_FIFO; testpmd's "
+                   "main lcore and cordon's control thread share CPU 0 with a worker; the "
+                   "harness sleeps on CPU 0). Scaling, 2 cores / 1 core, of the medians:")
+        out.append("")
+        out.append("| program | 1 core, SCHED_FIFO (Mpps) | 2 cores (Mpps) | CPUs the process got on 2 cores | 2 cores, Mpps per CPU-second | per CPU-second, 2 cores / 1 core |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for c in ["testpmd", "l3fwd_acl", "cordon"]:
+            one, two = s["64"].get(c, {}), s["64-2cores"].get(c, {})
+            if one.get("tx_mpps_per_cpu") and two.get("tx_mpps_per_cpu"):
+                out.append(f"| {labels[c]} | {fmt(one['tx_mpps'])} | {fmt(two['tx_mpps'])} | "
+                           f"{fmt(two['cpu_share'])} | {fmt(two['tx_mpps_per_cpu'])} | "
+                           f"{two['tx_mpps_per_cpu']['median'] / one['tx_mpps_per_cpu']['median']:.2f} |")
+        out.append("")
+        out.append("The ratios of the `64-2cores` rows in the tables above are of Mpps per "
+                   "CPU-second (the 2-core programs share both CPUs with the machine's other work "
+                   "under the normal scheduler, so their raw rate measures the load more than the "
+                   "program); 1.0 in the last column means perfect scaling.")
+        out.append("")
     out.append("### Per-run detail")
     out.append("")
     out.append("| pcap | program | ns/packet | Gbit/s (frames) | CPU share of the process | steal on its CPU | start-up to first packet (s) | failed runs |")
@@ -545,6 +634,8 @@ def cmd_run(args):
     plan = [("64", ["testpmd", "l3fwd_acl", "cordon"] + (["cordon_new"] if args.new_flows else []))]
     if args.imix:
         plan.append(("imix", ["testpmd", "l3fwd_acl", "cordon"]))
+    if args.two_cores:
+        plan.append(("64-2cores", ["testpmd", "l3fwd_acl", "cordon"]))
 
     machine = {
         "cpu": cpu_model(),
@@ -629,6 +720,7 @@ def main():
     r.add_argument("--rt", type=int, default=1)
     r.add_argument("--imix", type=int, default=1)
     r.add_argument("--new-flows", type=int, default=1)
+    r.add_argument("--two-cores", type=int, default=1)
     m = sub.add_parser("merge")
     m.add_argument("--from-md", required=True)
     m.add_argument("--from-json", required=True)

@@ -12,6 +12,15 @@
 //   flows-64.pcap   one frame per flow, 60 bytes captured = 64-byte Ethernet frames on
 //                   the wire with the FCS
 //   flows-imix.pcap the same flows, simple IMIX 7:4:1 of 64/594/1518-byte frames
+//   flows-64-half0.pcap, flows-64-half1.pcap  flows-64.pcap's frames split in two (even
+//                   and odd flows), one per port pair for the runs with 2 worker cores
+//   policy-b.json   the policy the swap benchmark replaces policy.json with (bench/netns):
+//                   every device's rules in reverse order under new names, plus one rule
+//                   per device that no frame matches; every flow is checked to be allowed
+//                   by both, so no packet's verdict may change across the swap
+//   flows-swap.pcap flows-64.pcap's frames with, after every 100th, one frame from an
+//                   address no device owns (10.254.x.y, a device's MAC): dropped under
+//                   both policies as spoofed. meta.json says how many and where
 //   meta.json       counts and checks, read by bench/pipeline/pipeline.py
 //
 // Flows are UDP, device -> network: each picks a random UDP `out` rule of the workload
@@ -245,18 +254,73 @@ int main(int argc, char** argv) {
 
   PcapWriter p64(out + "/flows-64.pcap");
   PcapWriter pimix(out + "/flows-imix.pcap");
+  PcapWriter halves[2] = {PcapWriter(out + "/flows-64-half0.pcap"),
+                          PcapWriter(out + "/flows-64-half1.pcap")};
   uint32_t imix_counts[3] = {0, 0, 0};
   static const uint32_t kImix[3] = {60, 590, 1514};  // + 4-byte FCS: 64, 594, 1518
   for (size_t n = 0; n < flows.size(); ++n) {
     const Flow& f = flows[n];
     const auto& mac = doc.devices[f.device].mac;
-    p64.write(make_frame(f, mac, 60, static_cast<uint16_t>(n)));
+    const std::vector<uint8_t> frame64 = make_frame(f, mac, 60, static_cast<uint16_t>(n));
+    p64.write(frame64);
+    halves[n % 2].write(frame64);
     const uint32_t k = rng.below(12);
     const uint32_t cls = k < 7 ? 0 : k < 11 ? 1 : 2;
     ++imix_counts[cls];
     pimix.write(make_frame(f, mac, kImix[cls], static_cast<uint16_t>(n)));
   }
-  if (!p64.ok() || !pimix.ok()) return fail("cannot write the pcaps");
+  if (!p64.ok() || !pimix.ok() || !halves[0].ok() || !halves[1].ok()) {
+    return fail("cannot write the pcaps");
+  }
+
+  // Policy B for the swap under load: same allowlist, different rules and rule order.
+  cordon::engine::PolicyDocument doc_b = doc;
+  for (cordon::engine::Device& d : doc_b.devices) {
+    std::reverse(d.rules.begin(), d.rules.end());
+    for (cordon::engine::Rule& r : d.rules) r.name = "b-" + r.name;
+    cordon::engine::Rule extra;
+    extra.name = "b-unused";
+    extra.dir = Direction::out;
+    extra.proto = Protocol::tcp;
+    extra.peer = cordon::engine::Cidr{IpAddress::v4(0x0AFFFF01u), 32};  // 10.255.255.1
+    extra.dport = {9, 9};
+    d.rules.push_back(extra);
+  }
+  {
+    const std::string json_b = cordon::engine::to_json(doc_b);
+    if (!cordon::engine::parse_policy(json_b).errors.empty())
+      return fail("policy B does not parse");
+    cordon::engine::CompileResult compiled_b = cordon::engine::compile_policy(doc_b, 2, 1);
+    if (!compiled_b.policy) return fail("policy B does not compile");
+    for (const Flow& f : flows) {
+      const int32_t dev = compiled_b.policy->device_by_ip(IpAddress::v4(f.src));
+      if (dev < 0 ||
+          compiled_b.policy->classify(static_cast<uint32_t>(dev), Direction::out, Protocol::udp,
+                                      IpAddress::v4(f.dst), f.dport) == cordon::engine::kNoRule) {
+        return fail("a flow is not allowed by policy B");
+      }
+    }
+    std::ofstream f(out + "/policy-b.json");
+    f << json_b << "\n";
+    if (!f) return fail("cannot write " + out + "/policy-b.json");
+  }
+  // The swap trace: the allowed frames, and after every 100th one frame from a source
+  // address no device owns (dropped under both policies).
+  uint32_t spoofed = 0;
+  {
+    PcapWriter swap(out + "/flows-swap.pcap");
+    for (size_t n = 0; n < flows.size(); ++n) {
+      const Flow& f = flows[n];
+      swap.write(make_frame(f, doc.devices[f.device].mac, 60, static_cast<uint16_t>(n)));
+      if (n % 100 == 99) {
+        Flow bad = f;
+        bad.src = 0x0AFE0000u | static_cast<uint32_t>(n & 0xffff);  // 10.254.x.y
+        swap.write(make_frame(bad, doc.devices[f.device].mac, 60, static_cast<uint16_t>(n)));
+        ++spoofed;
+      }
+    }
+    if (!swap.ok()) return fail("cannot write flows-swap.pcap");
+  }
 
   std::set<uint32_t> distinct_rules;
   for (const Flow& f : flows) distinct_rules.insert(f.global_rule);
@@ -273,6 +337,8 @@ int main(int argc, char** argv) {
     << ",\"frames_1514\":" << imix_counts[2] << ",\"bytes\":" << pimix.bytes()
     << ",\"mean_wire_bytes\":" << double(pimix.bytes() + 4 * flows.size()) / double(flows.size())
     << "}"
+    << ",\"swap_pcap\":{\"frames\":" << flows.size() + spoofed << ",\"spoofed\":" << spoofed
+    << ",\"spoofed_every\":101,\"spoofed_offset\":100}"
     << ",\"all_flows_allowed\":true}\n";
   if (!m) return fail("cannot write meta.json");
   std::cerr << "cordon_bench_pipeline_gen: " << w.rule_count << " rules, " << w.device_count

@@ -10,11 +10,13 @@ std::string usage() {
          "         [--service-port PORT] [--pair ... [--service-port PORT]]...\n"
          "         [--control-socket PATH] [--state-dir DIR] [--policy FILE]\n"
          "         [--flows-per-worker N] [--inspected-flows-per-worker N] [--idle-sleep-us N]\n"
-         "         [--mbufs N]\n"
+         "         [--mbufs N] [--latency-histogram on|off]\n"
          "  DEVICE_PORT, NETWORK_PORT: DPDK port names or ids; separate PCI names with ','\n"
          "  (e.g. --pair 0000:03:00.0,0000:03:00.1)\n"
          "  --service-port: a kernel-facing port (e.g. net_tap0) joined to the device segment\n"
-         "  of the --pair before it (the vendor path, docs/management-plane.md)\n";
+         "  of the --pair before it (the vendor path, docs/management-plane.md)\n"
+         "  --latency-histogram on: count each packet's time from RX to TX in log buckets\n"
+         "  (telemetry /cordon/latency, a summary at exit); for benchmarks, off by default\n";
 }
 
 std::optional<Options> parse_options(int argc, char** argv, std::string& error) {
@@ -73,6 +75,12 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error) 
       if (!number(flag, value, o.mbufs)) return std::nullopt;
     } else if (flag == "--idle-sleep-us") {
       if (!number(flag, value, o.idle_sleep_us)) return std::nullopt;
+    } else if (flag == "--latency-histogram") {
+      if (value != "on" && value != "off") {
+        error = "--latency-histogram: expected on or off, got " + std::string(value);
+        return std::nullopt;
+      }
+      o.latency_histogram = value == "on";
     } else {
       error = "unknown option " + std::string(flag);
       return std::nullopt;

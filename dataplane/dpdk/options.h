@@ -26,6 +26,9 @@ struct Options {
   uint32_t inspected_flows_per_worker = 2048;
   uint32_t mbufs = 0;            // mbuf pool size; 0 = enough for the rings and caches
   uint32_t idle_sleep_us = 100;  // sleep of an idle worker between polls; 0 = busy poll
+  // Per-packet residence time histograms (latency_histogram.h), for benchmarks; off
+  // costs nothing (the worker loop without stamping is a separate instantiation).
+  bool latency_histogram = false;
 };
 
 // Parses argv (after the EAL's "--"). On error returns nullopt and sets `error`.

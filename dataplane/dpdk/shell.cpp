@@ -9,7 +9,11 @@
 
 #include <unistd.h>
 #include <algorithm>
+#include <array>
+#include <cerrno>
 #include <charconv>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -83,6 +87,7 @@ rte_mbuf* Shell::make_reset(const uint8_t* frame, const engine::DecodedPacket& d
 
 Shell::Shell(const Options& options, uint32_t workers)
     : counters_(workers), idle_sleep_us_(options.idle_sleep_us) {
+  if (options.latency_histogram) latency_ = std::make_unique<LatencyHistogram[]>(workers);
   for (const PortPair& p : options.pairs) {
     PairPorts ports{resolve_port(p.device_port), resolve_port(p.network_port)};
     if (ports.device_port == ports.network_port) {
@@ -133,6 +138,24 @@ Shell::Shell(const Options& options, uint32_t workers)
 }
 
 Shell::~Shell() {
+  if (latency_) {
+    const double ns_per_cycle = 1e9 / static_cast<double>(rte_get_tsc_hz());
+    for (uint32_t w = 0; w < workers(); ++w) {
+      std::array<uint64_t, LatencyHistogram::kBuckets> counts{};
+      uint64_t total = 0;
+      for (uint32_t b = 0; b < LatencyHistogram::kBuckets; ++b) {
+        counts[b] = latency_[w].count(b);
+        total += counts[b];
+      }
+      auto ns = [&](double f) {
+        return static_cast<double>(latency_percentile(counts, f)) * ns_per_cycle;
+      };
+      std::fprintf(stderr,
+                   "cordon-dataplane: worker %u residence time: %" PRIu64
+                   " packets, p50 %.0f ns, p99 %.0f ns, p99.9 %.0f ns, max %.0f ns\n",
+                   w, total, ns(0.5), ns(0.99), ns(0.999), ns(1.0));
+    }
+  }
   for (const PairPorts& p : pairs_) {
     for (uint16_t port : {p.device_port, p.network_port, p.service_port}) {
       if (port == kNoServicePort) continue;
@@ -200,6 +223,15 @@ void Shell::send_from_device(const PairPorts& pair, rte_mbuf** frames, uint16_t 
 }
 
 void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic<bool>& stop) {
+  if (latency_) {
+    poll<true>(index, engine, stop);
+  } else {
+    poll<false>(index, engine, stop);
+  }
+}
+
+template <bool kStampLatency>
+void Shell::poll(uint32_t index, engine::Engine& engine, const std::atomic<bool>& stop) {
   engine::Worker& worker = engine.worker(index);
   ShellCounters& counters = counters_[index];
   std::vector<PairPorts> mine;
@@ -229,6 +261,8 @@ void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic
         const uint16_t out = side == engine::Side::device ? pair.network_port : pair.device_port;
         const uint16_t n = rte_eth_rx_burst(in, 0, rx, kBurst);
         if (n == 0) continue;
+        [[maybe_unused]] uint64_t received_tsc = 0;
+        if constexpr (kStampLatency) received_tsc = rte_rdtsc();
         busy = true;
         counters.rx.fetch_add(n, std::memory_order_relaxed);
         if (from_service) counters.service_rx.fetch_add(n, std::memory_order_relaxed);
@@ -268,6 +302,9 @@ void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic
             }
           }
           rte_pktmbuf_free(rx[i]);
+        }
+        if constexpr (kStampLatency) {
+          if (forward > 0) latency_[index].record(rte_rdtsc() - received_tsc, forward);
         }
         if (side == engine::Side::device && pair.service_port != kNoServicePort) {
           send_from_device(pair, tx, forward, counters);
@@ -340,6 +377,40 @@ int telemetry_stats(const char*, const char*, rte_tel_data* d) {
   }
   return 0;
 }
+
+// Bucket counts summed over the workers. Buckets above the highest non-empty one are left
+// out (the arrays stay short); "upper_cycles"[i] is the largest value bucket i holds.
+int telemetry_latency(const char*, const char*, rte_tel_data* d) {
+  rte_tel_data_start_dict(d);
+  const bool enabled = g_shell->latency(0) != nullptr;
+  rte_tel_data_add_dict_u64(d, "enabled", enabled ? 1 : 0);
+  rte_tel_data_add_dict_u64(d, "tsc_hz", rte_get_tsc_hz());
+  if (!enabled) return 0;
+  std::array<uint64_t, LatencyHistogram::kBuckets> counts{};
+  uint32_t used = 0;
+  for (uint32_t w = 0; w < g_shell->workers(); ++w) {
+    for (uint32_t b = 0; b < LatencyHistogram::kBuckets; ++b) {
+      counts[b] += g_shell->latency(w)->count(b);
+      if (counts[b] != 0 && b + 1 > used) used = b + 1;
+    }
+  }
+  rte_tel_data* bounds = rte_tel_data_alloc();
+  rte_tel_data* values = rte_tel_data_alloc();
+  if (bounds == nullptr || values == nullptr) {
+    rte_tel_data_free(bounds);
+    rte_tel_data_free(values);
+    return -ENOMEM;
+  }
+  rte_tel_data_start_array(bounds, RTE_TEL_U64_VAL);
+  rte_tel_data_start_array(values, RTE_TEL_U64_VAL);
+  for (uint32_t b = 0; b < used; ++b) {
+    rte_tel_data_add_array_u64(bounds, LatencyHistogram::upper_bound(b));
+    rte_tel_data_add_array_u64(values, counts[b]);
+  }
+  rte_tel_data_add_dict_container(d, "upper_cycles", bounds, 0);
+  rte_tel_data_add_dict_container(d, "packets", values, 0);
+  return 0;
+}
 }  // namespace
 
 void register_telemetry(engine::Engine& engine, Shell& shell,
@@ -347,6 +418,9 @@ void register_telemetry(engine::Engine& engine, Shell& shell,
   g_engine = &engine;
   g_shell = &shell;
   g_version = &policy_version;
+  rte_telemetry_register_cmd("/cordon/latency", telemetry_latency,
+                             "Cordon residence-time histogram (--latency-histogram on): TSC "
+                             "rate, bucket upper bounds in cycles, packets per bucket");
   rte_telemetry_register_cmd("/cordon/stats", telemetry_stats,
                              "Cordon dataplane counters: rx, tx, drops by reason, policy version");
 }

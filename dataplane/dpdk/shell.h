@@ -8,9 +8,11 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "dataplane/dpdk/latency_histogram.h"
 #include "dataplane/dpdk/options.h"
 #include "dataplane/engine/engine.h"
 #include "dataplane/engine/tcp_reset.h"
@@ -54,9 +56,17 @@ class Shell {
   const std::vector<PairPorts>& pairs() const { return pairs_; }
   const ShellCounters& counters(uint32_t worker) const { return counters_[worker]; }
   uint32_t workers() const { return static_cast<uint32_t>(counters_.size()); }
+  // Worker `worker`'s residence-time histogram, or null without --latency-histogram on.
+  const LatencyHistogram* latency(uint32_t worker) const {
+    return latency_ ? &latency_[worker] : nullptr;
+  }
 
  private:
   void start_port(uint16_t port);
+  // The worker loop; with kStampLatency it reads the TSC after each RX burst and before
+  // its TX and counts the difference for every forwarded packet of the burst.
+  template <bool kStampLatency>
+  void poll(uint32_t index, engine::Engine& engine, const std::atomic<bool>& stop);
   // Sends the forwarded frames of one burst that came in on `pair`'s device port: to the
   // service port those addressed to its MAC, to both the broadcasts and multicasts (a
   // copy for the service port), the rest to the network port.
@@ -71,9 +81,12 @@ class Shell {
   std::vector<ShellCounters> counters_;
   rte_mempool* pool_ = nullptr;
   uint32_t idle_sleep_us_;
+  std::unique_ptr<LatencyHistogram[]> latency_;  // one per worker, or null
 };
 
-// Registers /cordon/stats and /cordon/version with DPDK telemetry (dpdk-telemetry.py).
+// Registers /cordon/stats, /cordon/version and /cordon/latency (residence-time bucket
+// counts summed over the workers, with the TSC rate and each bucket's upper bound in
+// cycles) with DPDK telemetry (dpdk-telemetry.py).
 // The callbacks read counters only (no engine control calls).
 void register_telemetry(engine::Engine& engine, Shell& shell,
                         const std::atomic<uint64_t>& policy_version);

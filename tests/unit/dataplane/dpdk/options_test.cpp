@@ -40,6 +40,21 @@ TEST(Options, AServicePortBelongsToThePairBeforeIt) {
   EXPECT_EQ(error, "--service-port: the pair a:b already has one");
 }
 
+TEST(Options, LatencyHistogramIsOffUnlessAskedFor) {
+  std::string error;
+  auto o = parse({"--pair", "a:b"}, error);
+  ASSERT_TRUE(o) << error;
+  EXPECT_FALSE(o->latency_histogram);
+  o = parse({"--pair", "a:b", "--latency-histogram", "on"}, error);
+  ASSERT_TRUE(o) << error;
+  EXPECT_TRUE(o->latency_histogram);
+  o = parse({"--pair", "a:b", "--latency-histogram", "off"}, error);
+  ASSERT_TRUE(o) << error;
+  EXPECT_FALSE(o->latency_histogram);
+  EXPECT_FALSE(parse({"--pair", "a:b", "--latency-histogram", "yes"}, error));
+  EXPECT_EQ(error, "--latency-histogram: expected on or off, got yes");
+}
+
 TEST(Options, RejectsBadArgumentsWithAReason) {
   std::string error;
   EXPECT_FALSE(parse({}, error));
