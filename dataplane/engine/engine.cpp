@@ -197,17 +197,20 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
         if (p.device != kNoDevice) policy->prefetch_device(index_, static_cast<uint32_t>(p.device));
       }
     }
-    // Stage 3: judge in order.
+    // Stage 3: judge in order. The worker's packet and forward counts are added once per
+    // stage (drops, rare, per packet).
+    uint64_t forwarded = 0;
     for (size_t i = 0; i < n; ++i) {
       const Verdict v = judge(packets[base + i], prepared_[i], policy, now_ns);
-      bump(counters_.packets);
       if (v.action == Action::forward) {
-        bump(counters_.forwarded);
+        ++forwarded;
       } else {
         bump(counters_.dropped[static_cast<size_t>(v.reason)]);
       }
       verdicts[base + i] = v;
     }
+    bump(counters_.packets, n);
+    bump(counters_.forwarded, forwarded);
   }
   bump(counters_.flows_expired, flows_.expire(now_ns, 32));
   rte_rcu_qsbr_quiescent(engine_.qsbr_, index_);
