@@ -89,14 +89,8 @@ class CompiledPolicy {
     for (uint32_t i = 0; i < own.count; ++i) found |= own.addresses[i] == wire;
     return found;
   }
-  // Burst hints (change nothing): the bucket device_by_mac / device_by_ip will read, and
-  // the lines a packet of `device` touches (its owned_v4_ record, worker's counter line).
-  void prefetch_device_by_mac(const MacAddress& mac) const noexcept {
-    by_mac_.prefetch(by_mac_.bucket(mac.as_u64()));
-  }
-  void prefetch_device_by_ip(const IpAddress& ip) const noexcept {
-    if (ip.family == 4) by_ip4_.prefetch(by_ip4_.bucket(ip.v4_host_order()));
-  }
+  // Burst hint (changes nothing): the lines a packet of `device` touches (its OwnedIpv4
+  // record, the worker's counter line).
   void prefetch_device(uint32_t worker, uint32_t device) const noexcept {
     __builtin_prefetch(&owned_v4_[device]);
     __builtin_prefetch(&counters(worker, device), 1);

@@ -180,24 +180,26 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
   const CompiledPolicy* policy = engine_.active_.load(std::memory_order_acquire);
   for (size_t base = 0; base < packets.size(); base += kStage) {
     const size_t n = std::min(kStage, packets.size() - base);
-    // Stage 1: decode, hash the flow keys, prefetch their buckets and the device tables'.
+    // Stage 1: decode, hash the flow keys, prefetch their buckets.
     for (size_t i = 0; i < n; ++i) {
       Prepared& p = prepared_[i];
       prepare(packets[base + i], p);
       if (p.has_key) flows_.prefetch_bucket(p.hash);
-      if (policy != nullptr) prefetch_device_lookup(packets[base + i], p, *policy);
     }
-    // Stage 2: the buckets have arrived (or are on their way): prefetch the Flow entries;
-    // find each packet's device and prefetch the lines judge() reads for it.
-    for (size_t i = 0; i < n; ++i) {
-      Prepared& p = prepared_[i];
-      if (p.has_key) flows_.prefetch_flow(p.hash);
-      if (policy != nullptr) {
+    // Stage 2: find each packet's device (its tables are small and usually in cache) and
+    // prefetch the lines judge() reads for it; meanwhile the buckets arrive.
+    if (policy != nullptr) {
+      for (size_t i = 0; i < n; ++i) {
+        Prepared& p = prepared_[i];
         p.device = find_device(packets[base + i], p, *policy);
         if (p.device != kNoDevice) policy->prefetch_device(index_, static_cast<uint32_t>(p.device));
       }
     }
-    // Stage 3: judge in order. The worker's packet and forward counts are added once per
+    // Stage 3: prefetch the Flow entries the buckets point to.
+    for (size_t i = 0; i < n; ++i) {
+      if (prepared_[i].has_key) flows_.prefetch_flow(prepared_[i].hash);
+    }
+    // Stage 4: judge in order. The worker's packet and forward counts are added once per
     // stage (drops, rare, per packet).
     uint64_t forwarded = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -226,16 +228,6 @@ int32_t Worker::find_device(const PacketView& packet, const Prepared& p,
   if (p.d.l3 == L3Kind::arp) return policy.device_by_ip(p.d.arp.target_ip);
   if (p.d.l3 == L3Kind::ipv4 || p.d.l3 == L3Kind::ipv6) return policy.device_by_ip(p.d.dst_ip);
   return kNoDevice;
-}
-
-void Worker::prefetch_device_lookup(const PacketView& packet, const Prepared& p,
-                                    const CompiledPolicy& policy) noexcept {
-  if (packet.ingress == Side::device) {
-    policy.prefetch_device_by_mac(p.d.src_mac);
-  } else if (p.malformed == DropReason::none &&
-             (p.d.l3 == L3Kind::ipv4 || p.d.l3 == L3Kind::ipv6)) {
-    policy.prefetch_device_by_ip(p.d.dst_ip);
-  }
 }
 
 void Worker::prepare(const PacketView& packet, Prepared& out) noexcept {

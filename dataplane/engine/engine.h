@@ -89,8 +89,6 @@ class Worker {
   struct Prepared;  // a decoded packet and its flow key, defined in engine.cpp
   struct Context;   // per-packet scratch, defined in engine.cpp
   static void prepare(const PacketView& packet, Prepared& out) noexcept;
-  static void prefetch_device_lookup(const PacketView& packet, const Prepared& p,
-                                     const CompiledPolicy& policy) noexcept;
   static int32_t find_device(const PacketView& packet, const Prepared& p,
                              const CompiledPolicy& policy) noexcept;
   Verdict judge(const PacketView& packet, const Prepared& prepared, const CompiledPolicy* policy,
