@@ -85,9 +85,10 @@ class CompiledPolicy {
     if (ip.family != 4 || own.count > OwnedIpv4::kInline) return devices_[device].owns(ip);
     uint32_t wire;
     std::memcpy(&wire, ip.bytes.data(), sizeof wire);  // bytes 4..15 of an IPv4 are zero
-    bool found = false;
-    for (uint32_t i = 0; i < own.count; ++i) found |= own.addresses[i] == wire;
-    return found;
+    for (uint32_t i = 0; i < own.count; ++i) {
+      if (own.addresses[i] == wire) return true;
+    }
+    return false;
   }
   // Burst hint (changes nothing): the lines a packet of `device` touches (its OwnedIpv4
   // record, the worker's counter line).
