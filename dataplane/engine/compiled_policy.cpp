@@ -377,6 +377,15 @@ CompileResult PolicyCompiler::compile(const PolicyDocument& document, uint64_t v
     policy->devices_.push_back(
         CompiledDevice{d.name, d.mac, d.ips, d.mode, d.deny_action, d.rules});
     by_mac.emplace(d.mac.as_u64(), index);
+    CompiledPolicy::OwnedIpv4 own;
+    for (const IpAddress& ip : d.ips) {
+      if (ip.family != 4) continue;
+      if (own.count < CompiledPolicy::OwnedIpv4::kInline) {
+        std::memcpy(&own.addresses[own.count], ip.bytes.data(), sizeof own.addresses[0]);
+      }
+      ++own.count;  // past kInline: CompiledDevice::owns answers
+    }
+    policy->owned_v4_.push_back(own);
     for (const IpAddress& ip : d.ips) {
       if (ip.family == 4) {
         by_ip4.emplace(ip.v4_host_order(), index);

@@ -140,8 +140,15 @@ Flow* FlowTable::insert(const FlowKey& key) noexcept {
     // Evict the coldest closing flow, else the coldest embryonic one; never established.
     List& closing = lists_[static_cast<int>(FlowClass::closing)];
     List& embryonic = lists_[static_cast<int>(FlowClass::embryonic)];
-    const uint32_t victim = closing.tail != kNoFlow ? closing.tail : embryonic.tail;
-    if (victim == kNoFlow) return nullptr;
+    List& from = closing.tail != kNoFlow ? closing : embryonic;
+    if (from.tail == kNoFlow) return nullptr;
+    // Second chance for flows touched since they were last moved (header comment); at
+    // most one pass over the list, after which no entry is referenced.
+    for (uint32_t n = from.count; n > 0 && flows_[from.tail].referenced; --n) {
+      Flow& cold = flows_[from.tail];
+      relink(&cold, cold.flow_class, cold.expires_ns);
+    }
+    const uint32_t victim = from.tail;
     erase(&flows_[victim]);
     ++evictions_;
   }
@@ -167,11 +174,13 @@ void FlowTable::erase(Flow* flow) noexcept {
   --size_;
 }
 
-void FlowTable::touch(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept {
+void FlowTable::relink(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept {
   const uint32_t index = index_of(flow);
   unlink(index);
   flow->flow_class = cls;
   flow->expires_ns = expires_ns;
+  flow->linked_expires_ns = expires_ns;
+  flow->referenced = false;
   push_head(index);
 }
 

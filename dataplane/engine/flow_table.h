@@ -20,6 +20,18 @@
 // else the least recently used embryonic flow (half-open TCP, unanswered UDP, ICMP);
 // established flows are never evicted for new ones, so a SYN flood cannot push out a
 // running DICOM transfer.
+//
+// The lists are kept in order lazily, so that a packet of an established flow does not
+// relink it (a relink writes its two list neighbours, two more cache misses per packet
+// in real traffic; bench/README.md, part 2). touch() moves a flow to its list's head only
+// when its class changes or its expiry has moved kRelinkNs (1 s) past the expiry it had
+// when it was last moved; otherwise it updates the expiry and sets the flow's referenced
+// bit. Eviction gives a referenced tail a second chance (moves it to the head, clears the
+// bit) before taking the next one, so the victim is still the least recently used flow
+// that nobody touched since it was last moved. expire() still stops at the first live
+// tail; a flow behind it in the list was moved after it, so it expires at most kRelinkNs
+// later than the tail: expired entries leave the lists at most 1 s late (find() never
+// returns an expired entry).
 #pragma once
 
 #include <immintrin.h>
@@ -106,7 +118,11 @@ struct alignas(64) Flow {
   bool blocked = false;           // ended by inspection: every later segment is dropped
   uint32_t inspection = kNoFlow;  // index of its InspectionSlot, kNoFlow when not inspected
   bool in_use = false;
+  bool referenced = false;  // touched since it was last moved to its list's head
+  // expires_ns when it was last moved to its list's head; 0 right after insert.
+  uint64_t linked_expires_ns = 0;
 };
+static_assert(sizeof(Flow) == 128, "two cache lines");
 
 class FlowTable {
  public:
@@ -133,8 +149,19 @@ class FlowTable {
   // described above when full; nullptr when every entry is established.
   Flow* insert(const FlowKey& key) noexcept;
   void erase(Flow* flow) noexcept;
-  // Marks `flow` most recently used, moves it to `cls`'s list, sets its expiry.
-  void touch(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept;
+  // Marks `flow` most recently used, moves it to `cls`'s list, sets its expiry. Within
+  // kRelinkNs of its last move (same class), only the expiry and the referenced bit are
+  // set: see the header comment.
+  void touch(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept {
+    if (flow->flow_class == cls && flow->linked_expires_ns != 0 &&
+        expires_ns - flow->linked_expires_ns < kRelinkNs) {
+      flow->expires_ns = expires_ns;
+      flow->referenced = true;
+      return;
+    }
+    relink(flow, cls, expires_ns);
+  }
+  static constexpr uint64_t kRelinkNs = 1'000'000'000;
   // Removes up to `budget` expired entries from the cold ends of the lists.
   uint32_t expire(uint64_t now_ns, uint32_t budget) noexcept;
 
@@ -163,6 +190,7 @@ class FlowTable {
   uint32_t lookup(const FlowKey& key, uint64_t hash) const noexcept;  // flow index or kNoFlow
   void index_insert(uint64_t hash, uint32_t index) noexcept;
   void index_erase(uint64_t hash, uint32_t index) noexcept;
+  void relink(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept;
   void unlink(uint32_t index) noexcept;
   void push_head(uint32_t index) noexcept;
   uint32_t index_of(const Flow* flow) const { return static_cast<uint32_t>(flow - flows_.get()); }
