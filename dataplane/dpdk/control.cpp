@@ -114,6 +114,9 @@ std::string ControlHandler::stats_json() const {
                                       {"packets", s.packets},
                                       {"forwarded", s.forwarded},
                                       {"events_suppressed", s.events_suppressed},
+                                      {"flows", json::object{{"active", s.flows_active},
+                                                             {"evicted", s.flows_evicted},
+                                                             {"expired", s.flows_expired}}},
                                       {"dropped", std::move(dropped)},
                                       {"devices", std::move(devices)}});
 }

@@ -360,15 +360,21 @@ int telemetry_stats(const char*, const char*, rte_tel_data* d) {
   rte_tel_data_add_dict_u64(d, "service_rx", service_rx);
   rte_tel_data_add_dict_u64(d, "service_tx", service_tx);
   uint64_t dropped[engine::kDropReasonCount] = {};
-  uint64_t packets = 0;
+  uint64_t packets = 0, flows_active = 0, flows_evicted = 0, flows_expired = 0;
   for (uint32_t w = 0; w < g_engine->worker_count(); ++w) {
     const engine::WorkerCounters& c = g_engine->worker(w).counters();
     packets += c.packets.load(std::memory_order_relaxed);
+    flows_active += c.flows_active.load(std::memory_order_relaxed);
+    flows_evicted += c.flows_evicted.load(std::memory_order_relaxed);
+    flows_expired += c.flows_expired.load(std::memory_order_relaxed);
     for (size_t r = 0; r < engine::kDropReasonCount; ++r) {
       dropped[r] += c.dropped[r].load(std::memory_order_relaxed);
     }
   }
   rte_tel_data_add_dict_u64(d, "packets", packets);
+  rte_tel_data_add_dict_u64(d, "flows_active", flows_active);
+  rte_tel_data_add_dict_u64(d, "flows_evicted", flows_evicted);
+  rte_tel_data_add_dict_u64(d, "flows_expired", flows_expired);
   for (size_t r = 1; r < engine::kDropReasonCount; ++r) {
     // Telemetry names allow only [A-Za-z0-9_]: "no-matching-rule" -> "dropped_no_matching_rule".
     std::string key = "dropped_" + std::string(engine::kDropReasonLabels[r]);

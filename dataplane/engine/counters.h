@@ -30,8 +30,9 @@ struct alignas(64) WorkerCounters {
   Counter forwarded{0};
   Counter dropped[kDropReasonCount]{};  // every drop, with or without a device
   Counter events_suppressed{0};         // events lost to the rate limit or a full ring
-  Counter flows_evicted{0};
+  Counter flows_evicted{0};             // new flows that pushed out a closing or embryonic one
   Counter flows_expired{0};
+  Counter flows_active{0};  // a gauge: entries in the worker's flow table
 };
 
 }  // namespace cordon::engine

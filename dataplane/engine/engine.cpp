@@ -215,6 +215,9 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
     bump(counters_.forwarded, forwarded);
   }
   bump(counters_.flows_expired, flows_.expire(now_ns, 32));
+  // Copied once per batch: the table keeps the running count, the worker only publishes it.
+  counters_.flows_evicted.store(flows_.evictions(), std::memory_order_relaxed);
+  counters_.flows_active.store(flows_.size(), std::memory_order_relaxed);
   rte_rcu_qsbr_quiescent(engine_.qsbr_, index_);
 }
 
@@ -1126,6 +1129,9 @@ CounterSnapshot Engine::read_counters() const {
     s.packets += c.packets.load(std::memory_order_relaxed);
     s.forwarded += c.forwarded.load(std::memory_order_relaxed);
     s.events_suppressed += c.events_suppressed.load(std::memory_order_relaxed);
+    s.flows_active += c.flows_active.load(std::memory_order_relaxed);
+    s.flows_evicted += c.flows_evicted.load(std::memory_order_relaxed);
+    s.flows_expired += c.flows_expired.load(std::memory_order_relaxed);
     for (size_t r = 0; r < kDropReasonCount; ++r) {
       s.dropped[r] += c.dropped[r].load(std::memory_order_relaxed);
     }

@@ -144,6 +144,9 @@ struct CounterSnapshot {
   uint64_t forwarded = 0;
   uint64_t dropped[kDropReasonCount] = {};
   uint64_t events_suppressed = 0;
+  uint64_t flows_active = 0;   // entries in the flow tables now
+  uint64_t flows_evicted = 0;  // pushed out by new flows (never established ones)
+  uint64_t flows_expired = 0;  // timed out
   std::map<std::string, DeviceTotals> devices;
 };
 

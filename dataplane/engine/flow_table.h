@@ -167,7 +167,7 @@ class FlowTable {
 
   uint32_t size() const { return size_; }
   uint32_t capacity() const { return capacity_; }
-  uint32_t evictions() const { return evictions_; }
+  uint64_t evictions() const { return evictions_; }
   uint32_t count(FlowClass cls) const { return lists_[static_cast<int>(cls)].count; }
   size_t bucket_count() const { return bucket_mask_ + 1; }  // tests: proves no rehash
 
@@ -199,7 +199,7 @@ class FlowTable {
   EraseHook on_erase_;
   void* erase_context_;
   uint32_t size_ = 0;
-  uint32_t evictions_ = 0;
+  uint64_t evictions_ = 0;
   // Large arrays on transparent huge pages where the kernel allows it (madvise): with
   // 4 KiB pages nearly every lookup among 100k flows also missed the TLB.
   struct HugeFree {

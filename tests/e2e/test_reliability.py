@@ -248,6 +248,16 @@ class InLab(unittest.TestCase):
         # timeout (30 s; expiry).
         self.assertGreaterEqual(flood_flows, 10 * FLOW_TABLE)
         self.assertLessEqual(flood_flows, sent)
+        # The dataplane's own flow counters agree: the table never held more than its size,
+        # and the entries of at least all the flood's flows but one table's worth were taken
+        # back by eviction or expiry.
+        evicted = after["flows"]["evicted"] - before["flows"]["evicted"]
+        expired = after["flows"]["expired"] - before["flows"]["expired"]
+        print(f"flow table: {evicted} evicted, {expired} expired, "
+              f"{after['flows']['active']} active of {FLOW_TABLE}")
+        self.assertLessEqual(after["flows"]["active"], FLOW_TABLE)
+        self.assertGreaterEqual(evicted + expired, flood_flows - FLOW_TABLE)
+        self.assertGreater(evicted, 0)
         # A new flow is refused (flow-table-full) only when every entry is established; the
         # flood's flows were always there to evict, so none was refused and no established
         # flow was ever a candidate. The running association kept its entry: it completed

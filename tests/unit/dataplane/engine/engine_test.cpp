@@ -498,6 +498,12 @@ TEST(Engine, FullTableProtectsEstablishedFlows) {
   h.run({dev(tcp_out(kPacs, 40000, 104, RST))});
   h.run({net(tcp_in(kAttacker, 7000, 5000, SYN)), net(tcp_in(kAttacker, 7001, 5000, SYN))});
   h.run({net_drop(tcp_in(kAttacker, 7000, 5000, ACK), DropReason::tcp_no_flow)});
+  // The counters say so: two evictions (7000 pushed out the reset flow, 7001 pushed out
+  // 7000), a full table, and the 100 flood SYNs refused.
+  const CounterSnapshot s = h.engine.read_counters();
+  EXPECT_EQ(s.flows_evicted, 2u);
+  EXPECT_EQ(s.flows_active, 4u);
+  EXPECT_EQ(s.dropped[static_cast<size_t>(DropReason::flow_table_full)], 100u);
 }
 
 TEST(Engine, EventsNameDeviceRuleAndReason) {
