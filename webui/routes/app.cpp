@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "control/common/http_path.h"
+
 namespace cordon::webui::routes {
 namespace http = boost::beast::http;
 namespace json = boost::json;
@@ -17,42 +19,6 @@ using auth::Role;
 namespace {
 
 constexpr uint64_t kMaxStaticFile = 16ull << 20;
-
-std::vector<std::string> split(std::string_view path) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    const size_t slash = path.find('/', start);
-    const size_t end = slash == std::string_view::npos ? path.size() : slash;
-    if (end > start) out.emplace_back(path.substr(start, end - start));
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return out;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Strict: a '%' not followed by two hex digits is an error (nullopt).
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size() || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
-      return std::nullopt;
-    out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-    i += 2;
-  }
-  return out;
-}
 
 bool valid_param(const std::string& s) {
   if (s.empty() || s.size() > 128 || s == "." || s == "..") return false;
@@ -295,11 +261,11 @@ void App::handle(const HttpRequest& req, const std::string& peer, Respond respon
 HttpResponse App::static_file(const HttpRequest& req, const std::string& path) {
   if (req.method() != http::verb::get)
     return error_reply(405, "method_not_allowed", "static files are read with GET");
-  auto decoded = percent_decode(path);
+  auto decoded = http_path::percent_decode_strict(path);
   if (!decoded) return error_reply(400, "invalid", "bad percent-encoding in the path");
   if (decoded->find('\0') != std::string::npos || decoded->find('\\') != std::string::npos)
     return error_reply(400, "invalid", "forbidden character in the path");
-  std::vector<std::string> parts = split(*decoded);
+  std::vector<std::string> parts = http_path::split_path(*decoded);
   for (const std::string& part : parts)
     if (part == "." || part == "..")
       return error_reply(400, "invalid", "'.' and '..' are not allowed in paths");
@@ -334,12 +300,13 @@ void App::api(const HttpRequest& req, const std::string& path, const std::string
     respond(error_reply(404, "not_found", "no such endpoint: " + path));
     return;
   }
-  const std::vector<std::string> segments = split(std::string_view(path).substr(prefix.size()));
+  const std::vector<std::string> segments =
+      http_path::split_path(std::string_view(path).substr(prefix.size()));
   const Endpoint* endpoint = nullptr;
   bool path_known = false;
   std::vector<std::string> params;
   for (const Endpoint& ep : endpoints()) {
-    const std::vector<std::string> pattern = split(ep.pattern);
+    const std::vector<std::string> pattern = http_path::split_path(ep.pattern);
     if (pattern.size() != segments.size()) continue;
     std::vector<std::string> found;
     bool match = true;
