@@ -39,6 +39,20 @@ const outcomeWords: Record<string, string> = {
   interrupted: 'interrupted',
 };
 
+// RAUC names a slot both ways: controld's booted_slot is the boot name ("A"), its
+// primary_slot the slot name ("rootfs.0").
+function isSlot(sl: Slot, which?: string): boolean {
+  return !!which && (sl.bootname === which || sl.name === which);
+}
+
+// RAUC's reasons are technical; the usual ones get a plain sentence first.
+function plainReason(reason: string): string {
+  if (/signature verification failed|invalid signature|no signature/i.test(reason))
+    return `the bundle was altered or is not signed by the manufacturer (${reason})`;
+  if (/compatible/i.test(reason)) return `the bundle is for other hardware (${reason})`;
+  return reason;
+}
+
 function megabytes(n: number): string {
   return `${(n / (1 << 20)).toFixed(1)} MiB`;
 }
@@ -131,8 +145,8 @@ export function FirmwarePage({ session }: { session: Session }) {
                   <tr>
                     <td>
                       {sl.bootname || sl.name}
-                      {sl.bootname === s.booted_slot ? <span class="badge">running</span> : null}
-                      {sl.bootname === s.primary_slot ? <span class="badge">next boot</span> : null}
+                      {isSlot(sl, s.booted_slot) ? <span class="badge">running</span> : null}
+                      {isSlot(sl, s.primary_slot) ? <span class="badge">next boot</span> : null}
                     </td>
                     <td>{sl.bundle_version}</td>
                     <td>{sl.state}</td>
@@ -147,7 +161,7 @@ export function FirmwarePage({ session }: { session: Session }) {
           {s.last_result ? (
             <div data-testid="last-result" class={s.last_result.outcome === 'committed' ? 'notice notice-ok' : 'error'}>
               Version {s.last_result.version || '(unknown)'}: {outcomeWords[s.last_result.outcome] ?? s.last_result.outcome}
-              {s.last_result.reason ? ` — ${s.last_result.reason}` : ''} <span class="muted small">{formatTime(s.last_result.at)}</span>
+              {s.last_result.reason ? ` — ${plainReason(s.last_result.reason)}` : ''} <span class="muted small">{formatTime(s.last_result.at)}</span>
             </div>
           ) : (
             <p class="muted">No update yet.</p>
