@@ -14,6 +14,8 @@
 #include <iostream>
 #include <optional>
 
+#include "control/common/http_path.h"
+
 namespace cordon::control::api {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -26,41 +28,6 @@ namespace {
 constexpr uint32_t kHeaderLimit = 16 * 1024;
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
 
-std::vector<std::string> split_path(std::string_view path) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    const size_t slash = path.find('/', start);
-    const size_t end = slash == std::string_view::npos ? path.size() : slash;
-    if (end > start) out.emplace_back(path.substr(start, end - start));
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return out;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-      i += 2;
-    } else if (s[i] == '+') {
-      out.push_back(' ');
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 std::map<std::string, std::string> parse_query(std::string_view q) {
   std::map<std::string, std::string> out;
   size_t start = 0;
@@ -70,8 +37,8 @@ std::map<std::string, std::string> parse_query(std::string_view q) {
     const std::string_view pair = q.substr(start, amp - start);
     const size_t eq = pair.find('=');
     if (!pair.empty()) {
-      out[percent_decode(pair.substr(0, eq))] =
-          eq == std::string_view::npos ? "" : percent_decode(pair.substr(eq + 1));
+      out[http_path::percent_decode_query(pair.substr(0, eq))] =
+          eq == std::string_view::npos ? "" : http_path::percent_decode_query(pair.substr(eq + 1));
     }
     start = amp + 1;
   }
@@ -236,7 +203,7 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::route(const std::string& method, const std::string& pattern, Handler handler) {
-  routes_.push_back(Route{method, split_path(pattern), std::move(handler)});
+  routes_.push_back(Route{method, http_path::split_path(pattern), std::move(handler)});
 }
 
 Status HttpServer::listen() {
@@ -289,7 +256,7 @@ void parse_target(std::string_view target, Request& request) {
 }
 
 void HttpServer::dispatch(Request& request, Responder respond) {
-  const std::vector<std::string> segments = split_path(request.path);
+  const std::vector<std::string> segments = http_path::split_path(request.path);
   bool path_matched = false;
   for (Route& route : routes_) {
     if (route.segments.size() != segments.size()) continue;

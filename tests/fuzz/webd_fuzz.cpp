@@ -1,6 +1,8 @@
 // cordon-webd's request handling from raw bytes: Beast's parser with webd's limits, then
 // the App's routing, session, CSRF, role and static-file checks, TOTP and certificate
-// endpoints, and the WebSocket upgrade check (App::events_socket) on every request. "@S@" and "@C@"
+// endpoints, the header-only upload check (App::body_permit: a refusal is an error status, a
+// permit only for POST /api/v1/update), and the WebSocket upgrade check (App::events_socket)
+// on every request. "@S@" and "@C@"
 // in the input stand for a live admin session id and its CSRF token, so that authorised paths are
 // reached too. Forwarded calls go to a socket that does not exist (503).
 #include <unistd.h>
@@ -79,6 +81,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   parser.put(boost::asio::buffer(input), ec);
   if (!ec && !parser.is_done()) parser.put_eof(ec);
   if (ec || !parser.is_done()) return 0;
+  const routes::App::BodyPermit permit = world.app->body_permit(parser.get());
+  if (permit.refusal && (permit.refusal->result_int() < 400 || permit.refusal->result_int() > 599))
+    __builtin_trap();
+  if (permit.upload &&
+      (permit.refusal ||
+       !routes::App::is_upload(
+           parser.get().method(),
+           std::string_view(parser.get().target()).substr(0, parser.get().target().find('?')))))
+    __builtin_trap();  // only the upload endpoint may get the large body limit
   auto upgrade = world.app->events_socket(parser.get());
   if (auto* refusal = std::get_if<routes::HttpResponse>(&upgrade))
     if (refusal->result_int() < 400 || refusal->result_int() > 599) __builtin_trap();

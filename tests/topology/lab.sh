@@ -17,6 +17,7 @@
 #                          dataplane, or testpmd (plain io forwarding, NO policy)
 #   CORDON_DATAPLANE_ARGS  extra arguments appended to the cordon-dataplane command
 #   CORDON_TESTPMD_ARGS    extra arguments appended to the dpdk-testpmd command
+#   CORDON_LAB_CONTROLD_ARGS extra arguments appended to the cordon-controld command
 #   CORDON_LAB_POLICY      the sample policy: the dataplane's start-up policy, and
 #                          applied through controld when controld has none yet
 #                          (default: examples/policies/lab.json)
@@ -432,6 +433,10 @@ controld_command() {
     --socket-group cordon --trusted-uid "$(id -u cordon-webd)"
     --management-settings "$LAB_DIR/management.json"
     --wireguard-interface wg-cordon --wireguard-address 10.99.0.1/24)
+  # Extra arguments, e.g. the browser test's update service (tests/browser/run.sh).
+  local extra=()
+  read -r -a extra <<<"${CORDON_LAB_CONTROLD_ARGS:-}"
+  CMD+=("${extra[@]}")
 }
 
 controld_ready() {

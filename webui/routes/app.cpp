@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "control/common/http_path.h"
+
 namespace cordon::webui::routes {
 namespace http = boost::beast::http;
 namespace json = boost::json;
@@ -17,42 +19,6 @@ using auth::Role;
 namespace {
 
 constexpr uint64_t kMaxStaticFile = 16ull << 20;
-
-std::vector<std::string> split(std::string_view path) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    const size_t slash = path.find('/', start);
-    const size_t end = slash == std::string_view::npos ? path.size() : slash;
-    if (end > start) out.emplace_back(path.substr(start, end - start));
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  return out;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Strict: a '%' not followed by two hex digits is an error (nullopt).
-std::optional<std::string> percent_decode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '%') {
-      out.push_back(s[i]);
-      continue;
-    }
-    if (i + 2 >= s.size() || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
-      return std::nullopt;
-    out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
-    i += 2;
-  }
-  return out;
-}
 
 bool valid_param(const std::string& s) {
   if (s.empty() || s.size() > 128 || s == "." || s == "..") return false;
@@ -66,7 +32,7 @@ bool state_changing(http::verb method) {
   return method != http::verb::get && method != http::verb::head;
 }
 
-std::string cookie_value(const HttpRequest& req, std::string_view name) {
+std::string cookie_value(const RequestHeader& req, std::string_view name) {
   auto it = req.find(http::field::cookie);
   if (it == req.end()) return {};
   std::string_view cookies = it->value();
@@ -224,6 +190,8 @@ const std::vector<Endpoint>& endpoints() {
       {"GET", "dataplane/stats", A, true},
       {"GET", "wireguard", A, true},
       {"GET", "vendor-sessions", A, true},
+      {"GET", "update", A, true},
+      {"GET", "update/history", A, true},
       // controld's, policy changes
       {"POST", "policy", O, true},
       {"POST", "policy/validate", O, true},
@@ -236,6 +204,10 @@ const std::vector<Endpoint>& endpoints() {
       {"PUT", "guardrail", D, true},
       {"PUT", "settings/syslog", D, true},
       {"PUT", "settings/management", D, true},
+      // controld's, firmware (POST update: the bundle, up to the upload limit, body_permit)
+      {"POST", "update", D, true},
+      {"POST", "update/mark-good", D, true},
+      {"POST", "update/allow-downgrade", D, true},
   };
   return table;
 }
@@ -276,7 +248,7 @@ std::string App::prepare_setup() {
   return out ? file.string() : "";
 }
 
-void App::handle(const HttpRequest& req, const std::string& peer, Respond respond) {
+void App::handle(HttpRequest req, const std::string& peer, Respond respond) {
   const std::string_view target = req.target();
   if (target.empty() || target.front() != '/') {
     respond(error_reply(400, "invalid", "the request target must be an absolute path"));
@@ -295,11 +267,11 @@ void App::handle(const HttpRequest& req, const std::string& peer, Respond respon
 HttpResponse App::static_file(const HttpRequest& req, const std::string& path) {
   if (req.method() != http::verb::get)
     return error_reply(405, "method_not_allowed", "static files are read with GET");
-  auto decoded = percent_decode(path);
+  auto decoded = http_path::percent_decode_strict(path);
   if (!decoded) return error_reply(400, "invalid", "bad percent-encoding in the path");
   if (decoded->find('\0') != std::string::npos || decoded->find('\\') != std::string::npos)
     return error_reply(400, "invalid", "forbidden character in the path");
-  std::vector<std::string> parts = split(*decoded);
+  std::vector<std::string> parts = http_path::split_path(*decoded);
   for (const std::string& part : parts)
     if (part == "." || part == "..")
       return error_reply(400, "invalid", "'.' and '..' are not allowed in paths");
@@ -327,19 +299,16 @@ HttpResponse App::static_file(const HttpRequest& req, const std::string& path) {
   return res;
 }
 
-void App::api(const HttpRequest& req, const std::string& path, const std::string& query,
-              const std::string& peer, Respond& respond) {
+std::variant<App::Authorized, HttpResponse> App::authorize(const RequestHeader& req,
+                                                           const std::string& path) {
   constexpr std::string_view prefix = "/api/v1/";
-  if (!path.starts_with(prefix)) {
-    respond(error_reply(404, "not_found", "no such endpoint: " + path));
-    return;
-  }
-  const std::vector<std::string> segments = split(std::string_view(path).substr(prefix.size()));
-  const Endpoint* endpoint = nullptr;
+  if (!path.starts_with(prefix)) return error_reply(404, "not_found", "no such endpoint: " + path);
+  const std::vector<std::string> segments =
+      http_path::split_path(std::string_view(path).substr(prefix.size()));
   bool path_known = false;
-  std::vector<std::string> params;
+  Authorized out;
   for (const Endpoint& ep : endpoints()) {
-    const std::vector<std::string> pattern = split(ep.pattern);
+    const std::vector<std::string> pattern = http_path::split_path(ep.pattern);
     if (pattern.size() != segments.size()) continue;
     std::vector<std::string> found;
     bool match = true;
@@ -352,76 +321,93 @@ void App::api(const HttpRequest& req, const std::string& path, const std::string
     if (!match) continue;
     path_known = true;
     if (req.method_string() != ep.method) continue;
-    endpoint = &ep;
-    params = std::move(found);
+    out.endpoint = &ep;
+    out.params = std::move(found);
     break;
   }
-  if (!endpoint) {
-    respond(path_known
-                ? error_reply(405, "method_not_allowed",
-                              std::string(req.method_string()) + " is not allowed on " + path)
-                : error_reply(404, "not_found", "no such endpoint: " + path));
-    return;
+  if (!out.endpoint) {
+    return path_known ? error_reply(405, "method_not_allowed",
+                                    std::string(req.method_string()) + " is not allowed on " + path)
+                      : error_reply(404, "not_found", "no such endpoint: " + path);
   }
-  for (const std::string& p : params) {
-    if (!valid_param(p)) {
-      respond(error_reply(400, "invalid", "bad path segment in " + path));
-      return;
-    }
+  for (const std::string& p : out.params) {
+    if (!valid_param(p)) return error_reply(400, "invalid", "bad path segment in " + path);
   }
   const bool changes = state_changing(req.method());
   if (changes) {
     // Cross-site requests are refused before anything else is looked at.
     auto origin = req.find(http::field::origin);
-    if (origin == req.end() || !options_.origins.contains(std::string(origin->value()))) {
-      respond(error_reply(403, "forbidden", "the request's Origin is not this server"));
-      return;
-    }
+    if (origin == req.end() || !options_.origins.contains(std::string(origin->value())))
+      return error_reply(403, "forbidden", "the request's Origin is not this server");
   }
-  const std::string session_id = cookie_value(req, kSessionCookie);
-  std::optional<auth::Session> session;
-  if (endpoint->role) {
-    session = accounts_.lookup(session_id);
-    if (!session) {
-      respond(error_reply(401, "unauthorized", "log in first (no session, or it has expired)"));
-      return;
-    }
+  out.session_id = cookie_value(req, kSessionCookie);
+  if (out.endpoint->role) {
+    out.session = accounts_.lookup(out.session_id);
+    if (!out.session)
+      return error_reply(401, "unauthorized", "log in first (no session, or it has expired)");
     if (changes) {
       auto token = req.find("X-CSRF-Token");
-      if (token == req.end() || !same_secret(std::string(token->value()), session->csrf_token)) {
-        respond(error_reply(403, "forbidden", "missing or wrong X-CSRF-Token"));
-        return;
-      }
+      if (token == req.end() || !same_secret(std::string(token->value()), out.session->csrf_token))
+        return error_reply(403, "forbidden", "missing or wrong X-CSRF-Token");
     }
-    if (session->role < *endpoint->role) {
-      respond(
-          error_reply(403, "forbidden",
-                      std::string("this needs the ") + auth::role_name(*endpoint->role) + " role"));
-      return;
+    if (out.session->role < *out.endpoint->role) {
+      return error_reply(
+          403, "forbidden",
+          std::string("this needs the ") + auth::role_name(*out.endpoint->role) + " role");
     }
-    if (!allowed_while_enrolling(*endpoint) && accounts_.totp_enrollment_required(*session)) {
-      respond(enrolment_refusal());
-      return;
-    }
+    if (!allowed_while_enrolling(*out.endpoint) && accounts_.totp_enrollment_required(*out.session))
+      return enrolment_refusal();
   }
-  if (!endpoint->forwarded) {
-    respond(local(*endpoint, req, params, session ? &*session : nullptr, session_id, peer));
+  return out;
+}
+
+App::BodyPermit App::body_permit(const RequestHeader& req) {
+  const std::string_view target = req.target();
+  const std::string path(target.substr(0, target.find('?')));
+  if (!is_upload(req.method(), path)) return BodyPermit{false, std::nullopt};
+  auto decision = authorize(req, path);
+  if (auto* refusal = std::get_if<HttpResponse>(&decision))
+    return BodyPermit{false, std::move(*refusal)};
+  return BodyPermit{true, std::nullopt};
+}
+
+bool App::is_upload(http::verb method, std::string_view path) {
+  return method == http::verb::post && path == "/api/v1/update";
+}
+
+void App::api(HttpRequest& req, const std::string& path, const std::string& query,
+              const std::string& peer, Respond& respond) {
+  auto decision = authorize(req, path);
+  if (auto* refusal = std::get_if<HttpResponse>(&decision)) {
+    respond(std::move(*refusal));
     return;
   }
-  std::string target = "/v1" + path.substr(prefix.size() - 1);
+  Authorized& call = std::get<Authorized>(decision);
+  if (!call.endpoint->forwarded) {
+    respond(local(*call.endpoint, req, call.params, call.session ? &*call.session : nullptr,
+                  call.session_id, peer));
+    return;
+  }
+  std::string target = "/v1" + path.substr(std::string_view("/api/v1").size());
   if (!query.empty()) target += "?" + query;
-  controld_.forward(std::string(req.method_string()), target, req.body(), session->user, peer,
-                    [respond](ControldReply reply) {
-                      if (reply.status == 0) {
-                        respond(error_reply(503, "unavailable", "controld: " + reply.error));
-                        return;
-                      }
-                      HttpResponse res{static_cast<http::status>(reply.status), 11};
-                      res.set(http::field::content_type, "application/json");
-                      res.set(http::field::cache_control, "no-store");
-                      res.body() = std::move(reply.body);
-                      respond(std::move(res));
-                    });
+  // A firmware bundle is raw bytes, everything else JSON; the body is moved, not copied
+  // (a bundle is up to the upload limit).
+  const char* type =
+      is_upload(req.method(), path) ? "application/octet-stream" : "application/json";
+  controld_.forward(
+      std::string(req.method_string()), target, std::move(req.body()), call.session->user, peer,
+      [respond](ControldReply reply) {
+        if (reply.status == 0) {
+          respond(error_reply(503, "unavailable", "controld: " + reply.error));
+          return;
+        }
+        HttpResponse res{static_cast<http::status>(reply.status), 11};
+        res.set(http::field::content_type, "application/json");
+        res.set(http::field::cache_control, "no-store");
+        res.body() = std::move(reply.body);
+        respond(std::move(res));
+      },
+      type);
 }
 
 std::variant<App::EventsGrant, HttpResponse> App::events_socket(const HttpRequest& req) {

@@ -8,6 +8,9 @@
 // -> X-CSRF-Token equals the session's token on state-changing methods (else 403) ->
 // role sufficient (else 403) -> an admin who must enrol in TOTP first reaches only
 // session, logout and session/totp(/confirm) (else 403 totp_enrollment_required).
+// These checks need the request header only: for the firmware upload (POST
+// /api/v1/update, admin) the server makes them through body_permit() before it reads the
+// body, and only then allows that one request a body over the normal limit.
 //
 // Threads: an App belongs to the io_context's single thread.
 #pragma once
@@ -28,6 +31,7 @@
 namespace cordon::webui::routes {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using RequestHeader = boost::beast::http::request_header<>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
 using Respond = std::function<void(HttpResponse)>;
 
@@ -58,8 +62,23 @@ class App {
   // Writes a fresh setup token when there is no user yet; returns its file, or "".
   std::string prepare_setup();
 
-  // `peer` is the client's IP address. `respond` is called once, now or later.
-  void handle(const HttpRequest& req, const std::string& peer, Respond respond);
+  // `peer` is the client's IP address. `respond` is called once, now or later. The request
+  // is taken by value so that a forwarded body (a bundle of up to the upload limit) is
+  // moved on to controld, not copied.
+  void handle(HttpRequest req, const std::string& peer, Respond respond);
+
+  // Called by the server with the request header alone, before any of the body is read.
+  // For the upload endpoint every check of the call is made now (Origin, session, CSRF,
+  // role, TOTP): passed, `upload` is true and the server may accept a body up to its
+  // upload limit; failed, `refusal` is the answer to send instead of reading the body.
+  // Any other request: neither (it keeps the normal limit; its checks come after the body).
+  struct BodyPermit {
+    bool upload = false;
+    std::optional<HttpResponse> refusal;
+  };
+  BodyPermit body_permit(const RequestHeader& req);
+  // Whether METHOD PATH is the firmware upload (the only endpoint with a large body).
+  static bool is_upload(boost::beast::http::verb method, std::string_view path);
 
   // A WebSocket upgrade request: allowed only for GET /api/v1/events/ws, with the same
   // checks as any API call (Origin always: browsers send it on upgrades), and an optional
@@ -76,7 +95,16 @@ class App {
   ControldClient& controld() { return controld_; }
 
  private:
-  void api(const HttpRequest& req, const std::string& path, const std::string& query,
+  // The endpoint a request names and the session that may call it, or the refusal.
+  struct Authorized {
+    const Endpoint* endpoint = nullptr;
+    std::vector<std::string> params;
+    std::optional<auth::Session> session;
+    std::string session_id;
+  };
+  std::variant<Authorized, HttpResponse> authorize(const RequestHeader& req,
+                                                   const std::string& path);
+  void api(HttpRequest& req, const std::string& path, const std::string& query,
            const std::string& peer, Respond& respond);
   HttpResponse static_file(const HttpRequest& req, const std::string& path);
   HttpResponse local(const Endpoint& ep, const HttpRequest& req,

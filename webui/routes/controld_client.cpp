@@ -31,7 +31,8 @@ struct Call : std::enable_shared_from_this<Call> {
 
 void ControldClient::forward(const std::string& method, const std::string& target, std::string body,
                              const std::string& user, const std::string& origin,
-                             std::function<void(ControldReply)> done) {
+                             std::function<void(ControldReply)> done,
+                             const std::string& content_type) {
   auto call = std::make_shared<Call>(io_, std::move(done));
   call->req.method_string(method);
   call->req.target(target);
@@ -39,7 +40,7 @@ void ControldClient::forward(const std::string& method, const std::string& targe
   call->req.set(http::field::host, "controld");
   call->req.set("X-Cordon-User", user);
   call->req.set("X-Cordon-Origin", origin);
-  if (!body.empty()) call->req.set(http::field::content_type, "application/json");
+  if (!body.empty()) call->req.set(http::field::content_type, content_type);
   call->req.body() = std::move(body);
   call->req.keep_alive(false);
   call->req.prepare_payload();

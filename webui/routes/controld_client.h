@@ -27,7 +27,8 @@ class ControldClient {
 
   void forward(const std::string& method, const std::string& target, std::string body,
                const std::string& user, const std::string& origin,
-               std::function<void(ControldReply)> done);
+               std::function<void(ControldReply)> done,
+               const std::string& content_type = "application/json");
 
  private:
   boost::asio::io_context& io_;

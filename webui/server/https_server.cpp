@@ -215,24 +215,63 @@ class HttpsServer::Connection : public std::enable_shared_from_this<HttpsServer:
   }
 
  private:
+  // The header first: only once the App has seen it (and, for the firmware upload, checked
+  // the session, role and CSRF token) is the body read, with the limit that request may
+  // have. A refused upload is answered without reading any of its body.
   void read() {
     parser_.emplace();
     parser_->header_limit(kHeaderLimit);
-    parser_->body_limit(server_.options_.max_body);
+    // While the header is parsed a Content-Length is held against the largest limit any
+    // request may have; the request's own limit is set once the header is known.
+    parser_->body_limit(std::max(server_.options_.max_body, server_.options_.max_upload));
+    body_limit_ = std::max(server_.options_.max_body, server_.options_.max_upload);
     beast::get_lowest_layer(stream_).expires_after(server_.options_.read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->on_header(ec); });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read(ec);
+    routes::App::BodyPermit permit = server_.app_.body_permit(parser_->get());
+    if (permit.refusal) return write(std::move(*permit.refusal), true);  // the body stays unread
+    body_limit_ = permit.upload ? server_.options_.max_upload : server_.options_.max_body;
+    if (const auto length = parser_->content_length(); length && *length > body_limit_)
+      return write(too_large(), true);
+    parser_->body_limit(body_limit_);
+    if (permit.upload) {
+      // An admin's bundle may take longer than a request normally may; the deadline
+      // still bounds it.
+      beast::get_lowest_layer(stream_).expires_after(server_.options_.upload_timeout);
+      auto expect = parser_->get().find(http::field::expect);
+      if (expect != parser_->get().end() && beast::iequals(expect->value(), "100-continue")) {
+        // curl waits for this before sending a large body; sent only now that it may.
+        auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
+        http::async_write(stream_, *cont,
+                          [self = shared_from_this(), cont](beast::error_code wec, size_t) {
+                            if (wec) return self->close();
+                            self->read_body();
+                          });
+        return;
+      }
+    }
+    read_body();
+  }
+
+  void read_body() {
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
+  routes::HttpResponse too_large() const {
+    return routes::error_reply(
+        413, "too_large",
+        "the request body is larger than " + std::to_string(body_limit_) + " bytes");
+  }
+
   void on_read(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
-      write(routes::error_reply(413, "too_large",
-                                "the request body is larger than " +
-                                    std::to_string(server_.options_.max_body) + " bytes"),
-            true);
-      return;
-    }
+    if (ec == http::error::body_limit) return write(too_large(), true);
     if (ec == http::error::header_limit) {
       write(routes::error_reply(431, "too_large", "the request header is larger than 16 KiB"),
             true);
@@ -252,7 +291,7 @@ class HttpsServer::Connection : public std::enable_shared_from_this<HttpsServer:
     if (websocket::is_upgrade(request_)) return upgrade();
     auto self = shared_from_this();
     auto answered = std::make_shared<bool>(false);
-    server_.app_.handle(request_, peer_, [self, answered](routes::HttpResponse res) {
+    server_.app_.handle(std::move(request_), peer_, [self, answered](routes::HttpResponse res) {
       if (*answered) return;
       *answered = true;
       self->write(std::move(res), !self->keep_alive_);
@@ -302,6 +341,7 @@ class HttpsServer::Connection : public std::enable_shared_from_this<HttpsServer:
   routes::HttpRequest request_;
   std::string peer_;
   bool keep_alive_ = false;
+  uint64_t body_limit_ = 0;  // of the request being read
   std::shared_ptr<size_t> live_;
 };
 

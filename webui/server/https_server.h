@@ -1,7 +1,10 @@
 // cordon-webd's HTTPS listener (Boost.Beast over OpenSSL): TLS handshake, then HTTP/1.1
 // requests handed to the App; every response gets the security headers.
 // Limits: header 16 KiB, body `max_body`, a whole request (and the handshake) must
-// arrive within `read_timeout` (slow clients are cut), at most `max_connections` at once
+// arrive within `read_timeout` (slow clients are cut). The header is read first; the
+// firmware upload (POST /api/v1/update) whose session, role and CSRF token pass
+// App::body_permit may then send a body up to `max_upload` within `upload_timeout`; a
+// refused one is answered without reading its body; at most `max_connections` at once
 // (more are closed at accept, nothing read). The certificate comes from a
 // CertificateStore at each accept, so an uploaded one serves new connections at once.
 //
@@ -36,6 +39,8 @@ class HttpsServer {
     std::string address = "127.0.0.1";
     uint16_t port = 8443;
     uint64_t max_body = 1 << 20;
+    uint64_t max_upload = 256ull << 20;  // a firmware bundle, admins only
+    std::chrono::seconds upload_timeout{600};
     size_t max_connections = 64;
     std::chrono::seconds read_timeout{15};
     size_t max_event_sockets = 16;

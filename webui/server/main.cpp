@@ -3,6 +3,7 @@
 //   cordon-webd --state-dir DIR --app-dir DIR --controld-socket PATH
 //               [--listen ADDR] [--port N] [--origin https://HOST:PORT]... [--san IP:x|DNS:y]...
 //               [--cert FILE --key FILE] [--user NAME] [--max-connections N] [--read-timeout S]
+//               [--max-upload-mib N] (a firmware bundle, admins only; default 256)
 //
 // First start: with no --cert/--key, a self-signed EC P-256 certificate is made in the
 // state directory (key 0600); with no user yet, a one-time setup token is written to
@@ -38,7 +39,8 @@ int usage(const std::string& why) {
       << "usage: cordon-webd --state-dir DIR --app-dir DIR --controld-socket PATH [--listen ADDR]\n"
          "                   [--port N] [--origin URL]... [--san IP:x|DNS:y]... [--cert FILE --key "
          "FILE]\n"
-         "                   [--user NAME] [--max-connections N] [--read-timeout SECONDS]\n";
+         "                   [--user NAME] [--max-connections N] [--read-timeout SECONDS]\n"
+         "                   [--max-upload-mib N]\n";
   return 2;
 }
 
@@ -92,6 +94,12 @@ int main(int argc, char** argv) {
       const unsigned long n = std::strtoul(v.c_str(), &end, 10);
       if (v.empty() || *end || n == 0 || n > 3600) return usage("bad --read-timeout " + v);
       server_options.read_timeout = std::chrono::seconds(n);
+    } else if (arg == "--max-upload-mib") {
+      const std::string v = value();
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (v.empty() || *end || n == 0 || n > 4096) return usage("bad --max-upload-mib " + v);
+      server_options.max_upload = static_cast<uint64_t>(n) << 20;
     } else if (arg == "--origin")
       origins.insert(value());
     else if (arg == "--san")

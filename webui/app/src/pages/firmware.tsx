@@ -3,7 +3,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, atLeast, notOffered, upload, type ApiError, type Session } from '../api';
 import { ErrorBox, Loading, Notice, formatTime, useGet } from '../ui';
-import { NotOffered } from './vendor';
 
 interface Slot {
   name: string;
@@ -40,12 +39,41 @@ const outcomeWords: Record<string, string> = {
   interrupted: 'interrupted',
 };
 
+// RAUC names a slot both ways: controld's booted_slot is the boot name ("A"), its
+// primary_slot the slot name ("rootfs.0").
+function isSlot(sl: Slot, which?: string): boolean {
+  return !!which && (sl.bootname === which || sl.name === which);
+}
+
+// RAUC's reasons are technical; the usual ones get a plain sentence first.
+function plainReason(reason: string): string {
+  if (/signature verification failed|invalid signature|no signature/i.test(reason))
+    return `the bundle was altered or is not signed by the manufacturer (${reason})`;
+  if (/compatible/i.test(reason)) return `the bundle is for other hardware (${reason})`;
+  return reason;
+}
+
+function megabytes(n: number): string {
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+// The upload's refusals from the console server itself, in plain words.
+function plainUploadError(e: ApiError, maxBundle?: number): ApiError {
+  if (e.status === 413)
+    return { ...e, message: `The file is too large to be an update bundle${maxBundle ? ` (at most ${megabytes(maxBundle)})` : ''}. Check that you chose the right file.` };
+  if (e.status === 401) return { ...e, message: 'Your session has ended. Log in again, then upload the bundle again.' };
+  if (e.status === 403 && /role/.test(e.message)) return { ...e, message: 'Only administrators can install firmware.' };
+  if (e.status === 0) return { ...e, message: 'The upload did not complete: the connection to the appliance was lost. Try again.' };
+  return e;
+}
+
 export function FirmwarePage({ session }: { session: Session }) {
   const status = useGet<UpdateState>('update');
   const [file, setFile] = useState<File | null>(null);
   const [progress, setProgress] = useState<number | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [started, setStarted] = useState(false);
+  const [uploaded, setUploaded] = useState<string | null>(null);
   const canUpdate = atLeast(session.role, 'admin');
 
   // While an install runs, follow it.
@@ -63,13 +91,15 @@ export function FirmwarePage({ session }: { session: Session }) {
     e.preventDefault();
     if (!file) return;
     setError(null);
+    setUploaded(null);
     setProgress(0);
     const r = await upload<UpdateState>('update', file, setProgress);
     setProgress(null);
     if (r.ok) {
       setStarted(true);
+      setUploaded(`${file.name} (${megabytes(file.size)}) was uploaded. The appliance now checks its signature and installs it; the result appears under "Last update".`);
       status.reload();
-    } else setError(r.error);
+    } else setError(plainUploadError(r.error, status.data?.max_bundle_bytes));
   };
   const markGood = async () => {
     const r = await api('POST', 'update/mark-good', {});
@@ -81,7 +111,9 @@ export function FirmwarePage({ session }: { session: Session }) {
     return (
       <section>
         <h1>Firmware</h1>
-        <NotOffered what="Firmware update" />
+        <Notice kind="info">
+          Firmware updates are not enabled on this appliance: its control service runs without the update service. Ask the administrator of the appliance.
+        </Notice>
       </section>
     );
   const s = status.data;
@@ -113,8 +145,8 @@ export function FirmwarePage({ session }: { session: Session }) {
                   <tr>
                     <td>
                       {sl.bootname || sl.name}
-                      {sl.bootname === s.booted_slot ? <span class="badge">running</span> : null}
-                      {sl.bootname === s.primary_slot ? <span class="badge">next boot</span> : null}
+                      {isSlot(sl, s.booted_slot) ? <span class="badge">running</span> : null}
+                      {isSlot(sl, s.primary_slot) ? <span class="badge">next boot</span> : null}
                     </td>
                     <td>{sl.bundle_version}</td>
                     <td>{sl.state}</td>
@@ -129,7 +161,7 @@ export function FirmwarePage({ session }: { session: Session }) {
           {s.last_result ? (
             <div data-testid="last-result" class={s.last_result.outcome === 'committed' ? 'notice notice-ok' : 'error'}>
               Version {s.last_result.version || '(unknown)'}: {outcomeWords[s.last_result.outcome] ?? s.last_result.outcome}
-              {s.last_result.reason ? ` — ${s.last_result.reason}` : ''} <span class="muted small">{formatTime(s.last_result.at)}</span>
+              {s.last_result.reason ? ` — ${plainReason(s.last_result.reason)}` : ''} <span class="muted small">{formatTime(s.last_result.at)}</span>
             </div>
           ) : (
             <p class="muted">No update yet.</p>
@@ -146,10 +178,11 @@ export function FirmwarePage({ session }: { session: Session }) {
             Upload and install
           </button>
           {progress !== null ? (
-            <div>
+            <div data-testid="upload-progress">
               Uploading… <progress max={1} value={progress} /> {Math.round(progress * 100)}%
             </div>
           ) : null}
+          {uploaded ? <div data-testid="upload-done" class="notice notice-ok">{uploaded}</div> : null}
         </form>
       ) : (
         <Notice kind="info">Only administrators can install firmware.</Notice>
