@@ -190,6 +190,7 @@ const std::vector<Endpoint>& endpoints() {
       {"GET", "dataplane/stats", A, true},
       {"GET", "wireguard", A, true},
       {"GET", "vendor-sessions", A, true},
+      {"GET", "management-peers", A, true},
       {"GET", "update", A, true},
       {"GET", "update/history", A, true},
       // controld's, policy changes
@@ -204,6 +205,8 @@ const std::vector<Endpoint>& endpoints() {
       {"PUT", "guardrail", D, true},
       {"PUT", "settings/syslog", D, true},
       {"PUT", "settings/management", D, true},
+      {"POST", "management-peers", D, true},
+      {"DELETE", "management-peers/{}", D, true},
       // controld's, firmware (POST update: the bundle, up to the upload limit, body_permit)
       {"POST", "update", D, true},
       {"POST", "update/mark-good", D, true},
