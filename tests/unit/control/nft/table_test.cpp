@@ -118,8 +118,7 @@ TEST(NftTable, VendorPathChecksBothDirectionsAgainstTheSet) {
   const auto* cut = find_rule(d, "cut vendor tcp connection");
   ASSERT_NE(cut, nullptr);
   EXPECT_NE(cut->find("[ ct load state => reg 1 ]"), std::string::npos) << *cut;
-  EXPECT_NE(cut->find("[ bitwise reg 1 = ( reg 1 & 0x00000002 ) ^ 0x00000000 ]"),
-            std::string::npos)
+  EXPECT_NE(cut->find("[ bitwise reg 1 = ( reg 1 & 0x00000002 ) ^ 0x00000000 ]"), std::string::npos)
       << *cut;
   EXPECT_NE(cut->find("[ reject type 1 code 0 ]"), std::string::npos) << *cut;
   const auto position = [&](const std::string* rule) {
