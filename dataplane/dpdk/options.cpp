@@ -71,6 +71,10 @@ std::optional<Options> parse_options(int argc, char** argv, std::string& error) 
       }
     } else if (flag == "--inspected-flows-per-worker") {
       if (!number(flag, value, o.inspected_flows_per_worker)) return std::nullopt;
+      if (o.inspected_flows_per_worker > 65535) {
+        error = "--inspected-flows-per-worker: at most 65535";
+        return std::nullopt;
+      }
     } else if (flag == "--mbufs") {
       if (!number(flag, value, o.mbufs)) return std::nullopt;
     } else if (flag == "--idle-sleep-us") {

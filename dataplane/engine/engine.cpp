@@ -346,7 +346,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     if (flow->blocked) return deny(c, DropReason::flow_blocked, /*report=*/false);
     const Verdict v = track_tcp(c, *flow, from_initiator);
     if (v.action != Action::forward) return v;
-    if (flow->inspection != kNoFlow && d.payload_length > 0) {
+    if (flow->inspection != kNoInspection && d.payload_length > 0) {
       const Verdict inspected = inspect(c, *flow, from_initiator);
       if (inspected.action != Action::forward || inspected.would_drop) return inspected;
     }
@@ -365,30 +365,28 @@ Verdict Worker::judge_ip(Context& c) noexcept {
         flow->replied && *proto == Protocol::udp ? FlowClass::established : FlowClass::embryonic,
         c.now + timeout);
   }
-  const auto side = static_cast<size_t>(c.packet.ingress);
-  ++flow->packets[side];
-  flow->bytes[side] += c.packet.length;
   return forward(c);
 }
 
 // Re-checks a flow admitted under an older policy. True when the active policy still
 // allows it (the flow then belongs to the active epoch).
 bool Worker::revalidate(Context& c, Flow& flow) noexcept {
-  if (flow.policy_epoch == c.policy.epoch()) return flow.rule != kNoRule || !flow.enforced;
+  const auto epoch = static_cast<uint32_t>(c.policy.epoch());
+  if (flow.policy_epoch == epoch) return flow.rule != kNoRule || !flow.enforced;
   const std::optional<Protocol> proto = policy_protocol(flow.key.protocol);
   IpAddress peer;
   peer.family = flow.key.family;
   peer.bytes = flow.key.peer_ip;
   const uint16_t dport = flow.dir == Direction::out ? flow.key.peer_port : flow.key.device_port;
   flow.rule = c.policy.classify(static_cast<uint32_t>(c.device), flow.dir, *proto, peer, dport);
-  flow.policy_epoch = c.policy.epoch();
+  flow.policy_epoch = epoch;
   flow.enforced = c.policy.device(c.device).mode == DeviceMode::enforce;
   if (*proto == Protocol::tcp) {
     const CompiledDevice& dev = c.policy.device(c.device);
     const InspectionPlan plan = c.policy.inspection().plan(
         static_cast<uint32_t>(c.device), flow.rule == kNoRule ? nullptr : &dev.rules[flow.rule],
         flow.dir, dport);
-    if (flow.inspection != kNoFlow) {
+    if (flow.inspection != kNoInspection) {
       // Inspectors already running keep their state; the new policy decides which apply.
       InspectionSlot& slot = inspections_[flow.inspection];
       if ((plan.inspectors & ~slot.plan.inspectors) != 0) return !flow.enforced;
@@ -423,7 +421,7 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   if (flow == nullptr) return deny(c, DropReason::flow_table_full);
   flow->dir = c.dir;
   flow->rule = rule;
-  flow->policy_epoch = c.policy.epoch();
+  flow->policy_epoch = static_cast<uint32_t>(c.policy.epoch());
   flow->enforced = dev.mode == DeviceMode::enforce;
   const FlowTimeouts& t = engine_.config_.timeouts;
   uint64_t timeout = t.icmp_ns;
@@ -438,9 +436,6 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
     flows_.erase(flow);
     return deny(c, DropReason::inspection_table_full);
   }
-  const auto side = static_cast<size_t>(c.packet.ingress);
-  ++flow->packets[side];
-  flow->bytes[side] += c.packet.length;
 
   DeviceCounters& counters = c.policy.counters(index_, static_cast<uint32_t>(c.device));
   bump(counters.new_flows);
@@ -482,7 +477,7 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
           valid = syn && !ack;  // retransmitted SYN
         } else if (syn && ack) {
           flow.tcp = TcpState::syn_received;
-          if (flow.inspection != kNoFlow) {
+          if (flow.inspection != kNoInspection) {
             inspections_[flow.inspection].stream[1].start(c.d.tcp_seq + 1);
           }
         } else {
@@ -511,7 +506,7 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
         break;
     }
     if (valid && fin && (flow.tcp == TcpState::established || flow.tcp == TcpState::closing)) {
-      flow.fin_seen |= side_bit;
+      flow.fin_seen = (flow.fin_seen | side_bit) & 3u;
       flow.tcp = TcpState::closing;
     } else if (valid && flow.tcp == TcpState::closing && flow.fin_seen == 3 && ack && !fin) {
       flow.tcp = TcpState::closed;  // the last ACK of both FINs
@@ -861,7 +856,7 @@ bool Worker::start_inspection(Context& c, Flow& flow) noexcept {
   if (plan.inspectors == 0) return true;
   const uint32_t slot = inspections_.acquire();
   if (slot == InspectionPool::kNone) return false;
-  flow.inspection = slot;
+  flow.inspection = static_cast<uint16_t>(slot);  // slots < kMaxInspectedFlows (Engine)
   InspectionSlot& s = inspections_[slot];
   s.plan = plan;
   s.observed_count = 0;
@@ -874,9 +869,9 @@ bool Worker::start_inspection(Context& c, Flow& flow) noexcept {
 }
 
 void Worker::release_inspection(Flow& flow) noexcept {
-  if (flow.inspection == kNoFlow) return;
+  if (flow.inspection == kNoInspection) return;
   inspections_.release(flow.inspection);
-  flow.inspection = kNoFlow;
+  flow.inspection = kNoInspection;
 }
 
 Verdict Worker::inspect(Context& c, Flow& flow, bool from_initiator) noexcept {
@@ -1052,6 +1047,9 @@ Verdict Worker::inspection_violation(Context& c, Flow& flow, DropReason reason) 
 
 Engine::Engine(const EngineConfig& config) : config_(config) {
   if (config.workers == 0) throw std::invalid_argument("engine needs at least one worker");
+  if (config.inspected_flows_per_worker > kMaxInspectedFlows) {
+    throw std::invalid_argument("at most 65535 inspected flows per worker");
+  }
   const size_t size = rte_rcu_qsbr_get_memsize(config.workers);
   qsbr_ = static_cast<rte_rcu_qsbr*>(std::aligned_alloc(64, (size + 63) / 64 * 64));
   if (qsbr_ == nullptr) throw std::bad_alloc();

@@ -47,6 +47,7 @@ FlowTable::FlowTable(uint32_t capacity, EraseHook on_erase, void* context)
       on_erase_(on_erase),
       erase_context_(context),
       flows_(allocate_huge<Flow>(capacity)),
+      links_(allocate_huge<Links>(capacity)),
       free_(std::make_unique<uint32_t[]>(capacity)),
       buckets_(allocate_huge<Bucket>(bucket_count_for(capacity))),
       bucket_mask_(bucket_count_for(capacity) - 1) {
@@ -89,9 +90,7 @@ void FlowTable::prefetch_flow(uint64_t hash) const noexcept {
   const Bucket& bucket = buckets_[hash & bucket_mask_];
   const unsigned m = match(bucket, tag_of(hash));
   if (m == 0) return;
-  const Flow* flow = &flows_[bucket.flows[std::countr_zero(m)]];
-  __builtin_prefetch(flow);
-  __builtin_prefetch(reinterpret_cast<const char*>(flow) + 64);
+  __builtin_prefetch(&flows_[bucket.flows[std::countr_zero(m)]]);
 }
 
 void FlowTable::index_insert(uint64_t hash, uint32_t index) noexcept {
@@ -156,7 +155,6 @@ Flow* FlowTable::insert(const FlowKey& key) noexcept {
   Flow& flow = flows_[index];
   flow = Flow{};
   flow.key = key;
-  flow.in_use = true;
   flow.flow_class = FlowClass::embryonic;
   index_insert(flow_key_hash(key), index);
   push_head(index);
@@ -169,7 +167,6 @@ void FlowTable::erase(Flow* flow) noexcept {
   const uint32_t index = index_of(flow);
   unlink(index);
   index_erase(flow_key_hash(flow->key), index);
-  flow->in_use = false;
   free_[free_count_++] = index;
   --size_;
 }
@@ -179,7 +176,8 @@ void FlowTable::relink(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept 
   unlink(index);
   flow->flow_class = cls;
   flow->expires_ns = expires_ns;
-  flow->linked_expires_ns = expires_ns;
+  flow->linked_period = period_of(expires_ns);
+  flow->linked = true;
   flow->referenced = false;
   push_head(index);
 }
@@ -198,28 +196,28 @@ uint32_t FlowTable::expire(uint64_t now_ns, uint32_t budget) noexcept {
 }
 
 void FlowTable::unlink(uint32_t index) noexcept {
-  Flow& f = flows_[index];
-  List& list = lists_[static_cast<int>(f.flow_class)];
-  if (f.lru_prev != kNoFlow) {
-    flows_[f.lru_prev].lru_next = f.lru_next;
+  Links& l = links_[index];
+  List& list = lists_[static_cast<int>(flows_[index].flow_class)];
+  if (l.prev != kNoFlow) {
+    links_[l.prev].next = l.next;
   } else {
-    list.head = f.lru_next;
+    list.head = l.next;
   }
-  if (f.lru_next != kNoFlow) {
-    flows_[f.lru_next].lru_prev = f.lru_prev;
+  if (l.next != kNoFlow) {
+    links_[l.next].prev = l.prev;
   } else {
-    list.tail = f.lru_prev;
+    list.tail = l.prev;
   }
-  f.lru_prev = f.lru_next = kNoFlow;
+  l.prev = l.next = kNoFlow;
   --list.count;
 }
 
 void FlowTable::push_head(uint32_t index) noexcept {
-  Flow& f = flows_[index];
-  List& list = lists_[static_cast<int>(f.flow_class)];
-  f.lru_prev = kNoFlow;
-  f.lru_next = list.head;
-  if (list.head != kNoFlow) flows_[list.head].lru_prev = index;
+  Links& l = links_[index];
+  List& list = lists_[static_cast<int>(flows_[index].flow_class)];
+  l.prev = kNoFlow;
+  l.next = list.head;
+  if (list.head != kNoFlow) links_[list.head].prev = index;
   list.head = index;
   if (list.tail == kNoFlow) list.tail = index;
   ++list.count;

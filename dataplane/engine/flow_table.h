@@ -24,14 +24,14 @@
 // The lists are kept in order lazily, so that a packet of an established flow does not
 // relink it (a relink writes its two list neighbours, two more cache misses per packet
 // in real traffic; bench/README.md, part 2). touch() moves a flow to its list's head only
-// when its class changes or its expiry has moved kRelinkNs (1 s) past the expiry it had
-// when it was last moved; otherwise it updates the expiry and sets the flow's referenced
-// bit. Eviction gives a referenced tail a second chance (moves it to the head, clears the
-// bit) before taking the next one, so the victim is still the least recently used flow
-// that nobody touched since it was last moved. expire() still stops at the first live
-// tail; a flow behind it in the list was moved after it, so it expires at most kRelinkNs
-// later than the tail: expired entries leave the lists at most 1 s late (find() never
-// returns an expired entry).
+// when its class changes or its expiry has moved into another period (2^30 ns, ~1.07 s)
+// than the one it had when it was last moved; otherwise it updates the expiry and sets
+// the flow's referenced bit. Eviction gives a referenced tail a second chance (moves it to the
+// head, clears the bit) before taking the next one, so the victim is still the least recently used
+// flow that nobody touched since it was last moved. expire() still stops at the first live tail; a
+// flow behind it in the list was moved after it, so it expires at most one period later than the
+// tail: expired entries leave the lists at most ~1.07 s late (find() never returns an expired
+// entry).
 #pragma once
 
 #include <immintrin.h>
@@ -98,31 +98,36 @@ enum class TcpState : uint8_t {
 enum class FlowClass : uint8_t { embryonic = 0, established = 1, closing = 2 };
 
 inline constexpr uint32_t kNoFlow = ~uint32_t{0};
+// Flow::inspection when the flow is not inspected; slots are numbered below it.
+inline constexpr uint16_t kNoInspection = 0xffff;
+inline constexpr uint32_t kMaxInspectedFlows = kNoInspection;
 
-// Two cache lines: what a lookup reads (key, expiry) and the LRU links in the first.
+// One cache line: everything a packet of a known flow reads or writes. The LRU links,
+// which only a relink or an eviction touches, live in a separate array (FlowTable), so
+// that a lookup among many flows misses one line per packet, not two (bench/README.md,
+// part 2).
 struct alignas(64) Flow {
   FlowKey key;
   uint64_t expires_ns = 0;
-  uint64_t policy_epoch = 0;  // epoch of the policy it was admitted (or re-checked) under
-  uint32_t lru_prev = kNoFlow;
-  uint32_t lru_next = kNoFlow;
-  uint64_t packets[2] = {0, 0};  // by ingress side
-  uint64_t bytes[2] = {0, 0};
+  // Low 32 bits of the epoch of the policy it was admitted (or re-checked) under: a flow
+  // would have to survive 2^32 policy applies for a stale epoch to compare equal.
+  uint32_t policy_epoch = 0;
   int32_t rule = -1;  // rule index in the admitting policy's device; -1: admitted unmatched
+  uint16_t inspection = kNoInspection;  // index of its InspectionSlot
+  // FlowTable::period_of(expires_ns) when it was last moved to its list's head; valid
+  // once `linked` is set (a new entry's first touch always moves it).
+  uint16_t linked_period = 0;
   Direction dir = Direction::out;  // out: the device initiated
   TcpState tcp = TcpState::none;
   FlowClass flow_class = FlowClass::embryonic;
-  uint8_t fin_seen = 0;           // bit per Side that sent a FIN
-  bool replied = false;           // the responder has sent at least one packet
-  bool enforced = false;          // admitted while its device was in enforce mode
-  bool blocked = false;           // ended by inspection: every later segment is dropped
-  uint32_t inspection = kNoFlow;  // index of its InspectionSlot, kNoFlow when not inspected
-  bool in_use = false;
-  bool referenced = false;  // touched since it was last moved to its list's head
-  // expires_ns when it was last moved to its list's head; 0 right after insert.
-  uint64_t linked_expires_ns = 0;
+  uint8_t fin_seen : 2 = 0;     // bit per Side that sent a FIN
+  bool replied : 1 = false;     // the responder has sent at least one packet
+  bool enforced : 1 = false;    // admitted while its device was in enforce mode
+  bool blocked : 1 = false;     // ended by inspection: every later segment is dropped
+  bool referenced : 1 = false;  // touched since it was last moved to its list's head
+  bool linked : 1 = false;      // moved by a touch since insert: linked_period is valid
 };
-static_assert(sizeof(Flow) == 128, "two cache lines");
+static_assert(sizeof(Flow) == 64, "one cache line");
 
 class FlowTable {
  public:
@@ -150,18 +155,22 @@ class FlowTable {
   Flow* insert(const FlowKey& key) noexcept;
   void erase(Flow* flow) noexcept;
   // Marks `flow` most recently used, moves it to `cls`'s list, sets its expiry. Within
-  // kRelinkNs of its last move (same class), only the expiry and the referenced bit are
+  // the period of its last move (same class), only the expiry and the referenced bit are
   // set: see the header comment.
   void touch(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept {
-    if (flow->flow_class == cls && flow->linked_expires_ns != 0 &&
-        expires_ns - flow->linked_expires_ns < kRelinkNs) {
+    if (flow->flow_class == cls && flow->linked && flow->linked_period == period_of(expires_ns)) {
       flow->expires_ns = expires_ns;
       flow->referenced = true;
       return;
     }
     relink(flow, cls, expires_ns);
   }
-  static constexpr uint64_t kRelinkNs = 1'000'000'000;
+  // Expiry times in periods of 2^30 ns (~1.07 s), wrapping after ~19.5 hours (longer
+  // than any timeout); a flow whose expiry stays within one period is not relinked.
+  static uint16_t period_of(uint64_t expires_ns) {
+    return static_cast<uint16_t>(expires_ns >> kPeriodShift);
+  }
+  static constexpr unsigned kPeriodShift = 30;
   // Removes up to `budget` expired entries from the cold ends of the lists.
   uint32_t expire(uint64_t now_ns, uint32_t budget) noexcept;
 
@@ -172,6 +181,10 @@ class FlowTable {
   size_t bucket_count() const { return bucket_mask_ + 1; }  // tests: proves no rehash
 
  private:
+  struct Links {
+    uint32_t prev = kNoFlow;
+    uint32_t next = kNoFlow;
+  };
   struct List {
     uint32_t head = kNoFlow;  // most recently used
     uint32_t tail = kNoFlow;  // least recently used
@@ -211,6 +224,7 @@ class FlowTable {
   static HugeArray<T> allocate_huge(size_t count);
 
   HugeArray<Flow> flows_;
+  HugeArray<Links> links_;            // LRU list neighbours of flows_[i]
   std::unique_ptr<uint32_t[]> free_;  // stack of free entry indices
   uint32_t free_count_ = 0;
   List lists_[3];

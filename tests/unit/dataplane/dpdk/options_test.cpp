@@ -63,6 +63,8 @@ TEST(Options, RejectsBadArgumentsWithAReason) {
   EXPECT_NE(error.find("expected DEVICE_PORT:NETWORK_PORT"), std::string::npos);
   EXPECT_FALSE(parse({"--pair", "a:b", "--flows-per-worker", "12x"}, error));
   EXPECT_NE(error.find("not a number"), std::string::npos);
+  EXPECT_FALSE(parse({"--pair", "a:b", "--inspected-flows-per-worker", "65536"}, error));
+  EXPECT_EQ(error, "--inspected-flows-per-worker: at most 65535");
   EXPECT_FALSE(parse({"--pair", "a:b", "--frobnicate", "1"}, error));
   EXPECT_EQ(error, "unknown option --frobnicate");
   EXPECT_FALSE(parse({"--pair"}, error));
