@@ -55,7 +55,7 @@ uint16_t send_all(uint16_t port, rte_mbuf** frames, uint16_t count, ShellCounter
   if (count == 0) return 0;
   const uint16_t sent = rte_eth_tx_burst(port, 0, frames, count);
   if (sent < count) {
-    counters.tx_failed.fetch_add(count - sent, std::memory_order_relaxed);
+    engine::bump(counters.tx_failed, count - sent);
     rte_pktmbuf_free_bulk(frames + sent, count - sent);
   }
   return sent;
@@ -64,7 +64,7 @@ uint16_t send_all(uint16_t port, rte_mbuf** frames, uint16_t count, ShellCounter
 void send_resets(uint16_t port, rte_mbuf** resets, uint16_t count, ShellCounters& counters) {
   if (count == 0) return;
   const uint16_t sent = rte_eth_tx_burst(port, 0, resets, count);
-  counters.resets_sent.fetch_add(sent, std::memory_order_relaxed);
+  engine::bump(counters.resets_sent, sent);
   if (sent < count) rte_pktmbuf_free_bulk(resets + sent, count - sent);
 }
 
@@ -216,10 +216,9 @@ void Shell::send_from_device(const PairPorts& pair, rte_mbuf** frames, uint16_t 
     network[to_network++] = frames[i];
   }
   const uint16_t to_service_sent = send_all(pair.service_port, service, to_service, counters);
-  counters.service_tx.fetch_add(to_service_sent, std::memory_order_relaxed);
-  counters.tx.fetch_add(
-      send_all(pair.network_port, network, to_network, counters) + to_service_sent,
-      std::memory_order_relaxed);
+  engine::bump(counters.service_tx, to_service_sent);
+  engine::bump(counters.tx,
+               send_all(pair.network_port, network, to_network, counters) + to_service_sent);
 }
 
 void Shell::run_worker(uint32_t index, engine::Engine& engine, const std::atomic<bool>& stop) {
@@ -246,7 +245,7 @@ void Shell::poll(uint32_t index, engine::Engine& engine, const std::atomic<bool>
   uint32_t idle_polls = 0;
 
   while (!stop.load(std::memory_order_relaxed)) {
-    counters.loops.fetch_add(1, std::memory_order_relaxed);
+    engine::bump(counters.loops);
     bool busy = false;
     for (const PairPorts& pair : mine) {
       // Sources: the device port, the network port and, if any, the service port, whose
@@ -264,15 +263,15 @@ void Shell::poll(uint32_t index, engine::Engine& engine, const std::atomic<bool>
         [[maybe_unused]] uint64_t received_tsc = 0;
         if constexpr (kStampLatency) received_tsc = rte_rdtsc();
         busy = true;
-        counters.rx.fetch_add(n, std::memory_order_relaxed);
-        if (from_service) counters.service_rx.fetch_add(n, std::memory_order_relaxed);
+        engine::bump(counters.rx, n);
+        if (from_service) engine::bump(counters.service_rx, n);
         for (uint16_t i = 0; i < n; ++i) {
           // Scattered frames are not inspected piecewise: the engine sees only the first
           // segment, so a multi-segment frame is judged as truncated and dropped.
           views[i] =
               engine::PacketView{rte_pktmbuf_mtod(rx[i], const uint8_t*), rx[i]->data_len, side};
           if (rx[i]->nb_segs > 1) {
-            counters.multi_segment_dropped.fetch_add(1, std::memory_order_relaxed);
+            engine::bump(counters.multi_segment_dropped);
           }
         }
         worker.process({views, n}, {verdicts, n}, monotonic_ns());
@@ -309,7 +308,7 @@ void Shell::poll(uint32_t index, engine::Engine& engine, const std::atomic<bool>
         if (side == engine::Side::device && pair.service_port != kNoServicePort) {
           send_from_device(pair, tx, forward, counters);
         } else {
-          counters.tx.fetch_add(send_all(out, tx, forward, counters), std::memory_order_relaxed);
+          engine::bump(counters.tx, send_all(out, tx, forward, counters));
         }
         // Resets back to the sender leave by the port the refused segment came in on;
         // onward resets continue to the receiver.

@@ -33,6 +33,8 @@ struct PairPorts {
   uint64_t service_mac = 0;  // the 6 bytes as read from the frame, in the low 48 bits
 };
 
+// Written by its worker only (engine::bump: a plain add, no locked instruction per
+// burst), read by the control thread.
 struct alignas(64) ShellCounters {
   std::atomic<uint64_t> rx{0};
   std::atomic<uint64_t> tx{0};

@@ -433,6 +433,11 @@ CompileResult PolicyCompiler::compile(const PolicyDocument& document, uint64_t v
   policy->worker_slots_ = worker_slots;
   policy->counters_ = std::make_unique<DeviceCounters[]>(
       static_cast<size_t>(worker_slots) * std::max<size_t>(policy->devices_.size(), 1));
+  policy->forward_lines_per_worker_ =
+      std::max<size_t>(1, (policy->devices_.size() + ForwardCounterLine::kDevices - 1) /
+                              ForwardCounterLine::kDevices);
+  policy->forward_counters_ = std::make_unique<ForwardCounterLine[]>(
+      static_cast<size_t>(worker_slots) * policy->forward_lines_per_worker_);
   result.policy = std::move(policy);
   return result;
 }

@@ -91,10 +91,10 @@ class CompiledPolicy {
     return false;
   }
   // Burst hint (changes nothing): the lines a packet of `device` touches (its OwnedIpv4
-  // record, the worker's counter line).
+  // record, the worker's forwarding counters).
   void prefetch_device(uint32_t worker, uint32_t device) const noexcept {
     __builtin_prefetch(&owned_v4_[device]);
-    __builtin_prefetch(&counters(worker, device), 1);
+    __builtin_prefetch(&forward_counters(worker, device), 1);
   }
   uint32_t device_count() const { return static_cast<uint32_t>(devices_.size()); }
   UnknownDevices unknown_devices() const { return unknown_devices_; }
@@ -107,6 +107,12 @@ class CompiledPolicy {
   // Per-worker, per-device counters. Workers write only their own slice.
   DeviceCounters& counters(uint32_t worker, uint32_t device) const {
     return counters_[static_cast<size_t>(worker) * devices_.size() + device];
+  }
+  ForwardCounters& forward_counters(uint32_t worker, uint32_t device) const {
+    // Each worker's slice starts on a line of its own (no false sharing between workers).
+    return forward_counters_[static_cast<size_t>(worker) * forward_lines_per_worker_ +
+                             device / ForwardCounterLine::kDevices]
+        .devices[device % ForwardCounterLine::kDevices];
   }
   uint32_t worker_slots() const { return worker_slots_; }
   // Which TCP flows are inspected and how (virtual patches, protocol rules).
@@ -250,6 +256,8 @@ class CompiledPolicy {
   boost::unordered_flat_map<V6Key, int32_t, V6KeyHash> v6_entries_;
   uint32_t worker_slots_ = 0;
   std::unique_ptr<DeviceCounters[]> counters_;
+  std::unique_ptr<ForwardCounterLine[]> forward_counters_;
+  size_t forward_lines_per_worker_ = 0;
   std::unique_ptr<InspectionPolicy> inspection_;
 };
 

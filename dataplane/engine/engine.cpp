@@ -593,9 +593,9 @@ Verdict Worker::deny(Context& c, DropReason reason, bool report) noexcept {
 
 Verdict Worker::forward(Context& c) noexcept {
   if (c.device != kNoDevice) {
-    DeviceCounters& counters = c.policy.counters(index_, static_cast<uint32_t>(c.device));
-    bump(counters.forwarded_packets);
-    bump(counters.forwarded_bytes, c.packet.length);
+    ForwardCounters& counters = c.policy.forward_counters(index_, static_cast<uint32_t>(c.device));
+    bump(counters.packets);
+    bump(counters.bytes, c.packet.length);
   }
   return Verdict{Action::forward, DropReason::none, false};
 }
@@ -1090,9 +1090,10 @@ namespace {
 
 void add_device_counters(DeviceTotals& totals, const CompiledPolicy& policy, uint32_t device) {
   for (uint32_t w = 0; w < policy.worker_slots(); ++w) {
+    const ForwardCounters& f = policy.forward_counters(w, device);
+    totals.forwarded_packets += f.packets.load(std::memory_order_relaxed);
+    totals.forwarded_bytes += f.bytes.load(std::memory_order_relaxed);
     const DeviceCounters& c = policy.counters(w, device);
-    totals.forwarded_packets += c.forwarded_packets.load(std::memory_order_relaxed);
-    totals.forwarded_bytes += c.forwarded_bytes.load(std::memory_order_relaxed);
     totals.new_flows += c.new_flows.load(std::memory_order_relaxed);
     for (size_t r = 0; r < kDropReasonCount; ++r) {
       totals.dropped[r] += c.dropped[r].load(std::memory_order_relaxed);
