@@ -116,6 +116,7 @@ struct alignas(64) Flow {
   bool replied = false;           // the responder has sent at least one packet
   bool enforced = false;          // admitted while its device was in enforce mode
   bool blocked = false;           // ended by inspection: every later segment is dropped
+  bool vendor_session = false;    // its rule is a vendor session's (Rule::vendor_session)
   uint32_t inspection = kNoFlow;  // index of its InspectionSlot, kNoFlow when not inspected
   bool in_use = false;
   bool referenced = false;  // touched since it was last moved to its list's head
