@@ -215,10 +215,10 @@ TEST_F(VendorSessionsTest, ADeviceResetOfACutConnectionIsDroppedWithoutAnswer) {
 // ends. A connection of the device's own rules cut by a policy change is not a vendor's:
 // no reset (deny_action drop).
 TEST_F(VendorSessionsTest, TheResetFollowsTheSessionWhenItsRulesMove) {
-  ASSERT_TRUE(push({session(7, "ct-1", {11112}, kNow + 60'000),
-                    session(8, "ct-1", {104}, kNow + 60'000)})
-                  .at("ok")
-                  .as_bool());
+  ASSERT_TRUE(
+      push({session(7, "ct-1", {11112}, kNow + 60'000), session(8, "ct-1", {104}, kNow + 60'000)})
+          .at("ok")
+          .as_bool());
   handshake();  // port 104: session 8's rule, after session 7's
   ASSERT_TRUE(push({session(8, "ct-1", {104}, kNow + 60'000)}).at("ok").as_bool());
   EXPECT_EQ(from_device(104, 40000, tcp_flag::ack).action, engine::Action::forward);
@@ -235,8 +235,7 @@ TEST_F(VendorSessionsTest, TheResetFollowsTheSessionWhenItsRulesMove) {
                  engine::Side::device);
   };
   ASSERT_EQ(to_pacs(tcp_flag::syn).action, engine::Action::forward);
-  ASSERT_TRUE(call({{"cmd", "apply"},
-                    {"document", R"({"schema":"cordon.policy/v1","devices":[
+  ASSERT_TRUE(call({{"cmd", "apply"}, {"document", R"({"schema":"cordon.policy/v1","devices":[
   {"name":"ct-1","mac":"02:c0:4d:00:00:10","ip":["10.50.0.10"],"rules":[]}]})"}})
                   .at("ok")
                   .as_bool());
