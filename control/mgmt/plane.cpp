@@ -135,7 +135,21 @@ Status ManagementPlane::change(const nft::ManagementFirewallSettings& s,
       store_.audit({actor, "settings.management", "management", "ok",
                     store::sha256_hex(before_text), store::sha256_hex(after_text), after_text});
   if (!a) return a.error();
+  check_service_port();
   return ok();
+}
+
+void ManagementPlane::set_service_port(
+    link::LinkBackend* backend, std::function<void(const std::vector<std::string>&)> report) {
+  service_port_.emplace(*backend);
+  report_service_port_ = std::move(report);
+  check_service_port();
+}
+
+void ManagementPlane::check_service_port() {
+  if (!service_port_ || !settings_) return;
+  std::vector<std::string> events = service_port_->check(*settings_);
+  if (!events.empty() && report_service_port_) report_service_port_(events);
 }
 
 Status ManagementPlane::set_wireguard(wireguard::WireGuardBackend* wireguard,
