@@ -21,8 +21,8 @@ import time
 import unittest
 from pathlib import Path
 
-from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, cordonctl, dataplane_request,
-                     lab_down, lab_up, on, wait_for)
+from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, VendorLaptop, cordonctl,
+                     dataplane_request, lab_down, lab_up, on, wait_for)
 
 SERVICE_ADDRESS = json.loads((REPO / "tests/topology/management.json").read_text())[
     "vendor_service_address"]
@@ -144,48 +144,22 @@ class VendorPath(unittest.TestCase):
                                  for p in (104, OTHER_PORT, ECHO_PORT)), 20,
                      "the modality's services")
             cls.work = Path(tempfile.mkdtemp(dir=RUN, prefix="vendor-path-"))
-            cls.vendor_key = cls.start_tunnel(cls.work)
+            cls.laptop = VendorLaptop(cls.work, WG_IF)
+            cls.vendor_key = cls.laptop.public_key
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "go", None):
-            cls.go.terminate()
-            cls.go.wait(timeout=10)
+        if getattr(cls, "laptop", None):
+            cls.laptop.stop()
         if getattr(cls, "echo", None):
             cls.echo.stop()
         for p in getattr(cls, "services", []):
             p.terminate()
             p.wait(timeout=10)
         lab_down()
-
-    @classmethod
-    def start_tunnel(cls, work):
-        """The vendor's laptop: its own key pair and wireguard-go interface."""
-        key = subprocess.run(["wg", "genkey"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        (work / "vendor.key").write_text(key + "\n")
-        os.chmod(work / "vendor.key", 0o600)
-        public = subprocess.run(["wg", "pubkey"], input=key + "\n", capture_output=True,
-                                text=True, check=True).stdout.strip()
-        cls.appliance_key = json.loads(cordonctl("wireguard").stdout)["public_key"]
-        cls.go = subprocess.Popen(["ip", "netns", "exec", "vendor", "wireguard-go", "-f", WG_IF],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: on("vendor", "ip", "link", "show", WG_IF).returncode == 0, 20,
-                 "the vendor's wireguard-go interface")
-        for cmd in (["wg", "set", WG_IF, "private-key", str(work / "vendor.key"), "peer",
-                     cls.appliance_key, "endpoint", "192.0.2.1:51820", "allowed-ips",
-                     "10.99.0.0/24,10.50.0.0/24,10.60.0.0/24", "persistent-keepalive", "1"],
-                    ["ip", "link", "set", WG_IF, "up"]):
-            subprocess.run(["ip", "netns", "exec", "vendor", *cmd], check=True)
-        # Routes into the tunnel for the device segment and the management network, so a
-        # refusal below is the appliance's doing, not a missing route on the laptop.
-        for net in ("10.50.0.0/24", "10.60.0.0/24"):
-            subprocess.run(["ip", "netns", "exec", "vendor", "ip", "route", "replace", net,
-                            "dev", WG_IF], check=True)
-        return public
 
     def open_session(self, duration, ports=(104, ECHO_PORT)):
         args = ["vendor", "create", "--key", self.vendor_key, "--device", "ct-1", "--duration",
@@ -196,18 +170,8 @@ class VendorPath(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         session = r.stdout.split()[2].rstrip(":")
         tunnel = r.stdout.split("tunnel address ")[1].split(",")[0]
-        self.use_tunnel_address(tunnel)
+        self.laptop.use_tunnel_address(tunnel)
         return session
-
-    def use_tunnel_address(self, tunnel):
-        """The laptop takes the tunnel address it was given; waits for the handshake."""
-        on("vendor", "ip", "addr", "flush", "dev", WG_IF)
-        self.assertEqual(on("vendor", "ip", "addr", "add", f"{tunnel}/32", "dev", WG_IF).returncode, 0)
-        for net in ("10.99.0.0/24", "10.50.0.0/24", "10.60.0.0/24"):
-            on("vendor", "ip", "route", "replace", net, "dev", WG_IF)
-        wait_for(lambda: any(p["public_key"] == self.vendor_key and "latest_handshake_unix" in p
-                             for p in json.loads(cordonctl("wireguard").stdout)["peers"]), 30,
-                 "the vendor's handshake")
 
     def tearDown(self):
         # A failed test leaves no session or management peer for the next one.
@@ -333,7 +297,7 @@ class VendorPath(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn(MGMT_PEER_ADDRESS, cordonctl("management-peer", "list").stdout)
         self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
-        self.use_tunnel_address(MGMT_PEER_ADDRESS)
+        self.laptop.use_tunnel_address(MGMT_PEER_ADDRESS)
         wait_for(lambda: https_status(*WEBD) is not None, 30, "webd's HTTPS through the tunnel")
         self.assertEqual(https_status(*WEBD), 200)
 
