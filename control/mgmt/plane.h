@@ -77,6 +77,8 @@ class ManagementPlane {
                  const std::vector<wireguard::ManagementPeer>& peers);
   nft::TableSpec spec(const nft::ManagementFirewallSettings& s,
                       const std::vector<wireguard::ManagementPeer>& peers) const;
+  Status add_service_prefix(const std::string& stored,
+                            const std::optional<nft::ManagementFirewallSettings>& initial);
   Status load_peers();
   Status store_peers(const std::vector<wireguard::ManagementPeer>& peers);
   // Why `peer` cannot be added (an error with the field's path), or ok.

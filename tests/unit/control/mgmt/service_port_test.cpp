@@ -169,5 +169,27 @@ TEST(ServicePort, ThePlaneChecksAtStartAfterAChangeAndOnItsTick) {
   EXPECT_EQ(reported.size(), 3u);
 }
 
+// Settings stored by a build before vendor_service_prefix_length: the start-up file's
+// prefix is taken for the same address; for another address they stay refused.
+TEST(ServicePort, StoredSettingsWithoutThePrefixTakeTheStartUpFilesPrefix) {
+  testing::ScratchDir dir{"cordon-service-port"};
+  store::Store store = store::Store::open(dir.str()).value();
+  nft::FakeFirewallBackend firewall;
+  json::object old = json::value_from(nft::to_json(settings())).as_object();
+  old.erase("vendor_service_prefix_length");
+  ASSERT_TRUE(store.set_setting("management", json::serialize(old)).ok());
+  {
+    ManagementPlane plane(store, firewall);
+    Status st = plane.start(settings("10.50.0.251"));
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().path, "/vendor_service_prefix_length");
+  }
+  ManagementPlane plane(store, firewall);
+  Status st = plane.start(settings("10.50.0.250", 25));
+  ASSERT_TRUE(st.ok()) << st.error().message;
+  EXPECT_EQ(plane.settings().value().vendor_service_address, "10.50.0.250");
+  EXPECT_EQ(plane.settings().value().vendor_service_prefix_length, 25u);
+}
+
 }  // namespace
 }  // namespace cordon::control::mgmt
