@@ -215,6 +215,7 @@ int main(int argc, char** argv) {
   // The host firewall, when asked to manage it: asserted and read back before the API
   // opens, so the appliance is never reachable without it.
   nft::NftablesBackend firewall;
+  link::RtnetlinkBackend service_links;
   std::optional<mgmt::ManagementPlane> management;
   if (!options.management_settings.empty()) {
     std::ifstream in(options.management_settings);
@@ -237,6 +238,13 @@ int main(int argc, char** argv) {
     }
     control_api.set_management(&*management);
     log("management firewall installed and verified (table inet cordon_mgmt)");
+    // The service port's address (vendor path): checked now, after settings changes and
+    // every second (the dataplane recreates the interface when it restarts).
+    management->set_service_port(&service_links,
+                                 [&control_api](const std::vector<std::string>& events) {
+                                   for (const std::string& e : events) log("service port: " + e);
+                                   control_api.log_events(events);
+                                 });
   }
 
   // WireGuard: the appliance's key pair (made on first start, private key 0600 in the
@@ -382,6 +390,7 @@ int main(int argc, char** argv) {
     tick.expires_after(std::chrono::seconds(1));
     tick.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
+      if (management) management->check_service_port();
       if (!recovered) {
         recovered = static_cast<bool>(policy.recover());
         if (recovered) log("recovered: the dataplane is reachable");

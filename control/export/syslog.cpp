@@ -40,6 +40,10 @@ int severity(const json::object& e) {
     const bool failed = outcome.rfind("failed", 0) == 0 || outcome.rfind("refused", 0) == 0;
     return failed ? 3 : 5;  // error: a rejected bundle, a failed self-test, a rollback
   }
+  if (kind == "service-port") {  // the vendor path's interface (control/mgmt/service_port)
+    const std::string state = text(e, "state");
+    return state == "configured" ? 5 : state == "missing" ? 4 : 3;
+  }
   if (reason.rfind("patch", 0) == 0 || !text(e, "detail").empty())
     return 3;                    // error: a patch or inspection hit
   if (kind == "drop") return 4;  // warning

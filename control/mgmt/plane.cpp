@@ -39,6 +39,24 @@ nft::TableSpec ManagementPlane::spec(const nft::ManagementFirewallSettings& s,
   return t;
 }
 
+// Settings stored by a build before vendor_service_prefix_length have a service address
+// without it: the start-up file's prefix is taken when it names the same address (the
+// lab's management.json and a product's seed file do), so such a store keeps working.
+Status ManagementPlane::add_service_prefix(
+    const std::string& stored, const std::optional<nft::ManagementFirewallSettings>& initial) {
+  json::error_code ec;
+  json::value v = json::parse(stored, ec);
+  if (ec || !v.is_object()) return ok();  // settings() reports it
+  json::object& o = v.as_object();
+  const json::value* address = o.if_contains("vendor_service_address");
+  if (address == nullptr || o.contains("vendor_service_prefix_length") || !initial ||
+      !address->is_string() || address->as_string() != initial->vendor_service_address) {
+    return ok();
+  }
+  o["vendor_service_prefix_length"] = initial->vendor_service_prefix_length;
+  return store_.set_setting(kSettingsKey, json::serialize(o));
+}
+
 Result<nft::ManagementFirewallSettings> ManagementPlane::settings() {
   if (settings_) return *settings_;
   Result<std::optional<std::string>> stored = store_.setting(kSettingsKey);
@@ -90,6 +108,8 @@ Status ManagementPlane::start(const std::optional<nft::ManagementFirewallSetting
     if (!initial) return Error{"not_found", "no management settings stored and none given"};
     if (Status st = store_.set_setting(kSettingsKey, json::serialize(nft::to_json(*initial))); !st)
       return st;
+  } else if (Status st = add_service_prefix(*stored.value(), initial); !st) {
+    return st;
   }
   Result<nft::ManagementFirewallSettings> s = settings();
   if (!s) return s.error();
@@ -135,7 +155,21 @@ Status ManagementPlane::change(const nft::ManagementFirewallSettings& s,
       store_.audit({actor, "settings.management", "management", "ok",
                     store::sha256_hex(before_text), store::sha256_hex(after_text), after_text});
   if (!a) return a.error();
+  check_service_port();
   return ok();
+}
+
+void ManagementPlane::set_service_port(
+    link::LinkBackend* backend, std::function<void(const std::vector<std::string>&)> report) {
+  service_port_.emplace(*backend);
+  report_service_port_ = std::move(report);
+  check_service_port();
+}
+
+void ManagementPlane::check_service_port() {
+  if (!service_port_ || !settings_) return;
+  std::vector<std::string> events = service_port_->check(*settings_);
+  if (!events.empty() && report_service_port_) report_service_port_(events);
 }
 
 Status ManagementPlane::set_wireguard(wireguard::WireGuardBackend* wireguard,

@@ -22,6 +22,8 @@
 #include <vector>
 
 #include "control/common/result.h"
+#include "control/link/link_backend.h"
+#include "control/mgmt/service_port.h"
 #include "control/nft/firewall_backend.h"
 #include "control/nft/settings.h"
 #include "control/store/store.h"
@@ -56,6 +58,12 @@ class ManagementPlane {
                                              const store::Actor& actor);
   Status remove_peer(const std::string& name, const store::Actor& actor);
 
+  // The service port (mgmt/service_port.h): checked now, after every settings change and
+  // at every check_service_port() (controld's 1 s tick); its events go to `report`.
+  void set_service_port(link::LinkBackend* backend,
+                        std::function<void(const std::vector<std::string>&)> report);
+  void check_service_port();
+
   // Where the running vendor sessions' grants come from, so a table replacement keeps
   // them and the read-back expects them.
   void set_grants(std::function<std::vector<nft::VendorGrant>()> grants) {
@@ -69,6 +77,8 @@ class ManagementPlane {
                  const std::vector<wireguard::ManagementPeer>& peers);
   nft::TableSpec spec(const nft::ManagementFirewallSettings& s,
                       const std::vector<wireguard::ManagementPeer>& peers) const;
+  Status add_service_prefix(const std::string& stored,
+                            const std::optional<nft::ManagementFirewallSettings>& initial);
   Status load_peers();
   Status store_peers(const std::vector<wireguard::ManagementPeer>& peers);
   // Why `peer` cannot be added (an error with the field's path), or ok.
@@ -82,6 +92,8 @@ class ManagementPlane {
   nft::Cidr tunnel_self_;     // the appliance's own tunnel address (/32)
   std::string appliance_key_;
   std::function<std::vector<nft::VendorGrant>()> grants_;
+  std::optional<ServicePort> service_port_;
+  std::function<void(const std::vector<std::string>&)> report_service_port_;
   store::Store& store_;
   nft::FirewallBackend& firewall_;
 };

@@ -121,7 +121,8 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
                                               "wireguard_port",
                                               "icmp_echo_per_second",
                                               "log_drops",
-                                              "vendor_service_address"};
+                                              "vendor_service_address",
+                                              "vendor_service_prefix_length"};
   for (const auto& kv : *obj) {
     if (!known.contains(std::string(kv.key()))) {
       return invalid("unknown field", "/" + std::string(kv.key()));
@@ -200,6 +201,24 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
     if (admits(s, text)) {
       return invalid("lies in an admin network: vendor traffic would count as the admin's", path);
     }
+    const auto* p = obj->if_contains("vendor_service_prefix_length");
+    if (p == nullptr) {
+      return invalid("required with vendor_service_address (the device segment's prefix length)",
+                     "/vendor_service_prefix_length");
+    }
+    auto n = read_uint(*p, "/vendor_service_prefix_length", 8, 30);
+    if (!n) return n.error();
+    s.vendor_service_prefix_length = static_cast<unsigned>(n.value());
+    const std::uint32_t host =
+        (std::uint32_t{a[0]} << 24 | std::uint32_t{a[1]} << 16 | std::uint32_t{a[2]} << 8 | a[3]) &
+        (~std::uint32_t{0} >> s.vendor_service_prefix_length);
+    if (host == 0 || host == ~std::uint32_t{0} >> s.vendor_service_prefix_length) {
+      return invalid("is the network or broadcast address of its /" +
+                         std::to_string(s.vendor_service_prefix_length) + " segment",
+                     path);
+    }
+  } else if (obj->if_contains("vendor_service_prefix_length") != nullptr) {
+    return invalid("needs a vendor_service_address", "/vendor_service_prefix_length");
   }
 
   if (const auto* v = obj->if_contains("https_port")) {
@@ -230,7 +249,10 @@ boost::json::value to_json(const ManagementFirewallSettings& s) {
   o["wireguard_interface"] = s.wireguard_interface;
   o["vendor_egress_interface"] = s.vendor_egress_interface;
   o["external_interface"] = s.external_interface;
-  if (!s.vendor_service_address.empty()) o["vendor_service_address"] = s.vendor_service_address;
+  if (!s.vendor_service_address.empty()) {
+    o["vendor_service_address"] = s.vendor_service_address;
+    o["vendor_service_prefix_length"] = s.vendor_service_prefix_length;
+  }
   boost::json::array nets;
   for (const auto& n : s.admin_networks) nets.emplace_back(n.to_string());
   o["admin_networks"] = std::move(nets);

@@ -42,6 +42,11 @@ struct ManagementFirewallSettings {
   // vendor_egress_interface: the service address on the device segment, which the
   // dataplane admits for the active sessions. IPv4 literal; "" = no translation.
   std::string vendor_service_address;
+  // The prefix length of the device segment the service address is on (8..30): controld
+  // puts vendor_service_address/vendor_service_prefix_length on vendor_egress_interface
+  // (mgmt/service_port.h), which makes the segment reachable through it. Required with
+  // vendor_service_address; 0 without one.
+  unsigned vendor_service_prefix_length = 0;
   std::vector<Cidr> admin_networks;  // may reach webd's HTTPS (incl. remote-management peers)
   std::uint16_t https_port = 8443;
   std::uint16_t wireguard_port = 51820;

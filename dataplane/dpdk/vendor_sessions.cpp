@@ -130,6 +130,7 @@ engine::PolicyDocument with_vendor_sessions(const engine::PolicyDocument& docume
           rule.proto = proto;
           rule.peer = peer;
           rule.dport = {port, port};
+          rule.vendor_session = true;
           device.rules.push_back(std::move(rule));
         }
       }

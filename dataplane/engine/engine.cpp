@@ -326,9 +326,11 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     return judge_new_flow(c, key, c.dir == Direction::out ? peer_port : device_port);
   }
   c.dir = flow->dir;
+  const bool vendor_flow = flow->vendor_session;  // revalidate() reclassifies the flow
   if (!revalidate(c, *flow)) {
     if (c.policy.device(c.device).mode == DeviceMode::enforce) {
       flows_.erase(flow);
+      if (vendor_flow) return cut_vendor_flow(c);
       return deny(c, DropReason::policy_revoked);
     }
     deny(c, DropReason::policy_revoked);  // records the would-drop; the flow goes on
@@ -381,6 +383,9 @@ bool Worker::revalidate(Context& c, Flow& flow) noexcept {
   flow.rule = c.policy.classify(static_cast<uint32_t>(c.device), flow.dir, *proto, peer, dport);
   flow.policy_epoch = epoch;
   flow.enforced = c.policy.device(c.device).mode == DeviceMode::enforce;
+  // Session rules move when an earlier session ends: the flag follows the new rule.
+  flow.vendor_session =
+      flow.rule != kNoRule && c.policy.device(c.device).rules[flow.rule].vendor_session;
   if (*proto == Protocol::tcp) {
     const CompiledDevice& dev = c.policy.device(c.device);
     const InspectionPlan plan = c.policy.inspection().plan(
@@ -423,6 +428,7 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   flow->rule = rule;
   flow->policy_epoch = static_cast<uint32_t>(c.policy.epoch());
   flow->enforced = dev.mode == DeviceMode::enforce;
+  flow->vendor_session = rule != kNoRule && dev.rules[rule].vendor_session;
   const FlowTimeouts& t = engine_.config_.timeouts;
   uint64_t timeout = t.icmp_ns;
   if (proto == Protocol::tcp) {
@@ -589,6 +595,28 @@ Verdict Worker::deny(Context& c, DropReason reason, bool report) noexcept {
     return Verdict{Action::drop_and_reset, reason, false};
   }
   return Verdict{Action::drop, reason, false};
+}
+
+// A TCP connection admitted only by a vendor session that has ended (revoked or expired:
+// the policy without its rules was published) is reset at both ends, whatever the
+// device's deny_action: the device must not hold a dead association (a DICOM SCP waits
+// for its own timeout, minutes to hours) after the vendor's access ended.
+//
+// The cut happens at the flow's next packet, like every policy_revoked cut. In practice
+// that is the device's: the vendor's segments stop in the appliance's firewall, which
+// answers them with a reset itself (docs/management-plane.md). A device segment gets a
+// reset back to the device (the vendor's end is the firewall's); a vendor segment that
+// still arrives gets one back to the vendor and one on to the device. Resetting the
+// device proactively at revoke would need each flow's sequence numbers (not tracked; a
+// reset outside the receive window is ignored) and a frame built without a packet to
+// answer, by every worker, idle ones included: not worth a per-packet cost.
+Verdict Worker::cut_vendor_flow(Context& c) noexcept {
+  Verdict v = deny(c, DropReason::policy_revoked);
+  if (c.d.protocol == ip_protocol::tcp && (c.d.tcp_flags & tcp_flag::rst) == 0) {
+    v.action =
+        c.packet.ingress == Side::device ? Action::drop_and_reset : Action::drop_and_reset_both;
+  }
+  return v;
 }
 
 Verdict Worker::forward(Context& c) noexcept {

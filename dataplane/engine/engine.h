@@ -112,6 +112,8 @@ class Worker {
   // Drops (enforce) or reports (monitor/learn) by the device's mode. `report` = false
   // counts without an event (for the follow-up packets of something already reported).
   Verdict deny(Context& c, DropReason reason, bool report = true) noexcept;
+  // Drops a packet of a flow whose vendor session ended, with a reset toward the device.
+  Verdict cut_vendor_flow(Context& c) noexcept;
   Verdict unknown_device(Context& c) noexcept;
   void emit(Context& c, EventKind kind, DropReason reason, int32_t rule) noexcept;
   uint64_t timeout_for(const Flow& flow) const noexcept;

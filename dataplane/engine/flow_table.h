@@ -120,12 +120,13 @@ struct alignas(64) Flow {
   Direction dir = Direction::out;  // out: the device initiated
   TcpState tcp = TcpState::none;
   FlowClass flow_class = FlowClass::embryonic;
-  uint8_t fin_seen : 2 = 0;     // bit per Side that sent a FIN
-  bool replied : 1 = false;     // the responder has sent at least one packet
-  bool enforced : 1 = false;    // admitted while its device was in enforce mode
-  bool blocked : 1 = false;     // ended by inspection: every later segment is dropped
-  bool referenced : 1 = false;  // touched since it was last moved to its list's head
-  bool linked : 1 = false;      // moved by a touch since insert: linked_period is valid
+  uint8_t fin_seen : 2 = 0;         // bit per Side that sent a FIN
+  bool replied : 1 = false;         // the responder has sent at least one packet
+  bool enforced : 1 = false;        // admitted while its device was in enforce mode
+  bool blocked : 1 = false;         // ended by inspection: every later segment is dropped
+  bool vendor_session : 1 = false;  // its rule is a vendor session's (Rule::vendor_session)
+  bool referenced : 1 = false;      // touched since it was last moved to its list's head
+  bool linked : 1 = false;          // moved by a touch since insert: linked_period is valid
 };
 static_assert(sizeof(Flow) == 64, "one cache line");
 

@@ -66,6 +66,11 @@ struct Rule {
   PortRange dport;  // TCP/UDP only; absent in the document = any port
   std::optional<DicomConstraints> dicom;
   std::optional<Hl7Constraints> hl7;
+  // Set only on the rules a vendor session adds (dataplane/dpdk/vendor_sessions.h), never
+  // from a document: a TCP connection such a rule admitted is reset toward the device
+  // too when it is cut (whatever the device's deny_action), so the device does not hold
+  // a dead connection open after the session ended.
+  bool vendor_session = false;
   bool operator==(const Rule&) const = default;
 };
 

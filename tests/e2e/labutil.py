@@ -287,3 +287,64 @@ def syn_flood_frame(i, src_mac, dst_mac, dst_ip, dport):
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i & 0xFFFF, 0, 64, 6, 0, src, dst)
     ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
     return eth + ip + tcp
+
+
+class VendorLaptop:
+    """The vendor's service laptop (the `vendor` host) with its own WireGuard key pair and a
+    wireguard-go interface toward the appliance (192.0.2.1:51820), up and keeping the
+    tunnel alive, with routes into it for the tunnel network, the device segment and the
+    management network (so a refusal is the appliance's doing, not a missing route on the
+    laptop). Interface names must be unique on the machine: wireguard-go's control sockets
+    are shared by every namespace. The tunnel address comes from a session
+    (use_tunnel_address); stop() ends wireguard-go."""
+
+    NETWORKS = ("10.99.0.0/24", "10.50.0.0/24", "10.60.0.0/24")
+
+    def __init__(self, work, interface):
+        self.interface = interface
+        key = subprocess.run(["wg", "genkey"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+        key_file = Path(work) / f"{interface}.key"
+        key_file.write_text(key + "\n")
+        os.chmod(key_file, 0o600)
+        self.public_key = subprocess.run(["wg", "pubkey"], input=key + "\n", capture_output=True,
+                                         text=True, check=True).stdout.strip()
+        self.appliance_key = json.loads(cordonctl("wireguard").stdout)["public_key"]
+        self.go = subprocess.Popen(["ip", "netns", "exec", "vendor", "wireguard-go", "-f",
+                                    interface], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: on("vendor", "ip", "link", "show", interface).returncode == 0, 20,
+                     "the vendor's wireguard-go interface")
+            for cmd in (["wg", "set", interface, "private-key", str(key_file), "peer",
+                         self.appliance_key, "endpoint", "192.0.2.1:51820", "allowed-ips",
+                         ",".join(self.NETWORKS), "persistent-keepalive", "1"],
+                        ["ip", "link", "set", interface, "up"]):
+                r = on("vendor", *cmd)
+                if r.returncode != 0:
+                    raise RuntimeError(f"{cmd} on vendor: {r.stderr}")
+            self.route()
+        except BaseException:
+            self.stop()
+            raise
+
+    def route(self):
+        for net in self.NETWORKS:
+            on("vendor", "ip", "route", "replace", net, "dev", self.interface)
+
+    def use_tunnel_address(self, address):
+        """Takes the tunnel address a session (or a management peer) was given and waits
+        for the handshake with the appliance."""
+        on("vendor", "ip", "addr", "flush", "dev", self.interface)
+        r = on("vendor", "ip", "addr", "add", f"{address}/32", "dev", self.interface)
+        if r.returncode != 0:
+            raise RuntimeError(f"ip addr add {address}/32 on vendor: {r.stderr}")
+        self.route()  # the flush took the routes along
+        wait_for(lambda: any(p["public_key"] == self.public_key and "latest_handshake_unix" in p
+                             for p in json.loads(cordonctl("wireguard").stdout)["peers"]), 30,
+                 "the vendor's handshake")
+
+    def stop(self):
+        if self.go.poll() is None:
+            self.go.terminate()
+            self.go.wait(timeout=10)

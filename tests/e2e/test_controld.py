@@ -19,7 +19,8 @@ from pathlib import Path
 
 from labutil import (ATTACKER, BUILD, MODALITY, PACS, PY, REPO, RIS, RUN, SOCKET, apply,
                      active_version, cordonctl, dataplane_request, dataplane_version, echoscu,
-                     lab_down, lab_up, lab_policy, on, set_guardrail, wait_for, with_mode, without_rule)
+                     lab_down, lab_up, lab_policy, on, set_guardrail, VendorLaptop, wait_for,
+                     with_mode, without_rule)
 
 CONTROLD = BUILD / "bin/cordon-controld"
 DATAPLANE = BUILD / "bin/cordon-dataplane"
@@ -382,21 +383,6 @@ template(name="raw" type="string" string="%rawmsg%\\n")
         settings["admin_networks"] = ["10.60.0.0/24"]
         self.assertEqual(cordonctl("settings", "management", "set", self.write(settings)).returncode, 0)
 
-    def vendor_tunnel(self, work):
-        """The vendor's laptop: its own key and a wireguard-go interface toward the
-        appliance (interface names are unique on the machine: wireguard-go's sockets)."""
-        key = subprocess.run(["wg", "genkey"], capture_output=True, text=True, check=True).stdout.strip()
-        (work / "vendor.key").write_text(key + "\n")
-        os.chmod(work / "vendor.key", 0o600)
-        public = subprocess.run(["wg", "pubkey"], input=key + "\n", capture_output=True, text=True,
-                                check=True).stdout.strip()
-        appliance_key = json.loads(cordonctl("wireguard").stdout)["public_key"]
-        go = subprocess.Popen(["ip", "netns", "exec", "vendor", "wireguard-go", "-f", "wg-vendor"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: on("vendor", "ip", "link", "show", "wg-vendor").returncode == 0, 20,
-                 "the vendor's wireguard-go interface")
-        return go, public, appliance_key
-
     def appliance_peers(self):
         return json.loads(cordonctl("wireguard").stdout)["peers"]
 
@@ -406,7 +392,8 @@ template(name="raw" type="string" string="%rawmsg%\\n")
 
     def test_vendor_session_is_narrow_time_boxed_and_audited(self):
         work = Path(tempfile.mkdtemp(dir=RUN, prefix="vendor-"))
-        go, vendor_key, appliance_key = self.vendor_tunnel(work)
+        laptop = VendorLaptop(work, "wg-vendor")
+        vendor_key = laptop.public_key
         try:
             # Bad requests first: nothing is opened.
             for args, expect in ((["--device", "ct-1", "--port", 104, "--duration", 600], "/public_key"),
@@ -424,15 +411,8 @@ template(name="raw" type="string" string="%rawmsg%\\n")
             tunnel = r.stdout.split("tunnel address ")[1].split(",")[0]
             # Exactly that device and port are in the firewall's set, with a timeout.
             self.assertIn(f"{tunnel} . {MODALITY} . 104 timeout", self.vendor_set())
-            # The vendor brings its tunnel up: the handshake completes.
-            for cmd in (["ip", "addr", "add", f"{tunnel}/24", "dev", "wg-vendor"],
-                        ["wg", "set", "wg-vendor", "private-key", str(work / "vendor.key"), "peer",
-                         appliance_key, "endpoint", "192.0.2.1:51820", "allowed-ips",
-                         "10.99.0.0/24,10.50.0.0/24", "persistent-keepalive", "1"],
-                        ["ip", "link", "set", "wg-vendor", "up"]):
-                self.assertEqual(on("vendor", *cmd).returncode, 0, cmd)
-            wait_for(lambda: any(p["public_key"] == vendor_key and "latest_handshake_unix" in p
-                                 for p in self.appliance_peers()), 30, "the vendor's handshake")
+            # The vendor takes its tunnel address: the handshake completes.
+            laptop.use_tunnel_address(tunnel)
             # Through the tunnel the appliance itself answers nothing (not an admin network).
             r = on("vendor", PY, REPO / "tests/e2e/port_sweep.py", "10.99.0.1", 8440, 8450,
                    "--timeout", 2, timeout=60)
@@ -457,8 +437,7 @@ template(name="raw" type="string" string="%rawmsg%\\n")
                 self.assertIn(action, audit)
             self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
         finally:
-            go.terminate()
-            go.wait(timeout=10)
+            laptop.stop()
 
     def test_discovery_lists_an_unknown_device_on_the_device_port(self):
         send = ("from scapy.all import Ether, IP, UDP, sendp; "

@@ -6,7 +6,8 @@ vendor's traffic goes through the tunnel, controld's nftables filter and SNAT, t
 dataplane's service port (svc0, net_tap) and the engine to the modality. Checked: DICOM
 echo reaches the modality's SCP; nothing else does (another port of the modality, another
 host, the management address); revoke and expiry cut an open connection (the vendor's
-client gets a TCP reset) and leave nothing reachable; the dataplane holds exactly the active sessions, and gets them back from controld after
+client gets a TCP reset from the firewall, the modality's end one from the dataplane) and
+leave nothing reachable; the dataplane holds exactly the active sessions, and gets them back from controld after
 a restart. The same laptop, made a remote-management peer, reaches webd's HTTPS through
 the tunnel and nothing else; removing the peer ends that.
 Needs root and network namespaces.
@@ -16,11 +17,12 @@ import os
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
-from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, cordonctl, dataplane_request,
-                     lab_down, lab_up, on, wait_for)
+from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, VendorLaptop, cordonctl,
+                     dataplane_request, lab_down, lab_up, on, wait_for)
 
 SERVICE_ADDRESS = json.loads((REPO / "tests/topology/management.json").read_text())[
     "vendor_service_address"]
@@ -32,19 +34,36 @@ MGMT_PEER_ADDRESS = "10.99.0.200"
 WEBD = ("10.60.0.1", 8443)
 SWEEP = REPO / "tests/e2e/port_sweep.py"
 
-# On the modality: echoes every line back; prints where connections come from.
+# On the modality: echoes what it receives; prints where connections come from and which
+# end with a reset. "poke" on stdin sends "poke" on every open connection: the modality's
+# end speaking first after a session ended, as a device answering late would.
 ECHO_SERVER = f"""
-import socket, threading
+import socket, sys, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", {ECHO_PORT})); s.listen(8)
+open_connections = set()
 print("listening", flush=True)
 def serve(c, a):
     print("from", a[0], flush=True)
-    with c:
-        while True:
-            d = c.recv(4096)
-            if not d: return
-            c.sendall(d)
+    open_connections.add(c)
+    try:
+        with c:
+            while True:
+                d = c.recv(4096)
+                if not d: return
+                c.sendall(d)
+    except ConnectionResetError:
+        print("reset from", a[0], flush=True)
+    finally:
+        open_connections.discard(c)
+def poke():
+    for line in sys.stdin:
+        for c in list(open_connections):
+            try:
+                c.sendall(b"poke")
+            except OSError:
+                pass
+threading.Thread(target=poke, daemon=True).start()
 while True:
     c, a = s.accept()
     threading.Thread(target=serve, args=(c, a), daemon=True).start()
@@ -68,6 +87,18 @@ for line in sys.stdin:
     except OSError as e:
         print("error " + str(e), flush=True)
 """
+
+
+def read_line_starting(background, prefix, timeout):
+    """The next line of `background` that starts with prefix, or None after timeout s."""
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        line = background.readline(left)
+        if line is None:
+            return None
+        if line.startswith(prefix):
+            return line
+    return None
 
 
 def tcp_open(host, port, timeout=3):
@@ -113,48 +144,22 @@ class VendorPath(unittest.TestCase):
                                  for p in (104, OTHER_PORT, ECHO_PORT)), 20,
                      "the modality's services")
             cls.work = Path(tempfile.mkdtemp(dir=RUN, prefix="vendor-path-"))
-            cls.vendor_key = cls.start_tunnel(cls.work)
+            cls.laptop = VendorLaptop(cls.work, WG_IF)
+            cls.vendor_key = cls.laptop.public_key
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        if getattr(cls, "go", None):
-            cls.go.terminate()
-            cls.go.wait(timeout=10)
+        if getattr(cls, "laptop", None):
+            cls.laptop.stop()
         if getattr(cls, "echo", None):
             cls.echo.stop()
         for p in getattr(cls, "services", []):
             p.terminate()
             p.wait(timeout=10)
         lab_down()
-
-    @classmethod
-    def start_tunnel(cls, work):
-        """The vendor's laptop: its own key pair and wireguard-go interface."""
-        key = subprocess.run(["wg", "genkey"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-        (work / "vendor.key").write_text(key + "\n")
-        os.chmod(work / "vendor.key", 0o600)
-        public = subprocess.run(["wg", "pubkey"], input=key + "\n", capture_output=True,
-                                text=True, check=True).stdout.strip()
-        cls.appliance_key = json.loads(cordonctl("wireguard").stdout)["public_key"]
-        cls.go = subprocess.Popen(["ip", "netns", "exec", "vendor", "wireguard-go", "-f", WG_IF],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: on("vendor", "ip", "link", "show", WG_IF).returncode == 0, 20,
-                 "the vendor's wireguard-go interface")
-        for cmd in (["wg", "set", WG_IF, "private-key", str(work / "vendor.key"), "peer",
-                     cls.appliance_key, "endpoint", "192.0.2.1:51820", "allowed-ips",
-                     "10.99.0.0/24,10.50.0.0/24,10.60.0.0/24", "persistent-keepalive", "1"],
-                    ["ip", "link", "set", WG_IF, "up"]):
-            subprocess.run(["ip", "netns", "exec", "vendor", *cmd], check=True)
-        # Routes into the tunnel for the device segment and the management network, so a
-        # refusal below is the appliance's doing, not a missing route on the laptop.
-        for net in ("10.50.0.0/24", "10.60.0.0/24"):
-            subprocess.run(["ip", "netns", "exec", "vendor", "ip", "route", "replace", net,
-                            "dev", WG_IF], check=True)
-        return public
 
     def open_session(self, duration, ports=(104, ECHO_PORT)):
         args = ["vendor", "create", "--key", self.vendor_key, "--device", "ct-1", "--duration",
@@ -165,18 +170,8 @@ class VendorPath(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         session = r.stdout.split()[2].rstrip(":")
         tunnel = r.stdout.split("tunnel address ")[1].split(",")[0]
-        self.use_tunnel_address(tunnel)
+        self.laptop.use_tunnel_address(tunnel)
         return session
-
-    def use_tunnel_address(self, tunnel):
-        """The laptop takes the tunnel address it was given; waits for the handshake."""
-        on("vendor", "ip", "addr", "flush", "dev", WG_IF)
-        self.assertEqual(on("vendor", "ip", "addr", "add", f"{tunnel}/32", "dev", WG_IF).returncode, 0)
-        for net in ("10.99.0.0/24", "10.50.0.0/24", "10.60.0.0/24"):
-            on("vendor", "ip", "route", "replace", net, "dev", WG_IF)
-        wait_for(lambda: any(p["public_key"] == self.vendor_key and "latest_handshake_unix" in p
-                             for p in json.loads(cordonctl("wireguard").stdout)["peers"]), 30,
-                 "the vendor's handshake")
 
     def tearDown(self):
         # A failed test leaves no session or management peer for the next one.
@@ -206,6 +201,15 @@ class VendorPath(unittest.TestCase):
         self.assertIsNotNone(answer, "the held client said nothing")
         self.assertTrue(answer.startswith("error") and "reset" in answer.lower(), answer)
 
+    def assert_device_end_reset(self):
+        """The modality's end of the held connection, speaking after its session ended, gets
+        a reset from the dataplane (not silence until its own timeout), although ct-1's
+        deny_action is drop."""
+        self.echo.send("poke")
+        self.assertEqual(read_line_starting(self.echo, "reset from", 10),
+                         f"reset from {SERVICE_ADDRESS}",
+                         "the modality's end of the cut connection got no reset")
+
     def assert_nothing_reachable(self):
         self.assertNotEqual(vendor_echoscu().returncode, 0, "echoscu passed without a session")
         for host, port in ((MODALITY, 104), (MODALITY, ECHO_PORT), (PACS, 104), ("10.60.0.1", 8443)):
@@ -229,7 +233,7 @@ class VendorPath(unittest.TestCase):
                  "the flow record of the vendor's DICOM association")
         # The modality sees the service address, not the vendor's tunnel address.
         held = self.held_connection()
-        self.assertEqual(self.echo.readline(5), f"from {SERVICE_ADDRESS}")
+        self.assertEqual(read_line_starting(self.echo, "from", 5), f"from {SERVICE_ADDRESS}")
 
         # Nothing else: another port on the modality (a listening DICOM SCP), another
         # host, the management address.
@@ -255,6 +259,7 @@ class VendorPath(unittest.TestCase):
         held.send("send again")
         self.assert_cut(held.readline(10))
         held.stop()
+        self.assert_device_end_reset()
         wait_for(lambda: self.dataplane_sessions() == [], 10, "the dataplane to drop the session")
         self.assert_nothing_reachable()
 
@@ -267,6 +272,7 @@ class VendorPath(unittest.TestCase):
         held.send("send late")
         self.assert_cut(held.readline(10))
         held.stop()
+        self.assert_device_end_reset()
         wait_for(lambda: self.dataplane_sessions() == [], 10, "the dataplane to drop the session")
         self.assert_nothing_reachable()
         audit = cordonctl("audit").stdout
@@ -291,7 +297,7 @@ class VendorPath(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn(MGMT_PEER_ADDRESS, cordonctl("management-peer", "list").stdout)
         self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
-        self.use_tunnel_address(MGMT_PEER_ADDRESS)
+        self.laptop.use_tunnel_address(MGMT_PEER_ADDRESS)
         wait_for(lambda: https_status(*WEBD) is not None, 30, "webd's HTTPS through the tunnel")
         self.assertEqual(https_status(*WEBD), 200)
 

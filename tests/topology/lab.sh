@@ -44,7 +44,8 @@ TIMEOUT=${CORDON_LAB_TIMEOUT:-60}
 # any lab host, tests/topology/hosts.json).
 SVC_IF=svc0
 SVC_MAC=02:c0:4d:00:00:fa
-SVC_ADDR=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["vendor_service_address"])' "$LAB_DIR/management.json")/24
+# controld puts it on svc0 (docs/management-plane.md, "Vendor path"); lab.sh only waits for it.
+SVC_ADDR=$(/usr/bin/python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["vendor_service_address"] + "/" + str(s["vendor_service_prefix_length"]))' "$LAB_DIR/management.json")
 
 # ---------------------------------------------------------------- forwarder
 # The inline forwarder between the device port (dp-dev0) and the network port
@@ -283,7 +284,7 @@ forwarder_ready() { # KIND
   case $1 in
     dataplane)
       [ -S "$RUN/dataplane.sock" ] || return 1
-      ip -n appliance -4 addr show dev "$SVC_IF" 2>/dev/null | grep -q "inet $SVC_ADDR " || return 1
+      ip -n appliance link show dev "$SVC_IF" >/dev/null 2>&1 || return 1
       ;;
     testpmd) # "Press enter to exit" after the supervisor's latest start line
       awk '/^supervisor: .* start #/ { r = 0 } /Press enter to exit/ { r = 1 } END { exit !r }' \
@@ -364,23 +365,6 @@ start_forwarder() {
   say "forwarder: ready (pid $(<"$RUN/forwarder.pid"))"
 }
 
-# The service port's kernel side appears when the dataplane starts (net_tap) and goes
-# with it, so it is configured after every start: the service address, no IPv6, ARP
-# answers only for its own address, checksums computed in software. Runs in the
-# appliance netns.
-configure_service_port() {
-  if ! wait_until 30 ip link show "$SVC_IF" >/dev/null 2>&1; then
-    echo "supervisor: $(date -Is) $SVC_IF did not appear"
-    return 1
-  fi
-  sysctl -q -e -w "net.ipv6.conf.$SVC_IF.disable_ipv6=1" "net.ipv4.conf.$SVC_IF.arp_ignore=1" \
-    >/dev/null
-  ethtool -K "$SVC_IF" tx off >/dev/null 2>&1 || true
-  ip addr replace "$SVC_ADDR" dev "$SVC_IF"
-  ip link set "$SVC_IF" up
-  echo "supervisor: $(date -Is) $SVC_IF configured ($SVC_ADDR)"
-}
-
 # Runs inside the appliance netns, in its own session, stdout/stderr on the log.
 # Restarts the forwarder whenever it exits; SIGTERM stops both.
 cmd_supervise() {
@@ -411,7 +395,6 @@ cmd_supervise() {
     echo "supervisor: $(date -Is) start #$starts: ${FWD_CMD[*]}"
     "${FWD_CMD[@]}" <&3 &
     child=$!
-    [ "$kind" = dataplane ] && configure_service_port &
     echo "$child" >"$RUN/forwarder.pid"
     echo "$starts" >"$RUN/forwarder.starts"
     rc=0
@@ -477,7 +460,17 @@ start_controld() {
     CORDON_SOCKET=$RUN/controld.sock "$CORDONCTL_BIN" policy apply "$POLICY" \
       --comment "lab sample policy" || die "controld: the sample policy $POLICY was refused"
   fi
-  say "controld: ready ($RUN/controld.sock)"
+  # controld puts the service address on the service port (and again after every
+  # dataplane restart, within a second): the vendor path is ready when it is there.
+  if ! wait_until "$TIMEOUT" service_port_configured; then
+    log_tail "$RUN/controld.log" 30
+    die "controld: $SVC_IF did not get $SVC_ADDR within ${TIMEOUT}s (log: $RUN/controld.log)"
+  fi
+  say "controld: ready ($RUN/controld.sock; $SVC_IF $SVC_ADDR)"
+}
+
+service_port_configured() {
+  ip -n appliance -4 addr show dev "$SVC_IF" 2>/dev/null | grep -q "inet $SVC_ADDR "
 }
 
 # cordon-webd on the management address, unprivileged (it binds, then becomes

@@ -99,6 +99,19 @@ TEST(SyslogFormat, UpdateStepsCarryStepOutcomeAndVersion) {
     EXPECT_NE(r.find("outcome=\"" + outcome + "\""), std::string::npos) << r;
   }
 
+  // The service port's events (control/mgmt/service_port.cpp): configured is a notice
+  // (local4.notice = 165), missing a warning (164), a refused step an error (163).
+  for (const auto& [state, pri] : {std::pair{"configured", "<165>"}, std::pair{"missing", "<164>"},
+                                   std::pair{"error", "<163>"}}) {
+    const json::object e{{"time", "2026-11-28T02:30:00Z"},
+                         {"kind", "service-port"},
+                         {"interface", "svc0"},
+                         {"state", state},
+                         {"detail", "10.50.0.250/24; added 10.50.0.250/24"}};
+    const std::string r = format_rfc5424(e, "h");
+    EXPECT_EQ(r.rfind(pri, 0), 0u) << r;
+  }
+
   const std::string c =
       format_cef(update_event("update.rollback", "failed: its trial boots ran out"), "cordon-1");
   EXPECT_NE(c.find("CEF:0|Cordon|Cordon appliance|1|update.rollback|update update.rollback "

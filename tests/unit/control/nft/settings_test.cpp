@@ -92,11 +92,12 @@ TEST(NftSettings, EveryRejectionNamesTheField) {
 TEST(NftSettings, VendorServiceAddress) {
   boost::json::object o = boost::json::parse(R"({"interface":"mgmt0","wireguard_interface":"wg0",
       "vendor_egress_interface":"svc0","admin_networks":["10.60.0.0/24"],
-      "vendor_service_address":"10.50.0.250"})")
+      "vendor_service_address":"10.50.0.250","vendor_service_prefix_length":24})")
                               .as_object();
   auto s = parse_settings(o);
   ASSERT_TRUE(s.ok()) << s.error().message;
   EXPECT_EQ(s.value().vendor_service_address, "10.50.0.250");
+  EXPECT_EQ(s.value().vendor_service_prefix_length, 24u);
   EXPECT_EQ(parse_settings(to_json(s.value())).value(), s.value());
   for (const char* bad : {"10.50.0", "10.50.0.250/24", "127.0.0.1", "0.0.0.0", "224.0.0.1",
                           "255.255.255.255", "169.254.1.1", "10.60.0.7", "fd00::1"}) {
@@ -106,6 +107,39 @@ TEST(NftSettings, VendorServiceAddress) {
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().path, "/vendor_service_address") << bad;
   }
+  // The prefix: required with the address, 8..30, the address a host of it.
+  struct PrefixCase {
+    const char* address;
+    boost::json::value prefix;  // null: absent
+    const char* path;
+    const char* says;
+  };
+  for (const PrefixCase& c : {
+           PrefixCase{"10.50.0.250", nullptr, "/vendor_service_prefix_length", "required"},
+           PrefixCase{"10.50.0.250", 7, "/vendor_service_prefix_length", "8"},
+           PrefixCase{"10.50.0.250", 31, "/vendor_service_prefix_length", "30"},
+           PrefixCase{"10.50.0.250", "24", "/vendor_service_prefix_length", ""},
+           PrefixCase{"10.50.0.0", 24, "/vendor_service_address", "network or broadcast"},
+           PrefixCase{"10.50.0.255", 24, "/vendor_service_address", "network or broadcast"},
+           PrefixCase{"10.50.0.251", 30, "/vendor_service_address", "network or broadcast"},
+       }) {
+    boost::json::object v = o;
+    v["vendor_service_address"] = c.address;
+    if (c.prefix.is_null())
+      v.erase("vendor_service_prefix_length");
+    else
+      v["vendor_service_prefix_length"] = c.prefix;
+    auto r = parse_settings(v);
+    ASSERT_FALSE(r.ok()) << c.address << " " << boost::json::serialize(c.prefix);
+    EXPECT_EQ(r.error().path, c.path) << c.address;
+    EXPECT_NE(r.error().message.find(c.says), std::string::npos) << r.error().message;
+  }
+  boost::json::object no_address = o;
+  no_address.erase("vendor_service_address");
+  auto without = parse_settings(no_address);
+  ASSERT_FALSE(without.ok());
+  EXPECT_EQ(without.error().path, "/vendor_service_prefix_length");
+
   boost::json::object no_egress = o;
   no_egress.erase("vendor_egress_interface");
   auto r = parse_settings(no_egress);

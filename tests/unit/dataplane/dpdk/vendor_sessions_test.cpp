@@ -146,8 +146,10 @@ TEST_F(VendorSessionsTest, RevokeCutsAnOpenConnectionAtItsNextPacket) {
             engine::Action::forward);
 
   ASSERT_TRUE(push(json::array{}).at("ok").as_bool());
+  // A vendor segment that still reaches the dataplane (the firewall normally answers it
+  // itself) is reset back to the vendor and on to the device.
   const engine::Verdict v = from_service("10.50.0.250", 40000, 104, tcp_flag::ack);
-  EXPECT_EQ(v.action, engine::Action::drop);
+  EXPECT_EQ(v.action, engine::Action::drop_and_reset_both);
   EXPECT_EQ(v.reason, engine::DropReason::policy_revoked);
   // The device's side of it too (a fresh packet of the cut flow finds no flow).
   EXPECT_EQ(from_device(104, 40000, tcp_flag::ack).action, engine::Action::drop);
@@ -164,12 +166,82 @@ TEST_F(VendorSessionsTest, ExpiryEndsTheSessionWithoutControld) {
   EXPECT_EQ(handler_->expire_vendor_sessions(), 1u);
   EXPECT_TRUE(state_->vendor_sessions().empty());
   const engine::Verdict v = from_service("10.50.0.250", 40000, 104, tcp_flag::ack);
-  EXPECT_EQ(v.action, engine::Action::drop);
+  EXPECT_EQ(v.action, engine::Action::drop_and_reset_both);
   EXPECT_EQ(v.reason, engine::DropReason::policy_revoked);
   // A session pushed again after its expiry is not taken.
   const json::object r = push({session(7, "ct-1", {104}, kNow + 5'000)});
   ASSERT_TRUE(r.at("ok").as_bool());
   EXPECT_TRUE(r.at("sessions").as_array().empty());
+}
+
+// The device's end of a cut vendor connection gets a reset whatever its deny_action (the
+// policy's is the default, drop): its next segment is answered with a reset back to it.
+TEST_F(VendorSessionsTest, RevokeResetsTheDevicesEndOfTheCutConnection) {
+  ASSERT_EQ(engine_->active()->device(0).deny_action, engine::DenyAction::drop);
+  ASSERT_TRUE(push({session(7, "ct-1", {104}, kNow + 60'000)}).at("ok").as_bool());
+  handshake();
+  ASSERT_TRUE(push(json::array{}).at("ok").as_bool());
+
+  const engine::Verdict v = from_device(104, 40000, tcp_flag::ack | tcp_flag::psh);
+  EXPECT_EQ(v.action, engine::Action::drop_and_reset);
+  EXPECT_EQ(v.reason, engine::DropReason::policy_revoked);
+  // One reset: the cut flow is gone, its later segments are dropped without one.
+  EXPECT_EQ(from_device(104, 40000, tcp_flag::ack).action, engine::Action::drop);
+}
+
+TEST_F(VendorSessionsTest, ExpiryResetsTheDevicesEndOfTheCutConnection) {
+  ASSERT_TRUE(push({session(7, "ct-1", {104}, kNow + 5'000)}).at("ok").as_bool());
+  handshake();
+  now_ms_ = kNow + 5'000;
+  engine_->worker(0).go_idle();
+  ASSERT_EQ(handler_->expire_vendor_sessions(), 1u);
+  const engine::Verdict v = from_device(104, 40000, tcp_flag::ack);
+  EXPECT_EQ(v.action, engine::Action::drop_and_reset);
+  EXPECT_EQ(v.reason, engine::DropReason::policy_revoked);
+}
+
+// A reset is never answered with a reset.
+TEST_F(VendorSessionsTest, ADeviceResetOfACutConnectionIsDroppedWithoutAnswer) {
+  ASSERT_TRUE(push({session(7, "ct-1", {104}, kNow + 60'000)}).at("ok").as_bool());
+  handshake();
+  ASSERT_TRUE(push(json::array{}).at("ok").as_bool());
+  const engine::Verdict v = from_device(104, 40000, tcp_flag::rst | tcp_flag::ack);
+  EXPECT_EQ(v.action, engine::Action::drop);
+  EXPECT_EQ(v.reason, engine::DropReason::policy_revoked);
+}
+
+// Ending one session moves the rules of the sessions after it; a connection of a session
+// that goes on keeps passing, and is still reset toward the device when its own session
+// ends. A connection of the device's own rules cut by a policy change is not a vendor's:
+// no reset (deny_action drop).
+TEST_F(VendorSessionsTest, TheResetFollowsTheSessionWhenItsRulesMove) {
+  ASSERT_TRUE(
+      push({session(7, "ct-1", {11112}, kNow + 60'000), session(8, "ct-1", {104}, kNow + 60'000)})
+          .at("ok")
+          .as_bool());
+  handshake();  // port 104: session 8's rule, after session 7's
+  ASSERT_TRUE(push({session(8, "ct-1", {104}, kNow + 60'000)}).at("ok").as_bool());
+  EXPECT_EQ(from_device(104, 40000, tcp_flag::ack).action, engine::Action::forward);
+  ASSERT_TRUE(push(json::array{}).at("ok").as_bool());
+  EXPECT_EQ(from_device(104, 40000, tcp_flag::ack).action, engine::Action::drop_and_reset);
+
+  // The device's own rule "store" (out to pacs:104), then a policy without it.
+  const auto to_pacs = [this](uint8_t flags) {
+    return judge(FrameBuilder()
+                     .eth(kDeviceMac, "02:c0:4d:00:00:20")
+                     .ipv4("10.50.0.10", "10.50.0.20")
+                     .tcp(41000, 104, flags, 7000, flags & tcp_flag::ack ? 9001 : 0)
+                     .build(),
+                 engine::Side::device);
+  };
+  ASSERT_EQ(to_pacs(tcp_flag::syn).action, engine::Action::forward);
+  ASSERT_TRUE(call({{"cmd", "apply"}, {"document", R"({"schema":"cordon.policy/v1","devices":[
+  {"name":"ct-1","mac":"02:c0:4d:00:00:10","ip":["10.50.0.10"],"rules":[]}]})"}})
+                  .at("ok")
+                  .as_bool());
+  const engine::Verdict v = to_pacs(tcp_flag::syn);
+  EXPECT_EQ(v.action, engine::Action::drop);
+  EXPECT_EQ(v.reason, engine::DropReason::policy_revoked);
 }
 
 TEST_F(VendorSessionsTest, TheSameListAgainDoesNotRepublish) {
