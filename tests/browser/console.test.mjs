@@ -5,9 +5,10 @@
 // Every wait is for a condition (locator.waitFor / waitForFunction), never a fixed sleep.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -377,6 +378,192 @@ test('a vendor session is created and revoked', async (t) => {
   await page.getByRole('button', { name: 'Yes, end it' }).click();
   await row.waitFor({ state: 'detached' });
   assert.deepEqual(page.errors, []);
+});
+
+// Remote-management peers (#/remote): admins add and remove them, everybody sees them.
+const PEER = { name: 'noc-laptop', address: '10.99.0.200' };
+const TUNNEL_PEER = { name: 'tunnel-laptop', address: '10.99.0.201' };
+
+function wgKeyPair() {
+  const secret = execFileSync('wg', ['genkey'], { encoding: 'utf8' }).trim();
+  const pub = execFileSync('wg', ['pubkey'], { input: secret + '\n', encoding: 'utf8' }).trim();
+  return { secret, pub };
+}
+
+async function managementPeers(page) {
+  const r = await apiFromPage(page, 'GET', 'management-peers');
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.peers;
+}
+
+// Fills the add form of #/remote and submits it.
+async function addPeerForm(page, name, key, address) {
+  await page.getByLabel(/^Name/).fill(name);
+  await page.getByLabel(/public key/).fill(key);
+  await page.getByLabel(/tunnel address/).fill(address);
+  await page.getByRole('button', { name: 'Add the peer' }).click();
+}
+
+test('an admin adds a management peer; a bad key and a bad address are refused at their field', async () => {
+  const page = await newPage();
+  await login(page, ADMIN);
+  await page.getByRole('link', { name: 'Remote management' }).click();
+  await page.getByRole('heading', { name: 'Remote management' }).waitFor();
+  // What the peer's configuration needs: the appliance's key (the one `wg` runs with) and port.
+  const wg = await apiFromPage(page, 'GET', 'wireguard');
+  assert.equal(wg.status, 200, JSON.stringify(wg.body));
+  await page.getByTestId('appliance-public-key').filter({ hasText: wg.body.public_key }).waitFor();
+  await page.getByTestId('appliance-endpoint').filter({ hasText: 'UDP port 51820' }).waitFor();
+  await page.getByText('No remote-management peer has been added.').waitFor();
+  const { pub } = wgKeyPair();
+
+  // A key that is not a WireGuard key: the server's reason under the key field.
+  await addPeerForm(page, PEER.name, 'not-a-wireguard-key', PEER.address);
+  const keyError = page.getByTestId('error-public_key');
+  await keyError.waitFor();
+  assert.match(await keyError.innerText(), /WireGuard public key/);
+  assert.equal(await page.getByTestId('error-tunnel_address').count(), 0);
+  await page.getByText('Nothing was changed').waitFor();
+  assert.deepEqual(await managementPeers(page), []);
+
+  // A real key, but an address outside the tunnel network: under the address field.
+  await addPeerForm(page, PEER.name, pub, '10.60.0.9');
+  const addressError = page.getByTestId('error-tunnel_address');
+  await addressError.waitFor();
+  assert.match(await addressError.innerText(), /tunnel network 10\.99\.0\.0\/24/);
+  assert.equal(await page.getByTestId('error-public_key').count(), 0, 'the key error is gone');
+  await shot(page, 'remote-invalid-address');
+  assert.deepEqual(await managementPeers(page), []);
+
+  await page.getByLabel(/tunnel address/).fill(PEER.address);
+  await page.getByRole('button', { name: 'Add the peer' }).click();
+  const row = page.getByTestId(`management-peer-${PEER.name}`);
+  await row.waitFor();
+  assert.match(await row.innerText(), new RegExp(`${PEER.address}`));
+  assert.ok((await row.innerText()).includes(pub), 'the row shows the key');
+  await page.getByText(`${PEER.name} was added`).waitFor();
+  assert.equal(await page.getByTestId('error-tunnel_address').count(), 0);
+  await shot(page, 'remote');
+  // Installed for real: controld's list and the WireGuard interface have it.
+  const listed = (await managementPeers(page)).map((p) => ({ name: p.name, public_key: p.public_key, tunnel_address: p.tunnel_address }));
+  assert.deepEqual(listed, [{ name: PEER.name, public_key: pub, tunnel_address: PEER.address }]);
+  const after = await apiFromPage(page, 'GET', 'wireguard');
+  assert.ok(after.body.peers.some((p) => p.public_key === pub), JSON.stringify(after.body.peers));
+  assert.deepEqual(page.errors, []);
+});
+
+test('an auditor sees the management peers without the add and remove controls', async () => {
+  const page = await newPage();
+  await login(page, AUDITOR);
+  await page.getByRole('link', { name: 'Remote management' }).click();
+  const row = page.getByTestId(`management-peer-${PEER.name}`);
+  await row.waitFor();
+  assert.match(await row.innerText(), new RegExp(PEER.address));
+  await page.getByTestId('appliance-public-key').waitFor();
+  await page.getByText('Only administrators can add or remove management peers').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Remove' }).count(), 0);
+  assert.equal(await page.getByRole('button', { name: 'Add the peer' }).count(), 0);
+  assert.equal(await page.locator('input[name=public_key]').count(), 0);
+  await shot(page, 'remote-auditor');
+  // The server refuses the auditor in any case, and nothing changes.
+  const tried = await apiFromPage(page, 'DELETE', `management-peers/${PEER.name}`);
+  assert.equal(tried.status, 403, JSON.stringify(tried.body));
+  assert.equal((await managementPeers(page)).length, 1);
+  assert.deepEqual(page.errors, []);
+});
+
+test('an admin removes a management peer after confirming', async () => {
+  const page = await newPage();
+  await login(page, ADMIN);
+  await page.goto(BASE + '/#/remote');
+  const row = page.getByTestId(`management-peer-${PEER.name}`);
+  await row.waitFor();
+  const key = (await managementPeers(page))[0].public_key;
+  // Cancel keeps it.
+  await row.getByRole('button', { name: 'Remove' }).click();
+  await page.getByRole('dialog').filter({ hasText: `Remove the management peer ${PEER.name}` }).waitFor();
+  await shot(page, 'remote-confirm-removal');
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  assert.equal((await managementPeers(page)).length, 1, 'cancelled: still there');
+  await row.getByRole('button', { name: 'Remove' }).click();
+  await page.getByRole('button', { name: 'Yes, remove it' }).click();
+  await row.waitFor({ state: 'detached' });
+  await page.getByText(`The management peer ${PEER.name} was removed`).waitFor();
+  assert.deepEqual(await managementPeers(page), []);
+  const wg = await apiFromPage(page, 'GET', 'wireguard');
+  assert.ok(!wg.body.peers.some((p) => p.public_key === key), 'the WireGuard peer is gone');
+  assert.deepEqual(page.errors, []);
+});
+
+// A Chromium in the `vendor` namespace whose only way to the console is a WireGuard tunnel
+// (wireguard-go, as tests/e2e/test_vendor.py does), made a management peer: removing that
+// peer from its own browser is refused, and the page says why.
+const TUNNEL_IF = 'wg-s5browser';
+test('removing the peer the admin came through is refused in plain words', async (t) => {
+  const admin = await newPage();
+  await login(admin, ADMIN);
+  await admin.goto(BASE + '/#/remote');
+  await admin.getByRole('heading', { name: 'Remote management' }).waitFor();
+  const { secret, pub } = wgKeyPair();
+  const applianceKey = (await apiFromPage(admin, 'GET', 'management-peers')).body.appliance_public_key;
+  const work = mkdtempSync(join(tmpdir(), 'cordon-browser-wg-'));
+  writeFileSync(join(work, 'peer.key'), secret + '\n', { mode: 0o600 });
+  // Chromium started inside the vendor namespace (playwright talks to it over its pipes).
+  const wrapper = join(work, 'chromium-in-vendor');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec vendor ${CHROMIUM} "$@"\n`, { mode: 0o755 });
+  const go = spawn('ip', ['netns', 'exec', 'vendor', 'wireguard-go', '-f', TUNNEL_IF], { stdio: 'ignore' });
+  let tunnelBrowser;
+  t.after(async () => {
+    if (tunnelBrowser) await tunnelBrowser.close().catch(() => {});
+    go.kill();
+    await apiFromPage(admin, 'DELETE', `management-peers/${TUNNEL_PEER.name}`).catch(() => {});
+    rmSync(work, { recursive: true, force: true });
+  });
+  const inVendor = (...cmd) => execFileSync('ip', ['netns', 'exec', 'vendor', ...cmd], { encoding: 'utf8' });
+  const deadline = Date.now() + 20_000;
+  while (spawnSync('ip', ['netns', 'exec', 'vendor', 'ip', 'link', 'show', TUNNEL_IF]).status !== 0) {
+    assert.ok(Date.now() < deadline, 'wireguard-go made no interface within 20 s');
+    await new Promise((r) => setTimeout(r, 100)); // polling for the interface, not a fixed wait
+  }
+  inVendor('wg', 'set', TUNNEL_IF, 'private-key', join(work, 'peer.key'), 'peer', applianceKey,
+    'endpoint', '192.0.2.1:51820', 'allowed-ips', '10.60.0.1/32', 'persistent-keepalive', '1');
+  inVendor('ip', 'address', 'add', `${TUNNEL_PEER.address}/32`, 'dev', TUNNEL_IF);
+  inVendor('ip', 'link', 'set', TUNNEL_IF, 'up');
+  inVendor('ip', 'route', 'replace', '10.60.0.1/32', 'dev', TUNNEL_IF);
+
+  // The admin (on the management network) adds the tunnel's key as a peer.
+  await addPeerForm(admin, TUNNEL_PEER.name, pub, TUNNEL_PEER.address);
+  await admin.getByTestId(`management-peer-${TUNNEL_PEER.name}`).waitFor();
+
+  // The admin again, now from the laptop through the tunnel.
+  tunnelBrowser = await chromium.launch({ executablePath: wrapper, headless: true, args: ['--disable-dev-shm-usage', '--no-sandbox'] });
+  const context = await tunnelBrowser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 900 } });
+  const remote = await context.newPage();
+  remote.setDefaultTimeout(WAIT);
+  remote.errors = [];
+  remote.on('pageerror', (e) => remote.errors.push(String(e)));
+  await login(remote, ADMIN);
+  await remote.goto(BASE + '/#/remote');
+  const row = remote.getByTestId(`management-peer-${TUNNEL_PEER.name}`);
+  await row.getByText('received').waitFor(); // the handshake the page shows
+  await row.getByRole('button', { name: 'Remove' }).click();
+  await remote.getByRole('button', { name: 'Yes, remove it' }).click();
+  const refusal = remote.getByRole('alert').filter({ hasText: `connected to this console through ${TUNNEL_PEER.name}'s tunnel` });
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /would cut you off/);
+  await shot(remote, 'remote-refused-own-peer');
+  await row.waitFor(); // still listed
+  assert.equal((await managementPeers(admin)).length, 1, 'the peer is still there');
+  assert.deepEqual(remote.errors, []);
+
+  // From the management network it can be removed.
+  const adminRow = admin.getByTestId(`management-peer-${TUNNEL_PEER.name}`);
+  await adminRow.getByRole('button', { name: 'Remove' }).click();
+  await admin.getByRole('button', { name: 'Yes, remove it' }).click();
+  await adminRow.waitFor({ state: 'detached' });
+  assert.deepEqual(await managementPeers(admin), []);
+  assert.deepEqual(admin.errors, []);
 });
 
 test('a tampered firmware bundle is refused with its reason', async (t) => {

@@ -11,6 +11,7 @@ import { ReviewPage } from './pages/review';
 import { EventsPage } from './pages/events';
 import { PatchesPage } from './pages/patches';
 import { VendorPage } from './pages/vendor';
+import { RemoteManagementPage } from './pages/remote';
 import { FirmwarePage } from './pages/firmware';
 import { AuditPage } from './pages/audit';
 import { UsersPage } from './pages/users';
@@ -33,6 +34,7 @@ const nav: { hash: string; label: string; role: Role }[] = [
   { hash: '#/events', label: 'Live events', role: 'auditor' },
   { hash: '#/patches', label: 'Patch catalog', role: 'auditor' },
   { hash: '#/vendor', label: 'Vendor access', role: 'auditor' },
+  { hash: '#/remote', label: 'Remote management', role: 'auditor' },
   { hash: '#/firmware', label: 'Firmware', role: 'auditor' },
   { hash: '#/audit', label: 'Audit log', role: 'auditor' },
   { hash: '#/users', label: 'Users and roles', role: 'admin' },
@@ -55,6 +57,8 @@ function Page({ hash, session }: { hash: string; session: Session }) {
       return <PatchesPage />;
     case 'vendor':
       return <VendorPage session={session} />;
+    case 'remote':
+      return <RemoteManagementPage session={session} />;
     case 'firmware':
       return <FirmwarePage session={session} />;
     case 'audit':

@@ -55,6 +55,16 @@ export function ErrorBox({ error, what }: { error: ApiError | null; what?: strin
   );
 }
 
+// A server error shown under the form field it concerns (the API's `path`).
+export function FieldError({ messages, testId }: { messages: string[] | undefined; testId: string }) {
+  if (!messages || !messages.length) return null;
+  return (
+    <div class="field-error" role="alert" data-testid={testId}>
+      {messages.join('; ')}
+    </div>
+  );
+}
+
 export function Notice({ kind, children }: { kind: 'ok' | 'warn' | 'info'; children: ComponentChildren }) {
   return (
     <div class={'notice notice-' + kind} role="status">

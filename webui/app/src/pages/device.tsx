@@ -4,7 +4,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, atLeast, type ApiError, type ApiErrorDetail, type Session } from '../api';
 import { builtinPatches, getDraft, setDraft, type ActivePolicy, type Device, type PolicyDocument, type Rule } from '../policy';
-import { ErrorBox, Loading, Notice, formatTime, useGet } from '../ui';
+import { ErrorBox, FieldError, Loading, Notice, formatTime, useGet } from '../ui';
 
 interface Flow {
   dir: string;
@@ -109,14 +109,9 @@ function RulesEditor(props: {
     }
   };
 
-  const fieldError = (i: number, f: RuleField) => {
-    const msgs = fieldErrors.get(`${i}.${f}`);
-    return msgs ? (
-      <div class="field-error" role="alert" data-testid={`error-rules-${i}-${f}`}>
-        {msgs.join('; ')}
-      </div>
-    ) : null;
-  };
+  const fieldError = (i: number, f: RuleField) => (
+    <FieldError messages={fieldErrors.get(`${i}.${f}`)} testId={`error-rules-${i}-${f}`} />
+  );
 
   return (
     <div class="editor">
