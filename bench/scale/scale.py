@@ -423,7 +423,23 @@ def cmd_run(args):
                 "established_expected_device_frames": round(r["window_rx"] * share),
                 "established": r["established_window"], "new_flow_devices": r["new_flow_window"],
                 "replies_received": r["replies_received"]} for r in rs]
-    doc = {"machine": machine,
+    doc_notes = []
+    for row in sizes_out:
+        for r in results:
+            if r["variant"] != f"cordon-{row['flows']}" or "error" in r:
+                continue
+            if r["flows_active"] != row["flows"] or r["window_evicted"] or r["window_drops"]:
+                doc_notes.append(f"UNEXPECTED: cordon with {row['flows']} flows, run {r['run']}: "
+                                 f"flows active {r['flows_active']}, evicted {r['window_evicted']}, "
+                                 f"drops {r['window_drops']}.")
+    if flood_out:
+        for r in flood_out["runs"].get("cordon-flood", []):
+            e = r["established"]
+            if e["new_flows"] or e["dropped"] or r["window_drops"]:
+                doc_notes.append(f"UNEXPECTED: flood run {r['run']}: established flows re-admitted "
+                                 f"{e['new_flows']}, dropped {e['dropped']}; engine drops "
+                                 f"{r['window_drops']}.")
+    doc = {"machine": machine, "notes": doc_notes,
            "method": {"runs": args.runs, "baseline_runs": args.baseline_runs, "warmup_s": args.warmup,
                       "seconds": args.seconds, "rules": args.rules,
                       "mbuf_bytes_for_m": round(mbuf_bytes(args.data_room)),
@@ -536,6 +552,10 @@ def render_md(doc):
                    "established flow that left the table and came back as a new flow (its device's "
                    "`new_flows` counter); 0 means none was evicted. Engine drops since start (the "
                    "first pass and the replies included): " + "; ".join(since) + ".")
+        out.append("")
+    for n in doc.get("notes", []):
+        out.append(f"* {n}")
+    if doc.get("notes"):
         out.append("")
     if doc["errors"]:
         out.append("### Failed runs")
