@@ -223,7 +223,8 @@ int write_flood(const std::string& out, const cordon::bench::Workload& w,
                 int argc, char** argv) {
   const auto established = static_cast<uint32_t>(
       std::stoul(arg_value(argc, argv, "flood-established", std::to_string(table / 2))));
-  const auto factor = static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flood-factor", "10")));
+  const auto factor =
+      static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flood-factor", "10")));
   const auto repeats =
       static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flood-repeats", "2")));
   if (established == 0 || established >= table || factor == 0 || repeats < 2) {
@@ -398,8 +399,8 @@ int main(int argc, char** argv) {
       << ",\"pcap_64\":{\"frame_bytes\":60,\"wire_bytes\":64,\"bytes\":" << p64.bytes()
       << "},\"all_flows_allowed\":true}\n";
     if (!m) return fail("cannot write meta.json");
-    std::cerr << "cordon_bench_pipeline_gen: " << flows.size() << " UDP flows (64-byte pcap only) -> "
-              << out << "\n";
+    std::cerr << "cordon_bench_pipeline_gen: " << flows.size()
+              << " UDP flows (64-byte pcap only) -> " << out << "\n";
     return 0;
   }
 

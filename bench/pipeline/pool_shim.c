@@ -21,8 +21,8 @@ typedef struct rte_mempool* (*pool_create_fn)(const char*, unsigned, unsigned, u
                                               unsigned short, int);
 
 struct rte_mempool* rte_pktmbuf_pool_create(const char* name, unsigned n, unsigned cache_size,
-                                            unsigned short priv_size,
-                                            unsigned short data_room_size, int socket_id) {
+                                            unsigned short priv_size, unsigned short data_room_size,
+                                            int socket_id) {
   static pool_create_fn real;
   if (real == NULL) real = (pool_create_fn)dlsym(RTLD_NEXT, "rte_pktmbuf_pool_create");
   const char* want = getenv("CORDON_BENCH_MBUFS");
