@@ -2,7 +2,7 @@
 """PNG charts of a `make bench` report, drawn from its .json, linked from its .md in a
 section of their own (replaced on every run). Run by bench/run.sh after the benchmarks,
 with Debian's python3-matplotlib (/usr/bin/python3). The netns part draws its own two
-charts (bench/netns/netbench.py); this draws the classifier, pipeline and mix ones.
+charts (bench/netns/netbench.py); this draws the classifier, pipeline, mix and scale ones.
 
   charts.py --json REPORT.json --md REPORT.md
 """
@@ -99,6 +99,38 @@ def mix_chart(doc, path):
     return "Clinical mix, ns per packet over the interleaved runs"
 
 
+def scale_chart(doc, path):
+    sc = doc.get("scale", {})
+    sizes = [r for r in sc.get("sizes", []) if r["cordon"].get("tx_mpps") and r["testpmd"].get("tx_mpps")]
+    if not sizes:
+        return None
+    groups = [(f"{r['flows'] // 1000}k flows" if r["flows"] < 10**6 else f"{r['flows'] / 1e6:g}M flows",
+               r["testpmd"]["tx_mpps"], r["cordon"]["tx_mpps"]) for r in sizes]
+    flood = sc.get("flood") or {}
+    fs = flood.get("summary", {})
+    if fs.get("testpmd-flood", {}).get("tx_mpps") and fs.get("cordon-flood", {}).get("tx_mpps"):
+        groups.append((f"flood, table {flood['meta']['table'] // 1024}Ki",
+                       fs["testpmd-flood"]["tx_mpps"], fs["cordon-flood"]["tx_mpps"]))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
+    width = 0.38
+    for i, (label, idx) in enumerate((("testpmd io", 1), ("cordon-dataplane", 2))):
+        med, err = errbars([g[idx] for g in groups])
+        ax.bar([x + i * width for x in range(len(groups))], med, width, yerr=err, capsize=3, label=label)
+    ax.set_xticks([x + width / 2 for x in range(len(groups))], [g[0] for g in groups], fontsize=8)
+    ax.set_ylabel("forwarded Mpps (one core)")
+    ax.set_title("flow-table scale: throughput")
+    ax.legend(fontsize=8)
+    mem = [r for r in sizes if r.get("bytes_per_flow") is not None]
+    ax2.bar(range(len(mem)), [r["bytes_per_flow"] for r in mem], 0.6)
+    ax2.set_xticks(range(len(mem)), [f"{r['flows']:,}" for r in mem], fontsize=8)
+    ax2.set_ylabel("bytes of RSS per concurrent flow")
+    ax2.set_title("memory per flow (measured)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return "Flow-table scale: Mpps (median, min–max) and measured memory per flow"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", required=True)
@@ -108,7 +140,8 @@ def main():
         doc = json.load(f)
     base = os.path.splitext(args.md)[0]
     links = []
-    for name, draw in (("classify", classify_chart), ("pipeline", pipeline_chart), ("mix", mix_chart)):
+    for name, draw in (("classify", classify_chart), ("pipeline", pipeline_chart), ("mix", mix_chart),
+                       ("scale", scale_chart)):
         path = f"{base}-{name}.png"
         title = draw(doc, path)
         if title:

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Puts part 3's section (bench/clinical_mix.cpp) into the day's report, or carries it over
-from a previous copy of the report after another part rewrote the files (bench/run.sh).
+"""Puts a part's section (part 3, bench/clinical_mix.cpp, by default; `--key scale` for part
+6, `--key timing` for the run times) into the day's report, or carries it over from a
+previous copy of the report after another part rewrote the files (bench/run.sh).
 
   mix_report.py put --md REPORT.md --json REPORT.json --section-md FILE --section-json FILE
   mix_report.py keep --from-md OLD.md --from-json OLD.json --md REPORT.md --json REPORT.json
+  (both take [--key KEY], default mix)
 
-Markdown: the section sits between <!-- mix:begin --> and <!-- mix:end -->, replaced in
-place or appended. JSON: the "mix" member, removed wherever it is and appended last; the
+Markdown: the section sits between <!-- KEY:begin --> and <!-- KEY:end -->, replaced in
+place or appended. JSON: the KEY member, removed wherever it is and appended last; the
 text of the other members is left exactly as it was.
 """
 import argparse
@@ -16,6 +18,11 @@ import os
 BEGIN = "<!-- mix:begin -->"
 END = "<!-- mix:end -->"
 KEY = "mix"
+
+
+def set_key(key):
+    global BEGIN, END, KEY
+    BEGIN, END, KEY = f"<!-- {key}:begin -->", f"<!-- {key}:end -->", key
 
 
 def read(path):
@@ -58,7 +65,11 @@ def put_json(path, value):
     text = read(path) if os.path.exists(path) else "{\n}\n"
     text = without_member(text)
     if KEY in json.loads(text):
-        raise SystemExit(f"mix_report.py: cannot remove the old \"{KEY}\" member of {path}")
+        # Written with another indentation (bench/netns/netbench.py uses 1): rewrite the
+        # whole object without the member.
+        doc = json.loads(text)
+        doc.pop(KEY)
+        text = json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     head = text.rstrip()[:-1].rstrip()
     text = head + ("," if head != "{" else "") + "\n" + member + "\n}\n"
     json.loads(text)  # never write a report that does not parse
@@ -74,7 +85,9 @@ def main():
     p.add_argument("--section-json")
     p.add_argument("--from-md")
     p.add_argument("--from-json")
+    p.add_argument("--key", default="mix")
     a = p.parse_args()
+    set_key(a.key)
     if a.what == "put":
         put_md(a.md, read(a.section_md))
         put_json(a.json, json.loads(read(a.section_json)))

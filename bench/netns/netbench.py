@@ -18,6 +18,7 @@ allowlist. What arrives is read off bdst0's rx_packets counter.
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -340,7 +341,7 @@ class Replay:
 
     def __init__(self, pcap, pps, seconds):
         cmd = ["ip", "netns", "exec", NS_SRC, "taskset", "-c", str(Replay.cpu), "tcpreplay", "-i", "bsrc0",
-               f"--pps={pps}", f"--duration={seconds}", "--loop=0", "--preload-pcap", pcap]
+               f"--pps={pps}", f"--duration={math.ceil(seconds)}", "--loop=0", "--preload-pcap", pcap]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      preexec_fn=lambda: os.sched_setaffinity(0, [Replay.cpu]))
         self.pps = pps

@@ -23,6 +23,22 @@
 //                   both policies as spoofed. meta.json says how many and where
 //   meta.json       counts and checks, read by bench/pipeline/pipeline.py
 //
+// With --pcaps=64 only policy.json, flows-64.pcap and meta.json are written (part 6, the
+// flow-table scale runs of bench/scale/scale.py, at 10k to 1M flows).
+//
+// With --flood-table=T (part 6, the flood) it writes policy.json and, instead of the above:
+//   flood-dev.pcap      the device port's pcap: first one frame of each of N established
+//                       flows (N = --flood-established, default T/2), then F = --flood-factor
+//                       (default 10) x T frames of F distinct new flows with the established
+//                       flows' further frames spread evenly among them (--flood-repeats,
+//                       default 2, frames per established flow per pass)
+//   flood-replies.pcap  one reply (network -> device) per established flow, in the same
+//                       order, played once on the network port: it makes them replied UDP
+//                       flows, the class the flow table never evicts for new flows
+//   meta.json           counts, and which devices carry the established flows (even
+//                       device indexes) and which the new ones (odd), so the per-device
+//                       counters tell the two apart
+//
 // Flows are UDP, device -> network: each picks a random UDP `out` rule of the workload
 // (weighting devices by how many such rules they have), a peer inside the rule's CIDR
 // (inside 10.0.0.0/8 for 0.0.0.0/0 rules) and a destination port inside its range; source
@@ -87,13 +103,20 @@ uint32_t add_words(const uint8_t* p, size_t n, uint32_t sum) {
   return sum;
 }
 
-// One Ethernet/IPv4/UDP frame of `length` bytes (without FCS), checksums filled in.
-std::vector<uint8_t> make_frame(const Flow& f, const cordon::engine::MacAddress& src_mac,
-                                uint32_t length, uint16_t ip_id) {
+// One Ethernet/IPv4/UDP frame of `length` bytes (without FCS), checksums filled in: from
+// the device (`device_mac`) to the gateway, or with `reply` the other way round (peer ->
+// device, addresses and ports swapped).
+std::vector<uint8_t> make_frame(const Flow& flow, const cordon::engine::MacAddress& device_mac,
+                                uint32_t length, uint16_t ip_id, bool reply = false) {
   std::vector<uint8_t> b(length, 0);
   static const uint8_t gateway[6] = {0x02, 0x00, 0x00, 0xff, 0xff, 0xfe};
-  std::memcpy(b.data(), gateway, 6);
-  std::memcpy(b.data() + 6, src_mac.bytes.data(), 6);
+  std::memcpy(b.data() + (reply ? 6 : 0), gateway, 6);
+  std::memcpy(b.data() + (reply ? 0 : 6), device_mac.bytes.data(), 6);
+  Flow f = flow;
+  if (reply) {
+    std::swap(f.src, f.dst);
+    std::swap(f.sport, f.dport);
+  }
   put16(b.data() + 12, 0x0800);
   uint8_t* ip = b.data() + 14;
   const auto ip_len = static_cast<uint16_t>(length - 14);
@@ -155,12 +178,135 @@ int fail(const std::string& message) {
   return 1;
 }
 
+using FlowSet = std::set<std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>>;
+
+// Appends `count` distinct flows (distinct from every flow in `seen` too) of the
+// `candidates` rules to `flows`; each one is checked to be allowed by the compiled policy.
+bool generate_flows(const cordon::bench::Workload& w, const cordon::engine::CompiledPolicy& policy,
+                    const std::vector<std::pair<uint32_t, uint32_t>>& candidates, uint32_t count,
+                    Rng& rng, FlowSet& seen, std::vector<Flow>& flows, std::string& error) {
+  const size_t target = flows.size() + count;
+  flows.reserve(target);
+  while (flows.size() < target) {
+    const auto [d, i] = candidates[rng.below(static_cast<uint32_t>(candidates.size()))];
+    const cordon::engine::Rule& r = w.document.devices[d].rules[i];
+    Flow f;
+    f.device = d;
+    f.src = cordon::bench::device_ip(d);
+    const unsigned plen = r.peer.prefix_length;
+    const uint32_t host = static_cast<uint32_t>(rng.next());
+    f.dst = plen == 0 ? (0x0A000000u | (host & 0x00FFFFFFu))
+                      : (r.peer.network.v4_host_order() | (host & ~prefix_mask(plen)));
+    f.dport =
+        static_cast<uint16_t>(rng.between(std::max<uint32_t>(r.dport.first, 1), r.dport.last));
+    f.sport = static_cast<uint16_t>(rng.between(1024, 65535));
+    if (!seen.emplace(f.src, f.dst, f.sport, f.dport).second) continue;
+    const int32_t dev = policy.device_by_ip(IpAddress::v4(f.src));
+    const int32_t rule = dev < 0 ? cordon::engine::kNoRule
+                                 : policy.classify(static_cast<uint32_t>(dev), Direction::out,
+                                                   Protocol::udp, IpAddress::v4(f.dst), f.dport);
+    if (dev != static_cast<int32_t>(d) || rule == cordon::engine::kNoRule || rule > int32_t(i)) {
+      error = "flow " + std::to_string(flows.size()) + " is not allowed by its rule";
+      return false;
+    }
+    f.global_rule = w.rule_offset[d] + static_cast<uint32_t>(rule);
+    flows.push_back(f);
+  }
+  return true;
+}
+
+// --flood-table=T: the flood pcaps (header comment). Established flows on even devices, new
+// ones on odd devices, so each device's counters belong to one kind only.
+int write_flood(const std::string& out, const cordon::bench::Workload& w,
+                const cordon::engine::CompiledPolicy& policy,
+                const std::vector<std::pair<uint32_t, uint32_t>>& candidates, uint32_t table,
+                int argc, char** argv) {
+  const auto established = static_cast<uint32_t>(
+      std::stoul(arg_value(argc, argv, "flood-established", std::to_string(table / 2))));
+  const auto factor =
+      static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flood-factor", "10")));
+  const auto repeats =
+      static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flood-repeats", "2")));
+  if (established == 0 || established >= table || factor == 0 || repeats < 2) {
+    return fail("--flood-established must be in [1, T), --flood-factor >= 1, --flood-repeats >= 2");
+  }
+  std::vector<std::pair<uint32_t, uint32_t>> even;
+  std::vector<std::pair<uint32_t, uint32_t>> odd;
+  for (const auto& c : candidates) (c.first % 2 == 0 ? even : odd).push_back(c);
+  if (even.empty() || odd.empty()) return fail("the workload has too few devices for a flood");
+  Rng rng(cordon::bench::kDefaultSeed ^ 0xF100'D000ULL ^ table);
+  FlowSet seen;
+  std::vector<Flow> kept;
+  std::vector<Flow> fresh;
+  std::string error;
+  const uint32_t new_flows = factor * table;
+  if (!generate_flows(w, policy, even, established, rng, seen, kept, error) ||
+      !generate_flows(w, policy, odd, new_flows, rng, seen, fresh, error)) {
+    return fail(error);
+  }
+  const auto& devices = w.document.devices;
+  PcapWriter dev(out + "/flood-dev.pcap");
+  PcapWriter replies(out + "/flood-replies.pcap");
+  uint16_t id = 0;
+  // First every established flow's first frame, in order: the replies come in the same order
+  // on the other port, and the worker polls the device port first, so every flow exists
+  // before its reply arrives.
+  for (const Flow& f : kept) {
+    dev.write(make_frame(f, devices[f.device].mac, 60, id++));
+    replies.write(make_frame(f, devices[f.device].mac, 60, id, true));
+  }
+  // Then the new flows with the established flows' further frames spread evenly among them.
+  const uint64_t spread = uint64_t{established} * (repeats - 1);
+  uint64_t next_kept = 0;
+  for (uint64_t n = 0; n < new_flows; ++n) {
+    while (next_kept < spread && next_kept * new_flows <= n * spread) {
+      const Flow& f = kept[next_kept % established];
+      dev.write(make_frame(f, devices[f.device].mac, 60, id++));
+      ++next_kept;
+    }
+    const Flow& f = fresh[n];
+    dev.write(make_frame(f, devices[f.device].mac, 60, id++));
+  }
+  for (; next_kept < spread; ++next_kept) {
+    const Flow& f = kept[next_kept % established];
+    dev.write(make_frame(f, devices[f.device].mac, 60, id++));
+  }
+  if (!dev.ok() || !replies.ok()) return fail("cannot write the flood pcaps");
+
+  std::set<uint32_t> kept_devices;
+  std::set<uint32_t> fresh_devices;
+  for (const Flow& f : kept) kept_devices.insert(f.device);
+  for (const Flow& f : fresh) fresh_devices.insert(f.device);
+  auto names = [&](const std::set<uint32_t>& ds) {
+    std::string s = "[";
+    for (uint32_t d : ds) s += (s.size() > 1 ? ",\"" : "\"") + devices[d].name + "\"";
+    return s + "]";
+  };
+  const uint64_t frames = uint64_t{established} * repeats + new_flows;
+  std::ofstream m(out + "/meta.json");
+  m << "{\"rules\":" << w.rule_count << ",\"devices\":" << w.device_count
+    << ",\"flood\":{\"table\":" << table << ",\"established\":" << established
+    << ",\"new_flows\":" << new_flows << ",\"factor\":" << factor << ",\"repeats\":" << repeats
+    << ",\"frames\":" << frames << ",\"established_frames\":" << uint64_t{established} * repeats
+    << ",\"replies\":" << established << ",\"established_devices\":" << names(kept_devices)
+    << ",\"new_flow_devices\":" << names(fresh_devices) << "},\"frames\":" << frames
+    << ",\"seed\":" << cordon::bench::kDefaultSeed << ",\"all_flows_allowed\":true}\n";
+  if (!m) return fail("cannot write meta.json");
+  std::cerr << "cordon_bench_pipeline_gen: flood: table " << table << ", " << established
+            << " established flows on " << kept_devices.size() << " devices, " << new_flows
+            << " new flows on " << fresh_devices.size() << " devices, " << frames
+            << " frames per pass -> " << out << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--help") {
-      std::cout << "usage: cordon_bench_pipeline_gen --out=DIR [--rules=10000] [--flows=100000]\n";
+      std::cout << "usage: cordon_bench_pipeline_gen --out=DIR [--rules=10000] [--flows=100000]\n"
+                   "         [--pcaps=all|64] [--flood-table=T [--flood-established=N]\n"
+                   "         [--flood-factor=10] [--flood-repeats=2]]\n";
       return 0;
     }
   }
@@ -168,7 +314,12 @@ int main(int argc, char** argv) {
   const auto rules = static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "rules", "10000")));
   const auto flow_count =
       static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flows", "100000")));
+  const std::string pcaps = arg_value(argc, argv, "pcaps", "all");
+  const auto flood_table =
+      static_cast<uint32_t>(std::stoul(arg_value(argc, argv, "flood-table", "0")));
   if (out.empty()) return fail("--out=DIR is required");
+  if (pcaps != "all" && pcaps != "64") return fail("--pcaps: all or 64, got " + pcaps);
+  const bool only_64 = pcaps == "64";
 
   const cordon::bench::Workload w =
       cordon::bench::make_workload(rules, cordon::bench::kDefaultSeed);
@@ -220,36 +371,37 @@ int main(int argc, char** argv) {
     }
   }
   if (candidates.empty()) return fail("the workload has no UDP out rule");
+  if (flood_table > 0) return write_flood(out, w, policy, candidates, flood_table, argc, argv);
   Rng rng(cordon::bench::kDefaultSeed ^ 0x9197'0000ULL ^ flow_count);
-  std::set<std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>> seen;
+  FlowSet seen;
   std::vector<Flow> flows;
   std::vector<uint32_t> flows_per_device(doc.devices.size(), 0);
-  std::vector<uint32_t> rule_hits;
-  flows.reserve(flow_count);
-  while (flows.size() < flow_count) {
-    const auto [d, i] = candidates[rng.below(static_cast<uint32_t>(candidates.size()))];
-    const cordon::engine::Rule& r = doc.devices[d].rules[i];
-    Flow f;
-    f.device = d;
-    f.src = cordon::bench::device_ip(d);
-    const unsigned plen = r.peer.prefix_length;
-    const uint32_t host = static_cast<uint32_t>(rng.next());
-    f.dst = plen == 0 ? (0x0A000000u | (host & 0x00FFFFFFu))
-                      : (r.peer.network.v4_host_order() | (host & ~prefix_mask(plen)));
-    f.dport =
-        static_cast<uint16_t>(rng.between(std::max<uint32_t>(r.dport.first, 1), r.dport.last));
-    f.sport = static_cast<uint16_t>(rng.between(1024, 65535));
-    if (!seen.emplace(f.src, f.dst, f.sport, f.dport).second) continue;
-    const int32_t dev = policy.device_by_ip(IpAddress::v4(f.src));
-    const int32_t rule = dev < 0 ? cordon::engine::kNoRule
-                                 : policy.classify(static_cast<uint32_t>(dev), Direction::out,
-                                                   Protocol::udp, IpAddress::v4(f.dst), f.dport);
-    if (dev != static_cast<int32_t>(d) || rule == cordon::engine::kNoRule || rule > int32_t(i)) {
-      return fail("flow " + std::to_string(flows.size()) + " is not allowed by its rule");
+  std::string error;
+  if (!generate_flows(w, policy, candidates, flow_count, rng, seen, flows, error)) {
+    return fail(error);
+  }
+  for (const Flow& f : flows) ++flows_per_device[f.device];
+
+  if (only_64) {
+    PcapWriter p64(out + "/flows-64.pcap");
+    for (size_t n = 0; n < flows.size(); ++n) {
+      const Flow& f = flows[n];
+      p64.write(make_frame(f, doc.devices[f.device].mac, 60, static_cast<uint16_t>(n)));
     }
-    f.global_rule = w.rule_offset[d] + static_cast<uint32_t>(rule);
-    ++flows_per_device[d];
-    flows.push_back(f);
+    if (!p64.ok()) return fail("cannot write flows-64.pcap");
+    const auto devices_with_flows = static_cast<uint32_t>(std::count_if(
+        flows_per_device.begin(), flows_per_device.end(), [](uint32_t c) { return c > 0; }));
+    std::ofstream m(out + "/meta.json");
+    m << "{\"rules\":" << w.rule_count << ",\"devices\":" << w.device_count
+      << ",\"udp_out_rules\":" << candidates.size() << ",\"flows\":" << flows.size()
+      << ",\"devices_with_flows\":" << devices_with_flows << ",\"frames\":" << flows.size()
+      << ",\"seed\":" << cordon::bench::kDefaultSeed
+      << ",\"pcap_64\":{\"frame_bytes\":60,\"wire_bytes\":64,\"bytes\":" << p64.bytes()
+      << "},\"all_flows_allowed\":true}\n";
+    if (!m) return fail("cannot write meta.json");
+    std::cerr << "cordon_bench_pipeline_gen: " << flows.size()
+              << " UDP flows (64-byte pcap only) -> " << out << "\n";
+    return 0;
   }
 
   PcapWriter p64(out + "/flows-64.pcap");

@@ -1,5 +1,6 @@
-// LD_PRELOAD shim for `bench/run.sh pipeline` only: sets the size of cordon-dataplane's
-// mbuf pool ("cordon_mbufs") to $CORDON_BENCH_MBUFS.
+// LD_PRELOAD shim for `bench/run.sh pipeline` and `scale` only: sets the size of
+// cordon-dataplane's mbuf pool ("cordon_mbufs") to $CORDON_BENCH_MBUFS and its data room to
+// $CORDON_BENCH_DATA_ROOM bytes.
 //
 // Why: net_pcap with infinite_rx=1 copies every frame of the pcap into mbufs of the RX
 // queue's pool at queue setup and keeps them there, so the pool must hold the whole pcap
@@ -20,8 +21,8 @@ typedef struct rte_mempool* (*pool_create_fn)(const char*, unsigned, unsigned, u
                                               unsigned short, int);
 
 struct rte_mempool* rte_pktmbuf_pool_create(const char* name, unsigned n, unsigned cache_size,
-                                            unsigned short priv_size,
-                                            unsigned short data_room_size, int socket_id) {
+                                            unsigned short priv_size, unsigned short data_room_size,
+                                            int socket_id) {
   static pool_create_fn real;
   if (real == NULL) real = (pool_create_fn)dlsym(RTLD_NEXT, "rte_pktmbuf_pool_create");
   const char* want = getenv("CORDON_BENCH_MBUFS");
@@ -30,6 +31,17 @@ struct rte_mempool* rte_pktmbuf_pool_create(const char* name, unsigned n, unsign
     if (v > 0) {
       fprintf(stderr, "cordon bench pool shim: %s: %u -> %lu mbufs\n", name, n, v);
       n = (unsigned)v;
+    }
+  }
+  // Part 6 (bench/scale): a smaller data room (headroom included) for pools of a million
+  // 60-byte frames, as testpmd's --mbuf-size gives the reference run.
+  const char* room = getenv("CORDON_BENCH_DATA_ROOM");
+  if (room != NULL && strcmp(name, "cordon_mbufs") == 0) {
+    const unsigned long v = strtoul(room, NULL, 10);
+    if (v > 0 && v <= 65535) {
+      fprintf(stderr, "cordon bench pool shim: %s: data room %u -> %lu bytes\n", name,
+              (unsigned)data_room_size, v);
+      data_room_size = (unsigned short)v;
     }
   }
   return real(name, n, cache_size, priv_size, data_room_size, socket_id);
