@@ -18,7 +18,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import socket
@@ -253,6 +252,19 @@ def snapshot(tel, cordon, pairs):
             "cordon": replies[2 * pairs] if cordon else None}
 
 
+def stop_program(proc, timeout):
+    """Stops a benchmarked program: SIGINT, SIGKILL after `timeout` s; closes its stdin."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdin:
+        proc.stdin.close()
+
+
 def run_one(setup, variant, pcap_key, run_index, work):
     args = setup.args
     prefix = f"cordon-bench-{os.getpid()}-{variant['key']}-{pcap_key}-{run_index}"
@@ -328,15 +340,7 @@ def run_one(setup, variant, pcap_key, run_index, work):
         log(f"{prefix}: {e} (log: {logpath})")
     finally:
         tel.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdin:
-            proc.stdin.close()
+        stop_program(proc, 15)
         shutil.rmtree(f"{RUNTIME_DIR}/{prefix}", ignore_errors=True)
         result["exit_status"] = proc.returncode
     if "error" in result:

@@ -18,7 +18,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -245,15 +244,7 @@ def run_one(args, v, run_index, work):
         log(f"{prefix}: {e} (log: {logpath})")
     finally:
         tel.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if proc.stdin:
-            proc.stdin.close()
+        pl.stop_program(proc, 30)
         shutil.rmtree(f"{pl.RUNTIME_DIR}/{prefix}", ignore_errors=True)
         shutil.rmtree(os.path.join(work, f"state-{prefix}"), ignore_errors=True)
         result["exit_status"] = proc.returncode
