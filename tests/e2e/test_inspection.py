@@ -44,7 +44,7 @@ def storescu(path):
 
 
 def refused_with(detail):
-    wait_for(lambda: any(e["reason"] == "app-not-allowed" and e.get("detail") == detail
+    wait_for(lambda: any(e.get("reason") == "app-not-allowed" and e.get("detail") == detail
                          for e in events()), 10, f"an app-not-allowed event: {detail}")
 
 
@@ -65,7 +65,7 @@ class Inspection(unittest.TestCase):
         self.assertIn(f"|ORU^R01|{allowed}|", received)
         self.assertNotIn(refused, received)
         self.assertGreater(dropped("app-not-allowed"), before)
-        wait_for(lambda: any(e["reason"] == "app-not-allowed" and
+        wait_for(lambda: any(e.get("reason") == "app-not-allowed" and
                              e.get("detail") == "HL7 message type not allowed: ADT^A01"
                              for e in events()), 10, "the app-not-allowed event")
 
@@ -102,7 +102,7 @@ class Inspection(unittest.TestCase):
             self.assertEqual(r.stdout.strip(), "ok", r.stderr)
             r = on("attacker", PY, PROBE, "smb-negotiate", MODALITY, "smb1")
             self.assertTrue(r.stdout.startswith("error"), r.stdout)
-            wait_for(lambda: any(e["reason"] == "virtual-patch" and e.get("src") == ATTACKER and
+            wait_for(lambda: any(e.get("reason") == "virtual-patch" and e.get("src") == ATTACKER and
                                  e.get("detail", "").startswith("patch smb1-block (MS17-010): "
                                                                 "SMBv1 request")
                                  for e in events()), 10, "the smb1-block event")
@@ -123,7 +123,7 @@ class Inspection(unittest.TestCase):
             self.assertRegex(received or "", r"received [1-9]")
             r = on("attacker", PY, client, MODALITY, 3389, "rdpdr", "MS_T120", "cliprdr")
             self.assertEqual(r.stdout.strip(), "reset", r.stderr)
-            wait_for(lambda: any(e["reason"] == "virtual-patch" and e.get("detail") ==
+            wait_for(lambda: any(e.get("reason") == "virtual-patch" and e.get("detail") ==
                                  "patch cve-2019-0708 (CVE-2019-0708): MS_T120 channel requested"
                                  for e in events()), 10, "the cve-2019-0708 event")
         finally:
@@ -137,7 +137,7 @@ class Inspection(unittest.TestCase):
             self.assertEqual(r.stdout.strip(), "200")
             r = on("attacker", PY, PROBE, "http", MODALITY, 80, "/cgi-bin/.%2e/.%2e/etc/passwd")
             self.assertIn(r.stdout.strip(), ("reset", "timeout", "closed"))
-            wait_for(lambda: any(e["reason"] == "virtual-patch" and
+            wait_for(lambda: any(e.get("reason") == "virtual-patch" and
                                  e.get("detail") == "patch local-http-traversal (CVE-2021-41773)"
                                  and e.get("src") == ATTACKER for e in events()),
                      10, "the virtual-patch event")
