@@ -214,6 +214,21 @@ class Background:
             stream.close()
 
 
+# A stand-in for a service that must not be reachable: it listens on port 2222 on every
+# address of the appliance, so what a port sweep finds open is what the management
+# firewall lets through.
+_STAND_IN = ("import socket,select\n"
+             "ls=[socket.create_server(('0.0.0.0',p)) for p in (2222,)]\n"
+             "print('ready',flush=True)\n"
+             "while True:\n"
+             "  for s in select.select(ls,[],[])[0]: s.accept()[0].close()\n")
+
+
+def appliance_stand_in_service():
+    """Starts the stand-in on the appliance; stop() it when done."""
+    return Background("appliance", PY, "-u", "-c", _STAND_IN, ready="ready")
+
+
 def echoscu(calling="CT1", called="PACS", host=PACS, port=104):
     return on("modality", "echoscu", "-to", 5, "-ta", 5, "-aet", calling, "-aec", called, host,
               port, timeout=30)

@@ -18,7 +18,7 @@ import unittest
 from pathlib import Path
 
 from labutil import (ATTACKER, BUILD, MODALITY, PACS, PY, REPO, RIS, RUN, SOCKET, apply,
-                     active_version, cordonctl, dataplane_request, dataplane_version, echoscu,
+                     active_version, appliance_stand_in_service, cordonctl, dataplane_request, dataplane_version, echoscu,
                      lab_down, lab_up, lab_policy, on, set_guardrail, VendorLaptop, wait_for,
                      with_mode, without_rule)
 
@@ -324,19 +324,9 @@ template(name="raw" type="string" string="%rawmsg%\\n")
     def test_management_firewall_admits_only_the_admin_network(self):
         r = cordonctl("settings", "management", "verify")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        # cordon-webd listens on 10.60.0.1:8443; a stand-in for a service that must not be
-        # reachable (2222) listens on every address of the appliance: the firewall is
-        # what is tested.
-        listener = subprocess.Popen(
-            ["ip", "netns", "exec", "appliance", PY, "-c",
-             "import socket,select\n"
-             "ls=[socket.create_server(('0.0.0.0',p)) for p in (2222,)]\n"
-             "print('ready',flush=True)\n"
-             "while True:\n"
-             "  for s in select.select(ls,[],[])[0]: s.accept()[0].close()\n"],
-            stdout=subprocess.PIPE, text=True)
+        # cordon-webd listens on 10.60.0.1:8443, and a stand-in service on every address.
+        listener = appliance_stand_in_service()
         try:
-            self.assertEqual(listener.stdout.readline().strip(), "ready")
             sweep = REPO / "tests/e2e/port_sweep.py"
             # The admin workstation reaches HTTPS and nothing else.
             r = on("admin", PY, sweep, "10.60.0.1", 1, 9000, "--timeout", 3, timeout=60)
@@ -347,9 +337,7 @@ template(name="raw" type="string" string="%rawmsg%\\n")
                    timeout=60)
             self.assertEqual(r.stdout.strip(), "", r.stdout)
         finally:
-            listener.terminate()
-            listener.wait(timeout=10)
-            listener.stdout.close()
+            listener.stop()
 
     def test_management_firewall_is_reasserted_and_survives_restarts(self):
         # Someone empties the input chain behind controld's back: it notices and re-installs.

@@ -21,8 +21,8 @@ import time
 import unittest
 from pathlib import Path
 
-from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, VendorLaptop, cordonctl,
-                     dataplane_request, lab_down, lab_up, on, wait_for)
+from labutil import (MODALITY, PACS, PY, REPO, RUN, Background, VendorLaptop,
+                     appliance_stand_in_service, cordonctl, dataplane_request, lab_down, lab_up, on, wait_for)
 
 SERVICE_ADDRESS = json.loads((REPO / "tests/topology/management.json").read_text())[
     "vendor_service_address"]
@@ -304,22 +304,12 @@ class VendorPath(unittest.TestCase):
 
         # Nothing else on the appliance answers the peer: a stand-in service listening on
         # every address of the appliance (2222) stays unreachable; only webd's port opens.
-        listener = subprocess.Popen(
-            ["ip", "netns", "exec", "appliance", PY, "-c",
-             "import socket,select\n"
-             "ls=[socket.create_server(('0.0.0.0',p)) for p in (2222,)]\n"
-             "print('ready',flush=True)\n"
-             "while True:\n"
-             "  for s in select.select(ls,[],[])[0]: s.accept()[0].close()\n"],
-            stdout=subprocess.PIPE, text=True)
+        listener = appliance_stand_in_service()
         try:
-            self.assertEqual(listener.stdout.readline().strip(), "ready")
             self.assertEqual(open_ports("10.60.0.1", 1, 9000), [8443])
             self.assertEqual(open_ports("10.99.0.1", 1, 9000), [])
         finally:
-            listener.terminate()
-            listener.wait(timeout=10)
-            listener.stdout.close()
+            listener.stop()
         # Nor anything behind the appliance: the forward path is for vendor sessions only.
         self.assertNotEqual(vendor_echoscu().returncode, 0, "echoscu from a management peer")
         self.assertFalse(tcp_open(PACS, 104), "pacs from a management peer")
