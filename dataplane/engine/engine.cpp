@@ -144,6 +144,13 @@ FlowKey flow_key_of(const DecodedPacket& d, bool from_device) {
   return make_key(device_ip, peer_ip, device_port, peer_port, d.protocol, d.vlan_ids[0]);
 }
 
+// Data in a SYN or SYN-ACK (TCP Fast Open) would reach the receiver before the stream it
+// belongs to is set up for inspection, so an inspected connection refuses it; a Fast Open
+// client then sends its data after the handshake.
+bool carries_handshake_data(const DecodedPacket& d) noexcept {
+  return (d.tcp_flags & tcp_flag::syn) != 0 && d.payload_length > 0;
+}
+
 }  // namespace
 
 Worker::Worker(Engine& engine, uint32_t index)
@@ -346,6 +353,10 @@ Verdict Worker::judge_ip(Context& c) noexcept {
       return judge_new_flow(c, key, c.dir == Direction::out ? peer_port : device_port);
     }
     if (flow->blocked) return deny(c, DropReason::flow_blocked, /*report=*/false);
+    if (flow->inspection != kNoInspection && carries_handshake_data(d)) {
+      const Verdict refused = deny(c, DropReason::tcp_handshake_data);
+      if (refused.action != Action::forward) return refused;
+    }
     const Verdict v = track_tcp(c, *flow, from_initiator);
     if (v.action != Action::forward) return v;
     if (flow->inspection != kNoInspection && d.payload_length > 0) {
@@ -441,6 +452,14 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   if (proto == Protocol::tcp && !start_inspection(c, *flow)) {
     flows_.erase(flow);
     return deny(c, DropReason::inspection_table_full);
+  }
+  if (flow->inspection != kNoInspection && carries_handshake_data(d)) {
+    // Not admitted: the client's retransmission without data opens it (RFC 7413 §4.2.2).
+    const Verdict refused = deny(c, DropReason::tcp_handshake_data);
+    if (refused.action != Action::forward) {
+      flows_.erase(flow);
+      return refused;
+    }
   }
 
   DeviceCounters& counters = c.policy.counters(index_, static_cast<uint32_t>(c.device));

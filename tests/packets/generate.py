@@ -1418,6 +1418,23 @@ def content_one_segment():
 
 
 @case
+def content_in_syn():
+    c = Case("policy-patch-content-in-syn",
+             "evasion by TCP Fast Open: the traversal request carried in the SYN is dropped "
+             "(tcp-handshake-data); sent after the handshake it meets the patch",
+             WEB_POLICY)
+    msg = b"GET /cgi-bin/.%2e/.%2e/etc/passwd HTTP/1.1\r\n\r\n"
+    # Its own Tcp: the refused SYN opens no connection, so later frames are not blocked.
+    refused = Tcp(c, False, ATTACKER, 80, isn=0xFFFFFFF0)
+    c.expect(refused._frame(True, "S", refused.isn, 0, msg), "drop", "tcp-handshake-data")
+    c.event("tcp-handshake-data", device="ct-1", src=ATTACKER, dst_port=80)
+    t = web(c)
+    c.expect(t.send(msg), "drop", VP)
+    c.event(VP, TRAVERSAL_DETAIL, device="ct-1", src=ATTACKER, dst_port=80)
+    return c
+
+
+@case
 def content_one_byte():
     c = Case("policy-patch-content-one-byte-segments",
              "policy patch content evasion: the traversal request in 1-byte segments",

@@ -41,6 +41,7 @@ const reasonWords: Record<string, string> = {
   'icmp-type-not-allowed': 'ICMP type not allowed',
   'policy-revoked': 'connection ended by a policy change',
   'flow-blocked': 'connection blocked',
+  'tcp-handshake-data': 'data hidden in a TCP handshake (refused on inspected connections)',
 };
 export function reasonText(reason: string): string {
   return reasonWords[reason] ?? reason;

@@ -80,6 +80,13 @@ class Connection {
 
   Bytes syn() const { return initiator(tcp_flag::syn, isn_, 0, ""); }
   Bytes syn_ack() const { return responder(tcp_flag::syn | tcp_flag::ack, rsn_, isn_ + 1, ""); }
+  // Data carried in the handshake's SYN or SYN-ACK (TCP Fast Open, RFC 7413).
+  Bytes syn_with(const std::string& bytes) const {
+    return initiator(tcp_flag::syn, isn_, 0, bytes);
+  }
+  Bytes syn_ack_with(const std::string& bytes) const {
+    return responder(tcp_flag::syn | tcp_flag::ack, rsn_, isn_ + 1, bytes);
+  }
   Bytes ack() const { return initiator(tcp_flag::ack, isn_ + 1, rsn_ + 1, ""); }
   // Initiator data at `offset` bytes into its stream.
   Bytes data(uint32_t offset, const std::string& bytes) const {
@@ -290,6 +297,43 @@ TEST(Inspection, MonitorModeReportsAndForwards) {
   const auto events = h.events();
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, EventKind::would_drop);
+}
+
+TEST(Inspection, DataInTheHandshakeIsNeverForwardedUninspected) {
+  // A SYN carrying the request (TCP Fast Open) would reach the device before any stream
+  // was inspected: on an inspected connection, such segments are dropped.
+  Harness h(policy());
+  Connection c(false, kAttacker, 80);
+  const std::string request = "GET /.%2e/.%2e/etc/passwd HTTP/1.1\r\n\r\n";
+  Verdict v = h.send(c.initiator_side(), c.syn_with(request));
+  EXPECT_EQ(v.action, Action::drop);
+  EXPECT_EQ(label(v.reason), label(DropReason::tcp_handshake_data));
+  // Its retransmission too, once a plain SYN has opened the flow.
+  ASSERT_EQ(h.send(c.initiator_side(), c.syn()).action, Action::forward);
+  v = h.send(c.initiator_side(), c.syn_with(request));
+  EXPECT_EQ(label(v.reason), label(DropReason::tcp_handshake_data));
+  // And data in the responder's SYN-ACK.
+  v = h.send(c.responder_side(), c.syn_ack_with("HTTP/1.1 200 OK\r\n\r\n"));
+  EXPECT_EQ(label(v.reason), label(DropReason::tcp_handshake_data));
+  // The handshake without data still completes, and the request is inspected as usual.
+  ASSERT_EQ(h.send(c.responder_side(), c.syn_ack()).action, Action::forward);
+  ASSERT_EQ(h.send(c.initiator_side(), c.ack()).action, Action::forward);
+  expect_ended(h.data(c, 0, request), DropReason::virtual_patch, Action::drop);
+}
+
+TEST(Inspection, DataInTheHandshakeOfAConnectionNotInspectedPasses) {
+  // Port 22 is inspected by nothing: what it carries is the policy's business only.
+  PolicyDocument doc = policy();
+  Rule ssh;
+  ssh.name = "ssh";
+  ssh.dir = Direction::in;
+  ssh.proto = Protocol::tcp;
+  ssh.peer = *Cidr::parse("10.50.0.0/24");
+  ssh.dport = {22, 22};
+  doc.devices[0].rules.push_back(ssh);
+  Harness h(doc);
+  Connection c(false, kAttacker, 22);
+  EXPECT_EQ(h.send(c.initiator_side(), c.syn_with("SSH-2.0-x\r\n")).action, Action::forward);
 }
 
 TEST(Inspection, NoInspectionSlotLeftMeansTheConnectionIsRefused) {
