@@ -43,7 +43,7 @@ struct alignas(64) WorkerCounters {
   Counter forwarded{0};
   Counter dropped[kDropReasonCount]{};  // every drop, with or without a device
   Counter events_suppressed{0};         // events lost to the rate limit or a full ring
-  Counter flows_evicted{0};             // new flows that pushed out a closing or embryonic one
+  Counter flows_evicted{0};  // new flows that pushed out a closing or embryonic (half-open) one
   Counter flows_expired{0};
   Counter flows_active{0};  // a gauge: entries in the worker's flow table
 };

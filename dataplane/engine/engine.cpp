@@ -513,7 +513,10 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
         if (from_initiator) {
           if (syn && !ack) break;  // retransmitted SYN
           valid = ack && !syn;
-          if (valid) flow.tcp = TcpState::established;
+          if (valid) {
+            flow.tcp = TcpState::established;
+            if (flow.inspection != kNoInspection) inspections_.established(flow.inspection);
+          }
         } else {
           valid = ack;  // retransmitted SYN-ACK
         }
@@ -901,8 +904,15 @@ bool Worker::start_inspection(Context& c, Flow& flow) noexcept {
       static_cast<uint32_t>(c.device), flow.rule == kNoRule ? nullptr : &dev.rules[flow.rule],
       flow.dir, dport);
   if (plan.inspectors == 0) return true;
-  const uint32_t slot = inspections_.acquire();
-  if (slot == InspectionPool::kNone) return false;
+  const uint32_t entry = flows_.index_of(&flow);
+  uint32_t slot = inspections_.acquire(entry);
+  if (slot == InspectionPool::kNone) {
+    // None free: the oldest half-open connection gives its slot up and ends (InspectionPool).
+    const uint32_t oldest = inspections_.oldest_half_open();
+    if (oldest == InspectionPool::kNone) return false;
+    flows_.evict(&flows_.at(inspections_.flow_of(oldest)));  // releases the slot
+    slot = inspections_.acquire(entry);
+  }
   flow.inspection = static_cast<uint16_t>(slot);  // slots < kMaxInspectedFlows (Engine)
   InspectionSlot& s = inspections_[slot];
   s.plan = plan;

@@ -147,9 +147,7 @@ Flow* FlowTable::insert(const FlowKey& key) noexcept {
       Flow& cold = flows_[from.tail];
       relink(&cold, cold.flow_class, cold.expires_ns);
     }
-    const uint32_t victim = from.tail;
-    erase(&flows_[victim]);
-    ++evictions_;
+    evict(&flows_[from.tail]);
   }
   const uint32_t index = free_[--free_count_];
   Flow& flow = flows_[index];

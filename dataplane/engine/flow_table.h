@@ -155,6 +155,11 @@ class FlowTable {
   // described above when full; nullptr when every entry is established.
   Flow* insert(const FlowKey& key) noexcept;
   void erase(Flow* flow) noexcept;
+  // erase(), counted as an eviction: the entry made room for a new flow.
+  void evict(Flow* flow) noexcept {
+    erase(flow);
+    ++evictions_;
+  }
   // Marks `flow` most recently used, moves it to `cls`'s list, sets its expiry. Within
   // the period of its last move (same class), only the expiry and the referenced bit are
   // set: see the header comment.
@@ -180,6 +185,9 @@ class FlowTable {
   uint64_t evictions() const { return evictions_; }
   uint32_t count(FlowClass cls) const { return lists_[static_cast<int>(cls)].count; }
   size_t bucket_count() const { return bucket_mask_ + 1; }  // tests: proves no rehash
+  // Entry numbers, stable while the entry is in use (entries never move).
+  uint32_t index_of(const Flow* flow) const { return static_cast<uint32_t>(flow - flows_.get()); }
+  Flow& at(uint32_t index) { return flows_[index]; }
 
  private:
   struct Links {
@@ -207,7 +215,6 @@ class FlowTable {
   void relink(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept;
   void unlink(uint32_t index) noexcept;
   void push_head(uint32_t index) noexcept;
-  uint32_t index_of(const Flow* flow) const { return static_cast<uint32_t>(flow - flows_.get()); }
 
   uint32_t capacity_;
   EraseHook on_erase_;

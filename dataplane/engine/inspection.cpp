@@ -75,14 +75,23 @@ InspectionPlan InspectionPolicy::plan(uint32_t device, const Rule* rule, Directi
 
 InspectionPool::InspectionPool(uint32_t capacity)
     : slots_(std::make_unique<InspectionSlot[]>(capacity)),
+      owners_(std::make_unique<Owner[]>(capacity)),
       free_(std::make_unique<uint32_t[]>(capacity)),
       free_count_(capacity) {
   for (uint32_t i = 0; i < capacity; ++i) free_[i] = capacity - 1 - i;
 }
 
-uint32_t InspectionPool::acquire() noexcept {
+uint32_t InspectionPool::acquire(uint32_t flow) noexcept {
   if (free_count_ == 0) return kNone;
   const uint32_t index = free_[--free_count_];
+  Owner& owner = owners_[index];
+  owner.flow = flow;
+  owner.half_open = true;
+  owner.newer = kNone;
+  owner.older = half_open_newest_;
+  if (half_open_newest_ != kNone) owners_[half_open_newest_].newer = index;
+  half_open_newest_ = index;
+  if (half_open_oldest_ == kNone) half_open_oldest_ = index;
   InspectionSlot& s = slots_[index];
   s.plan = {};
   s.stream[0].reset();
@@ -94,7 +103,26 @@ uint32_t InspectionPool::acquire() noexcept {
 }
 
 void InspectionPool::release(uint32_t index) noexcept {
+  unlink(index);
+  owners_[index].flow = kNone;
   free_[free_count_++] = index;
+}
+
+void InspectionPool::unlink(uint32_t index) noexcept {
+  Owner& owner = owners_[index];
+  if (!owner.half_open) return;
+  if (owner.newer != kNone) {
+    owners_[owner.newer].older = owner.older;
+  } else {
+    half_open_newest_ = owner.older;
+  }
+  if (owner.older != kNone) {
+    owners_[owner.older].newer = owner.newer;
+  } else {
+    half_open_oldest_ = owner.newer;
+  }
+  owner.half_open = false;
+  owner.newer = owner.older = kNone;
 }
 
 }  // namespace cordon::engine

@@ -87,18 +87,42 @@ struct InspectionSlot {
 };
 
 // Fixed pool of inspection slots of one worker.
+//
+// A connection takes its slot at its SYN, so that the responder's first sequence number
+// is known, but one whose handshake has not completed yet (half-open) holds it only
+// until the pool runs out: the slots of half-open connections are kept in the order they
+// were taken, and the engine reclaims the oldest for a new connection (its flow is
+// ended). A SYN flood on an inspected port thus cannot take every slot from connections
+// that complete their handshake, as the flow table's eviction protects established flows.
 class InspectionPool {
  public:
   static constexpr uint32_t kNone = ~uint32_t{0};
   explicit InspectionPool(uint32_t capacity);
-  uint32_t acquire() noexcept;  // kNone when exhausted
+  // A slot for the half-open connection in flow entry `flow`; kNone when exhausted.
+  uint32_t acquire(uint32_t flow) noexcept;
   void release(uint32_t index) noexcept;
+  // The connection's handshake completed: its slot is no longer reclaimable.
+  void established(uint32_t index) noexcept { unlink(index); }
+  // The slot taken longest ago by a connection still half-open, or kNone.
+  uint32_t oldest_half_open() const noexcept { return half_open_oldest_; }
+  uint32_t flow_of(uint32_t index) const noexcept { return owners_[index].flow; }
   InspectionSlot& operator[](uint32_t index) { return slots_[index]; }
 
  private:
+  struct Owner {
+    uint32_t flow = kNone;  // flow entry holding the slot
+    uint32_t newer = kNone;  // half-open list neighbours (kNone at the ends)
+    uint32_t older = kNone;
+    bool half_open = false;
+  };
+  void unlink(uint32_t index) noexcept;
+
   std::unique_ptr<InspectionSlot[]> slots_;
+  std::unique_ptr<Owner[]> owners_;
   std::unique_ptr<uint32_t[]> free_;
   uint32_t free_count_;
+  uint32_t half_open_newest_ = kNone;
+  uint32_t half_open_oldest_ = kNone;
 };
 
 }  // namespace cordon::engine

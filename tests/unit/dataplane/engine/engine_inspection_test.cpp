@@ -75,8 +75,8 @@ std::string mllp(const std::string& type, const std::string& id = "1") {
 class Connection {
  public:
   // outbound: the device connects to `peer`; else `peer` connects to the device.
-  Connection(bool outbound, const char* peer, uint16_t port)
-      : outbound_(outbound), peer_(peer), port_(port) {}
+  Connection(bool outbound, const char* peer, uint16_t port, uint16_t other_port = 40000)
+      : outbound_(outbound), peer_(peer), port_(port), other_port_(other_port) {}
 
   Bytes syn() const { return initiator(tcp_flag::syn, isn_, 0, ""); }
   Bytes syn_ack() const { return responder(tcp_flag::syn | tcp_flag::ack, rsn_, isn_ + 1, ""); }
@@ -107,8 +107,8 @@ class Connection {
     } else {
       b.eth(kGatewayMac, kDeviceMac).ipv4(peer_, kDevice);
     }
-    const uint16_t device_port = outbound_ ? 40000 : port_;
-    const uint16_t peer_port = outbound_ ? port_ : 40000;
+    const uint16_t device_port = outbound_ ? other_port_ : port_;
+    const uint16_t peer_port = outbound_ ? port_ : other_port_;
     if (from_device) {
       b.tcp(device_port, peer_port, flags, seq, ack);
     } else {
@@ -125,6 +125,7 @@ class Connection {
   bool outbound_;
   const char* peer_;
   uint16_t port_;
+  uint16_t other_port_;  // the initiator's port
   uint32_t isn_ = 0xfffffff0;  // the stream wraps sequence numbers past zero
   uint32_t rsn_ = 7000;
 };
@@ -334,6 +335,34 @@ TEST(Inspection, DataInTheHandshakeOfAConnectionNotInspectedPasses) {
   Harness h(doc);
   Connection c(false, kAttacker, 22);
   EXPECT_EQ(h.send(c.initiator_side(), c.syn_with("SSH-2.0-x\r\n")).action, Action::forward);
+}
+
+TEST(Inspection, ASynFloodCannotTakeTheSlotsOfConnectionsThatComplete) {
+  Harness h(policy(), /*inspected=*/4);
+  Connection results(true, kRis, 2575);
+  h.open(results);
+  // SYNs on an inspected port whose handshakes never complete (a spoofed source's), ten
+  // times as many as there are slots, fewer than flow entries: only the inspection pool
+  // runs out.
+  std::vector<Connection> flood;
+  for (uint16_t i = 0; i < 40; ++i) flood.emplace_back(false, kAttacker, 80, 20000 + i);
+  for (const Connection& f : flood) {
+    ASSERT_EQ(h.send(f.initiator_side(), f.syn()).action, Action::forward);
+  }
+  // A connection that completes its handshake is still opened, and inspected.
+  Connection c(false, kAttacker, 80);
+  h.open(c);
+  expect_ended(h.data(c, 0, "GET /.%2e/.%2e/etc/passwd HTTP/1.1\r\n\r\n"),
+               DropReason::virtual_patch, Action::drop);
+  // The established connection kept its slot and is still inspected.
+  EXPECT_EQ(h.data(results, 0, mllp("ORU^R01")).action, Action::forward);
+  expect_ended(h.data(results, mllp("ORU^R01").size(), mllp("ADT^A01", "2")),
+               DropReason::app_not_allowed);
+  // The oldest half-open connections gave their slots up: their flows are gone.
+  EXPECT_EQ(label(h.send(flood[0].responder_side(), flood[0].syn_ack()).reason),
+            label(DropReason::tcp_no_flow));
+  EXPECT_EQ(h.send(flood[39].responder_side(), flood[39].syn_ack()).action, Action::forward);
+  EXPECT_GE(h.engine->read_counters().flows_evicted, 36u);
 }
 
 TEST(Inspection, NoInspectionSlotLeftMeansTheConnectionIsRefused) {
