@@ -1,7 +1,8 @@
 """Reliability under abuse (issue 10), end to end.
 
-InLab (the lab with a 1,024-flow table): a SYN flood of over 10 x the flow table from the
-attacker while the modality stores a DICOM series to the PACS, a storm of malformed frames
+InLab (the lab with a 1,024-flow table and 256 inspection slots): a SYN flood of over
+10 x the flow table, on a port the device's RDP patch inspects, from the attacker while the
+modality stores a DICOM series to the PACS, a storm of malformed frames
 from the device port, and kill -9 of the dataplane under traffic; the dataplane keeps
 running (or is restarted) and forwarding what is allowed.
 DiskFull: controld's state on a full filesystem refuses an apply with a clear error,
@@ -27,8 +28,11 @@ from labutil import (BUILD, MODALITY, PACS, PY, REPO, RIS, RUN, apply, dataplane
 # The lab's dataplane runs with a small flow table (one worker, so this is the whole
 # table) so that a flood of 10 x the table takes seconds.
 FLOW_TABLE = 1024
+# Fewer inspection slots than flow entries, so that the flood (every SYN an inspected
+# half-open connection) runs the slot pool out long before the flow table.
+INSPECTION_SLOTS = 256
 WARM_UP = 5  # tables' worth of flood before the memory baseline
-FLOOD_PORT = 5900
+FLOOD_PORT = 3389  # RDP: the lab device's cve-2019-0708 patch inspects every connection
 SERIES_FILES = 8  # 512 x 1024 x 16-bit CT images, 1 MiB each
 SERIES_RATE = "1mbit"  # the DICOM data's rate during the flood: ~70 s for the series
 
@@ -95,7 +99,8 @@ class InLab(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         lab_up(env={"CORDON_DATAPLANE_ARGS": (os.environ.get("CORDON_DATAPLANE_ARGS", "") +
-                                              f" --flows-per-worker {FLOW_TABLE}")})
+                                              f" --flows-per-worker {FLOW_TABLE}"
+                                              f" --inspected-flows-per-worker {INSPECTION_SLOTS}")})
         set_guardrail({"enforce_mode_default": False})
 
     @classmethod
@@ -144,7 +149,10 @@ class InLab(unittest.TestCase):
         PACS: the transfer started before the flood is still running when the flood ends and
         completes with every file intact; new clinical flows (HL7) opened during the flood
         get entries; the flood's flows are evicted (never a flow-table-full drop, so never an
-        established flow given up); the dataplane's memory does not grow."""
+        established flow given up); the flood's half-open connections give their inspection
+        slots up to new ones (never an inspection-table-full drop, although the DICOM and HL7
+        connections and every flood SYN need a slot and there are 64 x fewer slots than flood
+        flows); the dataplane's memory does not grow."""
         # An inbound service the attacker's LAN may reach (a viewer on the console): the
         # flood's SYNs are admitted as half-open flows instead of dropped by policy.
         policy = lab_policy()
@@ -264,6 +272,7 @@ class InLab(unittest.TestCase):
         # (once evicted, each of its segments would be dropped as tcp-no-flow), and no
         # tcp-no-flow drop recorded since the flood began is one of its segments.
         self.assertNotIn("flow-table-full", delta)
+        self.assertNotIn("inspection-table-full", delta)
         # (cordonctl events: the newest 1,000; flows admitted are not events, drops are.)
         no_flow = [(e["src"], e["src_port"], e["dst"], e["dst_port"])
                    for e in map(lambda e: e.get("event", e), events())
