@@ -353,30 +353,25 @@ def cmd_run(args):
         "cordon_binary": os.path.join(args.bin, "cordon-dataplane"), "source": args.source,
     }
     results = []
-    # Interleaved per size: testpmd, cordon (A B A B ...); the memory baseline in the
-    # first `baseline_runs` rounds only (RSS does not depend on the machine's load).
-    for n, vs in plan_sizes:
+    # Interleaved per group (a size, then the flood): its variants in turn, A B A B ...
+    # The memory baseline and the flood's control run only in the first `baseline_runs`
+    # rounds (RSS does not depend on the machine's load; the control is a reference).
+    groups = [(f"{n} flows", vs) for n, vs in plan_sizes] + ([("flood", flood_vs)] if flood_vs else [])
+    for name, vs in groups:
         for run in range(args.runs):
             for v in vs:
-                if v.get("memory_baseline") and run >= args.baseline_runs:
+                if (v.get("memory_baseline") or v.get("control")) and run >= args.baseline_runs:
                     continue
                 r = run_one(args, v, run, args.work)
                 results.append(r)
-                if "error" not in r:
-                    log(f"{n} flows run {run + 1}/{args.runs} {v['key']}: {r['tx_mpps']:.3f} Mpps, "
-                        f"RSS {r['memory_kib'].get('VmRSS', 0) / 1024:.0f} MiB, "
-                        f"start-up {r['startup_s']} s")
-    for run in range(args.runs if flood_vs else 0):
-        for v in flood_vs:
-            if v.get("control") and run >= args.baseline_runs:
-                continue
-            r = run_one(args, v, run, args.work)
-            results.append(r)
-            if "error" not in r:
-                log(f"flood run {run + 1}/{args.runs} {v['key']}: {r['tx_mpps']:.3f} Mpps"
-                    + (f", established devices: new flows {r['established_window']['new_flows']}, "
-                       f"dropped {r['established_window']['dropped']}; evicted {r['window_evicted']}"
-                       if "established_window" in r else ""))
+                if "error" in r:
+                    continue
+                detail = (f"established devices: new flows {r['established_window']['new_flows']}, "
+                          f"dropped {r['established_window']['dropped']}; evicted {r['window_evicted']}"
+                          if "established_window" in r else
+                          f"RSS {r['memory_kib'].get('VmRSS', 0) / 1024:.0f} MiB, "
+                          f"start-up {r['startup_s']} s")
+                log(f"{name} run {run + 1}/{args.runs} {v['key']}: {r['tx_mpps']:.3f} Mpps, {detail}")
     machine["load_end"] = pl.read("/proc/loadavg")
     machine["wall_s"] = round(time.monotonic() - t_start, 1)
     machine["generate_s"] = round(gen_s, 1)
