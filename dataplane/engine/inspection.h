@@ -110,7 +110,7 @@ class InspectionPool {
 
  private:
   struct Owner {
-    uint32_t flow = kNone;  // flow entry holding the slot
+    uint32_t flow = kNone;   // flow entry holding the slot
     uint32_t newer = kNone;  // half-open list neighbours (kNone at the ends)
     uint32_t older = kNone;
     bool half_open = false;

@@ -5,11 +5,8 @@
 // each (from ?after=ID, and only new ones without it), session end closing with 1008,
 // an oversized client message closing with 1009, and a client that reads nothing dropped.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
@@ -17,28 +14,20 @@
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/json.hpp>
 #include <chrono>
-#include <filesystem>
-#include <future>
 #include <list>
 #include <thread>
 
-#include "control/api/http_server.h"
-#include "webui/auth/accounts.h"
-#include "webui/routes/app.h"
-#include "webui/server/https_server.h"
-#include "webui/server/tls.h"
+#include "tests/unit/webui/webd_harness.h"
 
 namespace cordon::webui {
 namespace {
-namespace fs = std::filesystem;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
 
-constexpr const char* kOrigin = "https://10.60.0.1:8443";
-constexpr const char* kPassword = "a long enough password";
+using testing::kOrigin;
 
 // A WebSocket client with its own io_context, run only while the test waits on it.
 struct Client {
@@ -48,64 +37,32 @@ struct Client {
   beast::flat_buffer buffer;
 };
 
-class EventsWsTest : public ::testing::Test {
+class EventsWsTest : public testing::WebdHarness {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("cordon-webd-ws-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "app");
-
-    control::api::HttpServer::Options fake{
-        (dir_ / "controld.sock").string(),   0600,    std::nullopt,
-        {static_cast<uint32_t>(::getuid())}, 1 << 20, 64};
-    controld_.emplace(io_, fake);
-    controld_->route(
-        "GET", "/v1/events", [this](control::api::Request& r, control::api::Responder respond) {
-          actors_.push_back(r.actor.name);
-          const bool positioned = r.query.count("after") || r.query.count("wait");
-          const int64_t after = r.query.count("after") ? std::stoll(r.query["after"]) : 0;
-          const int64_t limit = r.query.count("limit") ? std::stoll(r.query["limit"]) : 1000;
-          const int64_t wait = r.query.count("wait") ? std::stoll(r.query["wait"]) : 0;
-          const int64_t newest = static_cast<int64_t>(events_.size());
-          if (!positioned) return respond(answer(std::max<int64_t>(0, newest - limit), limit));
-          if (newest > after || wait == 0) return respond(answer(after, limit));
-          waiters_.push_back({after, limit, std::move(respond)});
-        });
-    ASSERT_TRUE(controld_->listen().ok());
-
-    auth::Accounts::Options options;
-    options.pwhash_ops = 1;  // the hash cost is not what is tested here
-    options.pwhash_memory = 8192;
-    accounts_.emplace(auth::Accounts::open((dir_ / "webd.db").string(), options).value());
-    ASSERT_TRUE(accounts_->create_user("admin", kPassword, auth::Role::admin).ok());
-    ASSERT_TRUE(accounts_->create_user("watcher", kPassword, auth::Role::auditor).ok());
-    client_.emplace(io_, (dir_ / "controld.sock").string());
-    const std::string cert = (dir_ / "cert.pem").string(), key = (dir_ / "key.pem").string();
-    ASSERT_TRUE(server::ensure_self_signed(cert, key, {"IP:127.0.0.1"}).ok());
-    certificates_.emplace(cert, key, true);
-    ASSERT_TRUE(certificates_->load().ok());
-    app_.emplace(
-        routes::App::Options{dir_ / "app", {kOrigin}, dir_ / "setup-token", &*certificates_},
-        *accounts_, *client_);
     server::HttpsServer::Options so;
-    so.address = "127.0.0.1";
-    so.port = 0;
     so.max_event_sockets = 2;
     so.ws_check_interval = std::chrono::milliseconds(100);
     so.ws_write_timeout = std::chrono::seconds(1);
-    server_.emplace(io_, *certificates_, *app_, so);
-    ASSERT_TRUE(server_->listen().ok());
-    port_ = server_->port();
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  void TearDown() override {
-    io_.stop();
-    if (thread_.joinable()) thread_.join();
-    server_.reset();
-    app_.reset();
-    fs::remove_all(dir_);
+    start(
+        "cordon-webd-ws", 1 << 20,
+        [this](control::api::HttpServer& controld) {
+          controld.route(
+              "GET", "/v1/events",
+              [this](control::api::Request& r, control::api::Responder respond) {
+                actors_.push_back(r.actor.name);
+                const bool positioned = r.query.count("after") || r.query.count("wait");
+                const int64_t after = r.query.count("after") ? std::stoll(r.query["after"]) : 0;
+                const int64_t limit = r.query.count("limit") ? std::stoll(r.query["limit"]) : 1000;
+                const int64_t wait = r.query.count("wait") ? std::stoll(r.query["wait"]) : 0;
+                const int64_t newest = static_cast<int64_t>(events_.size());
+                if (!positioned)
+                  return respond(answer(std::max<int64_t>(0, newest - limit), limit));
+                if (newest > after || wait == 0) return respond(answer(after, limit));
+                waiters_.push_back({after, limit, std::move(respond)});
+              });
+        },
+        so);
   }
 
   control::api::Response answer(int64_t after, int64_t limit) {
@@ -119,14 +76,6 @@ class EventsWsTest : public ::testing::Test {
     return control::api::json_response(json::object{{"events", std::move(out)}, {"last_id", last}});
   }
 
-  // Runs `f` on the server's thread (Accounts and the fake belong to it) and waits.
-  template <class F>
-  auto on_io(F f) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    asio::post(io_, [&task] { task(); });
-    return result.get();
-  }
   void push_events(int n, size_t padding = 0) {
     on_io([&] {
       for (int i = 0; i < n; ++i) {
@@ -149,9 +98,7 @@ class EventsWsTest : public ::testing::Test {
     }
     return false;
   }
-  std::string session_of(const std::string& user) {
-    return on_io([&] { return accounts_->login(user, kPassword, "127.0.0.1").value().session_id; });
-  }
+  std::string session_of(const std::string& user) { return login(user).session; }
 
   // Connects and asks for the upgrade; the HTTP answer (101, or the refusal) goes in `res`.
   beast::error_code open(Client& c, const std::string& target, const std::string& session,
@@ -204,20 +151,9 @@ class EventsWsTest : public ::testing::Test {
     int64_t after, limit;
     control::api::Responder respond;
   };
-  fs::path dir_;
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
-  std::optional<control::api::HttpServer> controld_;
   std::vector<json::object> events_;
   std::list<Waiter> waiters_;
   std::vector<std::string> actors_;
-  std::optional<auth::Accounts> accounts_;
-  std::optional<routes::ControldClient> client_;
-  std::optional<server::CertificateStore> certificates_;
-  std::optional<routes::App> app_;
-  std::optional<server::HttpsServer> server_;
-  uint16_t port_ = 0;
-  std::thread thread_;
 };
 
 TEST_F(EventsWsTest, RefusedWithoutSessionOrWithForeignOriginBeforeUpgrading) {

@@ -8,37 +8,27 @@
 // endpoint. An admin's bundle over 1 MiB is accepted (after "100 Continue" when asked)
 // and reaches controld whole, in the admin's name.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <chrono>
-#include <filesystem>
-#include <future>
 #include <thread>
 
-#include "control/api/http_server.h"
-#include "webui/auth/accounts.h"
-#include "webui/routes/app.h"
-#include "webui/server/https_server.h"
-#include "webui/server/tls.h"
+#include "tests/unit/webui/webd_harness.h"
 
 namespace cordon::webui {
 namespace {
-namespace fs = std::filesystem;
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
 
-constexpr const char* kOrigin = "https://10.60.0.1:8443";
-constexpr const char* kPassword = "a long enough password";
+using testing::kOrigin;
+using testing::Login;
 constexpr uint64_t kMaxUpload = 4ull << 20;  // the test's upload limit
 constexpr uint64_t kBundle = 3'000'000;      // over the normal 1 MiB, under the upload limit
 
@@ -50,83 +40,30 @@ struct Client {
   beast::flat_buffer buffer;
 };
 
-struct Login {
-  std::string session, csrf;
-};
-
-class UploadTest : public ::testing::Test {
+class UploadTest : public testing::WebdHarness {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("cordon-webd-upload-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "app");
-
-    control::api::HttpServer::Options fake{
-        (dir_ / "controld.sock").string(),   0600,        std::nullopt,
-        {static_cast<uint32_t>(::getuid())}, 16ull << 20, 64};
-    controld_.emplace(io_, fake);
-    controld_->route("POST", "/v1/update",
-                     [this](control::api::Request& r, control::api::Responder respond) {
-                       received_.push_back({r.actor.name, r.body.size(), r.body == expected_});
-                       respond(control::api::json_response(
-                           json::object{{"state", "installing"}, {"bytes", r.body.size()}}, 202));
-                     });
-    controld_->route("POST", "/v1/policy/validate",
-                     [this](control::api::Request& r, control::api::Responder respond) {
-                       received_.push_back({r.actor.name, r.body.size(), false});
-                       respond(control::api::json_response(json::object{{"valid", true}}));
-                     });
-    ASSERT_TRUE(controld_->listen().ok());
-
-    auth::Accounts::Options options;
-    options.pwhash_ops = 1;  // the hash cost is not what is tested here
-    options.pwhash_memory = 8192;
-    accounts_.emplace(auth::Accounts::open((dir_ / "webd.db").string(), options).value());
-    ASSERT_TRUE(accounts_->create_user("admin", kPassword, auth::Role::admin).ok());
-    ASSERT_TRUE(accounts_->create_user("oper", kPassword, auth::Role::operator_).ok());
-    ASSERT_TRUE(accounts_->create_user("watcher", kPassword, auth::Role::auditor).ok());
-    client_.emplace(io_, (dir_ / "controld.sock").string());
-    const std::string cert = (dir_ / "cert.pem").string(), key = (dir_ / "key.pem").string();
-    ASSERT_TRUE(server::ensure_self_signed(cert, key, {"IP:127.0.0.1"}).ok());
-    certificates_.emplace(cert, key, true);
-    ASSERT_TRUE(certificates_->load().ok());
-    app_.emplace(
-        routes::App::Options{dir_ / "app", {kOrigin}, dir_ / "setup-token", &*certificates_},
-        *accounts_, *client_);
-    server::HttpsServer::Options so;
-    so.address = "127.0.0.1";
-    so.port = 0;
-    so.max_upload = kMaxUpload;
-    server_.emplace(io_, *certificates_, *app_, so);
-    ASSERT_TRUE(server_->listen().ok());
-    port_ = server_->port();
     expected_ = std::string(kBundle, '\0');
     for (size_t i = 0; i < expected_.size(); ++i) expected_[i] = static_cast<char>(i * 7 % 251);
-    thread_ = std::thread([this] { io_.run(); });
-  }
-  void TearDown() override {
-    io_.stop();
-    if (thread_.joinable()) thread_.join();
-    server_.reset();
-    app_.reset();
-    fs::remove_all(dir_);
-  }
-
-  // Runs `f` on the server's thread (Accounts and the fake belong to it) and waits.
-  template <class F>
-  auto on_io(F f) {
-    std::packaged_task<decltype(f())()> task(std::move(f));
-    auto result = task.get_future();
-    asio::post(io_, [&task] { task(); });
-    return result.get();
-  }
-  Login login(const std::string& user) {
-    return on_io([&] {
-      auto l = accounts_->login(user, kPassword, "127.0.0.1").value();
-      return Login{l.session_id, l.session.csrf_token};
-    });
+    server::HttpsServer::Options so;
+    so.max_upload = kMaxUpload;
+    start(
+        "cordon-webd-upload", 16ull << 20,
+        [this](control::api::HttpServer& controld) {
+          controld.route(
+              "POST", "/v1/update",
+              [this](control::api::Request& r, control::api::Responder respond) {
+                received_.push_back({r.actor.name, r.body.size(), r.body == expected_});
+                respond(control::api::json_response(
+                    json::object{{"state", "installing"}, {"bytes", r.body.size()}}, 202));
+              });
+          controld.route("POST", "/v1/policy/validate",
+                         [this](control::api::Request& r, control::api::Responder respond) {
+                           received_.push_back({r.actor.name, r.body.size(), false});
+                           respond(control::api::json_response(json::object{{"valid", true}}));
+                         });
+        },
+        so);
   }
 
   void connect(Client& c) {
@@ -185,19 +122,8 @@ class UploadTest : public ::testing::Test {
     size_t bytes;
     bool intact;
   };
-  fs::path dir_;
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
-  std::optional<control::api::HttpServer> controld_;
   std::vector<Received> received_;
   std::string expected_;
-  std::optional<auth::Accounts> accounts_;
-  std::optional<routes::ControldClient> client_;
-  std::optional<server::CertificateStore> certificates_;
-  std::optional<routes::App> app_;
-  std::optional<server::HttpsServer> server_;
-  uint16_t port_ = 0;
-  std::thread thread_;
 };
 
 TEST_F(UploadTest, RefusedFromTheHeaderBeforeAnyOfTheBodyIsRead) {

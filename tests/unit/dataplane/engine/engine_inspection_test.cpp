@@ -125,7 +125,7 @@ class Connection {
   bool outbound_;
   const char* peer_;
   uint16_t port_;
-  uint16_t other_port_;  // the initiator's port
+  uint16_t other_port_;        // the initiator's port
   uint32_t isn_ = 0xfffffff0;  // the stream wraps sequence numbers past zero
   uint32_t rsn_ = 7000;
 };
