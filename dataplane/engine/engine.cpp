@@ -357,6 +357,13 @@ Verdict Worker::judge_ip(Context& c) noexcept {
       const Verdict refused = deny(c, DropReason::tcp_handshake_data);
       if (refused.action != Action::forward) return refused;
     }
+    if (flow->inspection != kNoInspection && (d.tcp_flags & tcp_flag::urg) != 0) {
+      // A receiver may take the byte an urgent pointer marks out of the stream (sockets
+      // without SO_OOBINLINE): the inspectors would then judge bytes the application never
+      // reads as one stream ("/.%2" "X" "e/"), an evasion. Nothing inspected uses urgent
+      // data, so the connection is ended.
+      return inspection_violation(c, *flow, DropReason::tcp_urgent_data);
+    }
     const Verdict v = track_tcp(c, *flow, from_initiator);
     if (v.action != Action::forward) return v;
     if (flow->inspection != kNoInspection && d.payload_length > 0) {

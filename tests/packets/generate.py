@@ -1435,6 +1435,23 @@ def content_in_syn():
 
 
 @case
+def content_urgent_byte():
+    c = Case("policy-patch-content-urgent-byte",
+             "evasion by TCP urgent data: an urgent byte inside the traversal (\"/.%2\" \"X\" "
+             "\"e/\", read as /.%2e/ by a server without SO_OOBINLINE) ends the connection",
+             WEB_POLICY)
+    t = web(c)
+    t.send(b"GET /cgi-bin/.%2")
+    start = t.sent[0]
+    urgent = t._frame(True, "PAU", t._seq(True, start), t._seq(False, 0),
+                      b"Xe/etc/passwd HTTP/1.1\r\n\r\n")
+    c.expect(urgent, "drop_and_reset_both", "tcp-urgent-data")
+    c.event("tcp-urgent-data", device="ct-1", src=ATTACKER, dst_port=80)
+    blocked_after(c, t, data=b"e/etc/passwd HTTP/1.1\r\n\r\n")
+    return c
+
+
+@case
 def content_one_byte():
     c = Case("policy-patch-content-one-byte-segments",
              "policy patch content evasion: the traversal request in 1-byte segments",

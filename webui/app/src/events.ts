@@ -42,6 +42,7 @@ const reasonWords: Record<string, string> = {
   'policy-revoked': 'connection ended by a policy change',
   'flow-blocked': 'connection blocked',
   'tcp-handshake-data': 'data hidden in a TCP handshake (refused on inspected connections)',
+  'tcp-urgent-data': 'TCP urgent data on an inspected connection (an evasion)',
 };
 export function reasonText(reason: string): string {
   return reasonWords[reason] ?? reason;

@@ -92,6 +92,11 @@ class Connection {
   Bytes data(uint32_t offset, const std::string& bytes) const {
     return initiator(tcp_flag::ack | tcp_flag::psh, isn_ + 1 + offset, rsn_ + 1, bytes);
   }
+  // Initiator data with the URG flag (urgent pointer 0).
+  Bytes urgent(uint32_t offset, const std::string& bytes) const {
+    return initiator(tcp_flag::ack | tcp_flag::psh | tcp_flag::urg, isn_ + 1 + offset, rsn_ + 1,
+                     bytes);
+  }
   Bytes reply(uint32_t offset, const std::string& bytes) const {
     return responder(tcp_flag::ack | tcp_flag::psh, rsn_ + 1 + offset, isn_ + 1, bytes);
   }
@@ -320,6 +325,24 @@ TEST(Inspection, DataInTheHandshakeIsNeverForwardedUninspected) {
   ASSERT_EQ(h.send(c.responder_side(), c.syn_ack()).action, Action::forward);
   ASSERT_EQ(h.send(c.initiator_side(), c.ack()).action, Action::forward);
   expect_ended(h.data(c, 0, request), DropReason::virtual_patch, Action::drop);
+}
+
+TEST(Inspection, UrgentDataEndsAnInspectedConnection) {
+  // The server may read "/.%2e/" while the stream the patch sees is "/.%2Xe/".
+  Harness h(policy());
+  Connection c(false, kAttacker, 80);
+  h.open(c);
+  EXPECT_EQ(h.data(c, 0, "GET /cgi-bin/.%2").action, Action::forward);
+  expect_ended(h.send(c.initiator_side(), c.urgent(16, "Xe/etc/passwd HTTP/1.1\r\n\r\n")),
+               DropReason::tcp_urgent_data);
+  EXPECT_EQ(label(h.data(c, 16, "e/").reason), label(DropReason::flow_blocked));
+  // Monitor mode reports it and lets the connection go on, no longer inspected.
+  Harness monitor(policy(DeviceMode::monitor));
+  monitor.open(c);
+  const Verdict v = monitor.send(c.initiator_side(), c.urgent(0, "X"));
+  EXPECT_EQ(v.action, Action::forward);
+  EXPECT_TRUE(v.would_drop);
+  EXPECT_EQ(label(v.reason), label(DropReason::tcp_urgent_data));
 }
 
 TEST(Inspection, DataInTheHandshakeOfAConnectionNotInspectedPasses) {
