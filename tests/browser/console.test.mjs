@@ -447,7 +447,8 @@ test('an admin adds a management peer; a bad key and a bad address are refused a
     name: PEER.name, public_key: pub, tunnel_address: PEER.address, added_at: '2020-01-01T00:00:00.000Z',
   });
   assert.equal(forged.status, 400, JSON.stringify(forged.body));
-  assert.equal(forged.body.path, '/added_at', JSON.stringify(forged.body));
+  assert.equal(forged.body.error.path, '/added_at', JSON.stringify(forged.body));
+  assert.match(forged.body.error.message, /set by the appliance/);
   assert.deepEqual(await managementPeers(page), []);
 
   await page.getByLabel(/tunnel address/).fill(PEER.address);
