@@ -117,7 +117,7 @@ function ApplianceSide({ peers, settings }: { peers: Peers; settings: Management
               <code>{peers.tunnel_network}</code>
               {peers.appliance_tunnel_address ? (
                 <>
-                  ; the appliance is <code>{peers.appliance_tunnel_address}</code> in it (the peer's allowed IPs)
+                  ; the appliance is <code>{peers.appliance_tunnel_address}</code> in it
                 </>
               ) : null}
             </>
