@@ -539,8 +539,12 @@ void ControlApi::install(HttpServer& server) {
       }
       out.push_back(std::move(o));
     }
-    respond(json_response(
-        json::object{{"peers", std::move(out)}, {"appliance_public_key", wireguard_public_key_}}));
+    json::object body{{"peers", std::move(out)}, {"appliance_public_key", wireguard_public_key_}};
+    // The tunnel's side of a peer's configuration, once WireGuard is up (--wireguard-address).
+    if (std::optional<std::string> n = management_->tunnel_network()) body["tunnel_network"] = *n;
+    if (std::optional<std::string> a = management_->appliance_tunnel_address())
+      body["appliance_tunnel_address"] = *a;
+    respond(json_response(std::move(body)));
   });
 
   server.route("POST", "/v1/management-peers", [this](Request& r, Responder respond) {
@@ -552,7 +556,7 @@ void ControlApi::install(HttpServer& server) {
     if (ec)
       return respond(
           error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
-    Result<wireguard::ManagementPeer> p = management_->add_peer(v, r.actor);
+    Result<wireguard::ManagementPeer> p = management_->add_peer(v, r.actor, now_ms());
     if (!p) return respond(error_response(p.error()));
     json::object o = wireguard::to_json(p.value()).as_object();
     o["appliance_public_key"] = wireguard_public_key_;

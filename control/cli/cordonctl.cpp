@@ -672,6 +672,9 @@ int run(std::vector<std::string> args) {
                 << field(o, "public_key");
       if (o.contains("latest_handshake_unix"))
         std::cout << "  handshake " << field(o, "latest_handshake_unix");
+      // Peers added by a build before these were recorded have neither.
+      if (o.contains("added_at"))
+        std::cout << "  added " << field(o, "added_at") << " by " << field(o, "added_by");
       std::cout << "\n";
     }
     return 0;

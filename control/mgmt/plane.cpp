@@ -78,7 +78,7 @@ Status ManagementPlane::load_peers() {
   if (ec || !v.is_array()) return Error{"io", "stored management peers are unreadable"};
   for (size_t i = 0; i < v.as_array().size(); ++i) {
     Result<wireguard::ManagementPeer> p =
-        wireguard::parse_management_peer(v.as_array()[i], "/" + std::to_string(i));
+        wireguard::parse_stored_management_peer(v.as_array()[i], "/" + std::to_string(i));
     if (!p) return p.error().context("stored management peers");
     peers_.push_back(p.value());
   }
@@ -251,15 +251,29 @@ Status ManagementPlane::check_new_peer(const wireguard::ManagementPeer& p) {
   return ok();
 }
 
+std::optional<std::string> ManagementPlane::tunnel_network() const {
+  if (!wireguard_) return std::nullopt;
+  return tunnel_network_.to_string();
+}
+
+std::optional<std::string> ManagementPlane::appliance_tunnel_address() const {
+  if (!wireguard_) return std::nullopt;
+  const std::string a = tunnel_self_.to_string();
+  return a.substr(0, a.find('/'));
+}
+
 Result<wireguard::ManagementPeer> ManagementPlane::add_peer(const json::value& body,
-                                                            const store::Actor& actor) {
+                                                            const store::Actor& actor,
+                                                            int64_t now_ms) {
   if (!settings_)
     return Error{"not_found", "the management firewall is not managed by this controld"};
   if (!wireguard_ || settings_->wireguard_interface.empty())
     return Error{"not_found", "WireGuard is not configured on this appliance"};
   Result<wireguard::ManagementPeer> parsed = wireguard::parse_management_peer(body);
   if (!parsed) return parsed.error();
-  const wireguard::ManagementPeer& p = parsed.value();
+  wireguard::ManagementPeer& p = parsed.value();
+  p.added_at = store::rfc3339_utc(now_ms);
+  p.added_by = actor.name;
   if (Status st = check_new_peer(p); !st) return st.error();
 
   const std::vector<wireguard::ManagementPeer> before = peers_;

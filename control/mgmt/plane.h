@@ -53,9 +53,14 @@ class ManagementPlane {
   Status set_wireguard(wireguard::WireGuardBackend* wireguard, const std::string& interface_address,
                        std::string appliance_public_key);
   const std::vector<wireguard::ManagementPeer>& peers() const { return peers_; }
+  // Once set_wireguard succeeded: the tunnel's network ("10.99.0.0/24") and the
+  // appliance's own address in it ("10.99.0.1").
+  std::optional<std::string> tunnel_network() const;
+  std::optional<std::string> appliance_tunnel_address() const;
   // Body: {"name", "public_key", "tunnel_address"} (wireguard::parse_management_peer).
+  // The peer is recorded as added at `now_ms` (ms since the epoch) by `actor.name`.
   Result<wireguard::ManagementPeer> add_peer(const boost::json::value& body,
-                                             const store::Actor& actor);
+                                             const store::Actor& actor, int64_t now_ms);
   Status remove_peer(const std::string& name, const store::Actor& actor);
 
   // The service port (mgmt/service_port.h): checked now, after every settings change and

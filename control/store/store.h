@@ -121,7 +121,9 @@ struct StoredEvent {
   std::string json;  // one event object
 };
 
+// RFC 3339 UTC with milliseconds ("2026-11-28T11:44:28.123Z"), as every time in the API.
 std::string now_rfc3339();
+std::string rfc3339_utc(int64_t unix_ms);
 std::string sha256_hex(std::string_view data);
 
 class Store {

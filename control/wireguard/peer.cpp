@@ -17,6 +17,64 @@ Error invalid(std::string message, std::string path) {
   return Error{"invalid", std::move(message), std::move(path)};
 }
 
+// The required field `public_key` of `obj`: a WireGuard public key.
+Result<std::string> parse_public_key(const boost::json::object& obj, const std::string& base) {
+  const auto* key = obj.if_contains("public_key");
+  if (key == nullptr) return invalid("required field is missing", base + "/public_key");
+  if (!key->is_string() || !valid_public_key(key->as_string())) {
+    return invalid(
+        "must be a WireGuard public key (44 characters of base64, as `wg pubkey` prints)",
+        base + "/public_key");
+  }
+  return std::string(key->as_string());
+}
+
+// The fields of a management peer that the client gives (name, public_key,
+// tunnel_address), for the API's input and the stored form alike. Whether other fields
+// may be present is the caller's business.
+Result<ManagementPeer> parse_management_peer_fields(const boost::json::object& obj,
+                                                    const std::string& base) {
+  ManagementPeer p;
+  const auto* name = obj.if_contains("name");
+  if (name == nullptr) return invalid("required field is missing", base + "/name");
+  if (!name->is_string() || name->as_string().empty() || name->as_string().size() > 32 ||
+      !std::all_of(name->as_string().begin(), name->as_string().end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      })) {
+    return invalid("must be 1 to 32 characters of A-Z a-z 0-9 . _ -", base + "/name");
+  }
+  p.name = name->as_string();
+
+  Result<std::string> key = parse_public_key(obj, base);
+  if (!key) return key.error();
+  p.public_key = key.value();
+
+  const auto* address = obj.if_contains("tunnel_address");
+  if (address == nullptr) return invalid("required field is missing", base + "/tunnel_address");
+  if (!address->is_string()) {
+    return invalid("must be an IPv4 address like \"10.99.0.200\"", base + "/tunnel_address");
+  }
+  auto cidr = nft::Cidr::parse(address->as_string());
+  if (!cidr) return invalid(cidr.error().message, base + "/tunnel_address");
+  if (cidr.value().ipv6 || cidr.value().prefix != 32) {
+    return invalid("must be one IPv4 address (the tunnel is IPv4)", base + "/tunnel_address");
+  }
+  const auto& a = cidr.value().address;
+  if (a[0] == 0 || a[0] == 127 || a[0] >= 224 || (a[0] == 169 && a[1] == 254)) {
+    return invalid("must be a unicast host address (not 0/8, 127/8, 169.254/16, 224/3)",
+                   base + "/tunnel_address");
+  }
+  p.tunnel_address = cidr.value();
+  return p;
+}
+
+bool is_client_field(std::string_view k) {
+  return k == "name" || k == "public_key" || k == "tunnel_address";
+}
+bool is_server_field(std::string_view k) {
+  return k == "added_at" || k == "added_by";
+}
+
 }  // namespace
 
 bool valid_endpoint(const std::string& endpoint) {
@@ -55,14 +113,9 @@ Result<PeerConfig> parse_peer(const boost::json::value& json, const std::string&
     }
   }
   PeerConfig p;
-  const auto* key = obj->if_contains("public_key");
-  if (key == nullptr) return invalid("required field is missing", base + "/public_key");
-  if (!key->is_string() || !valid_public_key(key->as_string())) {
-    return invalid(
-        "must be a WireGuard public key (44 characters of base64, as `wg pubkey` prints)",
-        base + "/public_key");
-  }
-  p.public_key = key->as_string();
+  Result<std::string> key = parse_public_key(*obj, base);
+  if (!key) return key.error();
+  p.public_key = key.value();
 
   const auto* ips = obj->if_contains("allowed_ips");
   if (ips == nullptr) return invalid("required field is missing", base + "/allowed_ips");
@@ -105,46 +158,37 @@ Result<ManagementPeer> parse_management_peer(const boost::json::value& json,
   if (obj == nullptr) return invalid("management peer must be a JSON object", base);
   for (const auto& kv : *obj) {
     const std::string_view k = kv.key();
-    if (k != "name" && k != "public_key" && k != "tunnel_address") {
+    if (is_server_field(k)) {
+      return invalid("is set by the appliance when the peer is added; do not send it",
+                     base + "/" + std::string(k));
+    }
+    if (!is_client_field(k)) return invalid("unknown field", base + "/" + std::string(k));
+  }
+  return parse_management_peer_fields(*obj, base);
+}
+
+Result<ManagementPeer> parse_stored_management_peer(const boost::json::value& json,
+                                                    const std::string& base) {
+  const auto* obj = json.if_object();
+  if (obj == nullptr) return invalid("management peer must be a JSON object", base);
+  for (const auto& kv : *obj) {
+    const std::string_view k = kv.key();
+    if (!is_client_field(k) && !is_server_field(k)) {
       return invalid("unknown field", base + "/" + std::string(k));
     }
   }
-  ManagementPeer p;
-  const auto* name = obj->if_contains("name");
-  if (name == nullptr) return invalid("required field is missing", base + "/name");
-  if (!name->is_string() || name->as_string().empty() || name->as_string().size() > 32 ||
-      !std::all_of(name->as_string().begin(), name->as_string().end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
-      })) {
-    return invalid("must be 1 to 32 characters of A-Z a-z 0-9 . _ -", base + "/name");
+  Result<ManagementPeer> p = parse_management_peer_fields(*obj, base);
+  if (!p) return p;
+  // Absent in peers stored by a build before they were recorded.
+  for (auto [field, out] :
+       {std::pair{"added_at", &p.value().added_at}, std::pair{"added_by", &p.value().added_by}}) {
+    const auto* v = obj->if_contains(field);
+    if (v == nullptr || v->is_null()) continue;
+    if (!v->is_string() || v->as_string().empty()) {
+      return invalid("must be a non-empty string", base + "/" + field);
+    }
+    *out = std::string(v->as_string());
   }
-  p.name = name->as_string();
-
-  const auto* key = obj->if_contains("public_key");
-  if (key == nullptr) return invalid("required field is missing", base + "/public_key");
-  if (!key->is_string() || !valid_public_key(key->as_string())) {
-    return invalid(
-        "must be a WireGuard public key (44 characters of base64, as `wg pubkey` prints)",
-        base + "/public_key");
-  }
-  p.public_key = key->as_string();
-
-  const auto* address = obj->if_contains("tunnel_address");
-  if (address == nullptr) return invalid("required field is missing", base + "/tunnel_address");
-  if (!address->is_string()) {
-    return invalid("must be an IPv4 address like \"10.99.0.200\"", base + "/tunnel_address");
-  }
-  auto cidr = nft::Cidr::parse(address->as_string());
-  if (!cidr) return invalid(cidr.error().message, base + "/tunnel_address");
-  if (cidr.value().ipv6 || cidr.value().prefix != 32) {
-    return invalid("must be one IPv4 address (the tunnel is IPv4)", base + "/tunnel_address");
-  }
-  const auto& a = cidr.value().address;
-  if (a[0] == 0 || a[0] == 127 || a[0] >= 224 || (a[0] == 169 && a[1] == 254)) {
-    return invalid("must be a unicast host address (not 0/8, 127/8, 169.254/16, 224/3)",
-                   base + "/tunnel_address");
-  }
-  p.tunnel_address = cidr.value();
   return p;
 }
 
@@ -154,6 +198,8 @@ boost::json::value to_json(const ManagementPeer& p) {
   o["public_key"] = p.public_key;
   const std::string address = p.tunnel_address.to_string();
   o["tunnel_address"] = address.substr(0, address.find('/'));
+  if (p.added_at) o["added_at"] = *p.added_at;
+  if (p.added_by) o["added_by"] = *p.added_by;
   return o;
 }
 

@@ -36,19 +36,30 @@ Result<std::chrono::seconds> parse_duration(const boost::json::value& json, cons
 
 // A remote-management peer (issue 6): an admin's WireGuard key and the tunnel address it
 // uses; that address may reach webd's HTTPS through the tunnel (and nothing else).
-// {"name": "noc-laptop", "public_key": "...", "tunnel_address": "10.99.0.200"}; unknown
-// fields are errors. `name` (1..32 of [A-Za-z0-9._-]) identifies the peer in the API.
-// The tunnel address is one IPv4 host ("10.99.0.200" or "10.99.0.200/32"); whether it
-// lies in the tunnel's network is checked by controld, which knows the network.
+// `name` (1..32 of [A-Za-z0-9._-]) identifies the peer in the API. The tunnel address is
+// one IPv4 host ("10.99.0.200" or "10.99.0.200/32"); whether it lies in the tunnel's
+// network is checked by controld, which knows the network. When and by whom the peer was
+// added is set by controld, never by the client; peers stored by a build before these
+// were recorded have neither.
 struct ManagementPeer {
   std::string name;
   std::string public_key;
-  nft::Cidr tunnel_address;  // IPv4, prefix 32
+  nft::Cidr tunnel_address;             // IPv4, prefix 32
+  std::optional<std::string> added_at;  // RFC 3339 UTC ("2026-11-28T11:44:28.123Z")
+  std::optional<std::string> added_by;  // the actor's name, as the audit log has it
   bool operator==(const ManagementPeer&) const = default;
 };
 inline constexpr std::size_t kMaxManagementPeers = 64;
+// The API's input: {"name": "noc-laptop", "public_key": "...", "tunnel_address":
+// "10.99.0.200"}; unknown fields are errors, and so are added_at/added_by (server-set).
+// The result has neither added_at nor added_by.
 Result<ManagementPeer> parse_management_peer(const boost::json::value& json,
                                              const std::string& base = "");
+// The stored form (store setting "management_peers"): the API's fields plus optional
+// "added_at" and "added_by" strings (absent or null in peers stored by earlier builds).
+Result<ManagementPeer> parse_stored_management_peer(const boost::json::value& json,
+                                                    const std::string& base = "");
+// The stored form and the API's output: added_at/added_by only when known.
 boost::json::value to_json(const ManagementPeer& peer);
 
 // "host:port" with a literal IPv4 address or a bracketed IPv6 address (no DNS).

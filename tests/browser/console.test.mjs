@@ -414,6 +414,13 @@ test('an admin adds a management peer; a bad key and a bad address are refused a
   assert.equal(wg.status, 200, JSON.stringify(wg.body));
   await page.getByTestId('appliance-public-key').filter({ hasText: wg.body.public_key }).waitFor();
   await page.getByTestId('appliance-endpoint').filter({ hasText: 'UDP port 51820' }).waitFor();
+  // The tunnel's network and the appliance's address in it (controld's --wireguard-address).
+  const before = await apiFromPage(page, 'GET', 'management-peers');
+  assert.equal(before.body.tunnel_network, '10.99.0.0/24', JSON.stringify(before.body));
+  assert.equal(before.body.appliance_tunnel_address, '10.99.0.1', JSON.stringify(before.body));
+  const network = page.getByTestId('appliance-tunnel-network');
+  await network.filter({ hasText: '10.99.0.0/24' }).waitFor();
+  assert.match(await network.innerText(), /the appliance is 10\.99\.0\.1 in it/);
   await page.getByText('No remote-management peer has been added.').waitFor();
   const { pub } = wgKeyPair();
 
@@ -435,10 +442,24 @@ test('an admin adds a management peer; a bad key and a bad address are refused a
   await shot(page, 'remote-invalid-address');
   assert.deepEqual(await managementPeers(page), []);
 
+  // When and by whom are the appliance's to say: a client's added_at is refused at its path.
+  const forged = await apiFromPage(page, 'POST', 'management-peers', {
+    name: PEER.name, public_key: pub, tunnel_address: PEER.address, added_at: '2020-01-01T00:00:00.000Z',
+  });
+  assert.equal(forged.status, 400, JSON.stringify(forged.body));
+  assert.equal(forged.body.error.path, '/added_at', JSON.stringify(forged.body));
+  assert.match(forged.body.error.message, /set by the appliance/);
+  assert.deepEqual(await managementPeers(page), []);
+
   await page.getByLabel(/tunnel address/).fill(PEER.address);
+  const addedFrom = Date.now();
   await page.getByRole('button', { name: 'Add the peer' }).click();
   const row = page.getByTestId(`management-peer-${PEER.name}`);
   await row.waitFor();
+  // The row says when and by whom (the console's user, as the audit log names them).
+  const addedText = row.getByTestId(`management-peer-added-${PEER.name}`);
+  await addedText.waitFor();
+  assert.match(await addedText.innerText(), new RegExp(`^added .+ by web:${ADMIN.user}$`));
   assert.match(await row.innerText(), new RegExp(`${PEER.address}`));
   assert.ok((await row.innerText()).includes(pub), 'the row shows the key');
   await page.getByText(`${PEER.name} was added`).waitFor();
@@ -447,6 +468,12 @@ test('an admin adds a management peer; a bad key and a bad address are refused a
   // Installed for real: controld's list and the WireGuard interface have it.
   const listed = (await managementPeers(page)).map((p) => ({ name: p.name, public_key: p.public_key, tunnel_address: p.tunnel_address }));
   assert.deepEqual(listed, [{ name: PEER.name, public_key: pub, tunnel_address: PEER.address }]);
+  const [stored] = await managementPeers(page);
+  assert.equal(stored.added_by, `web:${ADMIN.user}`);
+  assert.match(stored.added_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  // The lab's controld runs on this machine's clock.
+  const at = Date.parse(stored.added_at);
+  assert.ok(at >= addedFrom - 5_000 && at <= Date.now() + 5_000, `added_at ${stored.added_at}`);
   const after = await apiFromPage(page, 'GET', 'wireguard');
   assert.ok(after.body.peers.some((p) => p.public_key === pub), JSON.stringify(after.body.peers));
   assert.deepEqual(page.errors, []);

@@ -49,6 +49,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     check_error(m.error());
   }
+  if (auto m = wg::parse_stored_management_peer(v, "/0"); m.ok()) {
+    auto again = wg::parse_stored_management_peer(wg::to_json(m.value()));
+    if (!again.ok() || !(again.value() == m.value())) __builtin_trap();
+  } else {
+    check_error(m.error());
+  }
   if (auto d = wg::parse_duration(v, "/duration"); !d.ok()) check_error(d.error());
 
   // Vendor sessions: every error has a path; an accepted list survives to_json -> parse.

@@ -86,6 +86,7 @@ TEST_F(PlaneTest, ATamperedTableIsReasserted) {
 constexpr const char* kApplianceKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 constexpr const char* kAdminKey = "hJMu0ekIJQLY8t3fXPNNZRzSW/tqnmpb6FZePJnQBXc=";
 constexpr const char* kOtherKey = "GKrdKlLdT2UdsTlBJwXqNPUthpoGt5o5i5ChCl5bvmQ=";
+constexpr int64_t kNow = 1'795'000'000'123;  // 2026-11-18T11:06:40.123Z
 
 class PeersTest : public PlaneTest {
  protected:
@@ -128,12 +129,18 @@ class PeersTest : public PlaneTest {
 
 TEST_F(PeersTest, APeerJoinsTheTunnelAndTheHttpsSetAndSurvivesARestart) {
   Result<wireguard::ManagementPeer> p =
-      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"});
+      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}, kNow);
   ASSERT_TRUE(p.ok()) << p.error().message;
   EXPECT_EQ(wg_peers()[kAdminKey], std::vector<std::string>{"10.99.0.200/32"});
   EXPECT_TRUE(table_has("element mgmt_peers 0a6300c8"));
   EXPECT_TRUE(plane_->differences().value().empty());
   EXPECT_EQ(last_audit(), "management.peer.add management-peer/noc ok");
+  // When and by whom, from the clock and the actor (the audit entry's actor).
+  EXPECT_EQ(p.value().added_at, "2026-11-18T11:06:40.123Z");
+  EXPECT_EQ(p.value().added_by, "alice");
+  EXPECT_EQ(store_->audit_entries(0, 1000).value().back().record.actor.name, "alice");
+  ASSERT_EQ(plane_->peers().size(), 1u);
+  EXPECT_EQ(plane_->peers()[0], p.value());
   // Not an admin network: the settings are unchanged.
   EXPECT_EQ(plane_->settings().value().admin_networks.size(), 1u);
 
@@ -145,6 +152,8 @@ TEST_F(PeersTest, APeerJoinsTheTunnelAndTheHttpsSetAndSurvivesARestart) {
   ASSERT_TRUE(again.start(std::nullopt).ok());
   ASSERT_EQ(again.peers().size(), 1u);
   EXPECT_EQ(again.peers()[0], p.value());
+  EXPECT_EQ(again.peers()[0].added_at, "2026-11-18T11:06:40.123Z");
+  EXPECT_EQ(again.peers()[0].added_by, "alice");
   ASSERT_TRUE(again.set_wireguard(&fresh, "10.99.0.1/24", kApplianceKey).ok());
   ASSERT_EQ(fresh.list_peers().value().size(), 1u);
   EXPECT_EQ(fresh.list_peers().value()[0].public_key, kAdminKey);
@@ -153,7 +162,8 @@ TEST_F(PeersTest, APeerJoinsTheTunnelAndTheHttpsSetAndSurvivesARestart) {
 }
 
 TEST_F(PeersTest, BadPeersAreRefusedWithTheFieldAndChangeNothing) {
-  ASSERT_TRUE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  ASSERT_TRUE(
+      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}, kNow).ok());
   const int applies = firewall_.applies;
   // A vendor session holds kOtherKey at 10.99.0.2.
   store::VendorSession v;
@@ -186,9 +196,20 @@ TEST_F(PeersTest, BadPeersAreRefusedWithTheFieldAndChangeNothing) {
       {peer("b", kFresh, "10.60.0.7"), "invalid", "/tunnel_address"},    // not the tunnel's
       {peer("b", kOtherKey, "10.99.0.201"), "conflict", "/public_key"},  // a vendor's key
       {peer("b", kFresh, "10.99.0.2"), "conflict", "/tunnel_address"},   // a vendor's address
+      // When and by whom are the appliance's to say.
+      {json::object{{"name", "b"},
+                    {"public_key", kFresh},
+                    {"tunnel_address", "10.99.0.201"},
+                    {"added_at", "2020-01-01T00:00:00.000Z"}},
+       "invalid", "/added_at"},
+      {json::object{{"name", "b"},
+                    {"public_key", kFresh},
+                    {"tunnel_address", "10.99.0.201"},
+                    {"added_by", "someone-else"}},
+       "invalid", "/added_by"},
   };
   for (const auto& c : cases) {
-    Result<wireguard::ManagementPeer> r = plane_->add_peer(c.body, {"alice", "unix"});
+    Result<wireguard::ManagementPeer> r = plane_->add_peer(c.body, {"alice", "unix"}, kNow);
     ASSERT_FALSE(r.ok()) << json::serialize(c.body);
     EXPECT_EQ(r.error().code, c.code) << json::serialize(c.body) << ": " << r.error().message;
     EXPECT_EQ(r.error().path, c.path) << json::serialize(c.body) << ": " << r.error().message;
@@ -198,9 +219,72 @@ TEST_F(PeersTest, BadPeersAreRefusedWithTheFieldAndChangeNothing) {
   EXPECT_EQ(wg_peers().size(), 1u);
 }
 
+TEST_F(PeersTest, AWebUserIsRecordedAsTheAuditLogNamesThem) {
+  Result<wireguard::ManagementPeer> p = plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"),
+                                                         {"web:bob", "10.60.0.5"}, kNow + 1000);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p.value().added_by, "web:bob");
+  EXPECT_EQ(p.value().added_at, "2026-11-18T11:06:41.123Z");
+  const auto entries = store_->audit_entries(0, 1000).value();
+  EXPECT_EQ(entries.back().record.action, "management.peer.add");
+  EXPECT_EQ(entries.back().record.actor.name, *p.value().added_by);
+}
+
+TEST_F(PeersTest, TheTunnelNetworkIsKnownOnceWireGuardIs) {
+  EXPECT_EQ(plane_->tunnel_network(), "10.99.0.0/24");
+  EXPECT_EQ(plane_->appliance_tunnel_address(), "10.99.0.1");
+  ManagementPlane without(*store_, firewall_);
+  ASSERT_TRUE(without.start(std::nullopt).ok());
+  EXPECT_FALSE(without.tunnel_network().has_value());
+  EXPECT_FALSE(without.appliance_tunnel_address().has_value());
+}
+
+// Peers stored by a build before added_at/added_by still load, without them, and a new
+// peer beside them gets both.
+TEST_F(PeersTest, PeersStoredWithoutWhenAndWhoStillLoad) {
+  ASSERT_TRUE(
+      store_
+          ->set_setting("management_peers", std::string(R"([{"name":"old","public_key":")") +
+                                                kAdminKey + R"(","tunnel_address":"10.99.0.200"}])")
+          .ok());
+  wireguard::FakeWireGuardBackend fresh;
+  ASSERT_TRUE(fresh.ensure_interface({"wg-cordon", 51820, "/key", "10.99.0.1/24"}).ok());
+  nft::FakeFirewallBackend firewall;
+  ManagementPlane again(*store_, firewall);
+  ASSERT_TRUE(again.start(std::nullopt).ok());
+  ASSERT_TRUE(again.set_wireguard(&fresh, "10.99.0.1/24", kApplianceKey).ok());
+  ASSERT_EQ(again.peers().size(), 1u);
+  EXPECT_EQ(again.peers()[0].name, "old");
+  EXPECT_FALSE(again.peers()[0].added_at.has_value());
+  EXPECT_FALSE(again.peers()[0].added_by.has_value());
+  EXPECT_EQ(fresh.list_peers().value().size(), 1u);
+
+  ASSERT_TRUE(again.add_peer(peer("new", kOtherKey, "10.99.0.201"), {"carol", "unix"}, kNow).ok());
+  const json::value stored = json::parse(*store_->setting("management_peers").value());
+  ASSERT_EQ(stored.as_array().size(), 2u);
+  EXPECT_FALSE(stored.as_array()[0].as_object().contains("added_at"));
+  EXPECT_EQ(stored.as_array()[1].at("added_by"), "carol");
+  EXPECT_EQ(stored.as_array()[1].at("added_at"), "2026-11-18T11:06:40.123Z");
+}
+
+// A stored peer that is not what a peer must be stops the start with the entry's path.
+TEST_F(PeersTest, AnUnreadableStoredPeerIsReportedWithItsPath) {
+  ASSERT_TRUE(store_
+                  ->set_setting("management_peers",
+                                std::string(R"([{"name":"old","public_key":")") + kAdminKey +
+                                    R"(","tunnel_address":"10.99.0.200","added_at":5}])")
+                  .ok());
+  nft::FakeFirewallBackend firewall;
+  ManagementPlane again(*store_, firewall);
+  Status st = again.start(std::nullopt);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().path, "/0/added_at") << st.error().message;
+}
+
 TEST_F(PeersTest, AFailedInstallTakesThePeerOutOfTheTunnelAgain) {
   firewall_.fail_next_apply = Error{"io", "netlink: injected failure"};
-  EXPECT_FALSE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  EXPECT_FALSE(
+      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}, kNow).ok());
   EXPECT_TRUE(plane_->peers().empty());
   EXPECT_TRUE(wg_peers().empty());
   EXPECT_TRUE(plane_->differences().value().empty());
@@ -208,12 +292,14 @@ TEST_F(PeersTest, AFailedInstallTakesThePeerOutOfTheTunnelAgain) {
   // And a failed WireGuard step adds nothing to the table.
   wireguard_.fail_next = Error{"io", "wg: injected failure"};
   const int applies = firewall_.applies;
-  EXPECT_FALSE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  EXPECT_FALSE(
+      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}, kNow).ok());
   EXPECT_EQ(firewall_.applies, applies);
 }
 
 TEST_F(PeersTest, RemovingAPeerCutsItUnlessTheCallerIsConnectedThroughIt) {
-  ASSERT_TRUE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  ASSERT_TRUE(
+      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}, kNow).ok());
   // The caller connected through this very peer would lock itself out.
   Status own = plane_->remove_peer("noc", {"web:bob", "10.99.0.200"});
   ASSERT_FALSE(own.ok());
@@ -235,7 +321,8 @@ TEST_F(PeersTest, RemovingAPeerCutsItUnlessTheCallerIsConnectedThroughIt) {
 }
 
 TEST_F(PeersTest, APeerCountsAsAnAdminNetworkForTheLockOutRule) {
-  ASSERT_TRUE(plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}).ok());
+  ASSERT_TRUE(
+      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}, kNow).ok());
   // An admin working through the tunnel may change the admin networks...
   EXPECT_TRUE(plane_->change(tunnel_settings("10.70.0.0/24"), {"web:bob", "10.99.0.200"}).ok());
   // ...but an address that is neither is still refused.
@@ -256,7 +343,7 @@ TEST_F(PlaneTest, WithoutWireGuardThereAreNoPeers) {
                 .add_peer(json::object{{"name", "noc"},
                                        {"public_key", kAdminKey},
                                        {"tunnel_address", "10.99.0.200"}},
-                          {"alice", "unix"})
+                          {"alice", "unix"}, kNow)
                 .error()
                 .code,
             "not_found");

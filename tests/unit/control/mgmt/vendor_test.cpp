@@ -139,7 +139,7 @@ TEST_F(VendorTest, AnEndedSessionsPeerStaysWithoutGrantsForTheResetGrace) {
   ASSERT_TRUE(create(5).ok());
   ASSERT_EQ(vendors_->expire(kNow + 5'000).value(), 1);
   const std::vector<wireguard::ManagementPeer> admins{
-      {"noc", kKey, nft::Cidr::parse("10.99.0.200").value()}};
+      {"noc", kKey, nft::Cidr::parse("10.99.0.200").value(), {}, {}}};
   vendors_->set_management_peers([&] { return admins; });
   ASSERT_TRUE(vendors_->expire(kNow + 5'000 + VendorAccess::kResetGraceMs).ok());
   EXPECT_EQ(peer_keys(), std::vector<std::string>{kKey});
@@ -156,7 +156,7 @@ TEST_F(VendorTest, RestoreRemovesPeersOfNoSession) {
 }
 
 TEST_F(VendorTest, ManagementPeersKeysAndAddressesAreNotGivenToVendors) {
-  wireguard::ManagementPeer admin{"noc", kKey, nft::Cidr::parse("10.99.0.2").value()};
+  wireguard::ManagementPeer admin{"noc", kKey, nft::Cidr::parse("10.99.0.2").value(), {}, {}};
   vendors_->set_management_peers([&] { return std::vector<wireguard::ManagementPeer>{admin}; });
   Result<store::VendorSession> same_key = create(600);
   ASSERT_FALSE(same_key.ok());

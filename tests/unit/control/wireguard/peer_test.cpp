@@ -120,6 +120,54 @@ TEST(ManagementPeer, RejectionsNameTheField) {
   EXPECT_EQ(parse_management_peer(boost::json::array{}).error().path, "");
 }
 
+TEST(ManagementPeer, WhenAndWhoAreTheServersNotTheClients) {
+  for (const char* field : {"added_at", "added_by"}) {
+    boost::json::value v = {{"name", "noc"}, {"public_key", kKey}, {"tunnel_address", "10.99.0.9"}};
+    v.as_object()[field] = "2026-11-18T11:06:40.123Z";
+    auto r = parse_management_peer(v, "/peer");
+    ASSERT_FALSE(r.ok()) << field;
+    EXPECT_EQ(r.error().code, "invalid");
+    EXPECT_EQ(r.error().path, std::string("/peer/") + field);
+    EXPECT_EQ(r.error().message, "is set by the appliance when the peer is added; do not send it");
+  }
+}
+
+TEST(ManagementPeer, TheStoredFormKeepsWhenAndWho) {
+  boost::json::value v = {{"name", "noc"},
+                          {"public_key", kKey},
+                          {"tunnel_address", "10.99.0.9"},
+                          {"added_at", "2026-11-18T11:06:40.123Z"},
+                          {"added_by", "web:alice"}};
+  auto p = parse_stored_management_peer(v);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p.value().added_at, "2026-11-18T11:06:40.123Z");
+  EXPECT_EQ(p.value().added_by, "web:alice");
+  EXPECT_EQ(boost::json::serialize(to_json(p.value())), boost::json::serialize(v));
+
+  // A peer stored by an earlier build has neither, and its JSON leaves them out.
+  boost::json::value old = {{"name", "noc"}, {"public_key", kKey}, {"tunnel_address", "10.99.0.9"}};
+  auto o = parse_stored_management_peer(old);
+  ASSERT_TRUE(o.ok()) << o.error().message;
+  EXPECT_FALSE(o.value().added_at.has_value());
+  EXPECT_FALSE(o.value().added_by.has_value());
+  EXPECT_EQ(boost::json::serialize(to_json(o.value())), boost::json::serialize(old));
+  boost::json::value nulls = old;
+  nulls.as_object()["added_at"] = nullptr;
+  nulls.as_object()["added_by"] = nullptr;
+  EXPECT_EQ(parse_stored_management_peer(nulls).value(), o.value());
+
+  // The stored form is checked like the API's, with its own extra fields.
+  const std::pair<const char*, boost::json::value> bad[] = {
+      {"added_at", 7}, {"added_by", ""}, {"unknown", "x"}, {"public_key", "not-a-key"}};
+  for (const auto& [field, value] : bad) {
+    boost::json::value w = v;
+    w.as_object()[field] = value;
+    auto r = parse_stored_management_peer(w, "/3");
+    ASSERT_FALSE(r.ok()) << field;
+    EXPECT_EQ(r.error().path, std::string("/3/") + field) << r.error().message;
+  }
+}
+
 TEST(WireGuardPeer, SessionDurationsAreCapped) {
   EXPECT_EQ(parse_duration(boost::json::value(3600), "/duration").value(), 3600s);
   EXPECT_EQ(parse_duration(boost::json::value(8 * 3600), "/duration").value(), 8h);

@@ -12,6 +12,9 @@ interface ManagementPeer {
   name: string;
   public_key: string;
   tunnel_address: string;
+  // Set by controld when the peer is added; absent for peers added before it kept them.
+  added_at?: string;
+  added_by?: string;
   // From the WireGuard interface, when the peer has been seen.
   endpoint?: string;
   rx_bytes?: number;
@@ -21,6 +24,9 @@ interface ManagementPeer {
 
 interface Peers {
   appliance_public_key: string;
+  // The tunnel's network and the appliance's address in it, once WireGuard is up.
+  tunnel_network?: string;
+  appliance_tunnel_address?: string;
   peers: ManagementPeer[];
 }
 
@@ -58,6 +64,16 @@ function formatBytes(n: number | undefined): string {
   return `${(n / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+function Added({ peer }: { peer: ManagementPeer }) {
+  if (!peer.added_at) return <span class="muted small">not recorded (added by an earlier firmware)</span>;
+  return (
+    <span data-testid={`management-peer-added-${peer.name}`}>
+      added {formatTime(peer.added_at)}
+      {peer.added_by ? <> by {peer.added_by}</> : null}
+    </span>
+  );
+}
+
 function LastSeen({ peer }: { peer: ManagementPeer }) {
   if (!peer.latest_handshake_unix) return <span class="muted">not connected yet</span>;
   return (
@@ -92,6 +108,21 @@ function ApplianceSide({ peers, settings }: { peers: Peers; settings: Management
             </>
           ) : (
             <span class="muted">the WireGuard port could not be read from the management settings</span>
+          )}
+        </dd>
+        <dt>Tunnel network</dt>
+        <dd data-testid="appliance-tunnel-network">
+          {peers.tunnel_network ? (
+            <>
+              <code>{peers.tunnel_network}</code>
+              {peers.appliance_tunnel_address ? (
+                <>
+                  ; the appliance is <code>{peers.appliance_tunnel_address}</code> in it
+                </>
+              ) : null}
+            </>
+          ) : (
+            <span class="muted">not known: WireGuard is not up on this appliance</span>
           )}
         </dd>
         <dt>Through the tunnel</dt>
@@ -199,6 +230,7 @@ export function RemoteManagementPage({ session }: { session: Session }) {
               <th>Name</th>
               <th>Public key</th>
               <th>Tunnel address</th>
+              <th>Added</th>
               <th>Last handshake</th>
               <th />
             </tr>
@@ -211,6 +243,9 @@ export function RemoteManagementPage({ session }: { session: Session }) {
                   <code class="wrap">{p.public_key}</code>
                 </td>
                 <td>{p.tunnel_address}</td>
+                <td>
+                  <Added peer={p} />
+                </td>
                 <td>
                   <LastSeen peer={p} />
                 </td>
@@ -257,7 +292,8 @@ export function RemoteManagementPage({ session }: { session: Session }) {
           </label>
           <FieldError messages={fieldErrors.public_key} testId="error-public_key" />
           <label>
-            Its tunnel address (one IPv4 address of the appliance's tunnel network)
+            Its tunnel address (one IPv4 address of the appliance's tunnel network
+            {peers.data?.tunnel_network ? <> {peers.data.tunnel_network}</> : null})
             <input name="tunnel_address" value={address} onInput={(e) => setAddress(e.currentTarget.value)} required />
           </label>
           <FieldError messages={fieldErrors.tunnel_address} testId="error-tunnel_address" />
