@@ -83,10 +83,6 @@ size_t CompiledPolicy::V6KeyHash::operator()(const V6Key& k) const noexcept {
                              (uint64_t{k.interval} << 8 | k.prefix_length) * 0xc2b2ae3d27d4eb4fULL);
 }
 
-int32_t CompiledPolicy::device_by_mac(const MacAddress& mac) const noexcept {
-  return by_mac_.find(mac.as_u64());  // kNoRule (a miss) is kNoDevice
-}
-
 int32_t CompiledPolicy::device_by_ip(const IpAddress& ip) const noexcept {
   if (ip.family == 4) return by_ip4_.find(ip.v4_host_order());
   auto it = by_ip6_.find(ip);

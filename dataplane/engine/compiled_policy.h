@@ -69,7 +69,9 @@ struct CompiledDevice {
 class CompiledPolicy {
  public:
   // Any thread. kNoDevice when no device has this MAC / IP.
-  int32_t device_by_mac(const MacAddress& mac) const noexcept;
+  int32_t device_by_mac(const MacAddress& mac) const noexcept {
+    return by_mac_.find(mac.as_u64());  // kNoRule (a miss) is kNoDevice
+  }
   int32_t device_by_ip(const IpAddress& ip) const noexcept;
   // Index of the lowest-numbered rule of `device` that allows a connection in direction
   // `dir` with `peer` on destination port `dport` (ignored for ICMP), or kNoRule.

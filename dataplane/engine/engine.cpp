@@ -50,7 +50,8 @@ struct Worker::Prepared {
   DropReason malformed = DropReason::none;  // what decode() returned
   bool has_key = false;  // an IP packet of a flow (TCP, UDP, ICMP echo): key and hash are set
   FlowKey key;
-  uint64_t hash = 0;  // flow_key_hash(key)
+  uint64_t hash = 0;                       // flow_key_hash(key)
+  uint8_t flow_hint = FlowTable::kNoHint;  // from FlowTable::prefetch_flow, for find()
   // The device the packet belongs to, looked up in stage 2 of process() with the batch's
   // policy (by source MAC from the device side; by destination IP, or ARP target, from
   // the network side), so judge() finds its lines in cache. kNoDevice when none.
@@ -202,9 +203,11 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
         if (p.device != kNoDevice) policy->prefetch_device(index_, static_cast<uint32_t>(p.device));
       }
     }
-    // Stage 3: prefetch the Flow entries the buckets point to.
+    // Stage 3: prefetch the Flow entries the buckets point to and keep where in the bucket
+    // each was found, for find() to check first.
     for (size_t i = 0; i < n; ++i) {
-      if (prepared_[i].has_key) flows_.prefetch_flow(prepared_[i].hash);
+      Prepared& p = prepared_[i];
+      p.flow_hint = p.has_key ? flows_.prefetch_flow(p.hash) : FlowTable::kNoHint;
     }
     // Stage 4: judge in order. The worker's packet and forward counts are added once per
     // stage (drops, rare, per packet).
@@ -327,7 +330,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
   const FlowKey& key = c.prepared.key;
   const uint16_t device_port = key.device_port;
   const uint16_t peer_port = key.peer_port;
-  Flow* flow = flows_.find(key, c.prepared.hash, c.now);
+  Flow* flow = flows_.find(key, c.prepared.hash, c.prepared.flow_hint, c.now);
   if (flow == nullptr) {
     c.dir = from_device ? Direction::out : Direction::in;
     return judge_new_flow(c, key, c.dir == Direction::out ? peer_port : device_port);
@@ -388,11 +391,19 @@ Verdict Worker::judge_ip(Context& c) noexcept {
   return forward(c);
 }
 
+// True when the active policy allows `flow`. Inline for the packets of flows admitted
+// under the active policy (nearly all); reclassify() re-checks the others.
+inline bool Worker::revalidate(Context& c, Flow& flow) noexcept {
+  if (flow.policy_epoch != static_cast<uint32_t>(c.policy.epoch())) [[unlikely]] {
+    return reclassify(c, flow);
+  }
+  return flow.rule != kNoRule || !flow.enforced;
+}
+
 // Re-checks a flow admitted under an older policy. True when the active policy still
 // allows it (the flow then belongs to the active epoch).
-bool Worker::revalidate(Context& c, Flow& flow) noexcept {
+bool Worker::reclassify(Context& c, Flow& flow) noexcept {
   const auto epoch = static_cast<uint32_t>(c.policy.epoch());
-  if (flow.policy_epoch == epoch) return flow.rule != kNoRule || !flow.enforced;
   const std::optional<Protocol> proto = policy_protocol(flow.key.protocol);
   IpAddress peer;
   peer.family = flow.key.family;

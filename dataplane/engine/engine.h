@@ -108,6 +108,7 @@ class Worker {
                            int32_t rule) noexcept;
   void release_inspection(Flow& flow) noexcept;
   bool revalidate(Context& c, Flow& flow) noexcept;
+  bool reclassify(Context& c, Flow& flow) noexcept;
   Verdict forward(Context& c) noexcept;
   // Drops (enforce) or reports (monitor/learn) by the device's mode. `report` = false
   // counts without an event (for the follow-up packets of something already reported).

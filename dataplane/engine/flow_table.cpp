@@ -60,39 +60,6 @@ FlowTable::FlowTable(uint32_t capacity, EraseHook on_erase, void* context)
   }
 }
 
-unsigned FlowTable::match(const Bucket& bucket, uint32_t tag) noexcept {
-  // Lanes 0-6 are the tags; lane 7 is the overflow count, masked off.
-  const __m128i t = _mm_set1_epi32(static_cast<int>(tag));
-  const __m128i lo = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags));
-  const __m128i hi = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags + 4));
-  const unsigned m =
-      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lo, t)))) |
-      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(hi, t)))) << 4;
-  return m & 0x7f;
-}
-
-uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash) const noexcept {
-  const uint32_t tag = tag_of(hash);
-  size_t b = hash & bucket_mask_;
-  for (;;) {
-    const Bucket& bucket = buckets_[b];
-    for (unsigned m = match(bucket, tag); m != 0; m &= m - 1) {
-      const uint32_t index = bucket.flows[std::countr_zero(m)];
-      if (flows_[index].key == key) return index;
-    }
-    if (bucket.overflow == 0) return kNoFlow;
-    b = (b + 1) & bucket_mask_;
-  }
-}
-
-void FlowTable::prefetch_flow(uint64_t hash) const noexcept {
-  // The home bucket's first candidate: right unless two keys share a 32-bit tag there.
-  const Bucket& bucket = buckets_[hash & bucket_mask_];
-  const unsigned m = match(bucket, tag_of(hash));
-  if (m == 0) return;
-  __builtin_prefetch(&flows_[bucket.flows[std::countr_zero(m)]]);
-}
-
 void FlowTable::index_insert(uint64_t hash, uint32_t index) noexcept {
   // size_ < capacity <= 4 per bucket on average: some bucket has a free slot.
   const uint32_t tag = tag_of(hash);
@@ -121,17 +88,6 @@ void FlowTable::index_erase(uint64_t hash, uint32_t index) noexcept {
     }
     --bucket.overflow;  // the entry went past this bucket when it was inserted
   }
-}
-
-Flow* FlowTable::find(const FlowKey& key, uint64_t hash, uint64_t now_ns) noexcept {
-  const uint32_t index = lookup(key, hash);
-  if (index == kNoFlow) return nullptr;
-  Flow* flow = &flows_[index];
-  if (flow->expires_ns <= now_ns) {
-    erase(flow);
-    return nullptr;
-  }
-  return flow;
 }
 
 Flow* FlowTable::insert(const FlowKey& key) noexcept {

@@ -36,6 +36,7 @@
 
 #include <immintrin.h>
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -44,6 +45,10 @@
 #include "dataplane/engine/policy_document.h"
 
 namespace cordon::engine {
+
+inline __m128i load_16_bytes(const uint8_t* p) noexcept {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
 
 // Oriented flow key: addresses and ports of the device end and the peer end.
 struct FlowKey {
@@ -54,17 +59,24 @@ struct FlowKey {
   uint16_t vlan = 0;  // outer VLAN id, 0 when untagged
   uint8_t protocol = 0;
   uint8_t family = 0;
-  // Five 64-bit compares instead of a memcmp call: this runs for every packet
-  // (bench/README.md, part 2 profile).
+  // Two 16-byte compares and one 8-byte compare in registers: this runs for every packet
+  // (bench/README.md, part 2 profile), and a word-array compare went through the stack.
   bool operator==(const FlowKey& other) const noexcept {
-    uint64_t a[5];
-    uint64_t b[5];
-    std::memcpy(a, this, sizeof a);
-    std::memcpy(b, &other, sizeof b);
-    return ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3]) | (a[4] ^ b[4])) == 0;
+    const __m128i device =
+        _mm_xor_si128(load_16_bytes(device_ip.data()), load_16_bytes(other.device_ip.data()));
+    const __m128i peer =
+        _mm_xor_si128(load_16_bytes(peer_ip.data()), load_16_bytes(other.peer_ip.data()));
+    const __m128i differ = _mm_or_si128(device, peer);
+    return (_mm_testz_si128(differ, differ) != 0) & (tail() == other.tail());
+  }
+  // The last five fields (ports, vlan, protocol, family) as one word.
+  uint64_t tail() const noexcept {
+    uint64_t word;
+    std::memcpy(&word, reinterpret_cast<const uint8_t*>(this) + 32, sizeof word);
+    return word;
   }
 };
-static_assert(sizeof(FlowKey) == 40, "FlowKey is compared as five words; no padding");
+static_assert(sizeof(FlowKey) == 40, "FlowKey is compared as 16 + 16 + 8 bytes; no padding");
 
 // Hash of a key: the index uses the low bits for the bucket, the high 32 as tag.
 // CRC32-C of the key's five 64-bit words (SSE4.2, in x86-64-v2), as rte_hash does for
@@ -72,16 +84,14 @@ static_assert(sizeof(FlowKey) == 40, "FlowKey is compared as five words; no padd
 // write them with, so the loads forward from those stores (8-byte loads out of a 16-byte
 // store just written stalled; bench/README.md, part 2).
 inline uint64_t flow_key_hash(const FlowKey& key) noexcept {
-  const __m128i device = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key.device_ip.data()));
-  const __m128i peer = _mm_loadu_si128(reinterpret_cast<const __m128i*>(key.peer_ip.data()));
-  uint64_t tail;
-  std::memcpy(&tail, reinterpret_cast<const uint8_t*>(&key) + 32, sizeof tail);  // ports..family
+  const __m128i device = load_16_bytes(key.device_ip.data());
+  const __m128i peer = load_16_bytes(key.peer_ip.data());
   uint64_t h = 0x9e3779b9;
   h = _mm_crc32_u64(h, static_cast<uint64_t>(_mm_cvtsi128_si64(device)));
   h = _mm_crc32_u64(h, static_cast<uint64_t>(_mm_extract_epi64(device, 1)));
   h = _mm_crc32_u64(h, static_cast<uint64_t>(_mm_cvtsi128_si64(peer)));
   h = _mm_crc32_u64(h, static_cast<uint64_t>(_mm_extract_epi64(peer, 1)));
-  h = _mm_crc32_u64(h, tail);
+  h = _mm_crc32_u64(h, key.tail());
   return h | (h << 32);
 }
 uint64_t flow_key_hash(const FlowKey& key) noexcept;
@@ -140,17 +150,21 @@ class FlowTable {
   // The live flow with this key, or nullptr. An entry past its expiry is removed and
   // reported as absent.
   Flow* find(const FlowKey& key, uint64_t now_ns) noexcept {
-    return find(key, flow_key_hash(key), now_ns);
+    return find(key, flow_key_hash(key), kNoHint, now_ns);
   }
-  // The same with the key's flow_key_hash() computed by the caller.
-  Flow* find(const FlowKey& key, uint64_t hash, uint64_t now_ns) noexcept;
+  // The same with the key's flow_key_hash() computed by the caller and the hint
+  // prefetch_flow() gave for it (or kNoHint).
+  Flow* find(const FlowKey& key, uint64_t hash, uint8_t hint, uint64_t now_ns) noexcept;
   // Burst lookups: prefetch the bucket of `hash`; later (once it is likely in cache),
-  // prefetch the Flow entry the bucket points to for that hash, if any. Hints only: they
-  // change nothing, so the lookups that follow see every insert and erase in between.
+  // prefetch the Flow entry the bucket points to for that hash, if any, and return where
+  // in the bucket it is as a hint for find(), which then checks that entry first instead
+  // of matching the whole bucket again. The hint is only a place to look first: find()
+  // verifies it, so inserts and erases in between do not make it wrong.
   void prefetch_bucket(uint64_t hash) const noexcept {
     __builtin_prefetch(&buckets_[hash & bucket_mask_]);
   }
-  void prefetch_flow(uint64_t hash) const noexcept;
+  static constexpr uint8_t kNoHint = 0xff;
+  uint8_t prefetch_flow(uint64_t hash) const noexcept;
   // A new entry for `key` (which must not be present), in class embryonic. Evicts as
   // described above when full; nullptr when every entry is established.
   Flow* insert(const FlowKey& key) noexcept;
@@ -209,7 +223,8 @@ class FlowTable {
   static uint32_t tag_of(uint64_t hash) { return static_cast<uint32_t>(hash >> 32) | 1; }
   // Slots of `bucket` whose tag is `tag` (bit i for slot i).
   static unsigned match(const Bucket& bucket, uint32_t tag) noexcept;
-  uint32_t lookup(const FlowKey& key, uint64_t hash) const noexcept;  // flow index or kNoFlow
+  // Flow index or kNoFlow.
+  uint32_t lookup(const FlowKey& key, uint64_t hash, uint8_t hint) const noexcept;
   void index_insert(uint64_t hash, uint32_t index) noexcept;
   void index_erase(uint64_t hash, uint32_t index) noexcept;
   void relink(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept;
@@ -239,5 +254,61 @@ class FlowTable {
   HugeArray<Bucket> buckets_;
   size_t bucket_mask_ = 0;
 };
+
+// The per-packet lookups, inline: calls and returns were a measurable part of a packet's
+// cost (bench/README.md, part 2).
+
+inline unsigned FlowTable::match(const Bucket& bucket, uint32_t tag) noexcept {
+  // Lanes 0-6 are the tags; lane 7 is the overflow count, masked off.
+  const __m128i t = _mm_set1_epi32(static_cast<int>(tag));
+  const __m128i lo = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags));
+  const __m128i hi = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags + 4));
+  const unsigned m =
+      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lo, t)))) |
+      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(hi, t)))) << 4;
+  return m & 0x7f;
+}
+
+inline uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash, uint8_t hint) const noexcept {
+  const uint32_t tag = tag_of(hash);
+  size_t b = hash & bucket_mask_;
+  if (hint < Bucket::kSlots) {  // kNoHint, or any other value past the slots: none
+    // A slot with this tag holds a live entry (index_erase clears the tag), so a key match
+    // there is the flow: keys are unique in the table.
+    const Bucket& home = buckets_[b];
+    if (home.tags[hint] == tag && flows_[home.flows[hint]].key == key) return home.flows[hint];
+  }
+  for (;;) {
+    const Bucket& bucket = buckets_[b];
+    for (unsigned m = match(bucket, tag); m != 0; m &= m - 1) {
+      const uint32_t index = bucket.flows[std::countr_zero(m)];
+      if (flows_[index].key == key) return index;
+    }
+    if (bucket.overflow == 0) return kNoFlow;
+    b = (b + 1) & bucket_mask_;
+  }
+}
+
+inline uint8_t FlowTable::prefetch_flow(uint64_t hash) const noexcept {
+  // The home bucket's first candidate: right unless two keys share a 32-bit tag there.
+  const Bucket& bucket = buckets_[hash & bucket_mask_];
+  const unsigned m = match(bucket, tag_of(hash));
+  if (m == 0) return kNoHint;
+  const int slot = std::countr_zero(m);
+  __builtin_prefetch(&flows_[bucket.flows[slot]]);
+  return static_cast<uint8_t>(slot);
+}
+
+inline Flow* FlowTable::find(const FlowKey& key, uint64_t hash, uint8_t hint,
+                             uint64_t now_ns) noexcept {
+  const uint32_t index = lookup(key, hash, hint);
+  if (index == kNoFlow) return nullptr;
+  Flow* flow = &flows_[index];
+  if (flow->expires_ns <= now_ns) {
+    erase(flow);
+    return nullptr;
+  }
+  return flow;
+}
 
 }  // namespace cordon::engine

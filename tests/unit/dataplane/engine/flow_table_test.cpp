@@ -31,6 +31,38 @@ TEST(FlowTable, InsertFindErase) {
   EXPECT_EQ(t.size(), 0u);
 }
 
+// The hint prefetch_flow() returns for a burst lookup is only where to look first: find()
+// must not trust it after the entry it named was erased (the Flow entry still holds the
+// old key) or when it names another flow's slot.
+TEST(FlowTable, FindVerifiesTheHintFromPrefetch) {
+  FlowTable t(64);
+  Flow* first = t.insert(key(1));
+  t.touch(first, FlowClass::established, kLater);
+  const uint64_t hash = flow_key_hash(key(1));
+  const uint8_t hint = t.prefetch_flow(hash);
+  ASSERT_NE(hint, FlowTable::kNoHint);
+  EXPECT_EQ(t.find(key(1), hash, hint, 0), first);
+  EXPECT_EQ(t.prefetch_flow(flow_key_hash(key(2))), FlowTable::kNoHint);
+
+  t.erase(first);
+  EXPECT_EQ(t.find(key(1), hash, hint, 0), nullptr);
+
+  for (uint16_t p = 2; p < 40; ++p) t.touch(t.insert(key(p)), FlowClass::established, kLater);
+  Flow* again = t.insert(key(1));
+  t.touch(again, FlowClass::established, kLater);
+  // Any slot number as hint, right or wrong, finds exactly the flow of the key.
+  for (uint16_t p = 1; p < 41; ++p) {
+    const uint64_t h = flow_key_hash(key(p));
+    const Flow* expected = p < 40 ? t.find(key(p), 0) : nullptr;
+    ASSERT_TRUE(p == 40 || expected != nullptr);
+    for (unsigned wrong = 0; wrong < 8; ++wrong) {
+      EXPECT_EQ(t.find(key(p), h, static_cast<uint8_t>(wrong), 0), expected) << p << " " << wrong;
+    }
+    EXPECT_EQ(t.find(key(p), h, FlowTable::kNoHint, 0), expected);
+  }
+  EXPECT_EQ(t.find(key(1), hash, hint, 0), again);
+}
+
 TEST(FlowTable, ExpiredEntryIsGoneOnLookup) {
   FlowTable t(8);
   Flow* f = t.insert(key(1));
