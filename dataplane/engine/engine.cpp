@@ -77,6 +77,9 @@ struct Worker::Context {
   int32_t rule = kNoRule;                               // the flow's rule, once it is known
   DropReason finding = DropReason::none;                // why an inspector refused bytes
   Action finding_action = Action::drop_and_reset_both;  // what ends the connection
+  // forward() has counted this packet: a would-drop in monitor or learn mode forwards it,
+  // and the packet may then go on to a later forward() (one count per packet).
+  bool forward_counted = false;
 };
 
 namespace {
@@ -356,23 +359,31 @@ Verdict Worker::judge_ip(Context& c) noexcept {
       return judge_new_flow(c, key, c.dir == Direction::out ? peer_port : device_port);
     }
     if (flow->blocked) return deny(c, DropReason::flow_blocked, /*report=*/false);
+    // In monitor and learn mode a would-drop is reported and the segment goes on through
+    // the state machine (its flags still count); its verdict names the first reason.
+    Verdict reported{Action::forward, DropReason::none, false};
     if (flow->inspection != kNoInspection && carries_handshake_data(d)) {
-      const Verdict refused = deny(c, DropReason::tcp_handshake_data);
-      if (refused.action != Action::forward) return refused;
+      reported = deny(c, DropReason::tcp_handshake_data);
+      if (reported.action != Action::forward) return reported;
     }
     if (flow->inspection != kNoInspection && (d.tcp_flags & tcp_flag::urg) != 0) {
       // A receiver may take the byte an urgent pointer marks out of the stream (sockets
       // without SO_OOBINLINE): the inspectors would then judge bytes the application never
       // reads as one stream ("/.%2" "X" "e/"), an evasion. Nothing inspected uses urgent
-      // data, so the connection is ended.
-      return inspection_violation(c, *flow, DropReason::tcp_urgent_data);
+      // data, so the connection is ended (monitor: no longer inspected).
+      const Verdict ended = inspection_violation(c, *flow, DropReason::tcp_urgent_data);
+      if (ended.action != Action::forward) return ended;
+      if (!reported.would_drop) reported = ended;
     }
     const Verdict v = track_tcp(c, *flow, from_initiator);
     if (v.action != Action::forward) return v;
+    if (!reported.would_drop) reported = v;
     if (flow->inspection != kNoInspection && d.payload_length > 0) {
       const Verdict inspected = inspect(c, *flow, from_initiator);
-      if (inspected.action != Action::forward || inspected.would_drop) return inspected;
+      if (inspected.action != Action::forward) return inspected;
+      if (!reported.would_drop) reported = inspected;
     }
+    if (reported.would_drop) return reported;
   } else {
     // UDP/ICMP echo: the initiator sends requests, the responder replies.
     if (*proto == Protocol::icmp && d.icmp_is_echo_request != from_initiator) {
@@ -660,7 +671,8 @@ Verdict Worker::cut_vendor_flow(Context& c) noexcept {
 }
 
 Verdict Worker::forward(Context& c) noexcept {
-  if (c.device != kNoDevice) {
+  if (c.device != kNoDevice && !c.forward_counted) {
+    c.forward_counted = true;
     ForwardCounters& counters = c.policy.forward_counters(index_, static_cast<uint32_t>(c.device));
     bump(counters.packets);
     bump(counters.bytes, c.packet.length);

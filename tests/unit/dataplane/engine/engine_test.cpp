@@ -470,6 +470,22 @@ TEST(Engine, MonitorToEnforceCutsFlowsAdmittedOnlyByMonitorMode) {
   h.run({dev_drop(tcp_out(kAttacker, 40000, 4444, ACK), DropReason::policy_revoked)});
 }
 
+// A would-drop in monitor mode is forwarded once and counted once, even when the packet
+// goes on through the flow's state machine after it.
+TEST(Engine, MonitorModeCountsAForwardedPacketOnce) {
+  Harness h;
+  h.load(lab_policy(DeviceMode::monitor), 1);
+  h.run(store_handshake());
+  // A SYN on an established connection is an invalid state: reported, forwarded.
+  h.run({dev(tcp_out(kPacs, 40000, 104, SYN), Action::forward, DropReason::tcp_invalid_state),
+         dev(tcp_out(kPacs, 40000, 104, PSHACK, "x"))});
+  const CounterSnapshot s = h.engine.read_counters();
+  EXPECT_EQ(s.forwarded, 5u);
+  const DeviceTotals& ct = s.devices.at("ct-1");
+  EXPECT_EQ(ct.forwarded_packets, 5u);
+  EXPECT_EQ(ct.would_drop[static_cast<size_t>(DropReason::tcp_invalid_state)], 1u);
+}
+
 TEST(Engine, FlowsExpireAfterTheirTimeout) {
   Harness h;
   h.load(lab_policy());
