@@ -67,7 +67,7 @@ struct FlowKey {
     const __m128i peer =
         _mm_xor_si128(load_16_bytes(peer_ip.data()), load_16_bytes(other.peer_ip.data()));
     const __m128i differ = _mm_or_si128(device, peer);
-    return (_mm_testz_si128(differ, differ) != 0) & (tail() == other.tail());
+    return (_mm_testz_si128(differ, differ) & static_cast<int>(tail() == other.tail())) != 0;
   }
   // The last five fields (ports, vlan, protocol, family) as one word.
   uint64_t tail() const noexcept {
