@@ -1,5 +1,7 @@
 #include "dataplane/engine/compiled_policy.h"
 
+#include "dataplane/engine/flow_table.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -362,6 +364,19 @@ struct PolicyCompiler {
 CompileResult PolicyCompiler::compile(const PolicyDocument& document, uint64_t version,
                                       uint32_t worker_slots) {
   CompileResult result;
+  // Flows keep device and rule indices in packed fields. The document's limits keep within
+  // them; this check is for policies built by code (vendor sessions add rules).
+  if (document.devices.size() > Flow::kMaxDevices) {
+    result.errors.push_back(PolicyError{"devices", "too many devices to compile"});
+    return result;
+  }
+  for (size_t i = 0; i < document.devices.size(); ++i) {
+    if (document.devices[i].rules.size() > Flow::kMaxRules) {
+      result.errors.push_back(
+          PolicyError{"devices[" + std::to_string(i) + "].rules", "too many rules to compile"});
+      return result;
+    }
+  }
   auto policy = std::unique_ptr<CompiledPolicy>(new CompiledPolicy());
   policy->version_ = version;
   policy->unknown_devices_ = document.unknown_devices;
@@ -373,6 +388,7 @@ CompileResult PolicyCompiler::compile(const PolicyDocument& document, uint64_t v
     policy->devices_.push_back(
         CompiledDevice{d.name, d.mac, d.ips, d.mode, d.deny_action, d.rules});
     by_mac.emplace(d.mac.as_u64(), index);
+    policy->macs_.push_back(d.mac.as_u64());
     CompiledPolicy::OwnedIpv4 own;
     for (const IpAddress& ip : d.ips) {
       if (ip.family != 4) continue;

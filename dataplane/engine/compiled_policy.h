@@ -92,11 +92,10 @@ class CompiledPolicy {
     }
     return false;
   }
-  // Burst hint (changes nothing): the lines a packet of `device` touches (its OwnedIpv4
-  // record, the worker's forwarding counters).
-  void prefetch_device(uint32_t worker, uint32_t device) const noexcept {
-    __builtin_prefetch(&owned_v4_[device]);
-    __builtin_prefetch(&forward_counters(worker, device), 1);
+  // Any thread. device(index).mac == mac, from a packed array (8 bytes per device): the
+  // worker checks it for every device-side packet of a known flow.
+  bool device_has_mac(uint32_t device, const MacAddress& mac) const noexcept {
+    return macs_[device] == mac.as_u64();
   }
   uint32_t device_count() const { return static_cast<uint32_t>(devices_.size()); }
   UnknownDevices unknown_devices() const { return unknown_devices_; }
@@ -245,6 +244,7 @@ class CompiledPolicy {
   UnknownDevices unknown_devices_ = UnknownDevices::drop;
   std::vector<CompiledDevice> devices_;
   std::vector<OwnedIpv4> owned_v4_;
+  std::vector<uint64_t> macs_;     // MacAddress::as_u64 of each device, indexed like devices_
   std::vector<SetRef> rule_sets_;  // (devices_.size() + 1) * kRuleSetsPerDevice
   std::vector<uint64_t> arena_;    // every rule set, see SetRef
   std::vector<uint8_t> v6_lengths_;

@@ -52,10 +52,6 @@ struct Worker::Prepared {
   FlowKey key;
   uint64_t hash = 0;                       // flow_key_hash(key)
   uint8_t flow_hint = FlowTable::kNoHint;  // from FlowTable::prefetch_flow, for find()
-  // The device the packet belongs to, looked up in stage 2 of process() with the batch's
-  // policy (by source MAC from the device side; by destination IP, or ARP target, from
-  // the network side), so judge() finds its lines in cache. kNoDevice when none.
-  int32_t device = kNoDevice;
 };
 
 struct Worker::Context {
@@ -197,22 +193,13 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
       prepare(packets[base + i], p);
       if (p.has_key) flows_.prefetch_bucket(p.hash);
     }
-    // Stage 2: find each packet's device (its tables are small and usually in cache) and
-    // prefetch the lines judge() reads for it; meanwhile the buckets arrive.
-    if (policy != nullptr) {
-      for (size_t i = 0; i < n; ++i) {
-        Prepared& p = prepared_[i];
-        p.device = find_device(packets[base + i], p, *policy);
-        if (p.device != kNoDevice) policy->prefetch_device(index_, static_cast<uint32_t>(p.device));
-      }
-    }
-    // Stage 3: prefetch the Flow entries the buckets point to and keep where in the bucket
+    // Stage 2: prefetch the Flow entries the buckets point to and keep where in the bucket
     // each was found, for find() to check first.
     for (size_t i = 0; i < n; ++i) {
       Prepared& p = prepared_[i];
       p.flow_hint = p.has_key ? flows_.prefetch_flow(p.hash) : FlowTable::kNoHint;
     }
-    // Stage 4: judge in order. The worker's packet and forward counts are added once per
+    // Stage 3: judge in order. The worker's packet and forward counts are added once per
     // stage (drops, rare, per packet).
     uint64_t forwarded = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -234,11 +221,12 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
   rte_rcu_qsbr_quiescent(engine_.qsbr_, index_);
 }
 
-// The device lookup judge() makes for this packet: by source MAC for every frame from the
-// device side (malformed ones too: their drop is counted for the device), by destination
-// address (ARP: target address) for well-formed IP and ARP frames from the network side.
-int32_t Worker::find_device(const PacketView& packet, const Prepared& p,
-                            const CompiledPolicy& policy) noexcept {
+// The device a packet belongs to, when no flow of the active policy names it (judge_ip):
+// by source MAC for every frame from the device side (malformed ones too: their drop is
+// counted for the device), by destination address (ARP: target address) for well-formed IP
+// and ARP frames from the network side.
+int32_t Worker::lookup_device(const PacketView& packet, const Prepared& p,
+                              const CompiledPolicy& policy) noexcept {
   if (packet.ingress == Side::device) return policy.device_by_mac(p.d.src_mac);
   if (p.malformed != DropReason::none) return kNoDevice;
   if (p.d.l3 == L3Kind::arp) return policy.device_by_ip(p.d.arp.target_ip);
@@ -269,7 +257,7 @@ Verdict Worker::judge(const PacketView& packet, const Prepared& prepared,
   // policy would refuse, never what the engine could not inspect.
   const DropReason malformed = prepared.malformed;
   if (malformed != DropReason::none) {
-    if (packet.ingress == Side::device) c.device = prepared.device;
+    if (packet.ingress == Side::device) c.device = lookup_device(packet, prepared, *policy);
     if (c.device != kNoDevice) {
       bump(policy->counters(index_, c.device).dropped[static_cast<size_t>(malformed)]);
       emit(c, EventKind::drop, malformed, kNoRule);
@@ -283,7 +271,7 @@ Verdict Worker::judge(const PacketView& packet, const Prepared& prepared,
 Verdict Worker::judge_arp(Context& c) noexcept {
   const ArpHeader& arp = c.d.arp;
   if (c.packet.ingress == Side::device) {
-    c.device = c.prepared.device;  // device_by_mac(src_mac)
+    c.device = lookup_device(c.packet, c.prepared, c.policy);  // by source MAC
     if (c.device == kNoDevice) return unknown_device(c);
     // A device may announce only its own addresses (0.0.0.0 is an address probe).
     const bool probe = arp.sender_ip == IpAddress::v4(0);
@@ -294,7 +282,7 @@ Verdict Worker::judge_arp(Context& c) noexcept {
     return forward(c);
   }
   // From the network only ARP about a device's address reaches the device segment.
-  c.device = c.prepared.device;  // device_by_ip(arp.target_ip)
+  c.device = lookup_device(c.packet, c.prepared, c.policy);  // by ARP target address
   if (c.device == kNoDevice) return unknown_device(c);
   return forward(c);
 }
@@ -302,29 +290,39 @@ Verdict Worker::judge_arp(Context& c) noexcept {
 Verdict Worker::judge_ip(Context& c) noexcept {
   const DecodedPacket& d = c.d;
   const bool from_device = c.packet.ingress == Side::device;
-  if (from_device) {
-    c.device = c.prepared.device;  // device_by_mac(src_mac)
-    if (c.device == kNoDevice) return unknown_device(c);
-    if (!c.policy.owns(static_cast<uint32_t>(c.device), d.src_ip)) {
-      if (is_link_local_control(d) && is_link_local_or_unspecified_v6(d.src_ip)) {
-        return forward(c);
-      }
-      return deny(c, DropReason::spoofed_source);
-    }
+  // The flow first. One admitted under the active policy names its device, which owns the
+  // key's device address (one address, one owner): a packet to that address is the
+  // device's, and one from it is, when it comes from the device's MAC, which is all
+  // anti-spoofing asks. So the packets of known flows need no device lookup; every other
+  // packet is looked up and checked below.
+  Flow* flow = nullptr;
+  if (c.prepared.has_key) {
+    flow = flows_.find(c.prepared.key, c.prepared.hash, c.prepared.flow_hint, c.now);
+  }
+  if (flow != nullptr && flow->policy_epoch == static_cast<uint32_t>(c.policy.epoch()) &&
+      (!from_device || c.policy.device_has_mac(flow->device(), d.src_mac))) {
+    c.device = static_cast<int32_t>(flow->device());
   } else {
-    c.device = c.prepared.device;  // device_by_ip(dst_ip)
-    if (c.device == kNoDevice) {
+    c.device = lookup_device(c.packet, c.prepared, c.policy);
+    if (from_device) {
+      if (c.device == kNoDevice) return unknown_device(c);
+      if (!c.policy.owns(static_cast<uint32_t>(c.device), d.src_ip)) {
+        if (is_link_local_control(d) && is_link_local_or_unspecified_v6(d.src_ip)) {
+          return forward(c);
+        }
+        return deny(c, DropReason::spoofed_source);
+      }
+    } else if (c.device == kNoDevice) {
       if (is_link_local_control(d) && d.dst_ip.bytes[0] == 0xff) return forward(c);
       return unknown_device(c);
     }
-  }
-
-  const std::optional<Protocol> proto = policy_protocol(d.protocol);
-  if (!proto) return deny(c, DropReason::unsupported_ip_protocol);
-  if (*proto == Protocol::icmp) {
-    if (d.icmp_is_error) return judge_icmp_error(c);
-    if (is_link_local_control(d)) return forward(c);
-    if (!d.icmp_is_echo_request && !d.icmp_is_echo_reply) {
+    // The packets without a flow key (prepare()): ICMP other than echo, other protocols.
+    if (!c.prepared.has_key) {
+      if (d.protocol != ip_protocol::icmp && d.protocol != ip_protocol::icmpv6) {
+        return deny(c, DropReason::unsupported_ip_protocol);
+      }
+      if (d.icmp_is_error) return judge_icmp_error(c);
+      if (is_link_local_control(d)) return forward(c);
       return deny(c, DropReason::icmp_type_not_allowed);
     }
   }
@@ -333,7 +331,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
   const FlowKey& key = c.prepared.key;
   const uint16_t device_port = key.device_port;
   const uint16_t peer_port = key.peer_port;
-  Flow* flow = flows_.find(key, c.prepared.hash, c.prepared.flow_hint, c.now);
+  const Protocol proto = *policy_protocol(d.protocol);
   if (flow == nullptr) {
     c.dir = from_device ? Direction::out : Direction::in;
     return judge_new_flow(c, key, c.dir == Direction::out ? peer_port : device_port);
@@ -349,9 +347,9 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     deny(c, DropReason::policy_revoked);  // records the would-drop; the flow goes on
   }
 
-  c.rule = flow->rule;
+  c.rule = flow->rule();
   const bool from_initiator = from_device == (flow->dir == Direction::out);
-  if (*proto == Protocol::tcp) {
+  if (proto == Protocol::tcp) {
     if (flow->tcp == TcpState::closed && (d.tcp_flags & tcp_flag::syn) != 0 &&
         (d.tcp_flags & tcp_flag::ack) == 0 && from_initiator) {
       // A new connection reusing the ports of a closed one: judged afresh.
@@ -386,17 +384,17 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     if (reported.would_drop) return reported;
   } else {
     // UDP/ICMP echo: the initiator sends requests, the responder replies.
-    if (*proto == Protocol::icmp && d.icmp_is_echo_request != from_initiator) {
+    if (proto == Protocol::icmp && d.icmp_is_echo_request != from_initiator) {
       return deny(c, DropReason::icmp_type_not_allowed);
     }
     if (!from_initiator) flow->replied = true;
     const FlowTimeouts& t = engine_.config_.timeouts;
-    const uint64_t timeout = *proto == Protocol::icmp ? t.icmp_ns
-                             : flow->replied          ? t.udp_replied_ns
-                                                      : t.udp_unreplied_ns;
+    const uint64_t timeout = proto == Protocol::icmp ? t.icmp_ns
+                             : flow->replied         ? t.udp_replied_ns
+                                                     : t.udp_unreplied_ns;
     flows_.touch(
         flow,
-        flow->replied && *proto == Protocol::udp ? FlowClass::established : FlowClass::embryonic,
+        flow->replied && proto == Protocol::udp ? FlowClass::established : FlowClass::embryonic,
         c.now + timeout);
   }
   return forward(c);
@@ -408,7 +406,7 @@ inline bool Worker::revalidate(Context& c, Flow& flow) noexcept {
   if (flow.policy_epoch != static_cast<uint32_t>(c.policy.epoch())) [[unlikely]] {
     return reclassify(c, flow);
   }
-  return flow.rule != kNoRule || !flow.enforced;
+  return flow.rule() != kNoRule || !flow.enforced;
 }
 
 // Re-checks a flow admitted under an older policy. True when the active policy still
@@ -420,17 +418,19 @@ bool Worker::reclassify(Context& c, Flow& flow) noexcept {
   peer.family = flow.key.family;
   peer.bytes = flow.key.peer_ip;
   const uint16_t dport = flow.dir == Direction::out ? flow.key.peer_port : flow.key.device_port;
-  flow.rule = c.policy.classify(static_cast<uint32_t>(c.device), flow.dir, *proto, peer, dport);
+  const int32_t rule =
+      c.policy.classify(static_cast<uint32_t>(c.device), flow.dir, *proto, peer, dport);
+  flow.set_rule(rule);
+  flow.set_device(static_cast<uint32_t>(c.device));
   flow.policy_epoch = epoch;
   flow.enforced = c.policy.device(c.device).mode == DeviceMode::enforce;
   // Session rules move when an earlier session ends: the flag follows the new rule.
-  flow.vendor_session =
-      flow.rule != kNoRule && c.policy.device(c.device).rules[flow.rule].vendor_session;
+  flow.vendor_session = rule != kNoRule && c.policy.device(c.device).rules[rule].vendor_session;
   if (*proto == Protocol::tcp) {
     const CompiledDevice& dev = c.policy.device(c.device);
-    const InspectionPlan plan = c.policy.inspection().plan(
-        static_cast<uint32_t>(c.device), flow.rule == kNoRule ? nullptr : &dev.rules[flow.rule],
-        flow.dir, dport);
+    const InspectionPlan plan =
+        c.policy.inspection().plan(static_cast<uint32_t>(c.device),
+                                   rule == kNoRule ? nullptr : &dev.rules[rule], flow.dir, dport);
     if (flow.inspection != kNoInspection) {
       // Inspectors already running keep their state; the new policy decides which apply.
       InspectionSlot& slot = inspections_[flow.inspection];
@@ -441,7 +441,7 @@ bool Worker::reclassify(Context& c, Flow& flow) noexcept {
       return !flow.enforced;
     }
   }
-  return flow.rule != kNoRule || !flow.enforced;
+  return flow.rule() != kNoRule || !flow.enforced;
 }
 
 Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) noexcept {
@@ -465,7 +465,8 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   Flow* flow = flows_.insert(key);
   if (flow == nullptr) return deny(c, DropReason::flow_table_full);
   flow->dir = c.dir;
-  flow->rule = rule;
+  flow->set_rule(rule);
+  flow->set_device(static_cast<uint32_t>(c.device));
   flow->policy_epoch = static_cast<uint32_t>(c.policy.epoch());
   flow->enforced = dev.mode == DeviceMode::enforce;
   flow->vendor_session = rule != kNoRule && dev.rules[rule].vendor_session;
@@ -931,7 +932,7 @@ bool Worker::start_inspection(Context& c, Flow& flow) noexcept {
   const CompiledDevice& dev = c.policy.device(c.device);
   const uint16_t dport = flow.dir == Direction::out ? flow.key.peer_port : flow.key.device_port;
   const InspectionPlan plan = c.policy.inspection().plan(
-      static_cast<uint32_t>(c.device), flow.rule == kNoRule ? nullptr : &dev.rules[flow.rule],
+      static_cast<uint32_t>(c.device), flow.rule() == kNoRule ? nullptr : &dev.rules[flow.rule()],
       flow.dir, dport);
   if (plan.inspectors == 0) return true;
   const uint32_t entry = flows_.index_of(&flow);
@@ -966,7 +967,7 @@ Verdict Worker::inspect(Context& c, Flow& flow, bool from_initiator) noexcept {
   TcpStream& stream = slot.stream[from_initiator ? 0 : 1];
   if (!stream.started()) return deny(c, DropReason::tcp_invalid_state);
   auto sink = [&](const uint8_t* data, size_t length) {
-    return feed_inspectors(c, slot, stream, from_initiator, flow.rule, data, length);
+    return feed_inspectors(c, slot, stream, from_initiator, flow.rule(), data, length);
   };
   switch (
       stream.accept(c.d.tcp_seq, c.packet.data + c.d.payload_offset, c.d.payload_length, sink)) {

@@ -89,8 +89,8 @@ class Worker {
   struct Prepared;  // a decoded packet and its flow key, defined in engine.cpp
   struct Context;   // per-packet scratch, defined in engine.cpp
   static void prepare(const PacketView& packet, Prepared& out) noexcept;
-  static int32_t find_device(const PacketView& packet, const Prepared& p,
-                             const CompiledPolicy& policy) noexcept;
+  static int32_t lookup_device(const PacketView& packet, const Prepared& p,
+                               const CompiledPolicy& policy) noexcept;
   Verdict judge(const PacketView& packet, const Prepared& prepared, const CompiledPolicy* policy,
                 uint64_t now_ns) noexcept;
   Verdict judge_arp(Context& c) noexcept;

@@ -122,7 +122,13 @@ struct alignas(64) Flow {
   // Low 32 bits of the epoch of the policy it was admitted (or re-checked) under: a flow
   // would have to survive 2^32 policy applies for a stale epoch to compare equal.
   uint32_t policy_epoch = 0;
-  int32_t rule = -1;  // rule index in the admitting policy's device; -1: admitted unmatched
+  // Its rule (the index in its device's rules; kNoRule: admitted unmatched) and its device
+  // (the index in the policy), both in the policy of policy_epoch. A packet of the flow
+  // under that policy takes its device from here instead of a lookup (Worker::judge_ip).
+  // Packed into one word, since the line is full: CompiledPolicy::compile refuses a policy
+  // whose indices would not fit.
+  uint32_t rule_plus_one : 20 = 0;
+  uint32_t device_index : 12 = 0;
   uint16_t inspection = kNoInspection;  // index of its InspectionSlot
   // FlowTable::period_of(expires_ns) when it was last moved to its list's head; valid
   // once `linked` is set (a new entry's first touch always moves it).
@@ -137,8 +143,19 @@ struct alignas(64) Flow {
   bool vendor_session : 1 = false;  // its rule is a vendor session's (Rule::vendor_session)
   bool referenced : 1 = false;      // touched since it was last moved to its list's head
   bool linked : 1 = false;          // moved by a touch since insert: linked_period is valid
+
+  static constexpr uint32_t kMaxRules = (1u << 20) - 1;  // rule indices 0 .. kMaxRules - 1
+  static constexpr uint32_t kMaxDevices = 1u << 12;
+  int32_t rule() const noexcept { return static_cast<int32_t>(rule_plus_one) - 1; }
+  void set_rule(int32_t index) noexcept {
+    rule_plus_one = static_cast<uint32_t>(index + 1) & kMaxRules;
+  }
+  uint32_t device() const noexcept { return device_index; }
+  void set_device(uint32_t index) noexcept { device_index = index & (kMaxDevices - 1); }
 };
 static_assert(sizeof(Flow) == 64, "one cache line");
+static_assert(kMaxDevices <= Flow::kMaxDevices && kMaxRulesTotal <= Flow::kMaxRules,
+              "every valid policy's device and rule indices fit a Flow");
 
 class FlowTable {
  public:

@@ -3,6 +3,8 @@
 // time and in bursts (classify_burst), IPv4 and IPv6.
 #include "dataplane/engine/compiled_policy.h"
 
+#include "dataplane/engine/flow_table.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -59,6 +61,19 @@ TEST(CompiledPolicy, FindsDevicesByMacAndIp) {
   EXPECT_EQ(p->device_by_ip(ip("10.50.0.12")), kNoDevice);
   // An IPv4 address never matches an IPv6 one with the same leading bytes.
   EXPECT_EQ(p->device_by_ip(ip("a32:a::")), kNoDevice);
+  EXPECT_TRUE(p->device_has_mac(1, *MacAddress::parse("02:c0:4d:00:00:11")));
+  EXPECT_FALSE(p->device_has_mac(0, *MacAddress::parse("02:c0:4d:00:00:11")));
+}
+
+// A Flow names its device and rule in packed fields; a policy built by code (not through
+// the document's limits) with more devices than they hold is refused, not truncated.
+TEST(CompiledPolicy, RefusesMoreDevicesThanAFlowCanName) {
+  PolicyDocument doc;
+  doc.devices.resize(Flow::kMaxDevices + 1);
+  const CompileResult r = compile_policy(doc, 1, 1);
+  EXPECT_EQ(r.policy, nullptr);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].message, "too many devices to compile");
 }
 
 TEST(CompiledPolicy, ClassifiesByDirectionProtocolPeerAndPort) {

@@ -613,6 +613,71 @@ TEST(Engine, CountersByDeviceAndReasonSurvivePolicyChanges) {
   EXPECT_EQ(ct.dropped[static_cast<size_t>(DropReason::spoofed_source)], 1u);
 }
 
+// A second device on the same segment, with rules like the first one's.
+constexpr const char* kUltrasoundMac = "02:c0:4d:00:00:11";
+constexpr const char* kUltrasound = "10.50.0.11";
+Device ultrasound() {
+  Device d = lab_policy().devices[0];
+  d.name = "us-1";
+  d.mac = *MacAddress::parse(kUltrasoundMac);
+  d.ips = {*IpAddress::parse(kUltrasound)};
+  return d;
+}
+
+// A packet of a known flow takes its device from the flow (judge_ip) only when it comes
+// from that device's MAC: the same flow key from another device's MAC, or from an unknown
+// one, is judged by the full lookup.
+TEST(Engine, KnownFlowKeyFromAnotherMacIsStillSpoofing) {
+  Harness h;
+  PolicyDocument doc = lab_policy();
+  doc.devices.push_back(ultrasound());
+  h.load(doc);
+  h.run(store_handshake());
+  const Bytes from_ultrasound = FrameBuilder()
+                                    .eth(kUltrasoundMac, kGatewayMac)
+                                    .ipv4(kDevice, kPacs)
+                                    .tcp(40000, 104, PSHACK)
+                                    .payload("x")
+                                    .build();
+  const Bytes from_unknown = FrameBuilder()
+                                 .eth("02:00:00:00:00:99", kGatewayMac)
+                                 .ipv4(kDevice, kPacs)
+                                 .tcp(40000, 104, PSHACK)
+                                 .payload("x")
+                                 .build();
+  h.run({dev_drop(from_ultrasound, DropReason::spoofed_source),
+         dev_drop(from_unknown, DropReason::unknown_device),
+         dev(tcp_out(kPacs, 40000, 104, PSHACK, "y"))});
+  const CounterSnapshot s = h.engine.read_counters();
+  EXPECT_EQ(s.devices.at("us-1").dropped[static_cast<size_t>(DropReason::spoofed_source)], 1u);
+  EXPECT_EQ(s.devices.at("us-1").forwarded_packets, 0u);
+  EXPECT_EQ(s.devices.at("ct-1").forwarded_packets, 4u);
+}
+
+// Device indices change when a policy reorders its devices: a flow admitted under the old
+// policy is re-checked under the new one and from then on names its device's new index.
+TEST(Engine, KnownFlowFollowsItsDeviceWhenAPolicyReordersDevices) {
+  Harness h;
+  PolicyDocument first = lab_policy();
+  first.devices.push_back(ultrasound());
+  h.load(first, 1);
+  h.run(store_handshake());
+  PolicyDocument reordered;
+  reordered.devices = {ultrasound(), lab_policy().devices[0]};
+  h.load(reordered, 2);
+  h.run({net(tcp_in(kPacs, 104, 40000, PSHACK, "x")), dev(tcp_out(kPacs, 40000, 104, ACK)),
+         dev_drop(FrameBuilder()
+                      .eth(kUltrasoundMac, kGatewayMac)
+                      .ipv4(kDevice, kPacs)
+                      .tcp(40000, 104, ACK)
+                      .build(),
+                  DropReason::spoofed_source)});
+  const CounterSnapshot s = h.engine.read_counters();
+  EXPECT_EQ(s.devices.at("ct-1").forwarded_packets, 5u);
+  EXPECT_EQ(s.devices.at("us-1").forwarded_packets, 0u);
+  EXPECT_EQ(s.devices.at("us-1").dropped[static_cast<size_t>(DropReason::spoofed_source)], 1u);
+}
+
 TEST(Engine, EveryDropReasonHasLabelAndDescription) {
   for (size_t r = 0; r < kDropReasonCount; ++r) {
     EXPECT_FALSE(kDropReasonLabels[r].empty());
