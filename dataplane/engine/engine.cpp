@@ -483,12 +483,14 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
     flows_.erase(flow);
     return deny(c, DropReason::inspection_table_full);
   }
+  // Monitor and learn mode: a would-drop of the first segment is reported, the flow stays.
+  Verdict reported{Action::forward, DropReason::none, false};
   if (flow->inspection != kNoInspection && carries_handshake_data(d)) {
     // Not admitted: the client's retransmission without data opens it (RFC 7413 §4.2.2).
-    const Verdict refused = deny(c, DropReason::tcp_handshake_data);
-    if (refused.action != Action::forward) {
+    reported = deny(c, DropReason::tcp_handshake_data);
+    if (reported.action != Action::forward) {
       flows_.erase(flow);
-      return refused;
+      return reported;
     }
   }
 
@@ -506,10 +508,9 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   } else if (engine_.config_.record_flows) {
     emit(c, EventKind::flow_observed, DropReason::none, rule);
   }
-  Verdict v = forward(c);
-  v.would_drop = rule == kNoRule;
-  if (v.would_drop) v.reason = DropReason::no_matching_rule;
-  return v;
+  if (rule == kNoRule) return Verdict{forward(c).action, DropReason::no_matching_rule, true};
+  if (reported.would_drop) return reported;
+  return forward(c);
 }
 
 // TCP state machine for an existing flow. Sequence numbers are not tracked (yet): the

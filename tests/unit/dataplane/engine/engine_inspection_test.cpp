@@ -327,6 +327,21 @@ TEST(Inspection, DataInTheHandshakeIsNeverForwardedUninspected) {
   expect_ended(h.data(c, 0, request), DropReason::virtual_patch, Action::drop);
 }
 
+// Monitor mode: the SYN with data is forwarded, and its verdict and counters say why it
+// would have been dropped; it is counted as forwarded once.
+TEST(Inspection, MonitorModeReportsDataInTheHandshake) {
+  Harness h(policy(DeviceMode::monitor));
+  Connection c(false, kAttacker, 80);
+  const Verdict v = h.send(c.initiator_side(), c.syn_with("GET / HTTP/1.1\r\n\r\n"));
+  EXPECT_EQ(v.action, Action::forward);
+  EXPECT_TRUE(v.would_drop);
+  EXPECT_EQ(label(v.reason), label(DropReason::tcp_handshake_data));
+  const auto events = h.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, EventKind::would_drop);
+  EXPECT_EQ(h.engine->read_counters().forwarded, 1u);
+}
+
 TEST(Inspection, UrgentDataEndsAnInspectedConnection) {
   // The server may read "/.%2e/" while the stream the patch sees is "/.%2Xe/".
   Harness h(policy());
