@@ -75,6 +75,19 @@ class Body {
   json::object o_;
 };
 
+// A JSON request body, for the parsers that check their own fields.
+Result<json::value> json_body(const Request& r) {
+  json::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  if (ec) return Error{"invalid", "the request body is not JSON: " + ec.message(), ""};
+  return v;
+}
+
+// What the routes of a part this controld runs without answer.
+const Error kNoHostFirewall{"not_found", "this controld does not manage the host firewall", ""};
+const Error kNoWireGuard{"not_found", "WireGuard is not configured on this appliance", ""};
+const Error kNoVendorAccess{"not_found", "vendor access is not configured on this appliance", ""};
+
 Result<int64_t> query_int(const Request& r, const std::string& name, int64_t fallback, int64_t min,
                           int64_t max) {
   const auto it = r.query.find(name);
@@ -405,12 +418,9 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("PUT", "/v1/guardrail", [this](Request& r, Responder respond) {
-    json::error_code ec;
-    json::value v = json::parse(r.body, ec);
-    if (ec)
-      return respond(
-          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
-    Result<policy::GuardrailSettings> g = policy::parse_guardrail(v);
+    Result<json::value> v = json_body(r);
+    if (!v) return respond(error_response(v.error()));
+    Result<policy::GuardrailSettings> g = policy::parse_guardrail(v.value());
     if (!g) return respond(error_response(g.error()));
     if (Status s = guardrail_.set_settings(g.value(), r.actor); !s)
       return respond(error_response(s.error()));
@@ -430,12 +440,9 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("PUT", "/v1/settings/syslog", [this](Request& r, Responder respond) {
-    json::error_code ec;
-    json::value v = json::parse(r.body, ec);
-    if (ec)
-      return respond(
-          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
-    Result<export_::SyslogSettings> s = export_::parse_syslog_settings(v);
+    Result<json::value> v = json_body(r);
+    if (!v) return respond(error_response(v.error()));
+    Result<export_::SyslogSettings> s = export_::parse_syslog_settings(v.value());
     if (!s) return respond(error_response(s.error()));
     const std::string after = json::serialize(export_::syslog_settings_json(s.value()));
     Result<std::optional<std::string>> before = store_.setting("syslog");
@@ -451,24 +458,17 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("GET", "/v1/settings/management", [this](Request&, Responder respond) {
-    if (!management_)
-      return respond(
-          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    if (!management_) return respond(error_response(kNoHostFirewall));
     Result<nft::ManagementFirewallSettings> s = management_->settings();
     if (!s) return respond(error_response(s.error()));
     respond(json_response(nft::to_json(s.value())));
   });
 
   server.route("PUT", "/v1/settings/management", [this](Request& r, Responder respond) {
-    if (!management_)
-      return respond(
-          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
-    json::error_code ec;
-    json::value v = json::parse(r.body, ec);
-    if (ec)
-      return respond(
-          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
-    Result<nft::ManagementFirewallSettings> s = nft::parse_settings(v);
+    if (!management_) return respond(error_response(kNoHostFirewall));
+    Result<json::value> v = json_body(r);
+    if (!v) return respond(error_response(v.error()));
+    Result<nft::ManagementFirewallSettings> s = nft::parse_settings(v.value());
     if (!s) return respond(error_response(s.error()));
     if (Status st = management_->change(s.value(), r.actor); !st)
       return respond(error_response(st.error()));
@@ -476,9 +476,7 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("GET", "/v1/settings/management/verify", [this](Request&, Responder respond) {
-    if (!management_)
-      return respond(
-          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    if (!management_) return respond(error_response(kNoHostFirewall));
     Result<std::vector<std::string>> diff = management_->differences();
     if (!diff) return respond(error_response(diff.error()));
     json::array lines;
@@ -488,9 +486,7 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("GET", "/v1/wireguard", [this](Request&, Responder respond) {
-    if (!wireguard_)
-      return respond(
-          error_response(Error{"not_found", "WireGuard is not configured on this appliance"}));
+    if (!wireguard_) return respond(error_response(kNoWireGuard));
     Result<std::vector<wireguard::PeerStatus>> peers = wireguard_->list_peers();
     if (!peers) return respond(error_response(peers.error()));
     json::array out;
@@ -515,9 +511,7 @@ void ControlApi::install(HttpServer& server) {
 
   // Remote-management peers: WireGuard peers that reach HTTPS through the tunnel.
   server.route("GET", "/v1/management-peers", [this](Request&, Responder respond) {
-    if (!management_)
-      return respond(
-          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    if (!management_) return respond(error_response(kNoHostFirewall));
     // Handshake and counters from the interface, when WireGuard runs.
     std::vector<wireguard::PeerStatus> status;
     if (wireguard_) {
@@ -548,15 +542,10 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("POST", "/v1/management-peers", [this](Request& r, Responder respond) {
-    if (!management_)
-      return respond(
-          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
-    json::error_code ec;
-    json::value v = json::parse(r.body, ec);
-    if (ec)
-      return respond(
-          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
-    Result<wireguard::ManagementPeer> p = management_->add_peer(v, r.actor, now_ms());
+    if (!management_) return respond(error_response(kNoHostFirewall));
+    Result<json::value> v = json_body(r);
+    if (!v) return respond(error_response(v.error()));
+    Result<wireguard::ManagementPeer> p = management_->add_peer(v.value(), r.actor, now_ms());
     if (!p) return respond(error_response(p.error()));
     json::object o = wireguard::to_json(p.value()).as_object();
     o["appliance_public_key"] = wireguard_public_key_;
@@ -564,18 +553,14 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("DELETE", "/v1/management-peers/{}", [this](Request& r, Responder respond) {
-    if (!management_)
-      return respond(
-          error_response(Error{"not_found", "this controld does not manage the host firewall"}));
+    if (!management_) return respond(error_response(kNoHostFirewall));
     if (Status s = management_->remove_peer(r.path_params.at(0), r.actor); !s)
       return respond(error_response(s.error()));
     respond(json_response(json::object{{"removed", r.path_params.at(0)}}));
   });
 
   server.route("GET", "/v1/vendor-sessions", [this](Request&, Responder respond) {
-    if (!vendors_)
-      return respond(
-          error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
+    if (!vendors_) return respond(error_response(kNoVendorAccess));
     Result<std::vector<store::VendorSession>> sessions = vendors_->active(now_ms());
     if (!sessions) return respond(error_response(sessions.error()));
     json::array out;
@@ -593,15 +578,10 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("POST", "/v1/vendor-sessions", [this](Request& r, Responder respond) {
-    if (!vendors_)
-      return respond(
-          error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
-    json::error_code ec;
-    json::value v = json::parse(r.body, ec);
-    if (ec)
-      return respond(
-          error_response(Error{"invalid", "the request body is not JSON: " + ec.message()}));
-    Result<store::VendorSession> s = vendors_->create(v, r.actor, now_ms());
+    if (!vendors_) return respond(error_response(kNoVendorAccess));
+    Result<json::value> v = json_body(r);
+    if (!v) return respond(error_response(v.error()));
+    Result<store::VendorSession> s = vendors_->create(v.value(), r.actor, now_ms());
     if (!s) return respond(error_response(s.error()));
     respond(json_response(json::object{{"id", s.value().id},
                                        {"tunnel_address", s.value().tunnel_address},
@@ -613,9 +593,7 @@ void ControlApi::install(HttpServer& server) {
   });
 
   server.route("DELETE", "/v1/vendor-sessions/{}", [this](Request& r, Responder respond) {
-    if (!vendors_)
-      return respond(
-          error_response(Error{"not_found", "vendor access is not configured on this appliance"}));
+    if (!vendors_) return respond(error_response(kNoVendorAccess));
     Result<int64_t> id = path_version(r);
     if (!id)
       return respond(

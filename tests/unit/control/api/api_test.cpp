@@ -212,6 +212,43 @@ TEST_F(ApiTest, UnknownPathsMethodsAndVersions) {
   EXPECT_EQ(call(http::verb::post, "/v1/policy/rollback", R"({"version":3})").status, 404u);
 }
 
+// This controld runs without the host firewall, WireGuard and vendor access: their routes
+// say so (404, not_found) and change nothing, whatever the body.
+TEST_F(ApiTest, RoutesOfPartsThisControldRunsWithoutAnswerNotFound) {
+  const std::pair<http::verb, const char*> routes[] = {
+      {http::verb::get, "/v1/settings/management"},
+      {http::verb::put, "/v1/settings/management"},
+      {http::verb::get, "/v1/settings/management/verify"},
+      {http::verb::get, "/v1/wireguard"},
+      {http::verb::get, "/v1/management-peers"},
+      {http::verb::post, "/v1/management-peers"},
+      {http::verb::delete_, "/v1/management-peers/abc"},
+      {http::verb::get, "/v1/vendor-sessions"},
+      {http::verb::post, "/v1/vendor-sessions"},
+      {http::verb::delete_, "/v1/vendor-sessions/1"},
+  };
+  for (const auto& [method, target] : routes) {
+    const Reply r = call(method, target, "{}");
+    EXPECT_EQ(r.status, 404u) << target;
+    if (r.status == 404u) {
+      EXPECT_EQ(r.body.at("error").at("code").as_string(), "not_found") << target;
+    }
+  }
+}
+
+// Settings bodies that are not JSON are refused before their parser sees them.
+TEST_F(ApiTest, SettingsBodiesThatAreNotJsonAreRefused) {
+  const json::value guardrail = call(http::verb::get, "/v1/guardrail").body;
+  const json::value syslog = call(http::verb::get, "/v1/settings/syslog").body;
+  for (const char* target : {"/v1/guardrail", "/v1/settings/syslog"}) {
+    const Reply r = call(http::verb::put, target, "{\"enabled\":");
+    EXPECT_EQ(r.status, 400u) << target;
+    EXPECT_EQ(r.body.at("error").at("code").as_string(), "invalid") << target;
+  }
+  EXPECT_EQ(call(http::verb::get, "/v1/guardrail").body, guardrail);
+  EXPECT_EQ(call(http::verb::get, "/v1/settings/syslog").body, syslog);
+}
+
 TEST_F(ApiTest, OversizedAndMalformedRequestsAreRefused) {
   // Body over the 1 MiB limit of this server.
   const Reply big = call(http::verb::post, "/v1/policy", std::string(2 << 20, ' '));
