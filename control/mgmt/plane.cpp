@@ -19,11 +19,6 @@ bool contains(const nft::Cidr& net, const nft::Cidr& host) {
   return true;
 }
 
-std::string address_of(const wireguard::ManagementPeer& p) {
-  const std::string a = p.tunnel_address.to_string();
-  return a.substr(0, a.find('/'));
-}
-
 std::string serialize(const std::vector<wireguard::ManagementPeer>& peers) {
   json::array out;
   for (const wireguard::ManagementPeer& p : peers) out.push_back(wireguard::to_json(p));
@@ -118,8 +113,9 @@ Status ManagementPlane::start(const std::optional<nft::ManagementFirewallSetting
 }
 
 bool ManagementPlane::is_peer_address(std::string_view address) const {
-  return std::any_of(peers_.begin(), peers_.end(),
-                     [&](const wireguard::ManagementPeer& p) { return address_of(p) == address; });
+  return std::any_of(peers_.begin(), peers_.end(), [&](const wireguard::ManagementPeer& p) {
+    return p.tunnel_address.address_string() == address;
+  });
 }
 
 Status ManagementPlane::change(const nft::ManagementFirewallSettings& s,
@@ -236,7 +232,7 @@ Status ManagementPlane::check_new_peer(const wireguard::ManagementPeer& p) {
   // Vendor sessions have keys and tunnel addresses of their own.
   Result<std::vector<store::VendorSession>> sessions = store_.open_vendor_sessions();
   if (!sessions) return sessions.error();
-  const std::string address = address_of(p);
+  const std::string address = p.tunnel_address.address_string();
   for (const store::VendorSession& s : sessions.value()) {
     if (s.public_key == p.public_key)
       return Error{
@@ -258,8 +254,7 @@ std::optional<std::string> ManagementPlane::tunnel_network() const {
 
 std::optional<std::string> ManagementPlane::appliance_tunnel_address() const {
   if (!wireguard_) return std::nullopt;
-  const std::string a = tunnel_self_.to_string();
-  return a.substr(0, a.find('/'));
+  return tunnel_self_.address_string();
 }
 
 Result<wireguard::ManagementPeer> ManagementPlane::add_peer(const json::value& body,
@@ -294,8 +289,8 @@ Result<wireguard::ManagementPeer> ManagementPlane::add_peer(const json::value& b
     undo();
     return st.error();
   }
-  const std::string detail =
-      p.name + ": key " + p.public_key + ", tunnel address " + address_of(p) + " (HTTPS only)";
+  const std::string detail = p.name + ": key " + p.public_key + ", tunnel address " +
+                             p.tunnel_address.address_string() + " (HTTPS only)";
   Result<int64_t> a = store_.audit({actor, "management.peer.add", "management-peer/" + p.name, "ok",
                                     store::sha256_hex(serialize(before)),
                                     store::sha256_hex(serialize(after)), detail});
@@ -308,7 +303,7 @@ Status ManagementPlane::remove_peer(const std::string& name, const store::Actor&
                                [&](const wireguard::ManagementPeer& p) { return p.name == name; });
   if (it == peers_.end()) return Error{"not_found", "no management peer named " + name};
   const wireguard::ManagementPeer peer = *it;
-  if (actor.origin == address_of(peer)) {
+  if (actor.origin == peer.tunnel_address.address_string()) {
     (void)store_.audit({actor, "management.peer.remove", "management-peer/" + name,
                         "refused: would lock out " + actor.origin, "", "", ""});
     return Error{"conflict", "refused: you are connected through this peer (" + actor.origin +

@@ -103,10 +103,14 @@ Result<Cidr> Cidr::parse(std::string_view text) {
   return c;
 }
 
-std::string Cidr::to_string() const {
+std::string Cidr::address_string() const {
   char buf[INET6_ADDRSTRLEN] = {};
   inet_ntop(ipv6 ? AF_INET6 : AF_INET, address.data(), buf, sizeof buf);
-  return std::string(buf) + "/" + std::to_string(prefix);
+  return buf;
+}
+
+std::string Cidr::to_string() const {
+  return address_string() + "/" + std::to_string(prefix);
 }
 
 Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json) {

@@ -28,6 +28,7 @@ struct Cidr {
   // "10.60.0.5" is read as 10.60.0.5/32; host bits set is an error (a typo, usually).
   static Result<Cidr> parse(std::string_view text);
   std::string to_string() const;
+  std::string address_string() const;  // the address alone: "10.60.0.5"
   std::size_t address_len() const { return ipv6 ? 16 : 4; }
   bool operator==(const Cidr&) const = default;
 };

@@ -196,8 +196,7 @@ boost::json::value to_json(const ManagementPeer& p) {
   boost::json::object o;
   o["name"] = p.name;
   o["public_key"] = p.public_key;
-  const std::string address = p.tunnel_address.to_string();
-  o["tunnel_address"] = address.substr(0, address.find('/'));
+  o["tunnel_address"] = p.tunnel_address.address_string();
   if (p.added_at) o["added_at"] = *p.added_at;
   if (p.added_by) o["added_by"] = *p.added_by;
   return o;

@@ -32,6 +32,8 @@ TEST(NftSettings, GoodSettingsParseAndRoundTrip) {
   EXPECT_EQ(s.admin_networks[0].to_string(), "10.60.0.5/32");
   EXPECT_TRUE(s.admin_networks[2].ipv6);
   EXPECT_EQ(s.admin_networks[2].to_string(), "fd00:60::/64");
+  EXPECT_EQ(s.admin_networks[0].address_string(), "10.60.0.5");
+  EXPECT_EQ(s.admin_networks[2].address_string(), "fd00:60::");
   auto again = parse_settings(to_json(s));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again.value(), s);
