@@ -19,14 +19,26 @@ namespace cordon::control::api {
 namespace json = boost::json;
 namespace {
 
+Result<json::value> parse_body(std::string_view text) {
+  json::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) return Error{"invalid", "the request body is not JSON: " + ec.message(), ""};
+  return v;
+}
+
+// A JSON request body, for the parsers that check their own fields.
+Result<json::value> json_body(const Request& r) {
+  return parse_body(r.body);
+}
+
 // A JSON request body: an object whose fields are all known.
 class Body {
  public:
   static Result<Body> parse(const std::string& text,
                             std::initializer_list<std::string_view> allowed) {
-    json::error_code ec;
-    json::value v = json::parse(text.empty() ? std::string_view("{}") : std::string_view(text), ec);
-    if (ec) return Error{"invalid", "the request body is not JSON: " + ec.message(), ""};
+    Result<json::value> parsed = parse_body(text.empty() ? std::string_view("{}") : text);
+    if (!parsed) return parsed.error();
+    json::value& v = parsed.value();
     if (!v.is_object()) return Error{"invalid", "the request body must be a JSON object", ""};
     for (const auto& [key, value] : v.as_object()) {
       bool known = false;
@@ -74,14 +86,6 @@ class Body {
   explicit Body(json::object o) : o_(std::move(o)) {}
   json::object o_;
 };
-
-// A JSON request body, for the parsers that check their own fields.
-Result<json::value> json_body(const Request& r) {
-  json::error_code ec;
-  json::value v = json::parse(r.body, ec);
-  if (ec) return Error{"invalid", "the request body is not JSON: " + ec.message(), ""};
-  return v;
-}
 
 // What the routes of a part this controld runs without answer.
 const Error kNoHostFirewall{"not_found", "this controld does not manage the host firewall", ""};
