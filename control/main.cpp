@@ -5,9 +5,10 @@
 //                   [--trusted-uid UID]... [--socket-mode OCTAL] [--socket-group NAME]
 //                   [--management-settings FILE]   manage the host firewall (nftables);
 //                                                  FILE: the settings until changed by API
-//                   [--wireguard-interface NAME --wireguard-address 10.99.0.1/24
-//                    [--wireguard-port 51820]]  WireGuard for vendor sessions (needs the
-//                                               management firewall)
+//                   [--wireguard-interface NAME --wireguard-address 10.99.0.1/24]
+//                                               WireGuard for vendor sessions and management
+//                                               peers (needs the management firewall; its
+//                                               port is the settings' wireguard_port)
 //                   [--update-bundle-dir DIR [--max-bundle-bytes N]
 //                    [--update-rejection-file FILE] [--update-reboot-command CMD]
 //                    [--update-webd-url https://ADDR:PORT/ [--update-webd-ca FILE]]]
@@ -74,7 +75,6 @@ struct Options {
   std::string management_settings;
   std::string wireguard_interface;
   std::string wireguard_address;
-  unsigned wireguard_port = 51820;
   std::string update_bundle_dir;
   uint64_t max_bundle_bytes = 512ull << 20;
   std::string update_rejection_file;
@@ -106,14 +106,6 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.wireguard_interface = value;
     } else if (arg == "--wireguard-address") {
       o.wireguard_address = value;
-    } else if (arg == "--wireguard-port") {
-      const auto [end, ec] =
-          std::from_chars(value.data(), value.data() + value.size(), o.wireguard_port);
-      if (ec != std::errc{} || end != value.data() + value.size() || o.wireguard_port == 0 ||
-          o.wireguard_port > 65535) {
-        std::cerr << "cordon-controld: --wireguard-port: a port number\n";
-        return false;
-      }
     } else if (arg == "--socket-group") {
       const group* g = ::getgrnam(value.c_str());
       if (!g) {
@@ -263,21 +255,21 @@ int main(int argc, char** argv) {
       log("WireGuard key: " + public_key.error().message);
       return 1;
     }
-    if (Status s = wireguard_backend.ensure_interface(
-            {options.wireguard_interface, static_cast<uint16_t>(options.wireguard_port), key_file,
-             options.wireguard_address});
+    // The interface, on the settings' port; remote-management peers (stored) join it (their
+    // HTTPS rule is already in the table).
+    if (Status s = management->set_wireguard(
+            &wireguard_backend,
+            {options.wireguard_interface, 0, key_file, options.wireguard_address},
+            public_key.value());
         !s) {
-      log("WireGuard interface: " + s.error().message);
-      return 1;
+      if (!management->tunnel_network()) {
+        log(s.error().message);
+        return 1;
+      }
+      log("management peers: " + s.error().message);
     }
     const std::string address =
         options.wireguard_address.substr(0, options.wireguard_address.find('/'));
-    // Remote-management peers (stored) join the interface; their HTTPS rule is already in
-    // the table.
-    if (Status s = management->set_wireguard(&wireguard_backend, options.wireguard_address,
-                                             public_key.value());
-        !s)
-      log("management peers: " + s.error().message);
     vendors.emplace(store, wireguard_backend, firewall, policy,
                     address.substr(0, address.rfind('.')));
     vendors->set_management_peers([&management] { return management->peers(); });

@@ -118,6 +118,50 @@ bool ManagementPlane::is_peer_address(std::string_view address) const {
   });
 }
 
+Status ManagementPlane::check_caller_keeps_access(const nft::ManagementFirewallSettings& s,
+                                                  const store::Actor& actor) const {
+  // Origin "unix" is local. A management peer keeps its access as long as the tunnel does.
+  const bool local = actor.origin == "unix" || actor.origin == "local";
+  if (local) return ok();
+  const bool via_peer = !s.wireguard_interface.empty() && is_peer_address(actor.origin);
+  if (!nft::admits(s, actor.origin) && !via_peer) {
+    return Error{"conflict",
+                 "refused: your own address " + actor.origin +
+                     " is not in the new admin networks, so the change would lock you out",
+                 "/admin_networks"};
+  }
+  // A web caller came in on the HTTPS port the firewall opens now; webd keeps listening
+  // on its own port, so only the appliance's console may move both.
+  if (settings_ && s.https_port != settings_->https_port) {
+    return Error{"conflict",
+                 "refused: you are connected to the web UI on port " +
+                     std::to_string(settings_->https_port) +
+                     ", so moving https_port would lock you out; change it on the appliance "
+                     "(cordonctl) together with the web UI's listening port",
+                 "/https_port"};
+  }
+  // A peer's own WireGuard configuration dials the current port.
+  if (settings_ && is_peer_address(actor.origin) && s.wireguard_port != settings_->wireguard_port) {
+    return Error{"conflict",
+                 "refused: you are connected through a management peer's tunnel, which dials "
+                 "port " +
+                     std::to_string(settings_->wireguard_port) +
+                     ", so moving wireguard_port would lock you out",
+                 "/wireguard_port"};
+  }
+  return ok();
+}
+
+Status ManagementPlane::move_tunnel_port(std::uint16_t port) {
+  if (!wireguard_ || tunnel_.listen_port == port) return ok();
+  wireguard::InterfaceConfig moved = tunnel_;
+  moved.listen_port = port;
+  if (Status st = wireguard_->ensure_interface(moved); !st)
+    return st.error().context("moving the WireGuard port to " + std::to_string(port));
+  tunnel_ = moved;
+  return ok();
+}
+
 Status ManagementPlane::change(const nft::ManagementFirewallSettings& s,
                                const store::Actor& actor) {
   if (!peers_.empty() && s.wireguard_interface.empty()) {
@@ -126,27 +170,36 @@ Status ManagementPlane::change(const nft::ManagementFirewallSettings& s,
                  "removing the wireguard_interface",
                  "/wireguard_interface"};
   }
-  // The caller's own connection must survive the change (origin "unix" is local). A
-  // management peer keeps its access as long as the tunnel does.
-  const bool via_peer = !s.wireguard_interface.empty() && is_peer_address(actor.origin);
-  if (actor.origin != "unix" && actor.origin != "local" && !nft::admits(s, actor.origin) &&
-      !via_peer) {
+  if (wireguard_ && !s.wireguard_interface.empty() && s.wireguard_interface != tunnel_.name) {
+    return Error{"conflict",
+                 "the tunnel interface is " + tunnel_.name +
+                     " (controld's --wireguard-interface): wireguard_interface must name it, "
+                     "or be empty to close the tunnel's port",
+                 "/wireguard_interface"};
+  }
+  if (Status st = check_caller_keeps_access(s, actor); !st) {
     (void)store_.audit({actor, "settings.management", "management",
                         "refused: would lock out " + actor.origin, "", "", ""});
-    return Error{"conflict",
-                 "refused: your own address " + actor.origin +
-                     " is not in the new admin networks, so the change would lock you out",
-                 "/admin_networks"};
+    return st;
   }
   Result<nft::ManagementFirewallSettings> before = settings();
   const std::string before_text = before ? json::serialize(nft::to_json(before.value())) : "";
   const std::string after_text = json::serialize(nft::to_json(s));
-  if (Status st = install(s, peers_); !st) {
-    // Put the previous table back: a failed change changes nothing.
+  const std::uint16_t port_before = tunnel_.listen_port;
+  // Put the previous table and port back: a failed change changes nothing.
+  auto undo = [&] {
     if (before) (void)install(before.value(), peers_);
+    (void)move_tunnel_port(port_before);
+  };
+  if (Status st = move_tunnel_port(s.wireguard_port); !st) return st;
+  if (Status st = install(s, peers_); !st) {
+    undo();
     return st;
   }
-  if (Status st = store_.set_setting(kSettingsKey, after_text); !st) return st;
+  if (Status st = store_.set_setting(kSettingsKey, after_text); !st) {
+    undo();
+    return st;
+  }
   Result<int64_t> a =
       store_.audit({actor, "settings.management", "management", "ok",
                     store::sha256_hex(before_text), store::sha256_hex(after_text), after_text});
@@ -169,8 +222,14 @@ void ManagementPlane::check_service_port() {
 }
 
 Status ManagementPlane::set_wireguard(wireguard::WireGuardBackend* wireguard,
-                                      const std::string& interface_address,
+                                      wireguard::InterfaceConfig tunnel,
                                       std::string appliance_public_key) {
+  if (!settings_) return Error{"not_found", "no management settings: start() first"};
+  if (!settings_->wireguard_interface.empty() && settings_->wireguard_interface != tunnel.name) {
+    return Error{"conflict", "the management settings guard the tunnel interface " +
+                                 settings_->wireguard_interface + ", not " + tunnel.name};
+  }
+  const std::string& interface_address = tunnel.tunnel_address;
   const auto slash = interface_address.find('/');
   if (slash == std::string::npos)
     return Error{"invalid", "the tunnel address needs a prefix length (10.99.0.1/24)"};
@@ -186,7 +245,11 @@ Status ManagementPlane::set_wireguard(wireguard::WireGuardBackend* wireguard,
   for (unsigned bit = network.prefix; bit < network.address_len() * 8; ++bit)
     network.address[bit / 8] =
         static_cast<uint8_t>(network.address[bit / 8] & ~(0x80u >> (bit % 8)));
+  tunnel.listen_port = settings_->wireguard_port;
+  if (Status st = wireguard->ensure_interface(tunnel); !st)
+    return st.error().context("WireGuard interface");
   wireguard_ = wireguard;
+  tunnel_ = std::move(tunnel);
   tunnel_network_ = network;
   tunnel_self_ = self.value();
   appliance_key_ = std::move(appliance_public_key);

@@ -3,8 +3,10 @@
 // settings change, then read back from the kernel and compared with what was intended;
 // a periodic check re-asserts it when someone changed it behind controld's back.
 //
-// A settings change that would lock out the caller's own connection (its origin address
-// not in the new admin networks) is refused.
+// A settings change that would lock out the caller's own connection is refused: its origin
+// address not in the new admin networks, or the port it came in on moved (https_port, for
+// a caller from the web; wireguard_port, for one through a management peer's tunnel).
+// Moving wireguard_port otherwise moves the tunnel's listening port with the firewall's.
 //
 // Remote-management peers (issue 6): WireGuard peers whose tunnel addresses count as admin
 // networks, for HTTPS through the tunnel only (set mgmt_peers of the table). Kept in the
@@ -16,6 +18,7 @@
 // Threads: control thread only.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -47,10 +50,16 @@ class ManagementPlane {
   // Re-installs the table when the kernel's differs. Returns whether it had to.
   Result<bool> reassert();
   bool active() const { return settings_.has_value(); }
-  // WireGuard, once its interface is up: the backend, the interface's address with its
-  // network ("10.99.0.1/24"; peers' tunnel addresses must lie in it) and the appliance's
-  // public key. Adds the stored management peers to the interface.
-  Status set_wireguard(wireguard::WireGuardBackend* wireguard, const std::string& interface_address,
+  // WireGuard, after start(): brings the tunnel interface up through `wireguard` and adds
+  // the stored management peers to it. `tunnel.tunnel_address` is the interface's address
+  // with its network ("10.99.0.1/24"; peers' tunnel addresses must lie in it). The
+  // settings are the one place the tunnel's port is set: the interface listens on their
+  // wireguard_port (tunnel.listen_port is replaced), the port the firewall opens, and
+  // follows it when a settings change moves it. tunnel.name must be the interface the
+  // settings guard (their wireguard_interface), when they name one. An error with
+  // tunnel_network() still empty: the tunnel is not up. An error after it: the tunnel is
+  // up and a stored peer could not be added.
+  Status set_wireguard(wireguard::WireGuardBackend* wireguard, wireguard::InterfaceConfig tunnel,
                        std::string appliance_public_key);
   const std::vector<wireguard::ManagementPeer>& peers() const { return peers_; }
   // Once set_wireguard succeeded: the tunnel's network ("10.99.0.0/24") and the
@@ -92,9 +101,16 @@ class ManagementPlane {
 
   std::optional<nft::ManagementFirewallSettings> settings_;  // what is installed
   std::vector<wireguard::ManagementPeer> peers_;             // what is installed
+  // Why `s` would cut the caller's own connection (see the header comment), or ok.
+  Status check_caller_keeps_access(const nft::ManagementFirewallSettings& s,
+                                   const store::Actor& actor) const;
+  // Moves the tunnel's listening port (nothing when it is already `port`).
+  Status move_tunnel_port(std::uint16_t port);
+
   wireguard::WireGuardBackend* wireguard_ = nullptr;
-  nft::Cidr tunnel_network_;  // the WireGuard interface's network
-  nft::Cidr tunnel_self_;     // the appliance's own tunnel address (/32)
+  wireguard::InterfaceConfig tunnel_;  // as the interface runs (set_wireguard)
+  nft::Cidr tunnel_network_;           // the WireGuard interface's network
+  nft::Cidr tunnel_self_;              // the appliance's own tunnel address (/32)
   std::string appliance_key_;
   std::function<std::vector<nft::VendorGrant>()> grants_;
   std::optional<ServicePort> service_port_;

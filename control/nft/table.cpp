@@ -84,7 +84,7 @@ std::vector<std::string> compare(const TableDescription& intended, const TableDe
                            [&](const VendorEntry& h) { return h.element == w.element; });
     if (it == actual.vendor_access.end()) {
       diff.push_back("missing: vendor access " + w.element.to_string());
-    } else if (it->remaining > w.remaining ||
+    } else if (it->remaining > w.remaining + kVendorTimeLeftSlack ||
                (w.remaining.count() > 0) != (it->remaining.count() > 0)) {
       diff.push_back("vendor access " + w.element.to_string() + ": " +
                      std::to_string(it->remaining.count()) + " ms left, intended at most " +

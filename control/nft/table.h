@@ -76,7 +76,14 @@ TableDescription describe_intended(const TableSpec& spec);
 
 // Differences between intended and actual, one line each ("missing: ...",
 // "unexpected: ..."); empty when they match. Vendor elements compare by key; time left
-// is not compared (it counts down) beyond "not longer than intended".
+// is not compared (it counts down) beyond "not longer than intended", within
+// kVendorTimeLeftSlack.
+// How much longer than intended the kernel may keep a vendor element. An element's
+// timeout is its session's time left when controld computed it; the kernel starts
+// counting when the commit reaches it (milliseconds later) and rounds to whole jiffies, so
+// right after an insert it shows a little more time left than the session has. Far below
+// the 1 s resolution of a session's duration.
+inline constexpr std::chrono::milliseconds kVendorTimeLeftSlack{500};
 std::vector<std::string> compare(const TableDescription& intended, const TableDescription& actual);
 
 }  // namespace cordon::control::nft

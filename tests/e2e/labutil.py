@@ -347,6 +347,13 @@ class VendorLaptop:
         for net in self.NETWORKS:
             on("vendor", "ip", "route", "replace", net, "dev", self.interface)
 
+    def dial(self, port):
+        """Points the laptop's tunnel at the appliance's WireGuard port `port`."""
+        r = on("vendor", "wg", "set", self.interface, "peer", self.appliance_key, "endpoint",
+               f"192.0.2.1:{port}")
+        if r.returncode != 0:
+            raise RuntimeError(f"wg set endpoint on vendor: {r.stderr}")
+
     def use_tunnel_address(self, address):
         """Takes the tunnel address a session (or a management peer) was given and waits
         for the handshake with the appliance."""

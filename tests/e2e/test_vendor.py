@@ -324,6 +324,37 @@ class VendorPath(unittest.TestCase):
         for action in ("management.peer.add", "management.peer.remove"):
             self.assertIn(action, audit)
 
+    def test_4_the_tunnel_follows_the_wireguard_port_of_the_settings(self):
+        # The settings are the one place the tunnel's port is set: moving wireguard_port
+        # moves both the firewall's open port and the interface's listening port, so a
+        # vendor who dials the new port gets through, and the old port is closed.
+        session = self.open_session(600, ports=(104,))
+        wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu through the tunnel")
+        settings = json.loads(cordonctl("settings", "management", "get").stdout)
+        self.assertEqual(settings["wireguard_port"], 51820)
+        moved = self.work / "management-51821.json"
+        moved.write_text(json.dumps(dict(settings, wireguard_port=51821)))
+        original = self.work / "management-51820.json"
+        original.write_text(json.dumps(settings))
+        try:
+            r = cordonctl("settings", "management", "set", moved)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            listening = on("appliance", "wg", "show", "wg-cordon", "listen-port").stdout.strip()
+            self.assertEqual(listening, "51821")
+            self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
+            # The old port is closed: the laptop's tunnel goes quiet...
+            self.assertNotEqual(vendor_echoscu().returncode, 0, "echoscu over the old port")
+            # ...until it dials the new one.
+            self.laptop.dial(51821)
+            wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu over the new port")
+        finally:
+            cordonctl("settings", "management", "set", original)
+            self.laptop.dial(51820)
+        self.assertEqual(
+            on("appliance", "wg", "show", "wg-cordon", "listen-port").stdout.strip(), "51820")
+        wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu over the port set back")
+        self.assertEqual(cordonctl("vendor", "revoke", session).returncode, 0)
+
 
 if __name__ == "__main__":
     unittest.main()

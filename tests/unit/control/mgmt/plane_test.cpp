@@ -87,20 +87,28 @@ constexpr const char* kApplianceKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8
 constexpr const char* kAdminKey = "hJMu0ekIJQLY8t3fXPNNZRzSW/tqnmpb6FZePJnQBXc=";
 constexpr const char* kOtherKey = "GKrdKlLdT2UdsTlBJwXqNPUthpoGt5o5i5ChCl5bvmQ=";
 constexpr int64_t kNow = 1'795'000'000'123;  // 2026-11-18T11:06:40.123Z
+// The tunnel as controld brings it up (its port comes from the settings).
+const wireguard::InterfaceConfig kTunnel{"wg-cordon", 0, "/key", "10.99.0.1/24"};
 
 class PeersTest : public PlaneTest {
  protected:
   void SetUp() override {
     PlaneTest::SetUp();
-    ASSERT_TRUE(wireguard_.ensure_interface({"wg-cordon", 51820, "/key", "10.99.0.1/24"}).ok());
     plane_.emplace(*store_, firewall_);
     ASSERT_TRUE(plane_->start(tunnel_settings("10.60.0.0/24")).ok());
-    ASSERT_TRUE(plane_->set_wireguard(&wireguard_, "10.99.0.1/24", kApplianceKey).ok());
+    ASSERT_TRUE(plane_->set_wireguard(&wireguard_, kTunnel, kApplianceKey).ok());
   }
   static nft::ManagementFirewallSettings tunnel_settings(const std::string& admin) {
+    return tunnel_settings(admin, 51820);
+  }
+  static nft::ManagementFirewallSettings tunnel_settings(const std::string& admin,
+                                                         uint16_t wireguard_port,
+                                                         uint16_t https_port = 8443) {
     return nft::parse_settings(json::parse(R"({"interface":"mgmt0","external_interface":"wan0",
         "wireguard_interface":"wg-cordon","admin_networks":[")" +
-                                           admin + R"("]})"))
+                                           admin + R"("],"wireguard_port":)" +
+                                           std::to_string(wireguard_port) + R"(,"https_port":)" +
+                                           std::to_string(https_port) + "}"))
         .value();
   }
   static json::value peer(const std::string& name, const std::string& key,
@@ -146,7 +154,6 @@ TEST_F(PeersTest, APeerJoinsTheTunnelAndTheHttpsSetAndSurvivesARestart) {
 
   // A restarted controld installs the peer's rule and re-adds it to a fresh interface.
   wireguard::FakeWireGuardBackend fresh;
-  ASSERT_TRUE(fresh.ensure_interface({"wg-cordon", 51820, "/key", "10.99.0.1/24"}).ok());
   nft::FakeFirewallBackend firewall;
   ManagementPlane again(*store_, firewall);
   ASSERT_TRUE(again.start(std::nullopt).ok());
@@ -154,7 +161,7 @@ TEST_F(PeersTest, APeerJoinsTheTunnelAndTheHttpsSetAndSurvivesARestart) {
   EXPECT_EQ(again.peers()[0], p.value());
   EXPECT_EQ(again.peers()[0].added_at, "2026-11-18T11:06:40.123Z");
   EXPECT_EQ(again.peers()[0].added_by, "alice");
-  ASSERT_TRUE(again.set_wireguard(&fresh, "10.99.0.1/24", kApplianceKey).ok());
+  ASSERT_TRUE(again.set_wireguard(&fresh, kTunnel, kApplianceKey).ok());
   ASSERT_EQ(fresh.list_peers().value().size(), 1u);
   EXPECT_EQ(fresh.list_peers().value()[0].public_key, kAdminKey);
   const auto lines = firewall.read_table().value().lines;
@@ -248,11 +255,10 @@ TEST_F(PeersTest, PeersStoredWithoutWhenAndWhoStillLoad) {
                                                 kAdminKey + R"(","tunnel_address":"10.99.0.200"}])")
           .ok());
   wireguard::FakeWireGuardBackend fresh;
-  ASSERT_TRUE(fresh.ensure_interface({"wg-cordon", 51820, "/key", "10.99.0.1/24"}).ok());
   nft::FakeFirewallBackend firewall;
   ManagementPlane again(*store_, firewall);
   ASSERT_TRUE(again.start(std::nullopt).ok());
-  ASSERT_TRUE(again.set_wireguard(&fresh, "10.99.0.1/24", kApplianceKey).ok());
+  ASSERT_TRUE(again.set_wireguard(&fresh, kTunnel, kApplianceKey).ok());
   ASSERT_EQ(again.peers().size(), 1u);
   EXPECT_EQ(again.peers()[0].name, "old");
   EXPECT_FALSE(again.peers()[0].added_at.has_value());
@@ -334,6 +340,97 @@ TEST_F(PeersTest, APeerCountsAsAnAdminNetworkForTheLockOutRule) {
   ASSERT_FALSE(no_tunnel.ok());
   EXPECT_EQ(no_tunnel.error().path, "/wireguard_interface");
   EXPECT_TRUE(plane_->differences().value().empty());
+}
+
+// The settings are the one place the tunnel's port is set: the interface listens where the
+// firewall opens, from the start and after every change that moves it.
+TEST_F(PeersTest, TheTunnelListensOnTheSettingsPortAndFollowsIt) {
+  ASSERT_TRUE(wireguard_.interface.has_value());
+  EXPECT_EQ(wireguard_.interface->listen_port, 51820);
+  EXPECT_EQ(wireguard_.interface->name, "wg-cordon");
+  EXPECT_EQ(wireguard_.interface->tunnel_address, "10.99.0.1/24");
+
+  ASSERT_TRUE(
+      plane_->change(tunnel_settings("10.60.0.0/24", 51999), {"web:alice", "10.60.0.5"}).ok());
+  EXPECT_EQ(wireguard_.interface->listen_port, 51999);
+  EXPECT_EQ(plane_->settings().value().wireguard_port, 51999);
+  EXPECT_TRUE(plane_->differences().value().empty());
+
+  // A port WireGuard cannot take changes nothing: neither the firewall nor the stored settings.
+  wireguard_.fail_next = Error{"io", "wg: injected failure"};
+  const int applies = firewall_.applies;
+  EXPECT_FALSE(plane_->change(tunnel_settings("10.60.0.0/24", 52000), {"alice", "unix"}).ok());
+  EXPECT_EQ(firewall_.applies, applies);
+  EXPECT_EQ(wireguard_.interface->listen_port, 51999);
+  EXPECT_EQ(plane_->settings().value().wireguard_port, 51999);
+  // A firewall that refuses the change puts the port back.
+  firewall_.fail_next_apply = Error{"io", "netlink: injected failure"};
+  EXPECT_FALSE(plane_->change(tunnel_settings("10.60.0.0/24", 52000), {"alice", "unix"}).ok());
+  EXPECT_EQ(wireguard_.interface->listen_port, 51999);
+  EXPECT_EQ(plane_->settings().value().wireguard_port, 51999);
+  EXPECT_TRUE(plane_->differences().value().empty());
+
+  // A restarted controld brings the tunnel up on the stored port.
+  wireguard::FakeWireGuardBackend fresh;
+  nft::FakeFirewallBackend firewall;
+  ManagementPlane again(*store_, firewall);
+  ASSERT_TRUE(again.start(tunnel_settings("10.60.0.0/24")).ok());
+  ASSERT_TRUE(again.set_wireguard(&fresh, kTunnel, kApplianceKey).ok());
+  EXPECT_EQ(fresh.interface->listen_port, 51999);
+}
+
+TEST_F(PeersTest, TheSettingsMustGuardTheTunnelInterfaceThatRuns) {
+  nft::ManagementFirewallSettings other = tunnel_settings("10.60.0.0/24");
+  other.wireguard_interface = "wg-other";
+  Status st = plane_->change(other, {"alice", "unix"});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, "conflict");
+  EXPECT_EQ(st.error().path, "/wireguard_interface");
+  EXPECT_EQ(plane_->settings().value().wireguard_interface, "wg-cordon");
+  // Closing the tunnel's port (no interface named) is allowed while no peer needs it.
+  EXPECT_TRUE(plane_->change(settings("10.60.0.0/24"), {"alice", "unix"}).ok());
+
+  // A controld started with another tunnel interface than the settings guard refuses it.
+  wireguard::FakeWireGuardBackend fresh;
+  nft::FakeFirewallBackend firewall;
+  ManagementPlane again(*store_, firewall);
+  ASSERT_TRUE(again.start(std::nullopt).ok());
+  ASSERT_TRUE(again.change(tunnel_settings("10.60.0.0/24"), {"alice", "unix"}).ok());
+  Status wrong =
+      again.set_wireguard(&fresh, {"wg-other", 0, "/key", "10.99.0.1/24"}, kApplianceKey);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, "conflict");
+  EXPECT_FALSE(fresh.interface.has_value());
+  EXPECT_FALSE(again.tunnel_network().has_value());
+}
+
+// Moving the port a caller is connected to would cut that caller off: the web UI's HTTPS
+// port for anyone from the web, the tunnel's port for a management peer. The appliance's
+// console may move both.
+TEST_F(PeersTest, ACallerCannotMoveThePortItIsConnectedTo) {
+  ASSERT_TRUE(
+      plane_->add_peer(peer("noc", kAdminKey, "10.99.0.200"), {"alice", "unix"}, kNow).ok());
+  const int applies = firewall_.applies;
+  Status https =
+      plane_->change(tunnel_settings("10.60.0.0/24", 51820, 9443), {"web:alice", "10.60.0.5"});
+  ASSERT_FALSE(https.ok());
+  EXPECT_EQ(https.error().code, "conflict");
+  EXPECT_EQ(https.error().path, "/https_port");
+  EXPECT_EQ(last_audit(), "settings.management management refused: would lock out 10.60.0.5");
+  Status tunnel =
+      plane_->change(tunnel_settings("10.60.0.0/24", 51999), {"web:bob", "10.99.0.200"});
+  ASSERT_FALSE(tunnel.ok());
+  EXPECT_EQ(tunnel.error().path, "/wireguard_port");
+  EXPECT_EQ(firewall_.applies, applies);
+  EXPECT_EQ(wireguard_.interface->listen_port, 51820);
+  EXPECT_EQ(plane_->settings().value().https_port, 8443);
+
+  // An admin on the management LAN may move the tunnel's port (the peer dials again).
+  EXPECT_TRUE(
+      plane_->change(tunnel_settings("10.60.0.0/24", 51999), {"web:alice", "10.60.0.5"}).ok());
+  // The console may move the HTTPS port.
+  EXPECT_TRUE(plane_->change(tunnel_settings("10.60.0.0/24", 51999, 9443), {"root", "unix"}).ok());
+  EXPECT_EQ(plane_->settings().value().https_port, 9443);
 }
 
 TEST_F(PlaneTest, WithoutWireGuardThereAreNoPeers) {
