@@ -509,8 +509,9 @@ void ControlApi::install(HttpServer& server) {
       out.push_back(std::move(o));
     }
     // The public key only: the private key never leaves its file.
-    respond(json_response(
-        json::object{{"public_key", wireguard_public_key_}, {"peers", std::move(out)}}));
+    json::object body{{"public_key", wireguard_public_key_}, {"peers", std::move(out)}};
+    add_appliance_endpoint(body);
+    respond(json_response(std::move(body)));
   });
 
   // Remote-management peers: WireGuard peers that reach HTTPS through the tunnel.
@@ -542,6 +543,7 @@ void ControlApi::install(HttpServer& server) {
     if (std::optional<std::string> n = management_->tunnel_network()) body["tunnel_network"] = *n;
     if (std::optional<std::string> a = management_->appliance_tunnel_address())
       body["appliance_tunnel_address"] = *a;
+    add_appliance_endpoint(body);
     respond(json_response(std::move(body)));
   });
 
@@ -553,6 +555,7 @@ void ControlApi::install(HttpServer& server) {
     if (!p) return respond(error_response(p.error()));
     json::object o = wireguard::to_json(p.value()).as_object();
     o["appliance_public_key"] = wireguard_public_key_;
+    add_appliance_endpoint(o);
     respond(json_response(std::move(o), 201));
   });
 
@@ -587,13 +590,14 @@ void ControlApi::install(HttpServer& server) {
     if (!v) return respond(error_response(v.error()));
     Result<store::VendorSession> s = vendors_->create(v.value(), r.actor, now_ms());
     if (!s) return respond(error_response(s.error()));
-    respond(json_response(json::object{{"id", s.value().id},
-                                       {"tunnel_address", s.value().tunnel_address},
-                                       {"device_ip", s.value().device_ip},
-                                       {"ports", json::value_from(mgmt::session_ports(s.value()))},
-                                       {"appliance_public_key", wireguard_public_key_},
-                                       {"seconds_left", (s.value().expires_ms - now_ms()) / 1000}},
-                          201));
+    json::object body{{"id", s.value().id},
+                      {"tunnel_address", s.value().tunnel_address},
+                      {"device_ip", s.value().device_ip},
+                      {"ports", json::value_from(mgmt::session_ports(s.value()))},
+                      {"appliance_public_key", wireguard_public_key_},
+                      {"seconds_left", (s.value().expires_ms - now_ms()) / 1000}};
+    add_appliance_endpoint(body);
+    respond(json_response(std::move(body), 201));
   });
 
   server.route("DELETE", "/v1/vendor-sessions/{}", [this](Request& r, Responder respond) {
@@ -725,6 +729,12 @@ void ControlApi::get_events(Request& r, Responder respond) {
     done(events_after(a, l));
   });
   it->timer = std::move(timer);
+}
+
+void ControlApi::add_appliance_endpoint(json::object& o) const {
+  if (!management_) return;
+  if (std::optional<std::string> e = management_->appliance_endpoint())
+    o["appliance_endpoint"] = *e;
 }
 
 int64_t ControlApi::wall_ms() {

@@ -65,6 +65,9 @@ class ControlApi {
   void dry_run(Request& request, Responder respond);
   Response events_after(int64_t after, int64_t limit);
   static int64_t now_ms() { return wall_ms(); }
+  // Adds "appliance_endpoint" (what a WireGuard peer dials) to `o` when the management
+  // settings name it.
+  void add_appliance_endpoint(boost::json::object& o) const;
 
  public:
   static int64_t wall_ms();  // milliseconds since the epoch

@@ -59,7 +59,7 @@ constexpr const char* kUsage =
     "  settings management get | set FILE | verify\n"
     "                           the host firewall's settings (admin networks, ports), or\n"
     "                           compare the kernel's table with the intended one\n"
-    "  wireguard                the appliance's WireGuard public key and peers\n"
+    "  wireguard                the appliance's WireGuard public key, endpoint and peers\n"
     "  management-peer list     remote-management peers (WireGuard; HTTPS through the tunnel)\n"
     "  management-peer add --name NAME --key PUBKEY --address TUNNEL_ADDRESS\n"
     "                           let an admin's WireGuard key reach the web UI through the\n"
@@ -205,6 +205,13 @@ std::string field(const json::object& e, const char* key) {
   const json::value* v = e.if_contains(key);
   if (v == nullptr || v->is_null()) return std::string();
   return v->is_string() ? std::string(v->as_string()) : json::serialize(*v);
+}
+
+// The lines that tell a WireGuard peer where the appliance's end of its tunnel is.
+void print_appliance_side(const json::object& o) {
+  std::cout << "appliance public key " << field(o, "appliance_public_key") << "\n";
+  if (o.contains("appliance_endpoint"))
+    std::cout << "appliance endpoint " << field(o, "appliance_endpoint") << "\n";
 }
 
 std::string event_text(const json::object& e) {
@@ -698,8 +705,8 @@ int run(std::vector<std::string> args) {
     if (r.status != 201) return print_error(r, "management peer refused: ");
     const json::object& o = r.body.as_object();
     std::cout << "management peer " << field(o, "name") << ": tunnel address "
-              << field(o, "tunnel_address") << " reaches the web UI through the tunnel\n"
-              << "appliance public key " << field(o, "appliance_public_key") << "\n";
+              << field(o, "tunnel_address") << " reaches the web UI through the tunnel\n";
+    print_appliance_side(o);
     return 0;
   }
   if (args[0] == "vendor" && args.size() == 2 && args[1] == "list") {
@@ -744,8 +751,8 @@ int run(std::vector<std::string> args) {
     const json::object& o = r.body.as_object();
     std::cout << "vendor session " << field(o, "id") << ": tunnel address "
               << field(o, "tunnel_address") << ", reaches " << field(o, "device_ip") << " ports "
-              << field(o, "ports") << " for " << field(o, "seconds_left")
-              << " s\nappliance public key " << field(o, "appliance_public_key") << "\n";
+              << field(o, "ports") << " for " << field(o, "seconds_left") << " s\n";
+    print_appliance_side(o);
     return 0;
   }
   if (args[0] == "guardrail" && args.size() == 2 && args[1] == "get") {

@@ -320,6 +320,11 @@ std::optional<std::string> ManagementPlane::appliance_tunnel_address() const {
   return tunnel_self_.address_string();
 }
 
+std::optional<std::string> ManagementPlane::appliance_endpoint() const {
+  if (!wireguard_ || !settings_ || settings_->wireguard_endpoint_host.empty()) return std::nullopt;
+  return nft::wireguard_endpoint(*settings_);
+}
+
 Result<wireguard::ManagementPeer> ManagementPlane::add_peer(const json::value& body,
                                                             const store::Actor& actor,
                                                             int64_t now_ms) {

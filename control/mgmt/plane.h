@@ -66,6 +66,9 @@ class ManagementPlane {
   // appliance's own address in it ("10.99.0.1").
   std::optional<std::string> tunnel_network() const;
   std::optional<std::string> appliance_tunnel_address() const;
+  // Once set_wireguard succeeded and the settings name a wireguard_endpoint_host: what
+  // vendors and management peers dial ("vpn.hospital.example:51820", nft::wireguard_endpoint).
+  std::optional<std::string> appliance_endpoint() const;
   // Body: {"name", "public_key", "tunnel_address"} (wireguard::parse_management_peer).
   // The peer is recorded as added at `now_ms` (ms since the epoch) by `actor.name`.
   Result<wireguard::ManagementPeer> add_peer(const boost::json::value& body,

@@ -49,7 +49,43 @@ Result<std::string> read_interface(const boost::json::value& v, const std::strin
   return name;
 }
 
+// A DNS name (RFC 1123 labels of letters, digits and hyphens, 1..63 bytes, no hyphen at
+// either end; at most 253 bytes; a trailing dot allowed) or an IPv4/IPv6 literal.
+bool valid_endpoint_host(std::string_view host) {
+  if (host.find('\0') != std::string_view::npos) return false;
+  const std::string text(host);
+  std::array<std::uint8_t, 16> address{};
+  if (inet_pton(AF_INET6, text.c_str(), address.data()) == 1 ||
+      inet_pton(AF_INET, text.c_str(), address.data()) == 1)
+    return true;
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  if (host.empty() || host.size() > 253) return false;
+  bool all_digits_or_dots = true;
+  size_t label = 0;
+  for (size_t i = 0; i <= host.size(); ++i) {
+    if (i == host.size() || host[i] == '.') {
+      if (label == 0 || label > 63 || host[i - 1] == '-' || host[i - label] == '-') return false;
+      label = 0;
+      continue;
+    }
+    const char c = host[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && c != '-') return false;
+    if (c < '0' || c > '9') all_digits_or_dots = false;
+    ++label;
+  }
+  // "10.0.0.256" is a mistyped address, not a name.
+  return !all_digits_or_dots;
+}
+
 }  // namespace
+
+std::string wireguard_endpoint(const ManagementFirewallSettings& s) {
+  if (s.wireguard_endpoint_host.empty()) return "";
+  const bool v6 = s.wireguard_endpoint_host.find(':') != std::string::npos;
+  return (v6 ? "[" + s.wireguard_endpoint_host + "]" : s.wireguard_endpoint_host) + ":" +
+         std::to_string(s.wireguard_port);
+}
 
 bool valid_interface_name(std::string_view name) {
   if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
@@ -116,17 +152,11 @@ std::string Cidr::to_string() const {
 Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json) {
   const auto* obj = json.if_object();
   if (obj == nullptr) return invalid("settings must be a JSON object", "");
-  static const std::set<std::string> known = {"interface",
-                                              "wireguard_interface",
-                                              "vendor_egress_interface",
-                                              "external_interface",
-                                              "admin_networks",
-                                              "https_port",
-                                              "wireguard_port",
-                                              "icmp_echo_per_second",
-                                              "log_drops",
-                                              "vendor_service_address",
-                                              "vendor_service_prefix_length"};
+  static const std::set<std::string> known = {
+      "interface",          "wireguard_interface",     "vendor_egress_interface",
+      "external_interface", "admin_networks",          "https_port",
+      "wireguard_port",     "wireguard_endpoint_host", "icmp_echo_per_second",
+      "log_drops",          "vendor_service_address",  "vendor_service_prefix_length"};
   for (const auto& kv : *obj) {
     if (!known.contains(std::string(kv.key()))) {
       return invalid("unknown field", "/" + std::string(kv.key()));
@@ -235,6 +265,17 @@ Result<ManagementFirewallSettings> parse_settings(const boost::json::value& json
     if (!n) return n.error();
     s.wireguard_port = static_cast<std::uint16_t>(n.value());
   }
+  if (const auto* v = obj->if_contains("wireguard_endpoint_host")) {
+    const std::string path = "/wireguard_endpoint_host";
+    if (!v->is_string() || !valid_endpoint_host(v->as_string())) {
+      return invalid(
+          "must be a DNS name like \"vpn.hospital.example\" or an IP address, without a port "
+          "(the port is wireguard_port)",
+          path);
+    }
+    if (s.wireguard_interface.empty()) return invalid("needs a wireguard_interface", path);
+    s.wireguard_endpoint_host = std::string(v->as_string());
+  }
   if (const auto* v = obj->if_contains("icmp_echo_per_second")) {
     auto n = read_uint(*v, "/icmp_echo_per_second", 1, 1000);
     if (!n) return n.error();
@@ -262,6 +303,7 @@ boost::json::value to_json(const ManagementFirewallSettings& s) {
   o["admin_networks"] = std::move(nets);
   o["https_port"] = s.https_port;
   o["wireguard_port"] = s.wireguard_port;
+  if (!s.wireguard_endpoint_host.empty()) o["wireguard_endpoint_host"] = s.wireguard_endpoint_host;
   o["icmp_echo_per_second"] = s.icmp_echo_per_second;
   o["log_drops"] = s.log_drops;
   return o;

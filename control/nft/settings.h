@@ -51,11 +51,20 @@ struct ManagementFirewallSettings {
   std::vector<Cidr> admin_networks;  // may reach webd's HTTPS (incl. remote-management peers)
   std::uint16_t https_port = 8443;
   std::uint16_t wireguard_port = 51820;
+  // The name or address vendors and management peers reach wireguard_port at from where
+  // they are (the hospital's public name, a NAT address): shown to them with the port for
+  // their own WireGuard configuration (wireguard_endpoint()). Not used by the firewall.
+  // A DNS name or an IPv4/IPv6 literal; "" = not set (needs a wireguard_interface).
+  std::string wireguard_endpoint_host;
   std::uint32_t icmp_echo_per_second = 5;  // echo requests accepted per second (burst 5)
   bool log_drops = true;                   // log dropped packets, at most 10 lines a minute
 
   bool operator==(const ManagementFirewallSettings&) const = default;
 };
+
+// "host:port" ("[v6]:port") that peers dial: wireguard_endpoint_host and wireguard_port;
+// "" when no host is set.
+std::string wireguard_endpoint(const ManagementFirewallSettings& settings);
 
 // Validates a settings document; unknown fields are errors. Every error carries the JSON
 // path of the field at fault ("/admin_networks/2").

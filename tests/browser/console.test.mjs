@@ -371,6 +371,12 @@ test('a vendor session is created and revoked', async (t) => {
   await page.getByLabel(/For how long/).fill('1');
   await page.getByRole('button', { name: 'Open the session' }).click();
   await page.getByText(/Session \d+ is open/).waitFor();
+  // The vendor's WireGuard configuration, with where to dial (the lab's settings name
+  // 192.0.2.1; the port is the settings' wireguard_port).
+  const config = await page.getByTestId('vendor-wireguard-config').textContent();
+  assert.match(config, /^Endpoint = 192\.0\.2\.1:51820$/m, config);
+  assert.match(config, /^AllowedIPs = 10\.50\.0\.10\/32$/m, config);
+  assert.match(config, /^PrivateKey = <your private key>$/m, config);
   const row = page.locator('tr[data-testid^="vendor-session-"]').filter({ hasText: '22, 443' });
   await row.waitFor();
   await shot(page, 'vendor-session');
@@ -413,7 +419,8 @@ test('an admin adds a management peer; a bad key and a bad address are refused a
   const wg = await apiFromPage(page, 'GET', 'wireguard');
   assert.equal(wg.status, 200, JSON.stringify(wg.body));
   await page.getByTestId('appliance-public-key').filter({ hasText: wg.body.public_key }).waitFor();
-  await page.getByTestId('appliance-endpoint').filter({ hasText: 'UDP port 51820' }).waitFor();
+  assert.equal(wg.body.appliance_endpoint, '192.0.2.1:51820', JSON.stringify(wg.body));
+  await page.getByTestId('appliance-endpoint').filter({ hasText: '192.0.2.1:51820' }).waitFor();
   // The tunnel's network and the appliance's address in it (controld's --wireguard-address).
   const before = await apiFromPage(page, 'GET', 'management-peers');
   assert.equal(before.body.tunnel_network, '10.99.0.0/24', JSON.stringify(before.body));
@@ -476,6 +483,33 @@ test('an admin adds a management peer; a bad key and a bad address are refused a
   assert.ok(at >= addedFrom - 5_000 && at <= Date.now() + 5_000, `added_at ${stored.added_at}`);
   const after = await apiFromPage(page, 'GET', 'wireguard');
   assert.ok(after.body.peers.some((p) => p.public_key === pub), JSON.stringify(after.body.peers));
+  assert.deepEqual(page.errors, []);
+});
+
+test('an admin names the WireGuard endpoint on the system page; a host with a port is refused', async () => {
+  const page = await newPage();
+  await login(page, ADMIN);
+  await page.goto(BASE + '/#/system');
+  const form = page.getByRole('form', { name: 'WireGuard endpoint' });
+  const field = form.getByLabel('Name or address');
+  await field.waitFor();
+  assert.equal(await field.inputValue(), '192.0.2.1');
+  await field.fill('vpn.hospital.example:51820');
+  await form.getByRole('button', { name: 'Save endpoint' }).click();
+  await form.getByText(/without a port/).waitFor();
+  assert.equal((await apiFromPage(page, 'GET', 'wireguard')).body.appliance_endpoint, '192.0.2.1:51820');
+  await field.fill('vpn.hospital.example');
+  await form.getByRole('button', { name: 'Save endpoint' }).click();
+  await form.getByText('Saved.').waitFor();
+  await page.goto(BASE + '/#/remote');
+  await page.getByTestId('appliance-endpoint').filter({ hasText: 'vpn.hospital.example:51820' }).waitFor();
+  await shot(page, 'remote-endpoint');
+  // Back to the lab's, for the tests after this one.
+  await page.goto(BASE + '/#/system');
+  await field.fill('192.0.2.1');
+  await form.getByRole('button', { name: 'Save endpoint' }).click();
+  await form.getByText('Saved.').waitFor();
+  assert.equal((await apiFromPage(page, 'GET', 'wireguard')).body.appliance_endpoint, '192.0.2.1:51820');
   assert.deepEqual(page.errors, []);
 });
 

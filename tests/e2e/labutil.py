@@ -306,7 +306,7 @@ def syn_flood_frame(i, src_mac, dst_mac, dst_ip, dport):
 
 class VendorLaptop:
     """The vendor's service laptop (the `vendor` host) with its own WireGuard key pair and a
-    wireguard-go interface toward the appliance (192.0.2.1:51820), up and keeping the
+    wireguard-go interface toward the appliance (at the endpoint it names: 192.0.2.1:51820), up and keeping the
     tunnel alive, with routes into it for the tunnel network, the device segment and the
     management network (so a refusal is the appliance's doing, not a missing route on the
     laptop). Interface names must be unique on the machine: wireguard-go's control sockets
@@ -324,7 +324,9 @@ class VendorLaptop:
         os.chmod(key_file, 0o600)
         self.public_key = subprocess.run(["wg", "pubkey"], input=key + "\n", capture_output=True,
                                          text=True, check=True).stdout.strip()
-        self.appliance_key = json.loads(cordonctl("wireguard").stdout)["public_key"]
+        # The appliance's side as it tells its peers (192.0.2.1:51820 in the lab's settings).
+        appliance = json.loads(cordonctl("wireguard").stdout)
+        self.appliance_key = appliance["public_key"]
         self.go = subprocess.Popen(["ip", "netns", "exec", "vendor", "wireguard-go", "-f",
                                     interface], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
@@ -332,7 +334,7 @@ class VendorLaptop:
             wait_for(lambda: on("vendor", "ip", "link", "show", interface).returncode == 0, 20,
                      "the vendor's wireguard-go interface")
             for cmd in (["wg", "set", interface, "private-key", str(key_file), "peer",
-                         self.appliance_key, "endpoint", "192.0.2.1:51820", "allowed-ips",
+                         self.appliance_key, "endpoint", appliance["appliance_endpoint"], "allowed-ips",
                          ",".join(self.NETWORKS), "persistent-keepalive", "1"],
                         ["ip", "link", "set", interface, "up"]):
                 r = on("vendor", *cmd)
@@ -347,10 +349,10 @@ class VendorLaptop:
         for net in self.NETWORKS:
             on("vendor", "ip", "route", "replace", net, "dev", self.interface)
 
-    def dial(self, port):
-        """Points the laptop's tunnel at the appliance's WireGuard port `port`."""
+    def dial(self, endpoint):
+        """Points the laptop's tunnel at the appliance's `endpoint` ("host:port")."""
         r = on("vendor", "wg", "set", self.interface, "peer", self.appliance_key, "endpoint",
-               f"192.0.2.1:{port}")
+               endpoint)
         if r.returncode != 0:
             raise RuntimeError(f"wg set endpoint on vendor: {r.stderr}")
 

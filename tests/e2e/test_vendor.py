@@ -169,6 +169,8 @@ class VendorPath(unittest.TestCase):
             args += ["--port", p]
         r = cordonctl(*args)
         self.assertEqual(r.returncode, 0, r.stderr)
+        # What the vendor is told: where to dial, besides the appliance's key.
+        self.assertIn("appliance endpoint 192.0.2.1:", r.stdout)
         session = r.stdout.split()[2].rstrip(":")
         tunnel = r.stdout.split("tunnel address ")[1].split(",")[0]
         self.laptop.use_tunnel_address(tunnel)
@@ -341,15 +343,17 @@ class VendorPath(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             listening = on("appliance", "wg", "show", "wg-cordon", "listen-port").stdout.strip()
             self.assertEqual(listening, "51821")
+            endpoint = json.loads(cordonctl("wireguard").stdout)["appliance_endpoint"]
+            self.assertEqual(endpoint, "192.0.2.1:51821")
             self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
             # The old port is closed: the laptop's tunnel goes quiet...
             self.assertNotEqual(vendor_echoscu().returncode, 0, "echoscu over the old port")
             # ...until it dials the new one.
-            self.laptop.dial(51821)
+            self.laptop.dial(endpoint)
             wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu over the new port")
         finally:
             cordonctl("settings", "management", "set", original)
-            self.laptop.dial(51820)
+            self.laptop.dial("192.0.2.1:51820")
         self.assertEqual(
             on("appliance", "wg", "show", "wg-cordon", "listen-port").stdout.strip(), "51820")
         wait_for(lambda: vendor_echoscu().returncode == 0, 30, "echoscu over the port set back")

@@ -16,6 +16,9 @@
 
 #include "control/api/http_server.h"
 #include "control/api/routes.h"
+#include "control/mgmt/plane.h"
+#include "control/nft/firewall_backend.h"
+#include "control/wireguard/wireguard_backend.h"
 #include "tests/unit/control/fake_dataplane_link.h"
 #include "tests/unit/control/test_support.h"
 
@@ -234,6 +237,54 @@ TEST_F(ApiTest, RoutesOfPartsThisControldRunsWithoutAnswerNotFound) {
       EXPECT_EQ(r.body.at("error").at("code").as_string(), "not_found") << target;
     }
   }
+}
+
+// What a WireGuard peer needs from the appliance, as the management settings name it: the
+// endpoint ("host:port") in every answer that hands out the appliance's side of a tunnel.
+TEST_F(ApiTest, TheApplianceEndpointComesFromTheManagementSettings) {
+  nft::FakeFirewallBackend firewall;
+  wireguard::FakeWireGuardBackend wireguard;
+  std::optional<mgmt::ManagementPlane> plane;
+  constexpr const char* kKey = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+  on_server([&] {
+    plane.emplace(*store_, firewall);
+    ASSERT_TRUE(plane
+                    ->start(nft::parse_settings(
+                                json::parse(R"({"interface":"mgmt0","wireguard_interface":"wg0",
+                                    "admin_networks":["10.60.0.0/24"]})"))
+                                .value())
+                    .ok());
+    ASSERT_TRUE(plane->set_wireguard(&wireguard, {"wg0", 0, "/key", "10.99.0.1/24"}, kKey).ok());
+    api_->set_management(&*plane);
+    api_->set_vendor_access(nullptr, &wireguard, kKey);
+  });
+  // Not set: the answers say nothing about it.
+  EXPECT_FALSE(
+      call(http::verb::get, "/v1/wireguard").body.as_object().contains("appliance_endpoint"));
+  json::object settings = call(http::verb::get, "/v1/settings/management").body.as_object();
+  settings["wireguard_endpoint_host"] = "vpn.hospital.example";
+  settings["wireguard_port"] = 51999;
+  ASSERT_EQ(call(http::verb::put, "/v1/settings/management", json::serialize(settings)).status,
+            200u);
+  EXPECT_EQ(call(http::verb::get, "/v1/wireguard").body.at("appliance_endpoint"),
+            "vpn.hospital.example:51999");
+  const Reply peers = call(http::verb::get, "/v1/management-peers");
+  EXPECT_EQ(peers.body.at("appliance_endpoint"), "vpn.hospital.example:51999");
+  EXPECT_EQ(peers.body.at("appliance_public_key"), kKey);
+  const Reply added =
+      call(http::verb::post, "/v1/management-peers",
+           R"({"name":"noc","public_key":"hJMu0ekIJQLY8t3fXPNNZRzSW/tqnmpb6FZePJnQBXc=",)"
+           R"("tunnel_address":"10.99.0.200"})");
+  ASSERT_EQ(added.status, 201u) << json::serialize(added.body);
+  EXPECT_EQ(added.body.at("appliance_endpoint"), "vpn.hospital.example:51999");
+  // A host with a port in it is refused and changes nothing.
+  settings["wireguard_endpoint_host"] = "vpn.hospital.example:51820";
+  const Reply bad = call(http::verb::put, "/v1/settings/management", json::serialize(settings));
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_EQ(error_path(bad), "/wireguard_endpoint_host");
+  EXPECT_EQ(call(http::verb::get, "/v1/wireguard").body.at("appliance_endpoint"),
+            "vpn.hospital.example:51999");
+  on_server([&] { api_->set_management(nullptr); });
 }
 
 // Settings bodies that are not JSON are refused before their parser sees them.

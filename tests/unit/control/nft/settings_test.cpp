@@ -91,6 +91,43 @@ TEST(NftSettings, EveryRejectionNamesTheField) {
   }
 }
 
+// What peers dial: the host an admin sets and the settings' port, in the form a WireGuard
+// configuration's Endpoint takes.
+TEST(NftSettings, WireGuardEndpointHost) {
+  auto v = good();
+  EXPECT_EQ(wireguard_endpoint(parse_settings(v).value()), "") << "not set: nothing to show";
+  for (const auto& [host, endpoint] :
+       {std::pair{"vpn.hospital.example", "vpn.hospital.example:51820"},
+        std::pair{"VPN-1.example.", "VPN-1.example.:51820"}, std::pair{"gateway", "gateway:51820"},
+        std::pair{"192.0.2.1", "192.0.2.1:51820"},
+        std::pair{"2001:db8::1", "[2001:db8::1]:51820"}}) {
+    v.as_object()["wireguard_endpoint_host"] = host;
+    auto r = parse_settings(v);
+    ASSERT_TRUE(r.ok()) << host << ": " << r.error().message;
+    EXPECT_EQ(wireguard_endpoint(r.value()), endpoint);
+    EXPECT_EQ(parse_settings(to_json(r.value())).value(), r.value()) << host;
+  }
+  for (const boost::json::value& bad :
+       {boost::json::value("vpn.example:51820"), boost::json::value("-vpn.example"),
+        boost::json::value("vpn-.example"), boost::json::value("vpn..example"),
+        boost::json::value("vpn_1.example"), boost::json::value("10.0.0.256"),
+        boost::json::value(""), boost::json::value(std::string(64, 'a') + ".example"),
+        boost::json::value(std::string_view("192.0.2.1\0evil", 14)),
+        boost::json::value("[2001:db8::1]"), boost::json::value(42)}) {
+    v.as_object()["wireguard_endpoint_host"] = bad;
+    const Error e = rejected(v);
+    EXPECT_EQ(e.path, "/wireguard_endpoint_host") << boost::json::serialize(bad);
+    EXPECT_NE(e.message.find("DNS name"), std::string::npos) << e.message;
+  }
+  // Only with a tunnel to dial.
+  v.as_object()["wireguard_endpoint_host"] = "vpn.hospital.example";
+  v.as_object().erase("wireguard_interface");
+  v.as_object().erase("vendor_egress_interface");
+  const Error e = rejected(v);
+  EXPECT_EQ(e.path, "/wireguard_endpoint_host");
+  EXPECT_NE(e.message.find("wireguard_interface"), std::string::npos) << e.message;
+}
+
 TEST(NftSettings, VendorServiceAddress) {
   boost::json::object o = boost::json::parse(R"({"interface":"mgmt0","wireguard_interface":"wg0",
       "vendor_egress_interface":"svc0","admin_networks":["10.60.0.0/24"],

@@ -27,6 +27,8 @@ interface Peers {
   // The tunnel's network and the appliance's address in it, once WireGuard is up.
   tunnel_network?: string;
   appliance_tunnel_address?: string;
+  // "host:port" that peers dial, when the management settings name the host.
+  appliance_endpoint?: string;
   peers: ManagementPeer[];
 }
 
@@ -101,10 +103,12 @@ function ApplianceSide({ peers, settings }: { peers: Peers; settings: Management
         </dd>
         <dt>Endpoint</dt>
         <dd data-testid="appliance-endpoint">
-          {settings ? (
+          {peers.appliance_endpoint ? (
+            <code>{peers.appliance_endpoint}</code>
+          ) : settings ? (
             <>
               the appliance's address on the network the peer comes from, UDP port{' '}
-              <code>{settings.wireguard_port}</code>
+              <code>{settings.wireguard_port}</code> (an administrator can name it under System, WireGuard endpoint)
             </>
           ) : (
             <span class="muted">the WireGuard port could not be read from the management settings</span>

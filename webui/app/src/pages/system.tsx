@@ -62,6 +62,54 @@ function AdminNetworks({ canEdit }: { canEdit: boolean }) {
   );
 }
 
+// Where vendors and management peers reach the appliance's WireGuard port from (the
+// hospital's public name or NAT address): shown to them with the port. The firewall does not
+// use it, so a change cannot lock anybody out.
+function WireGuardEndpoint({ canEdit }: { canEdit: boolean }) {
+  const m = useGet<Management>('settings/management');
+  const [host, setHost] = useState('');
+  const [error, setError] = useState<ApiError | null>(null);
+  const [saved, setSaved] = useState(false);
+  useEffect(() => {
+    if (m.data) setHost(typeof m.data.wireguard_endpoint_host === 'string' ? m.data.wireguard_endpoint_host : '');
+  }, [m.data]);
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    setSaved(false);
+    const { wireguard_endpoint_host: _old, ...rest } = m.data!;
+    const body = host.trim() ? { ...rest, wireguard_endpoint_host: host.trim() } : rest;
+    const r = await api('PUT', 'settings/management', body);
+    if (r.ok) {
+      setSaved(true);
+      m.reload();
+    } else setError(r.error);
+  };
+  if (m.data && !m.data.wireguard_interface) return null;  // no tunnel on this appliance
+  return (
+    <form onSubmit={save} aria-label="WireGuard endpoint">
+      <h2>WireGuard endpoint</h2>
+      <p class="small">
+        The name or address vendors and remote-management peers reach this appliance at (for example the hospital's
+        public name), without the port: the port is UDP {m.data ? <code>{String(m.data.wireguard_port)}</code> : null}.
+        They are shown it with the rest of their tunnel's configuration.
+      </p>
+      <Loading loaded={m} what="the management settings" />
+      {m.data ? (
+        <>
+          <label>
+            Name or address
+            <input name="wireguard_endpoint_host" value={host} disabled={!canEdit} onInput={(e) => setHost(e.currentTarget.value)} />
+          </label>
+          {canEdit ? <button type="submit">Save endpoint</button> : null}
+        </>
+      ) : null}
+      <ErrorBox error={error} what="Not saved" />
+      {saved ? <Notice kind="ok">Saved.</Notice> : null}
+    </form>
+  );
+}
+
 function SyslogTarget({ canEdit }: { canEdit: boolean }) {
   const s = useGet<Syslog>('settings/syslog');
   const [form, setForm] = useState<Syslog['settings'] | null>(null);
@@ -239,6 +287,7 @@ export function SystemPage({ session }: { session: Session }) {
       <h1>System settings</h1>
       {!isAdmin ? <Notice kind="info">Only administrators can change system settings; you can view them.</Notice> : null}
       <AdminNetworks canEdit={isAdmin} />
+      <WireGuardEndpoint canEdit={isAdmin} />
       <SyslogTarget canEdit={isAdmin} />
       <WireGuardKey />
       <Certificate canEdit={isAdmin} />

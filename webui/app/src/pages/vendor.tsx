@@ -22,7 +22,25 @@ interface Created {
   device_ip: string;
   ports: number[];
   appliance_public_key: string;
+  // "host:port" the vendor dials, when the management settings name the host.
+  appliance_endpoint?: string;
   seconds_left: number;
+}
+
+// The vendor's side of the tunnel, ready to paste: only the private key is theirs to fill in
+// (it never leaves their laptop). Without a known endpoint, the line says what to ask for.
+function vendorConfig(c: Created): string {
+  return [
+    '[Interface]',
+    'PrivateKey = <your private key>',
+    `Address = ${c.tunnel_address}/32`,
+    '',
+    '[Peer]',
+    `PublicKey = ${c.appliance_public_key}`,
+    c.appliance_endpoint ? `Endpoint = ${c.appliance_endpoint}` : "# Endpoint = <the appliance's public address>:<port>, from the hospital",
+    `AllowedIPs = ${c.device_ip}/32`,
+    'PersistentKeepalive = 25',
+  ].join('\n');
 }
 
 export function NotOffered({ what }: { what: string }) {
@@ -188,7 +206,14 @@ export function VendorPage({ session }: { session: Session }) {
         <Notice kind="ok">
           Session {created.id} is open for {formatDuration(created.seconds_left)}. Give the vendor: tunnel address{' '}
           <code>{created.tunnel_address}</code>, the appliance's public key <code>{created.appliance_public_key}</code>, and
-          the device at <code>{created.device_ip}</code> ports {created.ports.join(', ')}.
+          the device at <code>{created.device_ip}</code> ports {created.ports.join(', ')}
+          {created.appliance_endpoint ? (
+            <>
+              , and where to dial: <code>{created.appliance_endpoint}</code>
+            </>
+          ) : null}
+          . As a WireGuard configuration (the vendor puts in their own private key):
+          <pre data-testid="vendor-wireguard-config">{vendorConfig(created)}</pre>
         </Notice>
       ) : null}
     </section>
