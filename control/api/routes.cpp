@@ -576,7 +576,7 @@ void ControlApi::install(HttpServer& server) {
                                  {"public_key", v.public_key},
                                  {"device", v.device},
                                  {"device_ip", v.device_ip},
-                                 {"ports", json::value_from(mgmt::session_ports(v))},
+                                 {"ports", json::value_from(v.ports)},
                                  {"tunnel_address", v.tunnel_address},
                                  {"created_by", v.created_by},
                                  {"seconds_left", (v.expires_ms - now_ms()) / 1000}});
@@ -593,7 +593,7 @@ void ControlApi::install(HttpServer& server) {
     json::object body{{"id", s.value().id},
                       {"tunnel_address", s.value().tunnel_address},
                       {"device_ip", s.value().device_ip},
-                      {"ports", json::value_from(mgmt::session_ports(s.value()))},
+                      {"ports", json::value_from(s.value().ports)},
                       {"appliance_public_key", wireguard_public_key_},
                       {"seconds_left", (s.value().expires_ms - now_ms()) / 1000}};
     add_appliance_endpoint(body);

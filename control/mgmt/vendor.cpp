@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "control/wireguard/keys.h"
 #include "control/wireguard/peer.h"
@@ -11,19 +10,11 @@
 namespace cordon::control::mgmt {
 namespace json = boost::json;
 
-std::vector<uint16_t> session_ports(const store::VendorSession& session) {
-  std::vector<uint16_t> out;
-  std::stringstream in(session.ports);
-  std::string item;
-  while (std::getline(in, item, ',')) out.push_back(static_cast<uint16_t>(std::stoi(item)));
-  return out;
-}
-
 namespace {
 
 std::vector<nft::VendorAccessElement> elements_of(const store::VendorSession& s) {
   std::vector<nft::VendorAccessElement> out;
-  for (uint16_t port : session_ports(s)) {
+  for (uint16_t port : s.ports) {
     Result<nft::VendorAccessElement> e =
         nft::VendorAccessElement::make(s.tunnel_address, s.device_ip, port);
     if (e) out.push_back(e.value());
@@ -122,7 +113,7 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body,
   s.public_key = std::string(key->as_string());
   s.device = std::string(device->as_string());
   s.device_ip = device_ip;
-  for (int64_t p : port_set) s.ports += (s.ports.empty() ? "" : ",") + std::to_string(p);
+  for (int64_t p : port_set) s.ports.push_back(static_cast<uint16_t>(p));
   s.tunnel_address = tunnel;
   s.created_by = actor.name;
   s.created_ms = now_ms;
@@ -134,10 +125,10 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body,
     return st.error();
   }
   Result<int64_t> id = store_.add_vendor_session(
-      s,
-      {actor, "vendor.create", "", "ok", "", "",
-       "key " + s.public_key + " -> " + s.device + " (" + s.device_ip + ") ports " + s.ports +
-           " for " + std::to_string(d.value().count()) + " s, tunnel address " + s.tunnel_address});
+      s, {actor, "vendor.create", "", "ok", "", "",
+          "key " + s.public_key + " -> " + s.device + " (" + s.device_ip + ") ports " +
+              json::serialize(json::value_from(s.ports)) + " for " +
+              std::to_string(d.value().count()) + " s, tunnel address " + s.tunnel_address});
   if (!id) {
     (void)close_now(s);
     return id.error();
@@ -156,12 +147,10 @@ Result<std::string> VendorAccess::dataplane_sessions(int64_t now_ms) {
     Result<std::vector<store::VendorSession>> sessions = active(now_ms);
     if (!sessions) return sessions.error();
     for (const store::VendorSession& s : sessions.value()) {
-      json::array ports;
-      for (uint16_t p : session_ports(s)) ports.push_back(p);
       out.push_back(json::object{{"id", s.id},
                                  {"service_address", service},
                                  {"device", s.device},
-                                 {"ports", std::move(ports)},
+                                 {"ports", json::value_from(s.ports)},
                                  {"expires_unix_ms", s.expires_ms}});
     }
   }

@@ -35,9 +35,6 @@
 
 namespace cordon::control::mgmt {
 
-// The ports a session opens, as numbers (the store keeps them as "104,22").
-std::vector<uint16_t> session_ports(const store::VendorSession& session);
-
 class VendorAccess {
  public:
   // `tunnel_prefix`: the first three octets of the tunnel's /24, e.g. "10.99.0"; the

@@ -622,6 +622,31 @@ Result<std::vector<HostRecord>> Store::hosts() {
   return out;
 }
 
+namespace {
+std::string ports_column(const std::vector<uint16_t>& ports) {
+  std::string out;
+  for (uint16_t p : ports) out += (out.empty() ? "" : ",") + std::to_string(p);
+  return out;
+}
+
+// The column's "104,443": every item a port 1..65535, at least one. Anything else is a
+// damaged row, reported, never guessed at.
+std::optional<std::vector<uint16_t>> parse_ports_column(std::string_view text) {
+  std::vector<uint16_t> out;
+  while (true) {
+    const size_t comma = std::min(text.find(','), text.size());
+    const std::string_view item = text.substr(0, comma);
+    unsigned port = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), port);
+    if (ec != std::errc{} || end != item.data() + item.size() || port == 0 || port > 65535)
+      return std::nullopt;
+    out.push_back(static_cast<uint16_t>(port));
+    if (comma == text.size()) return out;
+    text.remove_prefix(comma + 1);
+  }
+}
+}  // namespace
+
 Result<int64_t> Store::add_vendor_session(const VendorSession& v, const AuditRecord& audit) {
   Result<Transaction> txn = Transaction::begin(db_);
   if (!txn) return txn.error();
@@ -630,7 +655,7 @@ Result<int64_t> Store::add_vendor_session(const VendorSession& v, const AuditRec
       "created_by, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
   if (!q) return q.error();
   Statement& st = q.value();
-  st.bind(1, v.public_key).bind(2, v.device).bind(3, v.device_ip).bind(4, v.ports);
+  st.bind(1, v.public_key).bind(2, v.device).bind(3, v.device_ip).bind(4, ports_column(v.ports));
   st.bind(5, v.tunnel_address).bind(6, v.created_by).bind(7, v.created_ms).bind(8, v.expires_ms);
   if (Status r = st.run(); !r) return r.error();
   const int64_t id = db_.last_insert_rowid();
@@ -664,8 +689,12 @@ Result<std::vector<VendorSession>> Store::open_vendor_sessions() {
     if (!row) return row.error();
     if (!row.value()) break;
     const Statement& st = q.value();
+    std::optional<std::vector<uint16_t>> ports = parse_ports_column(st.column_text(4));
+    if (!ports)
+      return Error{"io", "stored vendor session " + std::to_string(st.column_int(0)) +
+                             " is damaged: ports \"" + st.column_text(4) + "\""};
     out.push_back(VendorSession{st.column_int(0), st.column_text(1), st.column_text(2),
-                                st.column_text(3), st.column_text(4), st.column_text(5),
+                                st.column_text(3), std::move(*ports), st.column_text(5),
                                 st.column_text(6), st.column_int(7), st.column_int(8),
                                 st.column_text(9)});
   }

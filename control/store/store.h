@@ -108,8 +108,8 @@ struct VendorSession {
   std::string public_key;
   std::string device;
   std::string device_ip;
-  std::string ports;           // comma-separated
-  std::string tunnel_address;  // the peer's address inside the tunnel
+  std::vector<uint16_t> ports;  // stored as "104,443" (the column predates this type)
+  std::string tunnel_address;   // the peer's address inside the tunnel
   std::string created_by;
   int64_t created_ms = 0;
   int64_t expires_ms = 0;

@@ -177,7 +177,7 @@ TEST_F(PeersTest, BadPeersAreRefusedWithTheFieldAndChangeNothing) {
   v.public_key = kOtherKey;
   v.device = "ct-1";
   v.device_ip = "10.50.0.10";
-  v.ports = "104";
+  v.ports = {104};
   v.tunnel_address = "10.99.0.2";
   v.expires_ms = 4'000'000'000'000;
   ASSERT_TRUE(

@@ -164,6 +164,35 @@ TEST_F(StoreTest, EventsAreKeptUpToTheRetentionLimit) {
   EXPECT_EQ(s.events(4, 100).value().size(), 1u);
 }
 
+TEST_F(StoreTest, VendorSessionPortsSurviveReopeningAndADamagedRowIsReported) {
+  {
+    Store s = open();
+    VendorSession v;
+    v.public_key = "aGVsbG8gd29ybGQgaGVsbG8gd29ybGQgaGVsbG8gd28=";
+    v.device = "ct-1";
+    v.device_ip = "10.50.0.10";
+    v.ports = {104, 443, 65535};
+    v.tunnel_address = "10.99.0.2";
+    v.expires_ms = 4'000'000'000'000;
+    ASSERT_TRUE(s.add_vendor_session(v, record("vendor.create")).ok());
+  }
+  {
+    Store s = open();
+    const std::vector<VendorSession> open_sessions = s.open_vendor_sessions().value();
+    ASSERT_EQ(open_sessions.size(), 1u);
+    EXPECT_EQ(open_sessions[0].ports, (std::vector<uint16_t>{104, 443, 65535}));
+  }
+  // A row whose ports are not ports is an error naming the session, not a crash or a guess.
+  for (const char* damaged : {"104,,443", "104,x", "", "0", "65536", "104,", " 104", "-1"}) {
+    raw(std::string("UPDATE vendor_sessions SET ports = '") + damaged + "' WHERE id = 1");
+    Store s = open();
+    Result<std::vector<VendorSession>> r = s.open_vendor_sessions();
+    ASSERT_FALSE(r.ok()) << damaged;
+    EXPECT_EQ(r.error().code, "io");
+    EXPECT_NE(r.error().message.find("vendor session 1"), std::string::npos) << r.error().message;
+  }
+}
+
 TEST_F(StoreTest, ANewerSchemaIsRefusedNotDamaged) {
   { Store s = open(); }
   raw("INSERT INTO schema_version (version) VALUES (99)");
