@@ -20,27 +20,42 @@ function Unavailable({ what }: { what: string }) {
   return <p class="muted">{what}: not available from this web console yet (the console server does not offer it).</p>;
 }
 
-function AdminNetworks({ canEdit }: { canEdit: boolean }) {
+// One part of the management settings, edited in a form of its own: the whole document is
+// read, that part replaced and the whole document put back (the server checks it as one).
+function useManagementPart() {
   const m = useGet<Management>('settings/management');
-  const [text, setText] = useState('');
   const [error, setError] = useState<ApiError | null>(null);
   const [saved, setSaved] = useState(false);
-  useEffect(() => {
-    if (m.data) setText(m.data.admin_networks.join('\n'));
-  }, [m.data]);
-  const save = async (e: Event) => {
-    e.preventDefault();
+  const save = async (body: Management) => {
     setError(null);
     setSaved(false);
-    const networks = text.split(/[\s,]+/).filter(Boolean);
-    const r = await api('PUT', 'settings/management', { ...m.data, admin_networks: networks });
+    const r = await api('PUT', 'settings/management', body);
     if (r.ok) {
       setSaved(true);
       m.reload();
     } else setError(r.error);
   };
+  const outcome = (
+    <>
+      <ErrorBox error={error} what="Not saved" />
+      {saved ? <Notice kind="ok">Saved.</Notice> : null}
+    </>
+  );
+  return { m, save, outcome };
+}
+
+function AdminNetworks({ canEdit }: { canEdit: boolean }) {
+  const { m, save, outcome } = useManagementPart();
+  const [text, setText] = useState('');
+  useEffect(() => {
+    if (m.data) setText(m.data.admin_networks.join('\n'));
+  }, [m.data]);
+  const submit = (e: Event) => {
+    e.preventDefault();
+    void save({ ...m.data!, admin_networks: text.split(/[\s,]+/).filter(Boolean) });
+  };
   return (
-    <form onSubmit={save} aria-label="Management networks">
+    <form onSubmit={submit} aria-label="Management networks">
       <h2>Management networks</h2>
       <p class="small">
         Only computers in these networks can reach this console and the appliance's management services. Take care not to
@@ -56,8 +71,7 @@ function AdminNetworks({ canEdit }: { canEdit: boolean }) {
           {canEdit ? <button type="submit">Save networks</button> : null}
         </>
       ) : null}
-      <ErrorBox error={error} what="Not saved" />
-      {saved ? <Notice kind="ok">Saved.</Notice> : null}
+      {outcome}
     </form>
   );
 }
@@ -66,28 +80,19 @@ function AdminNetworks({ canEdit }: { canEdit: boolean }) {
 // hospital's public name or NAT address): shown to them with the port. The firewall does not
 // use it, so a change cannot lock anybody out.
 function WireGuardEndpoint({ canEdit }: { canEdit: boolean }) {
-  const m = useGet<Management>('settings/management');
+  const { m, save, outcome } = useManagementPart();
   const [host, setHost] = useState('');
-  const [error, setError] = useState<ApiError | null>(null);
-  const [saved, setSaved] = useState(false);
   useEffect(() => {
     if (m.data) setHost(typeof m.data.wireguard_endpoint_host === 'string' ? m.data.wireguard_endpoint_host : '');
   }, [m.data]);
-  const save = async (e: Event) => {
+  const submit = (e: Event) => {
     e.preventDefault();
-    setError(null);
-    setSaved(false);
     const { wireguard_endpoint_host: _old, ...rest } = m.data!;
-    const body = host.trim() ? { ...rest, wireguard_endpoint_host: host.trim() } : rest;
-    const r = await api('PUT', 'settings/management', body);
-    if (r.ok) {
-      setSaved(true);
-      m.reload();
-    } else setError(r.error);
+    void save(host.trim() ? { ...rest, wireguard_endpoint_host: host.trim() } : rest);
   };
-  if (m.data && !m.data.wireguard_interface) return null;  // no tunnel on this appliance
+  if (m.data && !m.data.wireguard_interface) return null; // no tunnel on this appliance
   return (
-    <form onSubmit={save} aria-label="WireGuard endpoint">
+    <form onSubmit={submit} aria-label="WireGuard endpoint">
       <h2>WireGuard endpoint</h2>
       <p class="small">
         The name or address vendors and remote-management peers reach this appliance at (for example the hospital's
@@ -104,8 +109,7 @@ function WireGuardEndpoint({ canEdit }: { canEdit: boolean }) {
           {canEdit ? <button type="submit">Save endpoint</button> : null}
         </>
       ) : null}
-      <ErrorBox error={error} what="Not saved" />
-      {saved ? <Notice kind="ok">Saved.</Notice> : null}
+      {outcome}
     </form>
   );
 }
