@@ -89,15 +89,18 @@ bool is_link_local_or_unspecified_v6(const IpAddress& a) {
   return true;
 }
 
-// Link-local IPv6 control traffic every IPv6 host sends and needs: neighbour solicitation
-// and advertisement (hop limit 255) and multicast listener query/report/done (MLDv1/v2,
-// hop limit 1). Neither can have been routed. Router solicitations/advertisements and
-// redirects are not passed.
-bool is_link_local_control(const DecodedPacket& d) {
+// Link-local IPv6 control traffic an IPv6 device needs: neighbour solicitation and
+// advertisement (hop limit 255) both ways; multicast listener queries (MLD, hop limit 1)
+// both ways, and the device's own listener reports and dones toward the routers. Other
+// hosts' reports and dones are addressed to the routers, so none passes toward a device.
+// None of them can have been routed. Router solicitations/advertisements and redirects
+// are not passed.
+bool is_link_local_control(const DecodedPacket& d, Side ingress) {
   if (d.protocol != ip_protocol::icmpv6) return false;
   const uint8_t t = d.icmp_type;
   if (t == 135 || t == 136) return d.hop_limit == 255;
-  if (t == 130 || t == 131 || t == 132 || t == 143) return d.hop_limit == 1;
+  if (t == 130) return d.hop_limit == 1;
+  if (t == 131 || t == 132 || t == 143) return ingress == Side::device && d.hop_limit == 1;
   return false;
 }
 
@@ -307,13 +310,15 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     if (from_device) {
       if (c.device == kNoDevice) return unknown_device(c);
       if (!c.policy.owns(static_cast<uint32_t>(c.device), d.src_ip)) {
-        if (is_link_local_control(d) && is_link_local_or_unspecified_v6(d.src_ip)) {
+        if (is_link_local_control(d, Side::device) && is_link_local_or_unspecified_v6(d.src_ip)) {
           return forward(c);
         }
         return deny(c, DropReason::spoofed_source);
       }
     } else if (c.device == kNoDevice) {
-      if (is_link_local_control(d) && d.dst_ip.bytes[0] == 0xff) return forward(c);
+      if (is_link_local_control(d, Side::network) && d.dst_ip.bytes[0] == 0xff) {
+        return forward(c);
+      }
       return unknown_device(c);
     }
     // The packets without a flow key (prepare()): ICMP other than echo, other protocols.
@@ -322,7 +327,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
         return deny(c, DropReason::unsupported_ip_protocol);
       }
       if (d.icmp_is_error) return judge_icmp_error(c);
-      if (is_link_local_control(d)) return forward(c);
+      if (is_link_local_control(d, c.packet.ingress)) return forward(c);
       return deny(c, DropReason::icmp_type_not_allowed);
     }
   }

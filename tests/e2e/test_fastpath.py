@@ -11,7 +11,7 @@ import tempfile
 import unittest
 from pathlib import Path
 
-from labutil import (ATTACKER, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background,
+from labutil import (ATTACKER, HOSTS, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background,
                      active_version, apply, cordonctl, dataplane_version, dicom_dataset, dropped,
                      echoscu, events, lab_down, lab_policy, lab_up, on, set_guardrail, wait_for,
                      with_mode, without_rule, write_ct_file)
@@ -135,6 +135,37 @@ class FastPath(unittest.TestCase):
             line = capture.readline(timeout=10)
             self.assertIsNotNone(line, "the legitimate SYN did not arrive either")
             self.assertIn(f"{MODALITY}.41000 >", line)  # the first SYN seen is not the spoofed one
+        finally:
+            capture.stop()
+
+    def test_lan_hosts_listener_reports_do_not_reach_the_modality(self):
+        """IPv6 link-local control from the LAN: a multicast listener query reaches the
+        modality (it must answer it), another host's listener report does not (it is for
+        the routers)."""
+        mac = HOSTS["attacker"]["mac"]
+        capture = Background("modality", "tcpdump", "-l", "-n", "-i", "eth0", "-c", 1,
+                             f"ether src {mac} and ip6 and ip6[6] == 0 "
+                             "and ip6[40] == 58")
+        try:
+            wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
+                     "tcpdump to listen")
+            # The report first, then the query: the first frame the modality sees from the
+            # attacker must be the query.
+            # (The source MAC is given: scapy finds no IPv6 route here and would send from
+            # 00:00:00:00:00:00, which the bridge drops.)
+            send = ("from scapy.all import Ether, IPv6, IPv6ExtHdrHopByHop, RouterAlert, sendp; "
+                    "from scapy.layers.inet6 import ICMPv6MLReport2, ICMPv6MLQuery2; "
+                    "mld = lambda group, dst, kind: Ether(src='{mac}', dst=group)/IPv6("
+                    "src='fe80::c0:4dff:fe00:66', dst=dst, hlim=1)/IPv6ExtHdrHopByHop("
+                    "options=[RouterAlert()])/kind(); "
+                    "sendp([mld('33:33:00:00:00:16', 'ff02::16', ICMPv6MLReport2), "
+                    "mld('33:33:00:00:00:01', 'ff02::1', ICMPv6MLQuery2)], iface='eth0', "
+                    "verbose=False)").format(mac=mac)
+            r = on("attacker", PY, "-c", send)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            line = capture.readline(timeout=10)
+            self.assertIsNotNone(line, "the listener query did not arrive either")
+            self.assertIn("multicast listener query", line)
         finally:
             capture.stop()
 

@@ -251,6 +251,31 @@ std::vector<Case> cases() {
                              .icmp(133, 0, Bytes(4))
                              .build(),
                          DropReason::spoofed_source)}});
+  // From the network a device gets neighbour discovery and the routers' listener queries;
+  // other hosts' listener reports and dones are for the routers (the soak caught one from
+  // the attacker reaching the modality).
+  {
+    const Bytes router_alert = {5, 2, 0, 0, 1, 0};  // hop-by-hop option: MLD (RFC 2711)
+    auto mld_from_lan = [&](uint8_t type, const std::string& dst) {
+      return FrameBuilder()
+          .eth("02:c0:4d:00:00:66", "33:33:00:00:00:16")
+          .ipv6("fe80::c0:4dff:fe00:66", dst, 1)
+          .ipv6_extension(0, router_alert)
+          .icmp(type, 0, Bytes(20))
+          .build();
+    };
+    c.push_back({"from the network, listener queries and neighbour discovery pass, reports do not",
+                 kLab,
+                 {net(mld_from_lan(130, "ff02::1")),
+                  net(FrameBuilder()
+                          .eth(kGatewayMac, "33:33:ff:00:00:10")
+                          .ipv6("fe80::1", "ff02::1:ff00:10", 255)
+                          .icmp(135, 0, Bytes(20))
+                          .build()),
+                  net_drop(mld_from_lan(143, "ff02::16"), DropReason::unknown_device),
+                  net_drop(mld_from_lan(131, "ff02::1:3"), DropReason::unknown_device),
+                  net_drop(mld_from_lan(132, "ff02::2"), DropReason::unknown_device)}});
+  }
   // --- identity: anti-spoofing and unknown devices
   c.push_back({"device MAC with a foreign source IP is spoofing",
                kLab,
