@@ -130,14 +130,15 @@ Status ManagementPlane::check_caller_keeps_access(const nft::ManagementFirewallS
                      " is not in the new admin networks, so the change would lock you out",
                  "/admin_networks"};
   }
-  // A web caller came in on the HTTPS port the firewall opens now; webd keeps listening
-  // on its own port, so only the appliance's console may move both.
+  // A web caller came in on the HTTPS port the firewall opens now. webd follows the
+  // setting by starting again on the new port, which would end this caller's session
+  // half-way through the change it is making, so only the appliance's console moves it.
   if (settings_ && s.https_port != settings_->https_port) {
     return Error{"conflict",
                  "refused: you are connected to the web UI on port " +
                      std::to_string(settings_->https_port) +
-                     ", so moving https_port would lock you out; change it on the appliance "
-                     "(cordonctl) together with the web UI's listening port",
+                     ", which moving https_port closes; change it on the appliance (cordonctl "
+                     "settings management set): the web UI follows to the new port",
                  "/https_port"};
   }
   // A peer's own WireGuard configuration dials the current port.

@@ -1,24 +1,27 @@
 """cordon-webd in the lab: the console on 10.60.0.1:8443 from the admin host, first-run
 setup with the one-time token, login, a policy change through the web API audited by
 controld under the web user and the admin's address; an attack from `attacker` arriving
-live on the events WebSocket; nothing from the vendor side.
+live on the events WebSocket; nothing from the vendor side; the console follows the
+management settings' https_port.
 Needs root and network namespaces.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
-from labutil import (ATTACKER, LAB, MODALITY, PY, RUN, cordonctl, echoscu, lab_down, lab_up, lab_policy, on,
+from labutil import (ATTACKER, BUILD, LAB, MODALITY, PY, RUN, cordonctl, echoscu, lab_down, lab_up, lab_policy, on,
                      wait_for)
 
 ORIGIN = "https://10.60.0.1:8443"
 
 # A small HTTPS client run on the admin host (Debian's Python): requests as JSON lines on
-# stdin, answers as JSON lines on stdout, one cookie jar; "{csrf}" in a header value is
+# stdin (host and port default to the console's), answers as JSON lines on stdout, one cookie jar; "{csrf}" in a header value is
 # replaced by the CSRF token of the last login.
 CLIENT = r"""
 import http.client, json, ssl, sys
@@ -26,7 +29,8 @@ ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode 
 cookie, csrf = None, ""
 for line in sys.stdin:
     req = json.loads(line)
-    c = http.client.HTTPSConnection(req.get("host", "10.60.0.1"), 8443, context=ctx, timeout=10)
+    c = http.client.HTTPSConnection(req.get("host", "10.60.0.1"), req.get("port", 8443),
+                                    context=ctx, timeout=10)
     headers = {k: v.replace("{csrf}", csrf) for k, v in req.get("headers", {}).items()}
     if cookie: headers["Cookie"] = cookie
     body = json.dumps(req["body"]) if "body" in req else None
@@ -222,6 +226,45 @@ class WebConsole(unittest.TestCase):
         self.assertEqual(results, [0] * len(results), "clinical work failed while webd was down")
         self.assertEqual(json.loads(cordonctl("policy", "get").stdout)["version"], version)
         self.assertNotEqual(on("attacker", "ping", "-n", "-c", 1, "-W", 1, MODALITY).returncode, 0)
+
+    def test_webd_follows_the_management_settings_https_port(self):
+        """An admin on the appliance's console moves https_port: the host firewall admits
+        the new port, and webd, which takes its port from controld's management settings,
+        is started again on it. The console answers there and no longer on the old port;
+        then back."""
+        settings = json.loads(cordonctl("settings", "management", "get").stdout)
+        self.assertEqual(settings["https_port"], 8443)
+
+        def move(port):
+            f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, dir=RUN)
+            f.write(json.dumps(dict(settings, https_port=port)))
+            f.close()
+            r = cordonctl("settings", "management", "set", f.name)
+            os.unlink(f.name)
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+        def console_answers(port):
+            return self.web({"method": "GET", "path": "/", "port": port})[0]["status"] == 200
+
+        pid = int((RUN / "webd.pid").read_text())
+        move(8444)
+        self.addCleanup(lambda: wait_for(lambda: console_answers(8443), 60, "the console back on 8443"))
+        self.addCleanup(move, 8443)
+        wait_for(lambda: console_answers(8444), 60, "the console on 8444")
+        self.assertNotEqual(int((RUN / "webd.pid").read_text()), pid, "webd was not started again")
+        self.assertEqual(self.web({"method": "GET", "path": "/"})[0]["status"], 0,
+                         "the old port still answers")
+        self.assertEqual(cordonctl("settings", "management", "verify").returncode, 0)
+        self.assertIn("https_port is now 8444", (RUN / "webd.log").read_text())
+        # A webd told another port than the settings' is refused before it binds anything.
+        state = tempfile.mkdtemp(dir=RUN)
+        self.addCleanup(shutil.rmtree, state)
+        r = subprocess.run(["ip", "netns", "exec", "appliance", str(BUILD / "bin/cordon-webd"),
+                            "--state-dir", state, "--app-dir", state, "--controld-socket",
+                            str(RUN / "controld.sock"), "--listen", "127.0.0.1", "--port", "8445",
+                            "--user", "cordon-webd"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("https_port is 8444", r.stderr)
 
     def test_console_is_not_reachable_from_the_vendor_side(self):
         answers = self.web({"method": "GET", "path": "/", "host": "192.0.2.1"}, host="vendor")

@@ -474,13 +474,15 @@ service_port_configured() {
 }
 
 # cordon-webd on the management address, unprivileged (it binds, then becomes
-# cordon-webd). First start: the one-time setup token is in $RUN/webd/setup-token.
+# cordon-webd), on the management settings' https_port (8443, management.json), which it
+# reads from controld and follows. First start: the one-time setup token is in
+# $RUN/webd/setup-token.
 webd_ready() { ip netns exec appliance ss -Hlnt 'sport = :8443' | grep -q 8443; }
 
 webd_command() {
   CMD=("$WEBD_BIN" --state-dir "$RUN/webd" --app-dir "$REPO/build/webui-app"
-    --controld-socket "$RUN/controld.sock" --listen 10.60.0.1 --port 8443 --user cordon-webd
-    --origin https://10.60.0.1:8443 --san IP:10.60.0.1)
+    --controld-socket "$RUN/controld.sock" --listen 10.60.0.1 --user cordon-webd
+    --san IP:10.60.0.1)
 }
 
 start_webd() {

@@ -8,6 +8,11 @@
 // First start: with no --cert/--key, a self-signed EC P-256 certificate is made in the
 // state directory (key 0600); with no user yet, a one-time setup token is written to
 // <state-dir>/setup-token, needed by POST /api/v1/setup.
+//
+// The port: the management settings' https_port, which controld's host firewall admits,
+// read from controld before binding; when it changes, webd exits (status 3) so that its
+// supervisor starts it again on the new one. --port is for a controld that guards no host
+// firewall (and tests); a --port other than the settings' is refused.
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -16,8 +21,12 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
 #include <filesystem>
+#include <functional>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -55,6 +64,45 @@ bool drop_privileges(const passwd& pw, const fs::path& state_dir) {
   return ::setuid(0) != 0;  // must not be able to come back
 }
 
+// Exit status when the settings' https_port moved: the supervisor restarts webd there.
+constexpr int kExitPortMoved = 3;
+constexpr std::chrono::seconds kSettingsPollInterval{5};
+
+// The https_port of controld's management settings, from its reply to GET
+// /v1/settings/management; nullopt when controld guards no host firewall (404) or gave
+// no usable answer, with the reason in `why`.
+std::optional<uint16_t> https_port_of(const routes::ControldReply& reply, std::string& why) {
+  if (reply.status == 0) {
+    why = "controld not reachable: " + reply.error;
+    return std::nullopt;
+  }
+  if (reply.status == 404) {
+    why = "controld guards no host firewall";
+    return std::nullopt;
+  }
+  boost::system::error_code ec;
+  const boost::json::value doc = boost::json::parse(reply.body, ec);
+  const boost::json::object* settings = ec ? nullptr : doc.if_object();
+  const boost::json::value* port = settings ? settings->if_contains("https_port") : nullptr;
+  if (reply.status != 200 || port == nullptr || !port->is_int64() || port->as_int64() < 1 ||
+      port->as_int64() > 65535) {
+    why = "controld's management settings: HTTP " + std::to_string(reply.status) + " " +
+          reply.body.substr(0, 200);
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(port->as_int64());
+}
+
+void read_https_port(routes::ControldClient& controld,
+                     std::function<void(std::optional<uint16_t>, std::string)> done) {
+  controld.forward("GET", "/v1/settings/management", "", "", "",
+                   [done = std::move(done)](routes::ControldReply reply) {
+                     std::string why;
+                     std::optional<uint16_t> port = https_port_of(reply, why);
+                     done(port, why);
+                   });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,6 +110,7 @@ int main(int argc, char** argv) {
   server::HttpsServer::Options server_options;
   std::set<std::string> origins;
   std::vector<std::string> sans;
+  bool port_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -82,6 +131,7 @@ int main(int argc, char** argv) {
       const unsigned long port = std::strtoul(v.c_str(), &end, 10);
       if (v.empty() || *end || port > 65535) return usage("bad --port " + v);
       server_options.port = static_cast<uint16_t>(port);
+      port_given = true;
     } else if (arg == "--max-connections") {
       const std::string v = value();
       char* end = nullptr;
@@ -125,6 +175,29 @@ int main(int argc, char** argv) {
   if (!run_as.empty() &&
       (getpwnam_r(run_as.c_str(), &pw, pwbuf, sizeof pwbuf, &found) != 0 || !found))
     return usage("no such user " + run_as);
+  boost::asio::io_context io(1);
+  // The port the host firewall admits, before anything is bound (the io_context runs only
+  // this request here). A short timeout: controld answers this from memory.
+  routes::ControldClient settings_reader(io, controld_socket, std::chrono::seconds(5));
+  std::optional<uint16_t> settings_port;
+  std::string no_settings_why;
+  read_https_port(settings_reader, [&](std::optional<uint16_t> port, std::string why) {
+    settings_port = port;
+    no_settings_why = std::move(why);
+  });
+  io.run();
+  io.restart();
+  if (settings_port && port_given && *settings_port != server_options.port)
+    return usage("--port " + std::to_string(server_options.port) +
+                 ", but the management settings' https_port is " + std::to_string(*settings_port) +
+                 " and the host firewall admits only that: leave --port out");
+  if (settings_port) {
+    server_options.port = *settings_port;
+  } else if (!port_given) {
+    std::cerr << "cordon-webd: no https_port from controld (" << no_settings_why
+              << "); listening on " << server_options.port
+              << " until it answers, then on its https_port\n";
+  }
   if (origins.empty()) {
     const bool v6 = server_options.address.find(':') != std::string::npos;
     origins.insert("https://" + (v6 ? "[" + server_options.address + "]" : server_options.address) +
@@ -156,7 +229,6 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  boost::asio::io_context io(1);
   // Bound first (a port below 1024 needs root), then root is dropped before any request
   // is read and before the database is opened.
   std::unique_ptr<server::HttpsServer> https;
@@ -200,6 +272,28 @@ int main(int argc, char** argv) {
   cordon::control::update::SystemdNotifier systemd(io);
   systemd.ready("serving https://" + server_options.address + ":" + std::to_string(https->port()));
   systemd.start_watchdog();
+
+  // Following the settings: when https_port moves (an admin on the appliance's console
+  // changed it; the web cannot), webd exits and is started again there.
+  int exit_status = 0;
+  boost::asio::steady_timer settings_poll(io);
+  std::function<void()> poll_settings = [&] {
+    settings_poll.expires_after(kSettingsPollInterval);
+    settings_poll.async_wait([&](const boost::system::error_code& cancelled) {
+      if (cancelled) return;
+      read_https_port(settings_reader, [&](std::optional<uint16_t> port, std::string) {
+        if (port && *port != https->port()) {
+          std::cerr << "cordon-webd: the management settings' https_port is now " << *port
+                    << ": exiting to be started again on it\n";
+          exit_status = kExitPortMoved;
+          io.stop();
+          return;
+        }
+        poll_settings();
+      });
+    });
+  };
+  if (!port_given) poll_settings();
   io.run();
-  return 0;
+  return exit_status;
 }
