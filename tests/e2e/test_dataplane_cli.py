@@ -4,6 +4,7 @@ without a policy, several lcores. Runs in a throwaway network namespace with vet
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -44,6 +45,7 @@ def eal(prefix, lcores="0", memory=256, vdevs=True):
 class DataplaneCli(unittest.TestCase):
     def setUp(self):
         self.dir = Path(tempfile.mkdtemp(prefix="cordon-cli-"))
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
         self.sock = self.dir / "dp.sock"
 
     def app(self, *extra):
