@@ -392,7 +392,7 @@ Verdict Worker::judge_ip(Context& c) noexcept {
     if (proto == Protocol::icmp && d.icmp_is_echo_request != from_initiator) {
       return deny(c, DropReason::icmp_type_not_allowed);
     }
-    if (!from_initiator) flow->replied = true;
+    if (!from_initiator && !flow->replied) flow->replied = true;  // no store: see FlowTable::touch
     const FlowTimeouts& t = engine_.config_.timeouts;
     const uint64_t timeout = proto == Protocol::icmp ? t.icmp_ns
                              : flow->replied         ? t.udp_replied_ns
@@ -593,7 +593,7 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
       flows_.touch(&flow, FlowClass::embryonic, c.now + t.tcp_handshake_ns);
       break;
   }
-  if (!from_initiator) flow.replied = true;
+  if (!from_initiator && !flow.replied) flow.replied = true;  // no store: see FlowTable::touch
   return Verdict{Action::forward, DropReason::none, false};
 }
 

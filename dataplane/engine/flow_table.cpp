@@ -36,9 +36,9 @@ FlowTable::HugeArray<T> FlowTable::allocate_huge(size_t count) {
 }
 
 namespace {
-// Buckets for `capacity` flows: a power of two, at most 4 flows per bucket of 7 slots.
+// Buckets for `capacity` flows: at most 6 flows per bucket of 10 slots.
 size_t bucket_count_for(uint32_t capacity) {
-  return std::bit_ceil(std::max<size_t>(2, (size_t{capacity} + 3) / 4));
+  return std::max<size_t>(2, (size_t{capacity} + 5) / 6);
 }
 }  // namespace
 
@@ -50,10 +50,10 @@ FlowTable::FlowTable(uint32_t capacity, EraseHook on_erase, void* context)
       links_(allocate_huge<Links>(capacity)),
       free_(std::make_unique<uint32_t[]>(capacity)),
       buckets_(allocate_huge<Bucket>(bucket_count_for(capacity))),
-      bucket_mask_(bucket_count_for(capacity) - 1) {
+      bucket_count_(bucket_count_for(capacity)) {
   for (uint32_t i = 0; i < capacity; ++i) free_[i] = capacity - 1 - i;
   free_count_ = capacity;
-  for (size_t b = 0; b <= bucket_mask_; ++b) {
+  for (size_t b = 0; b < bucket_count_; ++b) {
     Bucket& bucket = buckets_[b];
     std::memset(&bucket, 0, sizeof bucket);
     for (uint32_t& f : bucket.flows) f = kNoFlow;
@@ -61,9 +61,9 @@ FlowTable::FlowTable(uint32_t capacity, EraseHook on_erase, void* context)
 }
 
 void FlowTable::index_insert(uint64_t hash, uint32_t index) noexcept {
-  // size_ < capacity <= 4 per bucket on average: some bucket has a free slot.
-  const uint32_t tag = tag_of(hash);
-  for (size_t b = hash & bucket_mask_;; b = (b + 1) & bucket_mask_) {
+  // size_ < capacity <= 6 per bucket on average: some bucket has a free slot.
+  const uint16_t tag = tag_of(hash);
+  for (size_t b = home_bucket(hash);; b = next_bucket(b)) {
     Bucket& bucket = buckets_[b];
     const unsigned free_slots = match(bucket, 0);
     if (free_slots != 0) {
@@ -77,7 +77,7 @@ void FlowTable::index_insert(uint64_t hash, uint32_t index) noexcept {
 }
 
 void FlowTable::index_erase(uint64_t hash, uint32_t index) noexcept {
-  for (size_t b = hash & bucket_mask_;; b = (b + 1) & bucket_mask_) {
+  for (size_t b = home_bucket(hash);; b = next_bucket(b)) {
     Bucket& bucket = buckets_[b];
     for (int slot = 0; slot < Bucket::kSlots; ++slot) {
       if (bucket.tags[slot] != 0 && bucket.flows[slot] == index) {

@@ -5,15 +5,18 @@
 // address/port), not by sender. Everything is allocated in the constructor: find,
 // insert, erase, touch and expire never allocate (the index has a fixed size).
 //
-// The index is our own open-addressing table of 64-byte buckets, each holding 7 slots of
-// (32-bit tag from the key's hash, flow index), instead of boost::unordered_flat_map, so
+// The index is our own open-addressing table of 64-byte buckets, each holding 10 slots of
+// (16-bit tag from the key's hash, flow index), instead of boost::unordered_flat_map, so
 // that a worker can hash a whole burst of keys first and prefetch their buckets and then
 // their Flow entries before any lookup (prefetch_bucket, prefetch_flow; bench/README.md,
 // part 2, has the measurements). A key lives in its home bucket or, when that is full, in
 // one of the next ones; every bucket counts the entries that had to move past it
 // (overflow), so a lookup stops at the first bucket that has none, and erase decrements
-// the counts again (no tombstones, no rehash). At most 4 flows per bucket on average,
-// so overflow is rare.
+// the counts again (no tombstones, no rehash). At most 6 flows per bucket on average
+// when the table is full, so overflow is rare; 16-bit tags make that 10.7 bytes of index
+// per entry, two thirds of what 32-bit tags and 7 slots took, and a smaller index is a
+// faster one (bench/README.md, part 2). The bucket count is capacity / 6, not a power of
+// two: a bucket is chosen by a multiply of the hash, not a mask.
 //
 // Eviction protects established flows: entries live on one of three LRU lists by
 // class. When the table is full, a new flow evicts the least recently used closing flow,
@@ -37,6 +40,7 @@
 #include <immintrin.h>
 
 #include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -78,7 +82,7 @@ struct FlowKey {
 };
 static_assert(sizeof(FlowKey) == 40, "FlowKey is compared as 16 + 16 + 8 bytes; no padding");
 
-// Hash of a key: the index uses the low bits for the bucket, the high 32 as tag.
+// Hash of a key: the index takes the bucket from the high 32 bits, the tag from the low 16.
 // CRC32-C of the key's five 64-bit words (SSE4.2, in x86-64-v2), as rte_hash does for
 // 5-tuples. The addresses are loaded as 16-byte words, the width make_key and decode
 // write them with, so the loads forward from those stores (8-byte loads out of a 16-byte
@@ -178,7 +182,7 @@ class FlowTable {
   // of matching the whole bucket again. The hint is only a place to look first: find()
   // verifies it, so inserts and erases in between do not make it wrong.
   void prefetch_bucket(uint64_t hash) const noexcept {
-    __builtin_prefetch(&buckets_[hash & bucket_mask_]);
+    __builtin_prefetch(&buckets_[home_bucket(hash)]);
   }
   static constexpr uint8_t kNoHint = 0xff;
   uint8_t prefetch_flow(uint64_t hash) const noexcept;
@@ -194,10 +198,16 @@ class FlowTable {
   // Marks `flow` most recently used, moves it to `cls`'s list, sets its expiry. Within
   // the period of its last move (same class), only the expiry and the referenced bit are
   // set: see the header comment.
+  //
+  // Expiry times are rounded up to kExpiryGrain, and the fast path writes only what
+  // changed: a flow's packets in quick succession then leave its line clean, so it is not
+  // written back to memory after every packet (bench/README.md, part 2: +3.7 % at 64 bytes
+  // among 100k flows). A flow so lives up to ~67 ms past its idle timeout, never less.
   void touch(Flow* flow, FlowClass cls, uint64_t expires_ns) noexcept {
+    expires_ns = (expires_ns + kExpiryGrain - 1) & ~(kExpiryGrain - 1);
     if (flow->flow_class == cls && flow->linked && flow->linked_period == period_of(expires_ns)) {
-      flow->expires_ns = expires_ns;
-      flow->referenced = true;
+      if (flow->expires_ns != expires_ns) flow->expires_ns = expires_ns;
+      if (!flow->referenced) flow->referenced = true;
       return;
     }
     relink(flow, cls, expires_ns);
@@ -208,6 +218,7 @@ class FlowTable {
     return static_cast<uint16_t>(expires_ns >> kPeriodShift);
   }
   static constexpr unsigned kPeriodShift = 30;
+  static constexpr uint64_t kExpiryGrain = uint64_t{1} << 26;  // ~67 ms
   // Removes up to `budget` expired entries from the cold ends of the lists.
   uint32_t expire(uint64_t now_ns, uint32_t budget) noexcept;
 
@@ -215,7 +226,12 @@ class FlowTable {
   uint32_t capacity() const { return capacity_; }
   uint64_t evictions() const { return evictions_; }
   uint32_t count(FlowClass cls) const { return lists_[static_cast<int>(cls)].count; }
-  size_t bucket_count() const { return bucket_mask_ + 1; }  // tests: proves no rehash
+  size_t bucket_count() const { return bucket_count_; }  // tests: proves no rehash
+  // The bucket a key of this hash is looked for first: the hash's high 32 bits scaled
+  // to the bucket count (a multiply, not a mask, so the count need not be a power of two).
+  size_t home_bucket(uint64_t hash) const noexcept {
+    return static_cast<size_t>(((hash >> 32) * bucket_count_) >> 32);
+  }
   // Entry numbers, stable while the entry is in use (entries never move).
   uint32_t index_of(const Flow* flow) const { return static_cast<uint32_t>(flow - flows_.get()); }
   Flow& at(uint32_t index) { return flows_[index]; }
@@ -231,15 +247,17 @@ class FlowTable {
     uint32_t count = 0;
   };
   struct alignas(64) Bucket {
-    static constexpr int kSlots = 7;
-    uint32_t tags[kSlots];   // flow_key_hash() >> 32 | 1; 0 = free slot
+    static constexpr int kSlots = 10;
+    uint16_t tags[kSlots];   // tag_of(hash); 0 = free slot
     uint32_t overflow;       // entries that probed past this bucket (full) to a later one
     uint32_t flows[kSlots];  // flow index of each slot
-    uint32_t unused;
   };
-  static uint32_t tag_of(uint64_t hash) { return static_cast<uint32_t>(hash >> 32) | 1; }
+  static_assert(sizeof(Bucket) == 64 && offsetof(Bucket, overflow) == 2 * Bucket::kSlots);
+  // The hash's low 16 bits, never 0: home_bucket() takes the bucket from the high bits of
+  // the 32-bit CRC, so the tag adds what the bucket does not already tell apart.
+  static uint16_t tag_of(uint64_t hash) { return static_cast<uint16_t>(hash) | 1; }
   // Slots of `bucket` whose tag is `tag` (bit i for slot i).
-  static unsigned match(const Bucket& bucket, uint32_t tag) noexcept;
+  static unsigned match(const Bucket& bucket, uint16_t tag) noexcept;
   // Flow index or kNoFlow.
   uint32_t lookup(const FlowKey& key, uint64_t hash, uint8_t hint) const noexcept;
   void index_insert(uint64_t hash, uint32_t index) noexcept;
@@ -269,46 +287,49 @@ class FlowTable {
   uint32_t free_count_ = 0;
   List lists_[3];
   HugeArray<Bucket> buckets_;
-  size_t bucket_mask_ = 0;
+  size_t bucket_count_ = 0;
+  size_t next_bucket(size_t b) const noexcept { return b + 1 == bucket_count_ ? 0 : b + 1; }
 };
 
 // The per-packet lookups, inline: calls and returns were a measurable part of a packet's
 // cost (bench/README.md, part 2).
 
-inline unsigned FlowTable::match(const Bucket& bucket, uint32_t tag) noexcept {
-  // Lanes 0-6 are the tags; lane 7 is the overflow count, masked off.
-  const __m128i t = _mm_set1_epi32(static_cast<int>(tag));
+inline unsigned FlowTable::match(const Bucket& bucket, uint16_t tag) noexcept {
+  // Lanes 0-7 are tags 0-7; of the second load's lanes, 8-9 are tags 8-9, 10-11 the
+  // overflow count (masked off), 12-15 zero.
+  const __m128i t = _mm_set1_epi16(static_cast<short>(tag));
   const __m128i lo = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags));
-  const __m128i hi = _mm_load_si128(reinterpret_cast<const __m128i*>(bucket.tags + 4));
-  const unsigned m =
-      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(lo, t)))) |
-      static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(hi, t)))) << 4;
-  return m & 0x7f;
+  const __m128i hi = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bucket.tags + 8));
+  const __m128i equal = _mm_packs_epi16(_mm_cmpeq_epi16(lo, t), _mm_cmpeq_epi16(hi, t));
+  return static_cast<unsigned>(_mm_movemask_epi8(equal)) & ((1u << Bucket::kSlots) - 1);
 }
 
 inline uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash, uint8_t hint) const noexcept {
-  const uint32_t tag = tag_of(hash);
-  size_t b = hash & bucket_mask_;
+  const uint16_t tag = tag_of(hash);
+  size_t b = home_bucket(hash);
   if (hint < Bucket::kSlots) {  // kNoHint, or any other value past the slots: none
     // A slot with this tag holds a live entry (index_erase clears the tag), so a key match
     // there is the flow: keys are unique in the table.
     const Bucket& home = buckets_[b];
     if (home.tags[hint] == tag && flows_[home.flows[hint]].key == key) return home.flows[hint];
   }
-  for (;;) {
+  // At most once round the index: in a table near capacity every bucket can have a
+  // non-zero overflow count at once.
+  for (size_t probed = 0; probed < bucket_count_; ++probed) {
     const Bucket& bucket = buckets_[b];
     for (unsigned m = match(bucket, tag); m != 0; m &= m - 1) {
       const uint32_t index = bucket.flows[std::countr_zero(m)];
       if (flows_[index].key == key) return index;
     }
     if (bucket.overflow == 0) return kNoFlow;
-    b = (b + 1) & bucket_mask_;
+    b = next_bucket(b);
   }
+  return kNoFlow;
 }
 
 inline uint8_t FlowTable::prefetch_flow(uint64_t hash) const noexcept {
   // The home bucket's first candidate: right unless two keys share a 32-bit tag there.
-  const Bucket& bucket = buckets_[hash & bucket_mask_];
+  const Bucket& bucket = buckets_[home_bucket(hash)];
   const unsigned m = match(bucket, tag_of(hash));
   if (m == 0) return kNoHint;
   const int slot = std::countr_zero(m);

@@ -515,7 +515,8 @@ TEST(Engine, FlowsExpireAfterTheirTimeout) {
   Harness h;
   h.load(lab_policy());
   h.run(store_handshake());
-  h.now += h.engine.config().timeouts.tcp_established_ns;
+  // Expiry times are kept in whole grains, rounded up (FlowTable::touch).
+  h.now += h.engine.config().timeouts.tcp_established_ns + FlowTable::kExpiryGrain;
   h.run({dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "x"), DropReason::tcp_no_flow)});
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <vector>
+
 namespace cordon::engine {
 namespace {
 
@@ -63,23 +65,44 @@ TEST(FlowTable, FindVerifiesTheHintFromPrefetch) {
   EXPECT_EQ(t.find(key(1), hash, hint, 0), again);
 }
 
+// Expiry times are kept in whole grains (~67 ms), rounded up: tests below use them.
+constexpr uint64_t kGrain = FlowTable::kExpiryGrain;
+
 TEST(FlowTable, ExpiredEntryIsGoneOnLookup) {
   FlowTable t(8);
   Flow* f = t.insert(key(1));
-  t.touch(f, FlowClass::established, 100);
-  EXPECT_EQ(t.find(key(1), 99), f);
-  EXPECT_EQ(t.find(key(1), 100), nullptr);
+  t.touch(f, FlowClass::established, 100 * kGrain);
+  EXPECT_EQ(t.find(key(1), 100 * kGrain - 1), f);
+  EXPECT_EQ(t.find(key(1), 100 * kGrain), nullptr);
   EXPECT_EQ(t.size(), 0u);
+}
+
+TEST(FlowTable, ExpiryIsRoundedUpToTheGrainNeverDown) {
+  FlowTable t(8);
+  Flow* f = t.insert(key(1));
+  t.touch(f, FlowClass::established, 100 * kGrain + 1);  // lives to the next grain
+  EXPECT_EQ(f->expires_ns, 101 * kGrain);
+  EXPECT_EQ(t.find(key(1), 101 * kGrain - 1), f);
+  // Later packets within the same grain leave the stored expiry as it is; one past it
+  // moves it on.
+  t.touch(f, FlowClass::established, 100 * kGrain + kGrain / 2);
+  EXPECT_EQ(f->expires_ns, 101 * kGrain);
+  t.touch(f, FlowClass::established, 101 * kGrain + 1);
+  EXPECT_EQ(f->expires_ns, 102 * kGrain);
+  EXPECT_EQ(t.find(key(1), 102 * kGrain - 1), f);
+  EXPECT_EQ(t.find(key(1), 102 * kGrain), nullptr);
 }
 
 TEST(FlowTable, ExpireRemovesColdEntriesWithinBudget) {
   FlowTable t(16);
-  for (uint16_t p = 0; p < 10; ++p) t.touch(t.insert(key(p)), FlowClass::embryonic, 100 + p);
-  EXPECT_EQ(t.expire(105, 3), 3u);  // budget
+  for (uint16_t p = 0; p < 10; ++p) {
+    t.touch(t.insert(key(p)), FlowClass::embryonic, (100 + p) * kGrain);
+  }
+  EXPECT_EQ(t.expire(105 * kGrain, 3), 3u);  // budget
   EXPECT_EQ(t.size(), 7u);
-  EXPECT_EQ(t.expire(105, 100), 3u);  // ports 3, 4, 5 left to expire at <= 105
+  EXPECT_EQ(t.expire(105 * kGrain, 100), 3u);  // ports 3, 4, 5 left to expire at <= 105
   EXPECT_EQ(t.size(), 4u);
-  EXPECT_NE(t.find(key(6), 105), nullptr);
+  EXPECT_NE(t.find(key(6), 105 * kGrain), nullptr);
 }
 
 TEST(FlowTable, FullTableEvictsClosingThenEmbryonicNeverEstablished) {
@@ -114,6 +137,34 @@ TEST(FlowTable, EvictsLeastRecentlyUsedEmbryonicFirst) {
   t.touch(t.insert(key(4)), FlowClass::embryonic, kLater);
   EXPECT_EQ(t.find(key(2), 0), nullptr);
   EXPECT_NE(t.find(key(1), 0), nullptr);
+}
+
+TEST(FlowTable, LookupEndsWhenEveryBucketHasOverflowed) {
+  // Every bucket's overflow count is non-zero once an entry has probed past each of them,
+  // and stays so while those entries live, however empty the buckets are since: a lookup
+  // of an absent key must still end (it once went round the index forever; a small
+  // table near capacity got there in the bench's every-packet-a-new-flow run).
+  FlowTable t(64);
+  const size_t buckets = t.bucket_count();
+  uint16_t next_port = 0;
+  auto keys_homed_at = [&](size_t bucket, int count) {
+    std::vector<uint16_t> ports;
+    for (; static_cast<int>(ports.size()) < count; ++next_port) {
+      if (t.home_bucket(flow_key_hash(key(next_port))) == bucket) ports.push_back(next_port);
+    }
+    return ports;
+  };
+  for (size_t b = 0; b < buckets; ++b) {
+    // One more than a bucket holds: the last one probes past bucket b, whatever else
+    // is in it.
+    const std::vector<uint16_t> ports = keys_homed_at(b, 11);
+    for (uint16_t p : ports) t.touch(t.insert(key(p)), FlowClass::embryonic, kLater);
+    for (size_t i = 0; i + 1 < ports.size(); ++i) t.erase(t.find(key(ports[i]), 0));
+  }
+  EXPECT_EQ(t.size(), buckets);
+  EXPECT_EQ(t.find(key(next_port), 0), nullptr);
+  const std::vector<uint16_t> absent = keys_homed_at(3, 1);
+  EXPECT_EQ(t.find(key(absent[0]), 0), nullptr);
 }
 
 TEST(FlowTable, ChurnAtCapacityNeverRehashes) {
