@@ -80,6 +80,10 @@ Result<store::VendorSession> VendorAccess::create(const json::value& body,
     return Error{"not_found", "no device with an IPv4 address of that name in the active policy",
                  "/device"};
 
+  // A session past its end time is over, as `vendor list` already shows it, even if the
+  // once-a-second expiry pass has not closed it yet: close it now, so that it neither
+  // refuses the key's new session nor holds a tunnel address.
+  if (Result<int> ended = expire(now_ms); !ended) return ended.error();
   Result<std::vector<store::VendorSession>> open_sessions = store_.open_vendor_sessions();
   if (!open_sessions) return open_sessions.error();
   std::set<std::string> used;

@@ -33,12 +33,13 @@ class VendorTest : public ::testing::Test {
     vendors_.emplace(*store_, wireguard_, firewall_, *policy_, "10.99.0");
     vendors_->set_dataplane(&dataplane_, [this] { return service_address_; });
   }
-  Result<store::VendorSession> create(int duration_s, json::array ports = {104}) {
+  Result<store::VendorSession> create(int duration_s, json::array ports = {104},
+                                      int64_t now_ms = kNow) {
     return vendors_->create(json::object{{"public_key", kKey},
                                          {"device", "ct-1"},
                                          {"ports", std::move(ports)},
                                          {"duration_seconds", duration_s}},
-                            {"alice", "unix"}, kNow);
+                            {"alice", "unix"}, now_ms);
   }
   json::array pushed() { return json::parse(dataplane_.vendor_sessions).as_array(); }
   static int64_t wall() {
@@ -83,6 +84,27 @@ TEST_F(VendorTest, RevokeAndExpiryPushTheListWithoutTheSession) {
   ASSERT_TRUE(ended.ok());
   EXPECT_EQ(ended.value(), 1);
   EXPECT_TRUE(pushed().empty());
+}
+
+TEST_F(VendorTest, ASessionPastItsEndDoesNotRefuseTheKeysNextOne) {
+  // `vendor list` leaves a session out from its end time; the expiry pass closes it within
+  // a second. A new session for the same key in between is not refused as a second one.
+  Result<store::VendorSession> first = create(5);
+  ASSERT_TRUE(first.ok());
+  Result<store::VendorSession> refused = create(600, {104}, kNow + 4'999);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, "conflict");
+  Result<store::VendorSession> second = create(600, {104}, kNow + 5'000);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  const json::array sessions = pushed();
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_EQ(sessions[0].at("id").as_int64(), second.value().id);
+  // The first one was ended: the store holds only the second open.
+  Result<std::vector<store::VendorSession>> open = store_->open_vendor_sessions();
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(open.value().size(), 1u);
+  EXPECT_EQ(open.value()[0].id, second.value().id);
+  EXPECT_EQ(vendors_->expire(kNow + 5'000).value(), 0);
 }
 
 TEST_F(VendorTest, ARestartedDataplaneGetsTheSessionsAgainAtTheNextPush) {
