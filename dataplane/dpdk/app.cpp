@@ -5,6 +5,7 @@
 // --policy file on a first start) is enforced before the control socket accepts anyone.
 #include "dataplane/dpdk/app.h"
 
+#include <pthread.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -13,10 +14,11 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
-#include <thread>
 
 #include "dataplane/dpdk/control.h"
 #include "dataplane/dpdk/options.h"
@@ -43,6 +45,11 @@ int worker_main(void* arg) {
   auto* launch = static_cast<WorkerLaunch*>(arg);
   launch->shell->run_worker(launch->index, *launch->engine, g_stop);
   return 0;
+}
+
+void* control_main(void* arg) {
+  (*static_cast<std::function<void()>*>(arg))();
+  return nullptr;
 }
 
 int fail(const std::string& message) {
@@ -135,16 +142,28 @@ int serve(int argc, char** argv) {
       loops.push_back(shell->counters(i).loops.load(std::memory_order_relaxed));
     return loops;
   });
-  std::thread control([&] {
+  // A DPDK control thread, so it runs on the CPUs the EAL leaves to control work (those of
+  // the process's initial affinity that are no lcore's), not on the main lcore's: created
+  // as a plain thread from here it would inherit worker 0's CPU, and a policy's compile
+  // would take that worker's time (or, with the worker under SCHED_FIFO, wait for it).
+  std::function<void()> control_body = [&server, &watchdog] {
     server.run(g_stop, [&watchdog] { watchdog.tick(std::chrono::steady_clock::now()); });
-  });
+  };
+  pthread_t control;
+  if (const int rc =
+          rte_ctrl_thread_create(&control, "cordon-control", nullptr, control_main, &control_body);
+      rc != 0) {
+    g_stop = true;
+    rte_eal_mp_wait_lcore();
+    return fail(std::string("control thread: ") + std::strerror(-rc));
+  }
   std::fprintf(stderr, "cordon-dataplane: control socket %s ready\n",
                options->control_socket.c_str());
   watchdog.ready("enforcing policy version " + std::to_string(state.version()));
 
   worker_main(&launches[0]);  // the main lcore is worker 0
   rte_eal_mp_wait_lcore();
-  control.join();
+  pthread_join(control, nullptr);
   shell.reset();
   std::fprintf(stderr, "cordon-dataplane: stopped\n");
   return 0;

@@ -109,6 +109,31 @@ class DataplaneCli(unittest.TestCase):
                 proc.kill()
                 proc.wait()
 
+    @unittest.skipIf(len(os.sched_getaffinity(0)) < 2, "needs a CPU besides the worker's")
+    def test_control_thread_runs_off_the_worker_cpu(self):
+        # The worker polls its CPU; a policy's compile on that CPU would take the worker's
+        # time (and, with the worker under SCHED_FIFO, wait for it to sleep).
+        worker_cpu = max(os.sched_getaffinity(0))
+        proc = subprocess.Popen(["ip", "netns", "exec", NS, DATAPLANE] +
+                                eal("cli6", lcores=str(worker_cpu)) +
+                                ["--", "--pair", "net_af_packet0:net_af_packet1"] +
+                                self.app("--policy", REPO / "examples/policies/lab.json"),
+                                stderr=subprocess.DEVNULL)
+        try:
+            wait_for(self.sock.exists, 30, "the control socket")
+            self.assertEqual(dataplane_request({"cmd": "get"}, self.sock)["version"], 1)
+            threads = {}
+            for tid in os.listdir(f"/proc/{proc.pid}/task"):
+                comm = Path(f"/proc/{proc.pid}/task/{tid}/comm").read_text().strip()
+                threads[comm] = os.sched_getaffinity(int(tid))
+            self.assertEqual(threads.get("cordon-dataplan"), {worker_cpu}, threads)
+            self.assertIn("cordon-control", threads)
+            self.assertNotIn(worker_cpu, threads["cordon-control"])
+            self.assertTrue(threads["cordon-control"])
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+
     def test_no_policy_means_fail_closed(self):
         proc = subprocess.Popen(["ip", "netns", "exec", NS, DATAPLANE] + eal("cli6") +
                                 ["--", "--pair", "net_af_packet0:net_af_packet1"] + self.app(),
