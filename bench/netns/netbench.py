@@ -922,6 +922,10 @@ def cmd_run(args):
         raise KeyboardInterrupt(f"signal {signum}")
     signal.signal(signal.SIGTERM, on_signal)
     pcap64 = os.path.join(args.gen, "flows-64.pcap")
+    # The harness (and what it starts: ip, nft, tcpreplay) stays off the worker's CPU: a fork
+    # there ran in the kernel for ~3 ms before the worker's wake-up could take the CPU
+    # (perf sched, 2026-11-29), longer than the RX ring lasts at 140k pps.
+    os.sched_setaffinity(0, {args.sender_cpu})
     rt_runtime = RtThrottle(args.rt and not args.rt_throttle)
     doc["machine"]["rt_runtime"] = rt_runtime.describe()
     try:
