@@ -45,7 +45,8 @@
 #   CORDON_BENCH_PIPE_MEM      EAL -m in MB, --no-huge (default: 512)
 #   CORDON_BENCH_L3FWD         an l3fwd binary to use instead of building one
 #                              (bench/pipeline/build_l3fwd.sh, into build/bench-ref/l3fwd)
-# Parts 4, 5, 7 (netns; root, namespaces bench-*):
+# Parts 4, 5, 7 (netns; root, namespaces bench-*; lifts the kernel's RT throttling for the
+# run and restores it, bench/README.md "Why frames were lost after an overload"):
 #   CORDON_BENCH_NETNS_PARTS   latency,swap,kernel (default: all three)
 #   CORDON_BENCH_NETNS_KERNEL_RUNS  interleaved rounds of bridge / nft / cordon (default 5)
 #   CORDON_BENCH_NETNS_KERNEL_PPS   offered load there (default 0: half the zero-loss rate)
