@@ -618,19 +618,21 @@ Verdict Worker::judge_icmp_error(Context& c) noexcept {
 
 Verdict Worker::unknown_device(Context& c) noexcept {
   // Only the device side reports events: a new MAC behind the appliance is worth
-  // knowing about (discovery); ARP and traffic for other LAN hosts is not.
+  // knowing about (discovery); ARP and traffic for other LAN hosts is not, and it is
+  // counted under a reason of its own.
   const bool report = c.packet.ingress == Side::device;
+  const DropReason reason = report ? DropReason::unknown_device : DropReason::not_for_a_device;
   switch (c.policy.unknown_devices()) {
     case UnknownDevices::forward:
       return Verdict{Action::forward, DropReason::none, false};
     case UnknownDevices::monitor:
-      if (report) emit(c, EventKind::would_drop, DropReason::unknown_device, kNoRule);
-      return Verdict{Action::forward, DropReason::unknown_device, true};
+      if (report) emit(c, EventKind::would_drop, reason, kNoRule);
+      return Verdict{Action::forward, reason, true};
     case UnknownDevices::drop:
       break;
   }
-  if (report) emit(c, EventKind::drop, DropReason::unknown_device, kNoRule);
-  return Verdict{Action::drop, DropReason::unknown_device, false};
+  if (report) emit(c, EventKind::drop, reason, kNoRule);
+  return Verdict{Action::drop, reason, false};
 }
 
 Verdict Worker::deny(Context& c, DropReason reason, bool report) noexcept {

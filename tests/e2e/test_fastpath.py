@@ -141,8 +141,11 @@ class FastPath(unittest.TestCase):
     def test_lan_hosts_listener_reports_do_not_reach_the_modality(self):
         """IPv6 link-local control from the LAN: a multicast listener query reaches the
         modality (it must answer it), another host's listener report does not (it is for
-        the routers)."""
+        the routers), and is counted as LAN traffic for no device, not as an unknown
+        device."""
         mac = HOSTS["attacker"]["mac"]
+        unknown_before = dropped("unknown-device")
+        not_for_a_device_before = dropped("not-for-a-device")
         capture = Background("modality", "tcpdump", "-l", "-n", "-i", "eth0", "-c", 1,
                              f"ether src {mac} and ip6 and ip6[6] == 0 "
                              "and ip6[40] == 58")
@@ -166,6 +169,9 @@ class FastPath(unittest.TestCase):
             line = capture.readline(timeout=10)
             self.assertIsNotNone(line, "the listener query did not arrive either")
             self.assertIn("multicast listener query", line)
+            wait_for(lambda: dropped("not-for-a-device") > not_for_a_device_before, 10,
+                     "the report counted as not for a device")
+            self.assertEqual(dropped("unknown-device"), unknown_before)
         finally:
             capture.stop()
 

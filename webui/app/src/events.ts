@@ -35,6 +35,7 @@ const reasonWords: Record<string, string> = {
   'spoofed-source': 'sender pretended to be the device (spoofed address)',
   'spoofed-arp': 'spoofed ARP',
   'unknown-device': 'unknown device',
+  'not-for-a-device': 'LAN traffic for no device behind the appliance',
   'app-not-allowed': 'application message not allowed',
   'app-malformed': 'malformed application message',
   'virtual-patch': 'blocked by a virtual patch',

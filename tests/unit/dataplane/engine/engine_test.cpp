@@ -272,9 +272,9 @@ std::vector<Case> cases() {
                           .ipv6("fe80::1", "ff02::1:ff00:10", 255)
                           .icmp(135, 0, Bytes(20))
                           .build()),
-                  net_drop(mld_from_lan(143, "ff02::16"), DropReason::unknown_device),
-                  net_drop(mld_from_lan(131, "ff02::1:3"), DropReason::unknown_device),
-                  net_drop(mld_from_lan(132, "ff02::2"), DropReason::unknown_device)}});
+                  net_drop(mld_from_lan(143, "ff02::16"), DropReason::not_for_a_device),
+                  net_drop(mld_from_lan(131, "ff02::1:3"), DropReason::not_for_a_device),
+                  net_drop(mld_from_lan(132, "ff02::2"), DropReason::not_for_a_device)}});
   }
   // --- identity: anti-spoofing and unknown devices
   c.push_back({"device MAC with a foreign source IP is spoofing",
@@ -289,10 +289,10 @@ std::vector<Case> cases() {
                              .tcp(40000, 104, SYN)
                              .build(),
                          DropReason::unknown_device)}});
-  c.push_back({"traffic for an address no device owns is dropped",
+  c.push_back({"traffic from the network for an address no device owns is dropped",
                kLab,
                {net_drop(to_device().ipv4(kPacs, "10.50.0.11").tcp(104, 40000, SYN).build(),
-                         DropReason::unknown_device)}});
+                         DropReason::not_for_a_device)}});
   c.push_back(
       {"ARP for the device's own address passes, claiming another is spoofing",
        kLab,
@@ -312,7 +312,7 @@ std::vector<Case> cases() {
                              .eth(kGatewayMac, "ff:ff:ff:ff:ff:ff")
                              .arp(1, kGatewayMac, kPacs, "00:00:00:00:00:00", kRis)
                              .build(),
-                         DropReason::unknown_device)}});
+                         DropReason::not_for_a_device)}});
   // --- TCP state machine
   c.push_back({"mid-stream segment without a connection is refused",
                kLab,
