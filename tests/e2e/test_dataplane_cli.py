@@ -115,7 +115,7 @@ class DataplaneCli(unittest.TestCase):
         # time (and, with the worker under SCHED_FIFO, wait for it to sleep).
         worker_cpu = max(os.sched_getaffinity(0))
         proc = subprocess.Popen(["ip", "netns", "exec", NS, DATAPLANE] +
-                                eal("cli6", lcores=str(worker_cpu)) +
+                                eal("cli7", lcores=str(worker_cpu)) +
                                 ["--", "--pair", "net_af_packet0:net_af_packet1"] +
                                 self.app("--policy", REPO / "examples/policies/lab.json"),
                                 stderr=subprocess.DEVNULL)
