@@ -154,6 +154,21 @@ bool carries_handshake_data(const DecodedPacket& d) noexcept {
   return (d.tcp_flags & tcp_flag::syn) != 0 && d.payload_length > 0;
 }
 
+// TCP sequence numbers (RFC 9293 §3.4): arithmetic modulo 2^32. True when `a` lies in
+// [low, high] going forward round the circle from `low`.
+bool sequence_within(uint32_t a, uint32_t low, uint32_t high) noexcept {
+  return a - low <= high - low;
+}
+// True when `a` comes after `b` (RFC 1982).
+bool sequence_after(uint32_t a, uint32_t b) noexcept {
+  return static_cast<int32_t>(a - b) > 0;
+}
+// How far a segment's sequence number may lie beyond what a side is known to have sent, or
+// before what the other side has acknowledged: the largest window a receiver advertises
+// without window scaling. Segments lost before the appliance or retransmitted after their
+// acknowledgement stay inside it; a blind guess is 1 in 2^16.
+constexpr uint32_t kSequenceSlack = 65535;
+
 }  // namespace
 
 Worker::Worker(Engine& engine, uint32_t index)
@@ -480,6 +495,13 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   if (proto == Protocol::tcp) {
     flow->tcp = TcpState::syn_sent;
     timeout = t.tcp_handshake_ns;
+    const auto initiator = static_cast<unsigned>(c.packet.ingress);
+    TcpSequence& sequence = flows_.sequence(flow);
+    sequence = TcpSequence{};
+    // The SYN's data (TCP Fast Open, on connections that are not inspected) counts: its
+    // answer may acknowledge it.
+    sequence.acked[initiator] = d.tcp_seq + 1;
+    sequence.end[initiator] = d.tcp_seq + 1 + d.payload_length;
   } else if (proto == Protocol::udp) {
     timeout = t.udp_unreplied_ns;
   }
@@ -518,28 +540,60 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   return forward(c);
 }
 
-// TCP state machine for an existing flow. Sequence numbers are not tracked (yet): the
-// states follow flags and which end sent them.
+// TCP state machine for an existing flow. The states follow flags and which end sent
+// them; sequence numbers decide only whether a segment may change them. A reset or FIN
+// counts when it lies in the window the flow's TcpSequence describes, and the handshake's
+// answer must acknowledge the SYN: the hospital LAN is not trusted, and a host on it that
+// forged its peer's address could otherwise end (or, with FINs, shorten the life of) any
+// connection whose ports it guessed, where the device's own stack would have ignored
+// the segment. Data segments are not refused by sequence number; those implausible for
+// the window do not move it.
 Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept {
-  const uint8_t flags = c.d.tcp_flags;
+  const DecodedPacket& d = c.d;
+  const uint8_t flags = d.tcp_flags;
   const bool syn = (flags & tcp_flag::syn) != 0;
   const bool ack = (flags & tcp_flag::ack) != 0;
   const bool rst = (flags & tcp_flag::rst) != 0;
   const bool fin = (flags & tcp_flag::fin) != 0;
-  const uint8_t side_bit = static_cast<uint8_t>(1u << static_cast<unsigned>(c.packet.ingress));
+  const auto sender = static_cast<unsigned>(c.packet.ingress);
+  const unsigned receiver = sender ^ 1u;
+  const uint8_t side_bit = static_cast<uint8_t>(1u << sender);
+  TcpSequence& sequence = flows_.sequence(&flow);
+  // Where this side's segments may plausibly start: from the slack before what the other
+  // side acknowledged to the slack past what this side sent.
+  const bool plausible = sequence_within(d.tcp_seq, sequence.acked[sender] - kSequenceSlack,
+                                         sequence.end[sender] + kSequenceSlack);
+  // An answer to the SYN acknowledges it, and perhaps its data (TCP Fast Open).
+  const bool acknowledges_syn =
+      ack && sequence_within(d.tcp_ack, sequence.acked[receiver], sequence.end[receiver]);
   bool valid = true;
 
   if (rst) {
+    // The answer to a SYN (connection refused) acknowledges it (RFC 9293 §3.10.7.3); any
+    // other reset starts at or after what the receiver has acknowledged.
+    const bool in_window = flow.tcp == TcpState::syn_sent && !from_initiator
+                               ? acknowledges_syn
+                               : sequence_within(d.tcp_seq, sequence.acked[sender],
+                                                 sequence.end[sender] + kSequenceSlack);
+    if (!in_window) return deny(c, DropReason::tcp_out_of_window);
     flow.tcp = TcpState::closed;
   } else {
+    if (fin && !plausible) return deny(c, DropReason::tcp_out_of_window);
     switch (flow.tcp) {
       case TcpState::syn_sent:
         if (from_initiator) {
           valid = syn && !ack;  // retransmitted SYN
+          if (valid) {
+            sequence.acked[sender] = d.tcp_seq + 1;
+            sequence.end[sender] = d.tcp_seq + 1 + d.payload_length;
+          }
         } else if (syn && ack) {
+          if (!acknowledges_syn) return deny(c, DropReason::tcp_out_of_window);
           flow.tcp = TcpState::syn_received;
+          sequence.acked[sender] = d.tcp_seq + 1;
+          sequence.end[sender] = d.tcp_seq + 1 + d.payload_length;
           if (flow.inspection != kNoInspection) {
-            inspections_[flow.inspection].stream[1].start(c.d.tcp_seq + 1);
+            inspections_[flow.inspection].stream[1].start(d.tcp_seq + 1);
           }
         } else {
           valid = false;
@@ -554,6 +608,7 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
             if (flow.inspection != kNoInspection) inspections_.established(flow.inspection);
           }
         } else {
+          if (syn && !acknowledges_syn) return deny(c, DropReason::tcp_out_of_window);
           valid = ack;  // retransmitted SYN-ACK
         }
         break;
@@ -577,6 +632,19 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
     }
   }
   if (!valid) return deny(c, DropReason::tcp_invalid_state);
+  if (!rst) {
+    // What this side has sent (a plausible segment only: a forged one far ahead would
+    // widen the window) and what it acknowledges of the other side (never past what that
+    // side sent).
+    const uint32_t segment_end = d.tcp_seq + d.payload_length + (syn ? 1u : 0u) + (fin ? 1u : 0u);
+    if (plausible && sequence_after(segment_end, sequence.end[sender])) {
+      sequence.end[sender] = segment_end;
+    }
+    if (ack && sequence_after(d.tcp_ack, sequence.acked[receiver]) &&
+        !sequence_after(d.tcp_ack, sequence.end[receiver])) {
+      sequence.acked[receiver] = d.tcp_ack;
+    }
+  }
 
   const FlowTimeouts& t = engine_.config_.timeouts;
   switch (flow.tcp) {

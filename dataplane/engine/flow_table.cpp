@@ -48,6 +48,7 @@ FlowTable::FlowTable(uint32_t capacity, EraseHook on_erase, void* context)
       erase_context_(context),
       flows_(allocate_huge<Flow>(capacity)),
       links_(allocate_huge<Links>(capacity)),
+      sequences_(allocate_huge<TcpSequence>(capacity)),
       free_(std::make_unique<uint32_t[]>(capacity)),
       buckets_(allocate_huge<Bucket>(bucket_count_for(capacity))),
       bucket_count_(bucket_count_for(capacity)) {

@@ -161,6 +161,15 @@ static_assert(sizeof(Flow) == 64, "one cache line");
 static_assert(kMaxDevices <= Flow::kMaxDevices && kMaxRulesTotal <= Flow::kMaxRules,
               "every valid policy's device and rule indices fit a Flow");
 
+// Sequence-number state of a TCP flow, per side (index: the Side that sent), kept beside
+// the entries because the Flow line is full. Read and written only by TCP segments
+// (Worker::track_tcp): a reset or FIN counts only inside the window these describe, so
+// a host on the LAN that guesses a connection's ports cannot end it blind.
+struct TcpSequence {
+  uint32_t end[2] = {0, 0};    // one past the last sequence number each side sent (SYN, FIN count)
+  uint32_t acked[2] = {0, 0};  // the highest of them the other side has acknowledged
+};
+
 class FlowTable {
  public:
   // `on_erase(context, flow)` runs for every entry that leaves the table (erase, expiry,
@@ -235,6 +244,7 @@ class FlowTable {
   // Entry numbers, stable while the entry is in use (entries never move).
   uint32_t index_of(const Flow* flow) const { return static_cast<uint32_t>(flow - flows_.get()); }
   Flow& at(uint32_t index) { return flows_[index]; }
+  TcpSequence& sequence(const Flow* flow) { return sequences_[index_of(flow)]; }
 
  private:
   struct Links {
@@ -283,6 +293,7 @@ class FlowTable {
 
   HugeArray<Flow> flows_;
   HugeArray<Links> links_;            // LRU list neighbours of flows_[i]
+  HugeArray<TcpSequence> sequences_;  // TCP sequence state of flows_[i]
   std::unique_ptr<uint32_t[]> free_;  // stack of free entry indices
   uint32_t free_count_ = 0;
   List lists_[3];

@@ -224,6 +224,54 @@ class FastPath(unittest.TestCase):
         finally:
             hold.stop()
 
+    def test_forged_reset_from_the_lan_does_not_cut_a_connection(self):
+        """The attacker forges resets from ris into the modality's MLLP connection: one
+        outside the connection's sequence window is dropped and the connection goes on;
+        one at the sequence number ris would use next is forwarded and ends it (so the
+        check is on sequence numbers, not on resets as such)."""
+        hold = Background("modality", PY, PROBE, "hold", RIS, 2575, ready="ack")
+        capture = Background("ris", "tcpdump", "-l", "-n", "-S", "-i", "eth0", "-c", 2,
+                             f"src host {RIS} and tcp src port 2575 and dst host {MODALITY} "
+                             "and tcp[tcpflags] & tcp-push != 0")
+
+        def ris_answer():
+            """The modality's port and the sequence number ris sends next, from ris's
+            answer to one more message."""
+            hold.send("again")
+            self.assertEqual(hold.readline(), "ack")
+            # "IP 10.50.0.30.2575 > 10.50.0.10.41234: Flags [P.], seq 105:122, ack ..."
+            line = capture.readline(timeout=10)
+            self.assertIsNotNone(line, "ris's answer was not seen")
+            port = int(line.split(" > ")[1].split(":")[0].rsplit(".", 1)[1])
+            return port, int(line.split("seq ")[1].split(",")[0].split(":")[1])
+
+        try:
+            wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
+                     "tcpdump to listen")
+            modality_port, ris_next = ris_answer()
+            forge = ("from scapy.all import Ether, IP, TCP, sendp; "
+                     "sendp(Ether(src='{mac}', dst='{dst_mac}')/IP(src='{ris}', dst='{modality}')/"
+                     "TCP(sport=2575, dport={port}, flags='R', seq={seq}), iface='eth0', "
+                     "verbose=False)")
+            args = dict(mac=HOSTS["attacker"]["mac"], dst_mac=HOSTS["modality"]["mac"],
+                        ris=RIS, modality=MODALITY, port=modality_port)
+            before = dropped("tcp-out-of-window")
+            far = (ris_next + 2**31) % 2**32
+            r = on("attacker", PY, "-c", forge.format(seq=far, **args))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            wait_for(lambda: dropped("tcp-out-of-window") > before, 10,
+                     "the forged reset's drop")
+            # Still open: the next message is answered.
+            _, ris_next = ris_answer()
+            # The reset a peer would send passes, and the connection ends.
+            r = on("attacker", PY, "-c", forge.format(seq=ris_next, **args))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            hold.send("again")
+            self.assertEqual(hold.readline(), "closed")
+        finally:
+            capture.stop()
+            hold.stop()
+
     def test_invalid_policy_changes_nothing(self):
         version = active_version()
         broken = lab_policy()

@@ -63,13 +63,48 @@ FrameBuilder to_device() {
   return FrameBuilder().eth(kGatewayMac, kDeviceMac);
 }
 
+// Sequence numbers as the tests' connections have them: both ends start at 1000, so
+// every later segment starts at 1001 and every acknowledgement is 1001 (the engine checks
+// a reset's, a FIN's and the SYN-ACK's against them).
+uint32_t test_seq(uint8_t flags) {
+  return (flags & tcp_flag::syn) != 0 ? 1000 : 1001;
+}
+uint32_t test_ack(uint8_t flags) {
+  return (flags & tcp_flag::ack) != 0 ? 1001 : 0;
+}
 Bytes tcp_out(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
               std::string payload = {}) {
-  return from_device().ipv4(kDevice, peer).tcp(sport, dport, flags).payload(payload).build();
+  return from_device()
+      .ipv4(kDevice, peer)
+      .tcp(sport, dport, flags, test_seq(flags), test_ack(flags))
+      .payload(payload)
+      .build();
 }
 Bytes tcp_in(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
              std::string payload = {}) {
-  return to_device().ipv4(peer, kDevice).tcp(sport, dport, flags).payload(payload).build();
+  return to_device()
+      .ipv4(peer, kDevice)
+      .tcp(sport, dport, flags, test_seq(flags), test_ack(flags))
+      .payload(payload)
+      .build();
+}
+
+// A segment from the network side with its own sequence and acknowledgement numbers.
+Bytes tcp_in_at(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq,
+                uint32_t ack, std::string payload = {}) {
+  return to_device()
+      .ipv4(peer, kDevice)
+      .tcp(sport, dport, flags, seq, ack)
+      .payload(payload)
+      .build();
+}
+Bytes tcp_out_at(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq,
+                 uint32_t ack, std::string payload = {}) {
+  return from_device()
+      .ipv4(kDevice, peer)
+      .tcp(sport, dport, flags, seq, ack)
+      .payload(payload)
+      .build();
 }
 
 constexpr uint8_t SYN = tcp_flag::syn;
@@ -220,10 +255,11 @@ std::vector<Case> cases() {
                {net(to_device().ipv4("10.50.0.5", kDevice).icmp_echo_request(7).build()),
                 dev_drop(from_device().ipv4(kDevice, "10.50.0.5").icmp_echo_request(7).build(),
                          DropReason::icmp_type_not_allowed)}});
-  c.push_back({"IPv6 connection to an allowed peer passes",
-               kLab,
-               {dev(from_device().ipv6(kDevice6, kPeer6).tcp(40000, 104, SYN).build()),
-                net(to_device().ipv6(kPeer6, kDevice6).tcp(104, 40000, SYNACK).build())}});
+  c.push_back(
+      {"IPv6 connection to an allowed peer passes",
+       kLab,
+       {dev(from_device().ipv6(kDevice6, kPeer6).tcp(40000, 104, SYN).build()),
+        net(to_device().ipv6(kPeer6, kDevice6).tcp(104, 40000, SYNACK, 1000, 1001).build())}});
   c.push_back({"IPv6 neighbour discovery from the device's link-local address passes",
                kLab,
                {dev(from_device()
@@ -347,6 +383,73 @@ std::vector<Case> cases() {
   c.push_back({"half-closed connection still carries data the other way", kLab,
                concat(store_handshake(), {dev(tcp_out(kPacs, 40000, 104, FINACK)),
                                           net(tcp_in(kPacs, 104, 40000, PSHACK, "more"))})});
+  // --- TCP sequence numbers: what a host on the LAN forging pacs's address can do
+  c.push_back(
+      {"a forged reset outside the window is dropped and the connection goes on", kLab,
+       concat(store_handshake(), {net_drop(tcp_in_at(kPacs, 104, 40000, RST, 900'000'000, 0),
+                                           DropReason::tcp_out_of_window),
+                                  net_drop(tcp_in_at(kPacs, 104, 40000, RST | ACK, 1001 - 1, 1001),
+                                           DropReason::tcp_out_of_window),
+                                  dev(tcp_out(kPacs, 40000, 104, PSHACK, "still open")),
+                                  net(tcp_in(kPacs, 104, 40000, PSHACK, "and answered"))})});
+  c.push_back({"a reset inside the window ends the connection", kLab,
+               concat(store_handshake(), {net(tcp_in_at(kPacs, 104, 40000, RST, 1001 + 1000, 0)),
+                                          dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "late"),
+                                                   DropReason::tcp_invalid_state)})});
+  c.push_back(
+      {"a refusal must acknowledge the SYN",
+       kLab,
+       {dev(tcp_out(kPacs, 40000, 104, SYN)),
+        net_drop(tcp_in_at(kPacs, 104, 40000, RST | ACK, 0, 77), DropReason::tcp_out_of_window),
+        net_drop(tcp_in_at(kPacs, 104, 40000, RST, 0, 0), DropReason::tcp_out_of_window),
+        net(tcp_in_at(kPacs, 104, 40000, RST | ACK, 0, 1001))}});
+  c.push_back(
+      {"a SYN-ACK must acknowledge the SYN",
+       kLab,
+       {dev(tcp_out(kPacs, 40000, 104, SYN)),
+        net_drop(tcp_in_at(kPacs, 104, 40000, SYNACK, 5000, 77), DropReason::tcp_out_of_window),
+        net(tcp_in(kPacs, 104, 40000, SYNACK)), dev(tcp_out(kPacs, 40000, 104, ACK))}});
+  c.push_back(
+      {"the answer to a SYN with data may acknowledge the data (TCP Fast Open)",
+       kLab,
+       {dev(tcp_out_at(kPacs, 40000, 104, SYN, 1000, 0, "fast open")),
+        net_drop(tcp_in_at(kPacs, 104, 40000, SYNACK, 5000, 1011), DropReason::tcp_out_of_window),
+        net(tcp_in_at(kPacs, 104, 40000, SYNACK, 5000, 1010)),
+        net_drop(tcp_in_at(kPacs, 104, 40000, SYNACK, 5000, 1011), DropReason::tcp_out_of_window),
+        net(tcp_in_at(kPacs, 104, 40000, SYNACK, 5000, 1010))}});
+  c.push_back({"the answer to a SYN with data may acknowledge the SYN alone (cookie refused)",
+               kLab,
+               {dev(tcp_out_at(kPacs, 40000, 104, SYN, 1000, 0, "fast open")),
+                net(tcp_in_at(kPacs, 104, 40000, SYNACK, 5000, 1001)),
+                dev(tcp_out_at(kPacs, 40000, 104, PSHACK, 1001, 5001, "fast open"))}});
+  c.push_back(
+      {"a forged FIN outside the window is dropped and the connection stays established", kLab,
+       concat(store_handshake(),
+              {net_drop(tcp_in_at(kPacs, 104, 40000, FINACK, 3'000'000'000u, 1001),
+                        DropReason::tcp_out_of_window),
+               // Both FINs and the last ACK would close it: only the real ones count.
+               dev(tcp_out(kPacs, 40000, 104, FINACK)), dev(tcp_out(kPacs, 40000, 104, ACK)),
+               net(tcp_in(kPacs, 104, 40000, PSHACK, "the connection is only half closed"))})});
+  c.push_back({"a forged segment far ahead does not widen the window", kLab,
+               concat(store_handshake(),
+                      {// Data out of the window is the receiver's to refuse; it passes...
+                       net(tcp_in_at(kPacs, 104, 40000, ACK, 1001 + 10'000'000, 1001, "forged")),
+                       // ...but a reset there still does not count.
+                       net_drop(tcp_in_at(kPacs, 104, 40000, RST, 1001 + 10'000'000 + 6, 0),
+                                DropReason::tcp_out_of_window)})});
+  c.push_back(
+      {"the window follows the data and its acknowledgements", kLab,
+       concat(store_handshake(),
+              {dev(tcp_out_at(kPacs, 40000, 104, PSHACK, 1001, 1001, std::string(100, 'd'))),
+               net(tcp_in_at(kPacs, 104, 40000, ACK, 1001, 1101)),
+               // Below what pacs acknowledged: pacs itself would ignore it.
+               dev_drop(tcp_out_at(kPacs, 40000, 104, RST, 1001, 0), DropReason::tcp_out_of_window),
+               dev(tcp_out_at(kPacs, 40000, 104, RST, 1101, 0))})});
+  c.push_back({"monitor mode forwards a forged reset and keeps the connection",
+               [] { return lab_policy(DeviceMode::monitor); },
+               concat(store_handshake(), {net(tcp_in_at(kPacs, 104, 40000, RST, 900'000'000, 0),
+                                              Action::forward, DropReason::tcp_out_of_window),
+                                          dev(tcp_out(kPacs, 40000, 104, PSHACK, "still open"))})});
   // --- malformed and fragments: dropped whatever the mode
   c.push_back(
       {"IPv4 fragment is dropped, never passed uninspected",
@@ -390,12 +493,13 @@ std::vector<Case> cases() {
                      .build(),
                  DropReason::icmp_error_unrelated)}});
   // --- VLAN: the outer tag is part of the flow
-  c.push_back({"tagged flow's reply must come on the same VLAN",
-               kLab,
-               {dev(from_device().vlan(10).ipv4(kDevice, kPacs).tcp(40000, 104, SYN).build()),
-                net(to_device().vlan(10).ipv4(kPacs, kDevice).tcp(104, 40000, SYNACK).build()),
-                net_drop(to_device().vlan(20).ipv4(kPacs, kDevice).tcp(104, 40000, SYNACK).build(),
-                         DropReason::tcp_no_flow)}});
+  c.push_back(
+      {"tagged flow's reply must come on the same VLAN",
+       kLab,
+       {dev(from_device().vlan(10).ipv4(kDevice, kPacs).tcp(40000, 104, SYN).build()),
+        net(to_device().vlan(10).ipv4(kPacs, kDevice).tcp(104, 40000, SYNACK, 1000, 1001).build()),
+        net_drop(to_device().vlan(20).ipv4(kPacs, kDevice).tcp(104, 40000, SYNACK).build(),
+                 DropReason::tcp_no_flow)}});
   // --- modes
   c.push_back(
       {"monitor mode forwards what it would drop",
