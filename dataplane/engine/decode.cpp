@@ -232,6 +232,10 @@ bool walk_ipv6_extensions(const uint8_t* frame, uint32_t end, bool stop_at_fragm
 void fill_quoted_ports(const uint8_t* l4, QuotedPacket& quoted) noexcept {
   switch (quoted.protocol) {
     case ip_protocol::tcp:
+      quoted.src_port = load_be16(l4);
+      quoted.dst_port = load_be16(l4 + 2);
+      quoted.tcp_seq = load_be32(l4 + 4);
+      break;
     case ip_protocol::udp:
       quoted.src_port = load_be16(l4);
       quoted.dst_port = load_be16(l4 + 2);

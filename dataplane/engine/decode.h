@@ -44,6 +44,7 @@ struct QuotedPacket {
   uint8_t protocol = 0;
   uint16_t src_port = 0;  // TCP/UDP ports; for ICMP echo both hold the identifier
   uint16_t dst_port = 0;
+  uint32_t tcp_seq = 0;  // TCP: the quoted segment's sequence number
 };
 
 struct DecodedPacket {

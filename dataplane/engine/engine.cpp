@@ -681,6 +681,18 @@ Verdict Worker::judge_icmp_error(Context& c) noexcept {
   if (flow == nullptr) return deny(c, DropReason::icmp_error_unrelated);
   c.dir = flow->dir;
   if (!revalidate(c, *flow)) return deny(c, DropReason::icmp_error_unrelated);
+  if (q.protocol == ip_protocol::tcp) {
+    // An error about a TCP segment quotes one still in flight, from what its receiver
+    // acknowledged to what its sender sent (RFC 5927 §4.1; one below, for the SYN). A
+    // forged error, e.g. a "host unreachable" that an old stack takes as the end of its
+    // connection, must guess that window.
+    const auto quoted_sender = static_cast<unsigned>(from_device ? Side::network : Side::device);
+    const TcpSequence& sequence = flows_.sequence(flow);
+    if (!sequence_within(q.tcp_seq, sequence.acked[quoted_sender] - 1,
+                         sequence.end[quoted_sender])) {
+      return deny(c, DropReason::icmp_error_unrelated);
+    }
+  }
   return forward(c);
 }
 

@@ -224,52 +224,73 @@ class FastPath(unittest.TestCase):
         finally:
             hold.stop()
 
-    def test_forged_reset_from_the_lan_does_not_cut_a_connection(self):
-        """The attacker forges resets from ris into the modality's MLLP connection: one
-        outside the connection's sequence window is dropped and the connection goes on;
-        one at the sequence number ris would use next is forwarded and ends it (so the
-        check is on sequence numbers, not on resets as such)."""
+    def test_forged_resets_and_icmp_errors_from_the_lan_do_not_cut_a_connection(self):
+        """The attacker forges an ICMP error and resets into the modality's MLLP connection
+        with ris. Those that do not fit the connection's sequence numbers are dropped and
+        the connection goes on; the same with the numbers a real peer would use pass (so
+        the check is on sequence numbers, not on the kind of packet), and that reset ends
+        the connection."""
         hold = Background("modality", PY, PROBE, "hold", RIS, 2575, ready="ack")
-        capture = Background("ris", "tcpdump", "-l", "-n", "-S", "-i", "eth0", "-c", 2,
+        answers = Background("ris", "tcpdump", "-l", "-n", "-S", "-i", "eth0", "-c", 2,
                              f"src host {RIS} and tcp src port 2575 and dst host {MODALITY} "
                              "and tcp[tcpflags] & tcp-push != 0")
+        errors = Background("modality", "tcpdump", "-l", "-n", "-i", "eth0", "-c", 1,
+                            f"icmp and src host {ATTACKER}")
 
         def ris_answer():
-            """The modality's port and the sequence number ris sends next, from ris's
-            answer to one more message."""
+            """From ris's answer to one more message: the modality's port, the sequence
+            number ris sends next and the one it expects next from the modality."""
             hold.send("again")
             self.assertEqual(hold.readline(), "ack")
-            # "IP 10.50.0.30.2575 > 10.50.0.10.41234: Flags [P.], seq 105:122, ack ..."
-            line = capture.readline(timeout=10)
+            # "IP 10.50.0.30.2575 > 10.50.0.10.41234: Flags [P.], seq 105:122, ack 88, ..."
+            line = answers.readline(timeout=10)
             self.assertIsNotNone(line, "ris's answer was not seen")
             port = int(line.split(" > ")[1].split(":")[0].rsplit(".", 1)[1])
-            return port, int(line.split("seq ")[1].split(",")[0].split(":")[1])
+            ris_next = int(line.split("seq ")[1].split(",")[0].split(":")[1])
+            return port, ris_next, int(line.split(" ack ")[1].split(",")[0])
 
         try:
-            wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
-                     "tcpdump to listen")
-            modality_port, ris_next = ris_answer()
-            forge = ("from scapy.all import Ether, IP, TCP, sendp; "
-                     "sendp(Ether(src='{mac}', dst='{dst_mac}')/IP(src='{ris}', dst='{modality}')/"
-                     "TCP(sport=2575, dport={port}, flags='R', seq={seq}), iface='eth0', "
-                     "verbose=False)")
-            args = dict(mac=HOSTS["attacker"]["mac"], dst_mac=HOSTS["modality"]["mac"],
-                        ris=RIS, modality=MODALITY, port=modality_port)
-            before = dropped("tcp-out-of-window")
-            far = (ris_next + 2**31) % 2**32
-            r = on("attacker", PY, "-c", forge.format(seq=far, **args))
-            self.assertEqual(r.returncode, 0, r.stderr)
-            wait_for(lambda: dropped("tcp-out-of-window") > before, 10,
+            for capture in (answers, errors):
+                wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
+                         "tcpdump to listen")
+            port, ris_next, modality_next = ris_answer()
+            send = "from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/{frame}, " \
+                   "iface='eth0', verbose=False)"
+            forged = dict(mac=HOSTS["attacker"]["mac"], dst=HOSTS["modality"]["mac"])
+            reset = f"IP(src='{RIS}', dst='{MODALITY}')/TCP(sport=2575, dport={port}, " \
+                    "flags='R', seq={seq})"
+            error = f"IP(src='{ATTACKER}', dst='{MODALITY}')/ICMP(type=3, code={{code}})/" \
+                    f"IP(src='{MODALITY}', dst='{RIS}')/TCP(sport={port}, dport=2575, " \
+                    "flags='PA', seq={seq})"
+
+            def forge(frame):
+                r = on("attacker", PY, "-c", send.format(frame=frame, **forged))
+                self.assertEqual(r.returncode, 0, r.stderr)
+
+            far = 2**31
+            unrelated, out_of_window = dropped("icmp-error-unrelated"), dropped("tcp-out-of-window")
+            # A "host unreachable" quoting a segment the modality never sent, then a "port
+            # unreachable" quoting the one it sent last: the first ICMP to arrive is that.
+            forge(error.format(code=1, seq=(modality_next + far) % 2**32))
+            wait_for(lambda: dropped("icmp-error-unrelated") > unrelated, 10,
+                     "the forged ICMP error's drop")
+            forge(error.format(code=3, seq=modality_next))
+            line = errors.readline(timeout=10)
+            self.assertIsNotNone(line, "the ICMP error in the window did not arrive either")
+            self.assertIn("port 2575 unreachable", line)
+
+            forge(reset.format(seq=(ris_next + far) % 2**32))
+            wait_for(lambda: dropped("tcp-out-of-window") > out_of_window, 10,
                      "the forged reset's drop")
             # Still open: the next message is answered.
-            _, ris_next = ris_answer()
+            _, ris_next, _ = ris_answer()
             # The reset a peer would send passes, and the connection ends.
-            r = on("attacker", PY, "-c", forge.format(seq=ris_next, **args))
-            self.assertEqual(r.returncode, 0, r.stderr)
+            forge(reset.format(seq=ris_next))
             hold.send("again")
             self.assertEqual(hold.readline(), "closed")
         finally:
-            capture.stop()
+            errors.stop()
+            answers.stop()
             hold.stop()
 
     def test_invalid_policy_changes_nothing(self):

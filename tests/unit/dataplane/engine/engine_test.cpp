@@ -492,6 +492,36 @@ std::vector<Case> cases() {
                      .icmp_error(3, 3, from_device().ipv4(kDevice, kNtp).udp(40124, 123).build())
                      .build(),
                  DropReason::icmp_error_unrelated)}});
+  c.push_back(
+      {"ICMP error about a TCP segment passes only when it quotes one in flight", kLab,
+       concat(
+           store_handshake(),
+           {dev(tcp_out_at(kPacs, 40000, 104, PSHACK, 1001, 1001, std::string(100, 'd'))),
+            // Fragmentation needed, quoting the segment just sent.
+            net(to_device()
+                    .ipv4(kNtp, kDevice)
+                    .icmp_error(3, 4, tcp_out_at(kPacs, 40000, 104, PSHACK, 1001, 1001))
+                    .build()),
+            // The same error forged without the sequence number.
+            net_drop(to_device()
+                         .ipv4(kNtp, kDevice)
+                         .icmp_error(3, 1, tcp_out_at(kPacs, 40000, 104, PSHACK, 7'000'000, 1001))
+                         .build(),
+                     DropReason::icmp_error_unrelated),
+            // Once pacs acknowledged the segment, an error about it is stale.
+            net(tcp_in_at(kPacs, 104, 40000, ACK, 1001, 1101)),
+            net_drop(to_device()
+                         .ipv4(kNtp, kDevice)
+                         .icmp_error(3, 4, tcp_out_at(kPacs, 40000, 104, PSHACK, 1001, 1001))
+                         .build(),
+                     DropReason::icmp_error_unrelated)})});
+  c.push_back({"ICMP error about a SYN passes",
+               kLab,
+               {dev(tcp_out(kPacs, 40000, 104, SYN)),
+                net(to_device()
+                        .ipv4(kNtp, kDevice)
+                        .icmp_error(3, 1, tcp_out(kPacs, 40000, 104, SYN))
+                        .build())}});
   // --- VLAN: the outer tag is part of the flow
   c.push_back(
       {"tagged flow's reply must come on the same VLAN",
