@@ -122,22 +122,30 @@ bool ipv4_header_checksum_ok(const uint8_t* header, uint32_t length) noexcept {
 }
 
 // RFC 791 options: EOL ends the list, NOP is one byte, every other option carries a
-// length byte that counts itself and the type and must stay inside the header.
-bool ipv4_options_ok(const uint8_t* options, uint32_t length) noexcept {
+// length byte that counts itself and the type and must stay inside the header. A loose or
+// strict source route is refused even when well formed: a host that honours it answers
+// along the route reversed, so a sender forging a trusted peer's address would receive
+// the replies (RFC 7126 §4.3, §4.4 advise dropping both).
+DropReason check_ipv4_options(const uint8_t* options, uint32_t length) noexcept {
+  constexpr uint8_t kLooseSourceRoute = 131;
+  constexpr uint8_t kStrictSourceRoute = 137;
   uint32_t i = 0;
   while (i < length) {
     const uint8_t type = options[i];
-    if (type == 0) return true;  // end of option list: the rest is padding
+    if (type == 0) return DropReason::none;  // end of option list: the rest is padding
     if (type == 1) {
       ++i;
       continue;
     }
-    if (length - i < 2) return false;
+    if (length - i < 2) return DropReason::bad_ipv4_header;
     const uint8_t option_length = options[i + 1];
-    if (option_length < 2 || option_length > length - i) return false;
+    if (option_length < 2 || option_length > length - i) return DropReason::bad_ipv4_header;
+    if (type == kLooseSourceRoute || type == kStrictSourceRoute) {
+      return DropReason::ip_source_route;
+    }
     i += option_length;
   }
-  return true;
+  return DropReason::none;
 }
 
 bool ipv4_source_bad(const uint8_t* address) noexcept {
@@ -167,6 +175,7 @@ struct Ipv6Chain {
   uint8_t next = 0;             // next header value there: the upper-layer protocol
   bool fragment = false;        // a fragment header was seen
   bool later_fragment = false;  // ...with a non-zero offset (no upper-layer header follows)
+  bool source_route = false;    // a routing header of type 0 was seen
 };
 
 // Walks the extension headers from chain.offset, bounded by `end` (the end of the IPv6
@@ -219,6 +228,8 @@ bool walk_ipv6_extensions(const uint8_t* frame, uint32_t end, bool stop_at_fragm
       header_length = (uint32_t{header[1]} + 1) * 8;
     }
     if (header_length > end - chain.offset) return false;
+    // Type 0 is the IPv6 source route, deprecated for the same reason as IPv4's (RFC 5095).
+    if (type == ipv6_extension::routing && header[2] == 0) chain.source_route = true;
     chain.next = header[0];
     chain.offset += header_length;
     if (type == ipv6_extension::fragment && (stop_at_fragment || chain.later_fragment)) {
@@ -447,9 +458,9 @@ DropReason decode_ipv4(const uint8_t* frame, uint32_t length, uint32_t l3,
     return DropReason::bad_ipv4_length;
   }
   if (!ipv4_header_checksum_ok(ip, header_length)) return DropReason::bad_ipv4_checksum;
-  if (!ipv4_options_ok(ip + kIpv4MinHeaderLength, header_length - kIpv4MinHeaderLength)) {
-    return DropReason::bad_ipv4_header;
-  }
+  const DropReason options =
+      check_ipv4_options(ip + kIpv4MinHeaderLength, header_length - kIpv4MinHeaderLength);
+  if (options != DropReason::none) return options;
   if (ipv4_source_bad(ip + 12)) return DropReason::bad_source_address;
   const uint32_t l4 = l3 + header_length;
   out.l4_offset = static_cast<uint16_t>(l4);
@@ -484,6 +495,7 @@ DropReason decode_ipv6(const uint8_t* frame, uint32_t length, uint32_t l3,
   out.protocol = chain.next;
   if (!chain_ok) return DropReason::bad_ipv6_extension;
   out.l4_offset = static_cast<uint16_t>(chain.offset);
+  if (chain.source_route) return DropReason::ip_source_route;
   if (chain.fragment) {  // atomic fragments too: nothing fragmented passes uninspected
     out.is_fragment = true;
     return DropReason::ip_fragment;

@@ -138,6 +138,34 @@ class FastPath(unittest.TestCase):
         finally:
             capture.stop()
 
+    def test_source_routed_packets_do_not_reach_the_modality(self):
+        """The attacker pings the modality as pacs (which may ping it) with a loose source
+        route through itself, the old way to receive a forged sender's replies: it does not
+        arrive. The same ping without the option does."""
+        capture = Background("modality", "tcpdump", "-l", "-n", "-v", "-i", "eth0", "-c", 1,
+                             f"icmp[icmptype] == icmp-echo and src host {PACS}")
+        try:
+            wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
+                     "tcpdump to listen")
+            before = dropped("ip-source-route")
+            send = ("from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/"
+                    "IP(src='{pacs}', dst='{modality}', options={options})/ICMP(id={id}), "
+                    "iface='eth0', verbose=False)")
+            args = dict(mac=HOSTS["attacker"]["mac"], dst=HOSTS["modality"]["mac"], pacs=PACS,
+                        modality=MODALITY)
+            r = on("attacker", PY, "-c", send.format(
+                options=f"[IPOption_LSRR(routers=['{ATTACKER}'])]", id=1, **args))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            wait_for(lambda: dropped("ip-source-route") > before, 10,
+                     "the source-routed ping's drop")
+            r = on("attacker", PY, "-c", send.format(options="[]", id=2, **args))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            line = capture.readline(timeout=10)
+            self.assertIsNotNone(line, "the ping without the option did not arrive either")
+            self.assertNotIn("LSRR", line)  # the first ping seen is not the source-routed one
+        finally:
+            capture.stop()
+
     def test_lan_hosts_listener_reports_do_not_reach_the_modality(self):
         """IPv6 link-local control from the LAN: a multicast listener query reaches the
         modality (it must answer it), another host's listener report does not (it is for

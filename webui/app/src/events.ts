@@ -45,6 +45,7 @@ const reasonWords: Record<string, string> = {
   'tcp-handshake-data': 'data hidden in a TCP handshake (refused on inspected connections)',
   'tcp-urgent-data': 'TCP urgent data on an inspected connection (an evasion)',
   'tcp-out-of-window': 'forged TCP reset or close outside the connection (the connection goes on)',
+  'ip-source-route': 'source-routed packet (a way to receive a forged sender\'s replies)',
 };
 export function reasonText(reason: string): string {
   return reasonWords[reason] ?? reason;

@@ -303,6 +303,14 @@ std::vector<DecodeCase> ipv4_cases() {
        v4().ipv4_options({7, 9, 4, 0, 0, 0, 0, 0}).udp(1, 2).build(), DropReason::bad_ipv4_header},
       {"IPv4 option without its length byte", v4().ipv4_options({1, 1, 1, 68}).udp(1, 2).build(),
        DropReason::bad_ipv4_header},
+      {"IPv4 loose source route", v4().ipv4_options({131, 7, 4, 10, 0, 0, 1, 0}).udp(1, 2).build(),
+       DropReason::ip_source_route},
+      {"IPv4 strict source route after a NOP",
+       v4().ipv4_options({1, 137, 7, 4, 10, 0, 0, 1}).udp(1, 2).build(),
+       DropReason::ip_source_route},
+      {"IPv4 source route longer than the header",
+       v4().ipv4_options({131, 9, 4, 10, 0, 0, 1, 0}).udp(1, 2).build(),
+       DropReason::bad_ipv4_header},
       {"IPv4 first fragment", v4().ipv4_fragment(0, true).tcp(1, 2, tcp_flag::syn).build(),
        DropReason::ip_fragment,
        [](const DecodedPacket& p) {
@@ -375,7 +383,7 @@ std::vector<DecodeCase> ipv6_cases() {
        [](const DecodedPacket& p) { EXPECT_EQ(p.payload_length, 0); }},
       {"IPv6 hop-by-hop, routing, destination options",
        v6().ipv6_extension(0, {5, 2, 0, 0})
-           .ipv6_extension(43, {0, 0})
+           .ipv6_extension(43, {2, 0})
            .ipv6_extension(60)
            .udp(1, 2)
            .payload("hi")
@@ -396,12 +404,12 @@ std::vector<DecodeCase> ipv6_cases() {
          EXPECT_EQ(p.l4_offset, kIpv6L4 + 16);
        }},
       {"IPv6 destination options twice, around routing",
-       v6().ipv6_extension(60).ipv6_extension(43).ipv6_extension(60).udp(1, 2).build(),
+       v6().ipv6_extension(60).ipv6_extension(43, {2, 0}).ipv6_extension(60).udp(1, 2).build(),
        DropReason::none},
       {"IPv6 longest legal chain",
        v6().ipv6_extension(0)
            .ipv6_extension(60)
-           .ipv6_extension(43)
+           .ipv6_extension(43, {2, 0})
            .ipv6_extension(51)
            .ipv6_extension(60)
            .udp(1, 2)
@@ -409,7 +417,7 @@ std::vector<DecodeCase> ipv6_cases() {
        DropReason::none, [](const DecodedPacket& p) { EXPECT_EQ(p.l4_offset, kIpv6L4 + 40); }},
       {"IPv6 destination options three times",
        v6().ipv6_extension(60)
-           .ipv6_extension(43)
+           .ipv6_extension(43, {2, 0})
            .ipv6_extension(60)
            .ipv6_extension(60)
            .udp(1, 2)
@@ -417,7 +425,14 @@ std::vector<DecodeCase> ipv6_cases() {
        DropReason::bad_ipv6_extension},
       {"IPv6 hop-by-hop not first", v6().ipv6_extension(60).ipv6_extension(0).udp(1, 2).build(),
        DropReason::bad_ipv6_extension},
-      {"IPv6 routing header twice", v6().ipv6_extension(43).ipv6_extension(43).udp(1, 2).build(),
+      {"IPv6 type 0 routing header (source route)",
+       v6().ipv6_extension(43, {0, 1}).udp(1, 2).build(), DropReason::ip_source_route,
+       [](const DecodedPacket& p) { EXPECT_EQ(p.protocol, ip_protocol::udp); }},
+      {"IPv6 type 0 routing header with no segments left",
+       v6().ipv6_extension(60).ipv6_extension(43, {0, 0}).udp(1, 2).build(),
+       DropReason::ip_source_route},
+      {"IPv6 routing header twice",
+       v6().ipv6_extension(43, {2, 0}).ipv6_extension(43, {2, 0}).udp(1, 2).build(),
        DropReason::bad_ipv6_extension},
       {"IPv6 authentication header twice",
        v6().ipv6_extension(51).ipv6_extension(51).udp(1, 2).build(),
@@ -899,7 +914,7 @@ TEST(DecodeTruncation, EveryPrefixOfEachProtocolIsDropped) {
           .arp(1, kDeviceMac, kDeviceIp, kNetworkMac, kNetworkIp)
           .build(),
       v6().ipv6_extension(0)
-          .ipv6_extension(43)
+          .ipv6_extension(43, {2, 0})
           .ipv6_extension(51)
           .ipv6_extension(60)
           .tcp(1, 2, tcp_flag::syn)
