@@ -461,7 +461,11 @@ DropReason decode_ipv4(const uint8_t* frame, uint32_t length, uint32_t l3,
   const DropReason options =
       check_ipv4_options(ip + kIpv4MinHeaderLength, header_length - kIpv4MinHeaderLength);
   if (options != DropReason::none) return options;
-  if (ipv4_source_bad(ip + 12)) return DropReason::bad_source_address;
+  // A source equal to the destination never comes off a wire: the "land" attack, which
+  // hangs old stacks (CVE-1999-0016).
+  if (ipv4_source_bad(ip + 12) || load_be32(ip + 12) == load_be32(ip + 16)) {
+    return DropReason::bad_source_address;
+  }
   const uint32_t l4 = l3 + header_length;
   out.l4_offset = static_cast<uint16_t>(l4);
   if (load_be16(ip + 6) & 0x3fff) {  // more-fragments flag or a fragment offset
@@ -485,7 +489,9 @@ DropReason decode_ipv6(const uint8_t* frame, uint32_t length, uint32_t l3,
   const uint32_t payload_length = load_be16(ip + 4);
   if (payload_length > available - kIpv6HeaderLength) return DropReason::bad_ipv6_header;
   const uint8_t* src = ip + 8;
-  if (src[0] == 0xff || ipv6_is_loopback(src)) return DropReason::bad_source_address;
+  if (src[0] == 0xff || ipv6_is_loopback(src) || std::memcmp(src, ip + 24, 16) == 0) {
+    return DropReason::bad_source_address;  // the source equal to the destination: as IPv4
+  }
 
   const uint32_t end = l3 + kIpv6HeaderLength + payload_length;
   Ipv6Chain chain;

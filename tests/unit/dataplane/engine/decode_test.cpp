@@ -339,6 +339,13 @@ std::vector<DecodeCase> ipv4_cases() {
        DropReason::bad_source_address},
       {"IPv4 source loopback", v4_from("127.0.0.1").tcp(1, 2, tcp_flag::syn).build(),
        DropReason::bad_source_address},
+      {"IPv4 source equal to the destination (land)",
+       FrameBuilder()
+           .eth(kNetworkMac, kDeviceMac)
+           .ipv4(kDeviceIp, kDeviceIp)
+           .tcp(139, 139, tcp_flag::syn)
+           .build(),
+       DropReason::bad_source_address},
       {"IPv4 source just below multicast", v4_from("223.255.255.255").udp(1, 2).build(),
        DropReason::none},
       {"IPv4 broadcast destination is fine",
@@ -483,6 +490,9 @@ std::vector<DecodeCase> ipv6_cases() {
       {"IPv6 source unspecified, TCP", v6_from("::").tcp(1, 2, tcp_flag::syn).build(),
        DropReason::bad_source_address},
       {"IPv6 source unspecified, echo request", v6_from("::").icmp_echo_request(1).build(),
+       DropReason::bad_source_address},
+      {"IPv6 source equal to the destination (land)",
+       v6_from(kDeviceIp6, kDeviceIp6).tcp(139, 139, tcp_flag::syn).build(),
        DropReason::bad_source_address},
       {"IPv6 source ::2 is not loopback", v6_from("::2").udp(1, 2).build(), DropReason::none},
       {"IPv6 link-local source", v6_from("fe80::10").udp(1, 2).build(), DropReason::none},
