@@ -138,10 +138,10 @@ class FastPath(unittest.TestCase):
         finally:
             capture.stop()
 
-    def test_source_routed_packets_do_not_reach_the_modality(self):
+    def test_source_routed_and_land_packets_do_not_reach_the_modality(self):
         """The attacker pings the modality as pacs (which may ping it) with a loose source
-        route through itself, the old way to receive a forged sender's replies: it does not
-        arrive. The same ping without the option does."""
+        route through itself, the old way to receive a forged sender's replies, and sends it
+        a "land" SYN: neither arrives. The same ping without the option does."""
         capture = Background("modality", "tcpdump", "-l", "-n", "-v", "-i", "eth0", "-c", 1,
                              f"icmp[icmptype] == icmp-echo and src host {PACS}")
         try:
@@ -158,6 +158,14 @@ class FastPath(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             wait_for(lambda: dropped("ip-source-route") > before, 10,
                      "the source-routed ping's drop")
+            # A "land" SYN (source and destination both the modality) is dropped as well.
+            before = dropped("bad-source-address")
+            land = ("from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/IP(src="
+                    "'{modality}', dst='{modality}')/TCP(sport=104, dport=104, flags='S'), "
+                    "iface='eth0', verbose=False)")
+            r = on("attacker", PY, "-c", land.format(**args))
+            self.assertEqual(r.returncode, 0, r.stderr)
+            wait_for(lambda: dropped("bad-source-address") > before, 10, "the land SYN's drop")
             r = on("attacker", PY, "-c", send.format(options="[]", id=2, **args))
             self.assertEqual(r.returncode, 0, r.stderr)
             line = capture.readline(timeout=10)
