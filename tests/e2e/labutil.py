@@ -214,6 +214,21 @@ class Background:
             stream.close()
 
 
+def tcpdump(host, count, expression, *options):
+    """Captures `count` packets matching `expression` on the host's eth0, one line each on
+    stdout (readline()); returns once the filter is attached. stop() it when done."""
+    capture = Background(host, "tcpdump", "-l", "-n", "-i", "eth0", "-c", count, *options,
+                         expression)
+    try:
+        # tcpdump says "listening on" on stderr once its filter is attached.
+        wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
+                 f"tcpdump on {host} to listen")
+    except BaseException:
+        capture.stop()
+        raise
+    return capture
+
+
 # A stand-in for a service that must not be reachable: it listens on port 2222 on every
 # address of the appliance, so what a port sweep finds open is what the management
 # firewall lets through.

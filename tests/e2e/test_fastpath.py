@@ -13,8 +13,8 @@ from pathlib import Path
 
 from labutil import (ATTACKER, HOSTS, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background,
                      active_version, apply, cordonctl, dataplane_version, dicom_dataset, dropped,
-                     echoscu, events, lab_down, lab_policy, lab_up, on, set_guardrail, wait_for,
-                     with_mode, without_rule, write_ct_file)
+                     echoscu, events, lab_down, lab_policy, lab_up, on, set_guardrail, tcpdump,
+                     wait_for, with_mode, without_rule, write_ct_file)
 
 # Services the attacker might look for on an imaging console.
 SWEEP_TCP = "1-200,443,445,2575,3389,4444,5900,8080"
@@ -115,12 +115,8 @@ class FastPath(unittest.TestCase):
             listener.stop()
 
     def test_spoofed_source_does_not_reach_the_lan(self):
-        capture = Background("pacs", "tcpdump", "-l", "-n", "-i", "eth0", "-c", 1,
-                             "tcp port 104 and tcp[tcpflags] & tcp-syn != 0")
+        capture = tcpdump("pacs", 1, "tcp port 104 and tcp[tcpflags] & tcp-syn != 0")
         try:
-            # tcpdump says "listening on" on stderr once its filter is attached.
-            wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
-                     "tcpdump to listen")
             before = dropped("spoofed-source")
             send = ("from scapy.all import Ether, IP, TCP, sendp; "
                     "sendp(Ether(src='02:c0:4d:00:00:10', dst='02:c0:4d:00:00:20')/"
@@ -142,11 +138,9 @@ class FastPath(unittest.TestCase):
         """The attacker pings the modality as pacs (which may ping it) with a loose source
         route through itself, the old way to receive a forged sender's replies, and sends it
         a "land" SYN: neither arrives. The same ping without the option does."""
-        capture = Background("modality", "tcpdump", "-l", "-n", "-v", "-i", "eth0", "-c", 1,
-                             f"icmp[icmptype] == icmp-echo and src host {PACS}")
+        capture = tcpdump("modality", 1, f"icmp[icmptype] == icmp-echo and src host {PACS}",
+                          "-v")
         try:
-            wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
-                     "tcpdump to listen")
             before = dropped("ip-source-route")
             send = ("from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/"
                     "IP(src='{pacs}', dst='{modality}', options={options})/ICMP(id={id}), "
@@ -182,12 +176,9 @@ class FastPath(unittest.TestCase):
         mac = HOSTS["attacker"]["mac"]
         unknown_before = dropped("unknown-device")
         not_for_a_device_before = dropped("not-for-a-device")
-        capture = Background("modality", "tcpdump", "-l", "-n", "-i", "eth0", "-c", 1,
-                             f"ether src {mac} and ip6 and ip6[6] == 0 "
-                             "and ip6[40] == 58")
+        capture = tcpdump("modality", 1, f"ether src {mac} and ip6 and ip6[6] == 0 "
+                          "and ip6[40] == 58")
         try:
-            wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
-                     "tcpdump to listen")
             # The report first, then the query: the first frame the modality sees from the
             # attacker must be the query.
             # (The source MAC is given: scapy finds no IPv6 route here and would send from
@@ -267,11 +258,12 @@ class FastPath(unittest.TestCase):
         the check is on sequence numbers, not on the kind of packet), and that reset ends
         the connection."""
         hold = Background("modality", PY, PROBE, "hold", RIS, 2575, ready="ack")
-        answers = Background("ris", "tcpdump", "-l", "-n", "-S", "-i", "eth0", "-c", 2,
-                             f"src host {RIS} and tcp src port 2575 and dst host {MODALITY} "
-                             "and tcp[tcpflags] & tcp-push != 0")
-        errors = Background("modality", "tcpdump", "-l", "-n", "-i", "eth0", "-c", 1,
-                            f"icmp and src host {ATTACKER}")
+        self.addCleanup(hold.stop)
+        answers = tcpdump("ris", 2, f"src host {RIS} and tcp src port 2575 and dst host "
+                          f"{MODALITY} and tcp[tcpflags] & tcp-push != 0", "-S")
+        self.addCleanup(answers.stop)
+        errors = tcpdump("modality", 1, f"icmp and src host {ATTACKER}")
+        self.addCleanup(errors.stop)
 
         def ris_answer():
             """From ris's answer to one more message: the modality's port, the sequence
@@ -285,49 +277,41 @@ class FastPath(unittest.TestCase):
             ris_next = int(line.split("seq ")[1].split(",")[0].split(":")[1])
             return port, ris_next, int(line.split(" ack ")[1].split(",")[0])
 
-        try:
-            for capture in (answers, errors):
-                wait_for(lambda: "listening on" in (capture.proc.stderr.readline() or ""), 10,
-                         "tcpdump to listen")
-            port, ris_next, modality_next = ris_answer()
-            send = "from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/{frame}, " \
-                   "iface='eth0', verbose=False)"
-            forged = dict(mac=HOSTS["attacker"]["mac"], dst=HOSTS["modality"]["mac"])
-            reset = f"IP(src='{RIS}', dst='{MODALITY}')/TCP(sport=2575, dport={port}, " \
-                    "flags='R', seq={seq})"
-            error = f"IP(src='{ATTACKER}', dst='{MODALITY}')/ICMP(type=3, code={{code}})/" \
-                    f"IP(src='{MODALITY}', dst='{RIS}')/TCP(sport={port}, dport=2575, " \
-                    "flags='PA', seq={seq})"
+        port, ris_next, modality_next = ris_answer()
+        send = "from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/{frame}, " \
+               "iface='eth0', verbose=False)"
+        forged = dict(mac=HOSTS["attacker"]["mac"], dst=HOSTS["modality"]["mac"])
+        reset = f"IP(src='{RIS}', dst='{MODALITY}')/TCP(sport=2575, dport={port}, " \
+                "flags='R', seq={seq})"
+        error = f"IP(src='{ATTACKER}', dst='{MODALITY}')/ICMP(type=3, code={{code}})/" \
+                f"IP(src='{MODALITY}', dst='{RIS}')/TCP(sport={port}, dport=2575, " \
+                "flags='PA', seq={seq})"
 
-            def forge(frame):
-                r = on("attacker", PY, "-c", send.format(frame=frame, **forged))
-                self.assertEqual(r.returncode, 0, r.stderr)
+        def forge(frame):
+            r = on("attacker", PY, "-c", send.format(frame=frame, **forged))
+            self.assertEqual(r.returncode, 0, r.stderr)
 
-            far = 2**31
-            unrelated, out_of_window = dropped("icmp-error-unrelated"), dropped("tcp-out-of-window")
-            # A "host unreachable" quoting a segment the modality never sent, then a "port
-            # unreachable" quoting the one it sent last: the first ICMP to arrive is that.
-            forge(error.format(code=1, seq=(modality_next + far) % 2**32))
-            wait_for(lambda: dropped("icmp-error-unrelated") > unrelated, 10,
-                     "the forged ICMP error's drop")
-            forge(error.format(code=3, seq=modality_next))
-            line = errors.readline(timeout=10)
-            self.assertIsNotNone(line, "the ICMP error in the window did not arrive either")
-            self.assertIn("port 2575 unreachable", line)
+        far = 2**31
+        unrelated, out_of_window = dropped("icmp-error-unrelated"), dropped("tcp-out-of-window")
+        # A "host unreachable" quoting a segment the modality never sent, then a "port
+        # unreachable" quoting the one it sent last: the first ICMP to arrive is that.
+        forge(error.format(code=1, seq=(modality_next + far) % 2**32))
+        wait_for(lambda: dropped("icmp-error-unrelated") > unrelated, 10,
+                 "the forged ICMP error's drop")
+        forge(error.format(code=3, seq=modality_next))
+        line = errors.readline(timeout=10)
+        self.assertIsNotNone(line, "the ICMP error in the window did not arrive either")
+        self.assertIn("port 2575 unreachable", line)
 
-            forge(reset.format(seq=(ris_next + far) % 2**32))
-            wait_for(lambda: dropped("tcp-out-of-window") > out_of_window, 10,
-                     "the forged reset's drop")
-            # Still open: the next message is answered.
-            _, ris_next, _ = ris_answer()
-            # The reset a peer would send passes, and the connection ends.
-            forge(reset.format(seq=ris_next))
-            hold.send("again")
-            self.assertEqual(hold.readline(), "closed")
-        finally:
-            errors.stop()
-            answers.stop()
-            hold.stop()
+        forge(reset.format(seq=(ris_next + far) % 2**32))
+        wait_for(lambda: dropped("tcp-out-of-window") > out_of_window, 10,
+                 "the forged reset's drop")
+        # Still open: the next message is answered.
+        _, ris_next, _ = ris_answer()
+        # The reset a peer would send passes, and the connection ends.
+        forge(reset.format(seq=ris_next))
+        hold.send("again")
+        self.assertEqual(hold.readline(), "closed")
 
     def test_invalid_policy_changes_nothing(self):
         version = active_version()

@@ -63,33 +63,16 @@ FrameBuilder to_device() {
   return FrameBuilder().eth(kGatewayMac, kDeviceMac);
 }
 
-// Sequence numbers as the tests' connections have them: both ends start at 1000, so
-// every later segment starts at 1001 and every acknowledgement is 1001 (the engine checks
-// a reset's, a FIN's and the SYN-ACK's against them).
-uint32_t test_seq(uint8_t flags) {
-  return (flags & tcp_flag::syn) != 0 ? 1000 : 1001;
-}
-uint32_t test_ack(uint8_t flags) {
-  return (flags & tcp_flag::ack) != 0 ? 1001 : 0;
-}
-Bytes tcp_out(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
-              std::string payload = {}) {
+// A TCP segment from the device (out) or from the network (in), with its sequence and
+// acknowledgement numbers.
+Bytes tcp_out_at(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq,
+                 uint32_t ack, std::string payload = {}) {
   return from_device()
       .ipv4(kDevice, peer)
-      .tcp(sport, dport, flags, test_seq(flags), test_ack(flags))
+      .tcp(sport, dport, flags, seq, ack)
       .payload(payload)
       .build();
 }
-Bytes tcp_in(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
-             std::string payload = {}) {
-  return to_device()
-      .ipv4(peer, kDevice)
-      .tcp(sport, dport, flags, test_seq(flags), test_ack(flags))
-      .payload(payload)
-      .build();
-}
-
-// A segment from the network side with its own sequence and acknowledgement numbers.
 Bytes tcp_in_at(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq,
                 uint32_t ack, std::string payload = {}) {
   return to_device()
@@ -98,13 +81,23 @@ Bytes tcp_in_at(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
       .payload(payload)
       .build();
 }
-Bytes tcp_out_at(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq,
-                 uint32_t ack, std::string payload = {}) {
-  return from_device()
-      .ipv4(kDevice, peer)
-      .tcp(sport, dport, flags, seq, ack)
-      .payload(payload)
-      .build();
+
+// The same with the numbers the tests' connections have: both ends start at 1000, so every
+// later segment starts at 1001 and every acknowledgement is 1001 (the engine checks a
+// reset's, a FIN's and the SYN-ACK's against them).
+uint32_t test_seq(uint8_t flags) {
+  return (flags & tcp_flag::syn) != 0 ? 1000 : 1001;
+}
+uint32_t test_ack(uint8_t flags) {
+  return (flags & tcp_flag::ack) != 0 ? 1001 : 0;
+}
+Bytes tcp_out(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
+              std::string payload = {}) {
+  return tcp_out_at(peer, sport, dport, flags, test_seq(flags), test_ack(flags), payload);
+}
+Bytes tcp_in(const char* peer, uint16_t sport, uint16_t dport, uint8_t flags,
+             std::string payload = {}) {
+  return tcp_in_at(peer, sport, dport, flags, test_seq(flags), test_ack(flags), payload);
 }
 
 constexpr uint8_t SYN = tcp_flag::syn;
