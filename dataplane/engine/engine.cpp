@@ -168,6 +168,13 @@ bool sequence_after(uint32_t a, uint32_t b) noexcept {
 // without window scaling. Segments lost before the appliance or retransmitted after their
 // acknowledgement stay inside it; a blind guess is 1 in 2^16.
 constexpr uint32_t kSequenceSlack = 65535;
+// A side's SYN starts its numbers: the SYN takes one, and data it carries (TCP Fast Open,
+// on connections that are not inspected) counts as sent, so its answer may acknowledge it.
+void start_sequence(TcpSequence& sequence, Side side, const DecodedPacket& d) noexcept {
+  const auto s = static_cast<unsigned>(side);
+  sequence.acked[s] = d.tcp_seq + 1;
+  sequence.end[s] = d.tcp_seq + 1 + d.payload_length;
+}
 
 }  // namespace
 
@@ -495,13 +502,9 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   if (proto == Protocol::tcp) {
     flow->tcp = TcpState::syn_sent;
     timeout = t.tcp_handshake_ns;
-    const auto initiator = static_cast<unsigned>(c.packet.ingress);
     TcpSequence& sequence = flows_.sequence(flow);
     sequence = TcpSequence{};
-    // The SYN's data (TCP Fast Open, on connections that are not inspected) counts: its
-    // answer may acknowledge it.
-    sequence.acked[initiator] = d.tcp_seq + 1;
-    sequence.end[initiator] = d.tcp_seq + 1 + d.payload_length;
+    start_sequence(sequence, c.packet.ingress, d);
   } else if (proto == Protocol::udp) {
     timeout = t.udp_unreplied_ns;
   }
@@ -583,15 +586,11 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
       case TcpState::syn_sent:
         if (from_initiator) {
           valid = syn && !ack;  // retransmitted SYN
-          if (valid) {
-            sequence.acked[sender] = d.tcp_seq + 1;
-            sequence.end[sender] = d.tcp_seq + 1 + d.payload_length;
-          }
+          if (valid) start_sequence(sequence, c.packet.ingress, d);
         } else if (syn && ack) {
           if (!acknowledges_syn) return deny(c, DropReason::tcp_out_of_window);
           flow.tcp = TcpState::syn_received;
-          sequence.acked[sender] = d.tcp_seq + 1;
-          sequence.end[sender] = d.tcp_seq + 1 + d.payload_length;
+          start_sequence(sequence, c.packet.ingress, d);
           if (flow.inspection != kNoInspection) {
             inspections_[flow.inspection].stream[1].start(d.tcp_seq + 1);
           }
