@@ -162,9 +162,10 @@ static_assert(kMaxDevices <= Flow::kMaxDevices && kMaxRulesTotal <= Flow::kMaxRu
               "every valid policy's device and rule indices fit a Flow");
 
 // Sequence-number state of a TCP flow, per side (index: the Side that sent), kept beside
-// the entries because the Flow line is full. Read and written only by TCP segments
-// (Worker::track_tcp): a reset or FIN counts only inside the window these describe, so
-// a host on the LAN that guesses a connection's ports cannot end it blind.
+// the entries because the Flow line is full. Touched only by TCP segments (started by the
+// SYNs, moved by Worker::track_tcp) and by ICMP errors quoting one: a reset, FIN or error
+// counts only inside the window these describe, so a host on the LAN that guesses a
+// connection's ports cannot end it blind.
 struct TcpSequence {
   uint32_t end[2] = {0, 0};    // one past the last sequence number each side sent (SYN, FIN count)
   uint32_t acked[2] = {0, 0};  // the highest of them the other side has acknowledged

@@ -229,6 +229,15 @@ def tcpdump(host, count, expression, *options):
     return capture
 
 
+def forge(host, to, frame):
+    """Sends one frame from `host`'s eth0, from its MAC to `to`'s: `frame` is a scapy
+    expression for what follows the Ethernet header (any addresses, options, flags)."""
+    send = (f"from scapy.all import *; sendp(Ether(src='{HOSTS[host]['mac']}', "
+            f"dst='{HOSTS[to]['mac']}')/{frame}, iface='eth0', verbose=False)")
+    r = on(host, PY, "-c", send)
+    assert r.returncode == 0, r.stderr
+
+
 # A stand-in for a service that must not be reachable: it listens on port 2222 on every
 # address of the appliance, so what a port sweep finds open is what the management
 # firewall lets through.

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from labutil import (ATTACKER, HOSTS, MODALITY, PACS, PROBE, PY, REPO, RIS, RUN, Background,
                      active_version, apply, cordonctl, dataplane_version, dicom_dataset, dropped,
-                     echoscu, events, lab_down, lab_policy, lab_up, on, set_guardrail, tcpdump,
-                     wait_for, with_mode, without_rule, write_ct_file)
+                     echoscu, events, forge, lab_down, lab_policy, lab_up, on, set_guardrail,
+                     tcpdump, wait_for, with_mode, without_rule, write_ct_file)
 
 # Services the attacker might look for on an imaging console.
 SWEEP_TCP = "1-200,443,445,2575,3389,4444,5900,8080"
@@ -141,27 +141,18 @@ class FastPath(unittest.TestCase):
         capture = tcpdump("modality", 1, f"icmp[icmptype] == icmp-echo and src host {PACS}",
                           "-v")
         try:
+            ping = f"IP(src='{PACS}', dst='{MODALITY}', options={{options}})/ICMP(id={{id}})"
             before = dropped("ip-source-route")
-            send = ("from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/"
-                    "IP(src='{pacs}', dst='{modality}', options={options})/ICMP(id={id}), "
-                    "iface='eth0', verbose=False)")
-            args = dict(mac=HOSTS["attacker"]["mac"], dst=HOSTS["modality"]["mac"], pacs=PACS,
-                        modality=MODALITY)
-            r = on("attacker", PY, "-c", send.format(
-                options=f"[IPOption_LSRR(routers=['{ATTACKER}'])]", id=1, **args))
-            self.assertEqual(r.returncode, 0, r.stderr)
+            forge("attacker", "modality",
+                  ping.format(options=f"[IPOption_LSRR(routers=['{ATTACKER}'])]", id=1))
             wait_for(lambda: dropped("ip-source-route") > before, 10,
                      "the source-routed ping's drop")
             # A "land" SYN (source and destination both the modality) is dropped as well.
             before = dropped("bad-source-address")
-            land = ("from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/IP(src="
-                    "'{modality}', dst='{modality}')/TCP(sport=104, dport=104, flags='S'), "
-                    "iface='eth0', verbose=False)")
-            r = on("attacker", PY, "-c", land.format(**args))
-            self.assertEqual(r.returncode, 0, r.stderr)
+            forge("attacker", "modality",
+                  f"IP(src='{MODALITY}', dst='{MODALITY}')/TCP(sport=104, dport=104, flags='S')")
             wait_for(lambda: dropped("bad-source-address") > before, 10, "the land SYN's drop")
-            r = on("attacker", PY, "-c", send.format(options="[]", id=2, **args))
-            self.assertEqual(r.returncode, 0, r.stderr)
+            forge("attacker", "modality", ping.format(options="[]", id=2))
             line = capture.readline(timeout=10)
             self.assertIsNotNone(line, "the ping without the option did not arrive either")
             self.assertNotIn("LSRR", line)  # the first ping seen is not the source-routed one
@@ -278,38 +269,31 @@ class FastPath(unittest.TestCase):
             return port, ris_next, int(line.split(" ack ")[1].split(",")[0])
 
         port, ris_next, modality_next = ris_answer()
-        send = "from scapy.all import *; sendp(Ether(src='{mac}', dst='{dst}')/{frame}, " \
-               "iface='eth0', verbose=False)"
-        forged = dict(mac=HOSTS["attacker"]["mac"], dst=HOSTS["modality"]["mac"])
         reset = f"IP(src='{RIS}', dst='{MODALITY}')/TCP(sport=2575, dport={port}, " \
                 "flags='R', seq={seq})"
         error = f"IP(src='{ATTACKER}', dst='{MODALITY}')/ICMP(type=3, code={{code}})/" \
                 f"IP(src='{MODALITY}', dst='{RIS}')/TCP(sport={port}, dport=2575, " \
                 "flags='PA', seq={seq})"
 
-        def forge(frame):
-            r = on("attacker", PY, "-c", send.format(frame=frame, **forged))
-            self.assertEqual(r.returncode, 0, r.stderr)
-
         far = 2**31
         unrelated, out_of_window = dropped("icmp-error-unrelated"), dropped("tcp-out-of-window")
         # A "host unreachable" quoting a segment the modality never sent, then a "port
         # unreachable" quoting the one it sent last: the first ICMP to arrive is that.
-        forge(error.format(code=1, seq=(modality_next + far) % 2**32))
+        forge("attacker", "modality", error.format(code=1, seq=(modality_next + far) % 2**32))
         wait_for(lambda: dropped("icmp-error-unrelated") > unrelated, 10,
                  "the forged ICMP error's drop")
-        forge(error.format(code=3, seq=modality_next))
+        forge("attacker", "modality", error.format(code=3, seq=modality_next))
         line = errors.readline(timeout=10)
         self.assertIsNotNone(line, "the ICMP error in the window did not arrive either")
         self.assertIn("port 2575 unreachable", line)
 
-        forge(reset.format(seq=(ris_next + far) % 2**32))
+        forge("attacker", "modality", reset.format(seq=(ris_next + far) % 2**32))
         wait_for(lambda: dropped("tcp-out-of-window") > out_of_window, 10,
                  "the forged reset's drop")
         # Still open: the next message is answered.
         _, ris_next, _ = ris_answer()
         # The reset a peer would send passes, and the connection ends.
-        forge(reset.format(seq=ris_next))
+        forge("attacker", "modality", reset.format(seq=ris_next))
         hold.send("again")
         self.assertEqual(hold.readline(), "closed")
 
