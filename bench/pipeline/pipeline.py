@@ -6,11 +6,15 @@ Called by bench/run.sh (`bench/run.sh pipeline`); method in bench/README.md, "Pa
 
   pipeline.py run   --bin DIR --l3fwd PATH --work DIR --md FILE --json FILE [options]
   pipeline.py merge --from-md OLD.md --from-json OLD.json --md FILE --json FILE
+  pipeline.py compare --gen PATH --l3fwd PATH --work DIR [options] LABEL=DIR ...
 
 `run` generates the inputs (cordon_bench_pipeline_gen), runs the programs interleaved
 (A B C A B C ...), reads their counters through DPDK telemetry and writes the section
 "Full pipeline" into the day's report (replacing an earlier one). `merge` puts the section
-of an older report back after the classifier bench rewrote the report.
+of an older report back after the classifier bench rewrote the report. `compare` runs
+l3fwd and several cordon-dataplane builds (a directory each, with cordon-dataplane and
+cordon_bench_pool_shim.so) in rotating rounds on one pcap and prints the paired ratios
+(bench/pipeline/compare.sh builds the revisions; bench/README.md, "Comparing builds").
 """
 
 import argparse
@@ -701,6 +705,60 @@ def cmd_run(args):
     return 1 if doc["errors"] else 0
 
 
+def cmd_compare(args):
+    """Rounds of l3fwd and every build, the order rotated by one each round (so no build
+    always runs first or right after l3fwd), on one pcap; ratios paired per round."""
+    os.makedirs(args.work, exist_ok=True)
+    gen = os.path.join(args.work, "gen")
+    os.makedirs(gen, exist_ok=True)
+    subprocess.run([args.gen, f"--out={gen}", f"--rules={args.rules}", f"--flows={args.flows}"],
+                   check=True, preexec_fn=normal_scheduling, stdout=subprocess.DEVNULL)
+    with open(os.path.join(gen, "meta.json")) as f:
+        meta = json.load(f)
+    builds = []
+    for spec in args.builds:
+        label, sep, directory = spec.partition("=")
+        if not sep or not label or not os.path.isdir(directory):
+            raise SystemExit(f"compare: expected LABEL=DIR, got {spec!r}")
+        build_args = argparse.Namespace(**vars(args))
+        build_args.bin = directory
+        builds.append((label, Setup(build_args, gen, meta)))
+    variants = {v["key"]: v for v in VARIANTS}
+    entries = [("l3fwd", builds[0][1], variants["l3fwd_acl"])]
+    entries += [(label, setup, variants["cordon"]) for label, setup in builds]
+    mpps = {label: [] for label, _, _ in entries}
+    failed = 0
+    for run in range(args.runs):
+        k = run % len(entries)
+        for label, setup, variant in entries[k:] + entries[:k]:
+            r = run_one(setup, dict(variant, key=f"{variant['key']}-{label}"), args.pcap, run,
+                        args.work)
+            if "error" in r:
+                log(f"run {run + 1} {label}: {r['error']}")
+                failed += 1
+            mpps[label].append(r.get("tx_mpps"))
+        log(f"run {run + 1}/{args.runs}: " +
+            " ".join(f"{label} {mpps[label][-1] or 0:.2f}" for label, _, _ in entries))
+
+    def paired(label, reference):
+        return [x / y for x, y in zip(mpps[label], mpps[reference]) if x and y]
+
+    first = builds[0][0]
+    print(f"\n{args.pcap}-byte pcap, {args.runs} rounds, {cpu_model()}, "
+          f"load {read('/proc/loadavg')}")
+    print(f"\n| build | Mpps, median (min–max) | / {first}, paired | / l3fwd-acl, paired |")
+    print("|---|---|---|---|")
+    for label, _, _ in entries:
+        rates = [x for x in mpps[label] if x]
+        cells = [fmt(median_min_max(rates))]
+        cells.append(fmt(median_min_max(paired(label, first)), 3)
+                     if label != "l3fwd" else "")
+        cells.append(fmt(median_min_max(paired(label, "l3fwd")), 3)
+                     if label != "l3fwd" else "")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    return 1 if failed else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -730,7 +788,24 @@ def main():
     m.add_argument("--from-json", required=True)
     m.add_argument("--md", required=True)
     m.add_argument("--json", required=True)
+    c = sub.add_parser("compare")
+    c.add_argument("--gen", required=True, help="cordon_bench_pipeline_gen")
+    c.add_argument("--l3fwd", required=True)
+    c.add_argument("--testpmd", default=shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd")
+    c.add_argument("--work", required=True)
+    c.add_argument("--pcap", choices=["64", "imix"], default="64")
+    c.add_argument("--rules", type=int, default=10000)
+    c.add_argument("--flows", type=int, default=100000)
+    c.add_argument("--runs", type=int, default=8)
+    c.add_argument("--warmup", type=float, default=1.0)
+    c.add_argument("--seconds", type=float, default=2.0)
+    c.add_argument("--cpu", type=int, default=1)
+    c.add_argument("--mem-mb", type=int, default=512)
+    c.add_argument("--rt", type=int, default=1)
+    c.add_argument("builds", nargs="+", metavar="LABEL=DIR")
     args = ap.parse_args()
+    if args.cmd == "compare":
+        return cmd_compare(args)
     if args.cmd == "merge":
         cmd_merge(args)
         return 0
