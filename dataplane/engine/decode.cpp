@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -307,6 +308,28 @@ DropReason decode_quoted_ipv6(const uint8_t* frame, uint32_t offset, uint32_t en
   return DropReason::none;
 }
 
+// The window scale option among a SYN's options. A malformed list ends the search, as in
+// the stacks that receive it (Linux tcp_parse_options): the segment itself is still valid.
+void read_window_scale(const uint8_t* options, uint32_t length, DecodedPacket& out) noexcept {
+  constexpr uint8_t kEnd = 0, kNop = 1, kWindowScale = 3;
+  constexpr uint8_t kMaxShift = 14;  // RFC 7323 §2.3: larger values are taken as 14
+  for (uint32_t i = 0; i < length && options[i] != kEnd;) {
+    if (options[i] == kNop) {
+      ++i;
+      continue;
+    }
+    if (length - i < 2) return;
+    const uint8_t option_length = options[i + 1];
+    if (option_length < 2 || option_length > length - i) return;
+    if (options[i] == kWindowScale && option_length == 3) {
+      out.tcp_window_scale_offered = true;
+      out.tcp_window_shift = std::min(options[i + 2], kMaxShift);
+      return;
+    }
+    i += option_length;
+  }
+}
+
 DropReason decode_tcp(const uint8_t* frame, uint32_t l4, uint32_t end,
                       DecodedPacket& out) noexcept {
   const uint32_t available = end - l4;
@@ -327,6 +350,9 @@ DropReason decode_tcp(const uint8_t* frame, uint32_t l4, uint32_t end,
   out.payload_offset = static_cast<uint16_t>(l4 + header_length);
   out.payload_length = static_cast<uint16_t>(available - header_length);
   if ((kImpossibleTcpFlags >> out.tcp_flags) & 1) return DropReason::bad_tcp_flags;
+  if ((out.tcp_flags & tcp_flag::syn) != 0 && header_length > kTcpMinHeaderLength) {
+    read_window_scale(tcp + kTcpMinHeaderLength, header_length - kTcpMinHeaderLength, out);
+  }
   return DropReason::none;
 }
 

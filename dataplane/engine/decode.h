@@ -77,6 +77,10 @@ struct DecodedPacket {
   uint32_t tcp_seq = 0;
   uint32_t tcp_ack = 0;
   uint16_t tcp_window = 0;
+  // A SYN's window scale option (RFC 7323 §2): whether it has one, and its shift (at most
+  // 14). Not read from other segments, where the option means nothing.
+  bool tcp_window_scale_offered = false;
+  uint8_t tcp_window_shift = 0;
   // ICMP/ICMPv6
   uint8_t icmp_type = 0;
   uint8_t icmp_code = 0;

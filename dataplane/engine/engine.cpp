@@ -164,16 +164,42 @@ bool sequence_after(uint32_t a, uint32_t b) noexcept {
   return static_cast<int32_t>(a - b) > 0;
 }
 // How far a segment's sequence number may lie beyond what a side is known to have sent, or
-// before what the other side has acknowledged: the largest window a receiver advertises
-// without window scaling. Segments lost before the appliance or retransmitted after their
-// acknowledgement stay inside it; a blind guess is 1 in 2^16.
+// before what the other side has acknowledged: the larger of the receiver's largest
+// advertised window (scaled) and the largest window a receiver advertises without window
+// scaling. A sender may have that much in flight, so segments lost before the appliance
+// (the later ones arrive first), or retransmitted after their acknowledgement, stay inside
+// it; a blind guess at an unscaled connection is 1 in 2^16.
 constexpr uint32_t kSequenceSlack = 65535;
+uint32_t sequence_slack(const TcpSequence& sequence, unsigned receiver) noexcept {
+  return std::max(kSequenceSlack, sequence.max_window[receiver]);
+}
+// The window a segment advertises. A SYN's is never scaled; the others' are by the shift
+// their sender's SYN offered, once both SYNs did.
+uint32_t advertised_window(const TcpSequence& sequence, unsigned sender,
+                           const DecodedPacket& d) noexcept {
+  const uint8_t shift = sequence.window_shift[sender];
+  if ((d.tcp_flags & tcp_flag::syn) != 0 || shift == TcpSequence::kNoWindowScale) {
+    return d.tcp_window;
+  }
+  return uint32_t{d.tcp_window} << shift;
+}
 // A side's SYN starts its numbers: the SYN takes one, and data it carries (TCP Fast Open,
 // on connections that are not inspected) counts as sent, so its answer may acknowledge it.
+// It also offers the side's window scale, or none.
 void start_sequence(TcpSequence& sequence, Side side, const DecodedPacket& d) noexcept {
   const auto s = static_cast<unsigned>(side);
   sequence.acked[s] = d.tcp_seq + 1;
   sequence.end[s] = d.tcp_seq + 1 + d.payload_length;
+  sequence.max_window[s] = d.tcp_window;
+  sequence.window_shift[s] =
+      d.tcp_window_scale_offered ? d.tcp_window_shift : TcpSequence::kNoWindowScale;
+}
+// The SYN-ACK settles window scaling: both sides scale, or neither.
+void settle_window_scale(TcpSequence& sequence) noexcept {
+  if (sequence.window_shift[0] == TcpSequence::kNoWindowScale ||
+      sequence.window_shift[1] == TcpSequence::kNoWindowScale) {
+    sequence.window_shift[0] = sequence.window_shift[1] = 0;
+  }
 }
 
 }  // namespace
@@ -564,8 +590,9 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
   TcpSequence& sequence = flows_.sequence(&flow);
   // Where this side's segments may plausibly start: from the slack before what the other
   // side acknowledged to the slack past what this side sent.
-  const bool plausible = sequence_within(d.tcp_seq, sequence.acked[sender] - kSequenceSlack,
-                                         sequence.end[sender] + kSequenceSlack);
+  const uint32_t slack = sequence_slack(sequence, receiver);
+  const bool plausible =
+      sequence_within(d.tcp_seq, sequence.acked[sender] - slack, sequence.end[sender] + slack);
   // An answer to the SYN acknowledges it, and perhaps its data (TCP Fast Open).
   const bool acknowledges_syn =
       ack && sequence_within(d.tcp_ack, sequence.acked[receiver], sequence.end[receiver]);
@@ -574,10 +601,10 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
   if (rst) {
     // The answer to a SYN (connection refused) acknowledges it (RFC 9293 §3.10.7.3); any
     // other reset starts at or after what the receiver has acknowledged.
-    const bool in_window = flow.tcp == TcpState::syn_sent && !from_initiator
-                               ? acknowledges_syn
-                               : sequence_within(d.tcp_seq, sequence.acked[sender],
-                                                 sequence.end[sender] + kSequenceSlack);
+    const bool in_window =
+        flow.tcp == TcpState::syn_sent && !from_initiator
+            ? acknowledges_syn
+            : sequence_within(d.tcp_seq, sequence.acked[sender], sequence.end[sender] + slack);
     if (!in_window) return deny(c, DropReason::tcp_out_of_window);
     flow.tcp = TcpState::closed;
   } else {
@@ -591,6 +618,7 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
           if (!acknowledges_syn) return deny(c, DropReason::tcp_out_of_window);
           flow.tcp = TcpState::syn_received;
           start_sequence(sequence, c.packet.ingress, d);
+          settle_window_scale(sequence);
           if (flow.inspection != kNoInspection) {
             inspections_[flow.inspection].stream[1].start(d.tcp_seq + 1);
           }
@@ -632,12 +660,14 @@ Verdict Worker::track_tcp(Context& c, Flow& flow, bool from_initiator) noexcept 
   }
   if (!valid) return deny(c, DropReason::tcp_invalid_state);
   if (!rst) {
-    // What this side has sent (a plausible segment only: a forged one far ahead would
-    // widen the window) and what it acknowledges of the other side (never past what that
-    // side sent).
+    // What this side has sent and the window it offers (a plausible segment only: a forged
+    // one far ahead would widen the window), and what it acknowledges of the other side
+    // (never past what that side sent).
     const uint32_t segment_end = d.tcp_seq + d.payload_length + (syn ? 1u : 0u) + (fin ? 1u : 0u);
-    if (plausible && sequence_after(segment_end, sequence.end[sender])) {
-      sequence.end[sender] = segment_end;
+    if (plausible) {
+      if (sequence_after(segment_end, sequence.end[sender])) sequence.end[sender] = segment_end;
+      sequence.max_window[sender] =
+          std::max(sequence.max_window[sender], advertised_window(sequence, sender, d));
     }
     if (ack && sequence_after(d.tcp_ack, sequence.acked[receiver]) &&
         !sequence_after(d.tcp_ack, sequence.end[receiver])) {

@@ -166,10 +166,18 @@ static_assert(kMaxDevices <= Flow::kMaxDevices && kMaxRulesTotal <= Flow::kMaxRu
 // SYNs, moved by Worker::track_tcp) and by ICMP errors quoting one: a reset, FIN or error
 // counts only inside the window these describe, so a host on the LAN that guesses a
 // connection's ports cannot end it blind.
-struct TcpSequence {
+struct alignas(32) TcpSequence {
   uint32_t end[2] = {0, 0};    // one past the last sequence number each side sent (SYN, FIN count)
   uint32_t acked[2] = {0, 0};  // the highest of them the other side has acknowledged
+  // The largest window each side has advertised, scaled: how far past what it acknowledged
+  // the other side may have sent.
+  uint32_t max_window[2] = {0, 0};
+  // Each side's window scale shift from its SYN, kNoWindowScale when it offered none; the
+  // SYN-ACK sets both to 0 unless both offered one (RFC 7323 §2.2).
+  uint8_t window_shift[2] = {0, 0};
+  static constexpr uint8_t kNoWindowScale = 0xff;
 };
+static_assert(sizeof(TcpSequence) == 32, "two to a cache line");
 
 class FlowTable {
  public:

@@ -529,6 +529,28 @@ std::vector<DecodeCase> tcp_cases() {
          EXPECT_EQ(p.payload_offset, kIpv4L4 + 24);
          EXPECT_EQ(p.payload_length, 1);
        }},
+      {"TCP SYN window scale among other options",
+       v4().tcp(1, 2, tcp_flag::syn).tcp_options({2, 4, 5, 0xb4, 1, 3, 3, 7}).build(),
+       DropReason::none,
+       [](const DecodedPacket& p) {
+         EXPECT_TRUE(p.tcp_window_scale_offered);
+         EXPECT_EQ(p.tcp_window_shift, 7);
+       }},
+      {"TCP SYN window scale above 14 is taken as 14",
+       v4().tcp(1, 2, tcp_flag::syn | tcp_flag::ack).tcp_options({3, 3, 15}).build(),
+       DropReason::none, [](const DecodedPacket& p) { EXPECT_EQ(p.tcp_window_shift, 14); }},
+      {"TCP window scale after the end of the option list is not read",
+       v4().tcp(1, 2, tcp_flag::syn).tcp_options({0, 3, 3, 7}).build(), DropReason::none,
+       [](const DecodedPacket& p) { EXPECT_FALSE(p.tcp_window_scale_offered); }},
+      {"TCP window scale past a malformed option is not read, the SYN is valid",
+       v4().tcp(1, 2, tcp_flag::syn).tcp_options({8, 1, 3, 3, 7}).build(), DropReason::none,
+       [](const DecodedPacket& p) { EXPECT_FALSE(p.tcp_window_scale_offered); }},
+      {"TCP window scale cut by the header's end is not read",
+       v4().tcp(1, 2, tcp_flag::syn).tcp_options({1, 1, 1, 3}).build(), DropReason::none,
+       [](const DecodedPacket& p) { EXPECT_FALSE(p.tcp_window_scale_offered); }},
+      {"TCP window scale means nothing outside a SYN",
+       v4().tcp(1, 2, tcp_flag::ack).tcp_options({3, 3, 7}).build(), DropReason::none,
+       [](const DecodedPacket& p) { EXPECT_FALSE(p.tcp_window_scale_offered); }},
       {"TCP header cut by the IP length",
        v4().tcp(1, 2, tcp_flag::syn).ip_total_length(20 + 19).build(), DropReason::bad_tcp_header},
       {"TCP data offset 4", patched(syn_frame, data_offset, 0x40), DropReason::bad_tcp_header},

@@ -430,6 +430,39 @@ std::vector<Case> cases() {
                        // ...but a reset there still does not count.
                        net_drop(tcp_in_at(kPacs, 104, 40000, RST, 1001 + 10'000'000 + 6, 0),
                                 DropReason::tcp_out_of_window)})});
+  {
+    // Both ends offer window scale 7 (NOP, window scale); the device then advertises
+    // 1024 << 7 = 131072 bytes. pacs's segments up to 100,000 bytes before arrive after a
+    // loss between pacs and the appliance: inside that window, so the window follows them
+    // and pacs's FIN there counts.
+    const Bytes scaled_syn = from_device()
+                                 .ipv4(kDevice, kPacs)
+                                 .tcp(40000, 104, SYN, 1000, 0)
+                                 .tcp_options({1, 3, 3, 7})
+                                 .build();
+    const Bytes scaled_synack = to_device()
+                                    .ipv4(kPacs, kDevice)
+                                    .tcp(104, 40000, SYNACK, 1000, 1001)
+                                    .tcp_options({1, 3, 3, 7})
+                                    .build();
+    const Bytes plain_synack = tcp_in(kPacs, 104, 40000, SYNACK);
+    const Bytes device_ack = from_device()
+                                 .ipv4(kDevice, kPacs)
+                                 .tcp(40000, 104, ACK, 1001, 1001)
+                                 .tcp_window(1024)
+                                 .build();
+    const Bytes after_loss =
+        tcp_in_at(kPacs, 104, 40000, PSHACK, 1001 + 100'000, 1001, "after loss");
+    const Bytes fin_after_loss = tcp_in_at(kPacs, 104, 40000, FINACK, 1001 + 100'010, 1001);
+    c.push_back({"with window scaling the window reaches as far as the receiver's scaled window",
+                 kLab,
+                 {dev(scaled_syn), net(scaled_synack), dev(device_ack), net(after_loss),
+                  net(fin_after_loss)}});
+    c.push_back({"a window scale offered by one end alone scales nothing",
+                 kLab,
+                 {dev(scaled_syn), net(plain_synack), dev(device_ack), net(after_loss),
+                  net_drop(fin_after_loss, DropReason::tcp_out_of_window)}});
+  }
   c.push_back(
       {"the window follows the data and its acknowledgements", kLab,
        concat(store_handshake(),

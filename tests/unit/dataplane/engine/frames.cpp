@@ -24,6 +24,8 @@ enum class FrameBuilder::Kind : uint8_t {
   ipv6_fragment,
   ip_protocol,
   tcp,
+  tcp_options,
+  tcp_window,
   udp,
   icmp_echo_request,
   icmp_echo_reply,
@@ -224,6 +226,12 @@ FrameBuilder& FrameBuilder::tcp(uint16_t sport, uint16_t dport, uint8_t flags, u
               .n3 = flags,
               .n4 = (uint64_t{seq} << 32) | ack});
 }
+FrameBuilder& FrameBuilder::tcp_options(Bytes options) {
+  return add({.kind = Kind::tcp_options, .bytes = std::move(options)});
+}
+FrameBuilder& FrameBuilder::tcp_window(uint16_t window) {
+  return add({.kind = Kind::tcp_window, .n1 = window});
+}
 FrameBuilder& FrameBuilder::udp(uint16_t sport, uint16_t dport) {
   return add({.kind = Kind::udp, .n1 = sport, .n2 = dport});
 }
@@ -336,6 +344,20 @@ Bytes FrameBuilder::build() const {
         put16(m.l4_header, 64240);  // window
         put16(m.l4_header, 0);      // checksum
         put16(m.l4_header, 0);      // urgent pointer
+        break;
+      case Kind::tcp_options: {
+        if (m.l4 != Model::L4::tcp) throw std::logic_error("tcp_options() before tcp()");
+        Bytes options = s.bytes;
+        options.resize((options.size() + 3) / 4 * 4, 0);
+        m.l4_header.resize(20);
+        m.l4_header.insert(m.l4_header.end(), options.begin(), options.end());
+        m.l4_header[12] = static_cast<uint8_t>(m.l4_header.size() / 4 << 4);
+        break;
+      }
+      case Kind::tcp_window:
+        if (m.l4 != Model::L4::tcp) throw std::logic_error("tcp_window() before tcp()");
+        m.l4_header[14] = static_cast<uint8_t>(s.n1 >> 8);
+        m.l4_header[15] = static_cast<uint8_t>(s.n1);
         break;
       case Kind::udp:
         m.l4 = Model::L4::udp;

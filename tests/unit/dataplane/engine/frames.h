@@ -44,6 +44,9 @@ class FrameBuilder {
   // Layer 4.
   FrameBuilder& tcp(uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq = 1000,
                     uint32_t ack = 0);
+  // After tcp(): options (padded with end-of-option-list bytes to 4), the window field.
+  FrameBuilder& tcp_options(Bytes options);
+  FrameBuilder& tcp_window(uint16_t window);
   FrameBuilder& udp(uint16_t sport, uint16_t dport);
   // ICMP (IPv4) or ICMPv6 (IPv6), chosen by the L3 in use.
   FrameBuilder& icmp_echo_request(uint16_t id, uint16_t seq = 1);
