@@ -550,7 +550,7 @@ DropReason decode_ipv6(const uint8_t* frame, uint32_t length, uint32_t l3,
 // Zeroes a DecodedPacket (every member's default is zero) with 16-byte stores written out
 // one by one. Both `out = {}` and a copy from a clean instance become `rep stosq` once
 // the struct passes GCC's inline size for a memset (it did at 188 bytes), and that
-// instruction's start-up cost, once per packet, made the whole pipeline 7 % slower
+// instruction's start-up cost, once per packet, made the whole pipeline ~12 % slower
 // (bench/README.md, part 2). A sequence of stores is not turned into a memset call.
 template <size_t... Chunk>
 void clear_chunks(uint8_t* bytes, std::index_sequence<Chunk...>) noexcept {
