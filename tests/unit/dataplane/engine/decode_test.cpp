@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <functional>
-#include <iterator>
 #include <new>
 #include <ostream>
 #include <set>
@@ -1002,11 +1002,11 @@ TEST(DecodeReuse, ClearsEveryByteToTheDefaults) {
   const std::vector<uint8_t> zero(sizeof(DecodedPacket), 0);
   EXPECT_TRUE(std::equal(zero.begin(), zero.end(), defaults)) << "a default is not zero";
 
-  alignas(DecodedPacket) uint8_t reused[sizeof(DecodedPacket)];
-  std::fill(std::begin(reused), std::end(reused), uint8_t{0xff});
-  ASSERT_EQ(decode_bytes(Bytes(10, 0), *reinterpret_cast<DecodedPacket*>(reused)),
-            DropReason::truncated_ethernet);
-  EXPECT_TRUE(std::equal(zero.begin(), zero.end(), reused));
+  DecodedPacket reused;
+  std::memset(static_cast<void*>(&reused), 0xff, sizeof reused);  // padding too
+  ASSERT_EQ(decode_bytes(Bytes(10, 0), reused), DropReason::truncated_ethernet);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&reused);
+  EXPECT_TRUE(std::equal(zero.begin(), zero.end(), bytes));
 }
 
 // The builder's checksums are what a real stack computes (checked against the RFC 1071
