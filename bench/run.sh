@@ -181,14 +181,7 @@ if [[ $what == all || $what == pipeline ]]; then
     l3fwd=$("$root/bench/pipeline/build_l3fwd.sh" "$root/build/bench-ref/l3fwd")
   fi
   source_note=${CORDON_BENCH_SOURCE:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)}
-  # The harness only sleeps and reads counters: on CPU 0, and under SCHED_FIFO one priority
-  # above the measured programs, so its telemetry requests go out together on a busy machine.
-  harness=(taskset -c 0)
-  rt=0
-  if [[ ${CORDON_BENCH_RT:-1} != 0 ]] && chrt -f 2 true 2>/dev/null; then
-    harness=(chrt -f 2 taskset -c 0)
-    rt=1
-  fi
+  source "$root/bench/harness.sh"
   "${harness[@]}" python3 "$root/bench/pipeline/pipeline.py" run --bin="$bin" --l3fwd="$l3fwd" \
     --work="$work/pipeline" --md="$out/$name.md" --json="$out/$name.json" \
     --date="$date" --host="$host" --source="$source_note" --rt="$rt" \
@@ -240,15 +233,10 @@ fi
 scale_status=0
 if [[ $what == all || $what == scale ]]; then
   # Part 6 (bench/scale/scale.py): like part 2, a SCHED_FIFO lcore on CPU 1 and the harness
-  # on CPU 0 one priority above it.
+  # on CPU 0.
   part_begin
   echo "bench: flow-table scale: 10k to 1M flows, and a flood of new flows (cordon vs testpmd io)" >&2
-  harness=(taskset -c 0)
-  rt=0
-  if [[ ${CORDON_BENCH_RT:-1} != 0 ]] && chrt -f 2 true 2>/dev/null; then
-    harness=(chrt -f 2 taskset -c 0)
-    rt=1
-  fi
+  source "$root/bench/harness.sh"
   "${harness[@]}" python3 "$root/bench/scale/scale.py" run --bin="$bin" --work="$work/scale" \
     --section-md="$work/scale.md" --section-json="$work/scale.json" --rt="$rt" \
     --source="${CORDON_BENCH_SOURCE:-$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)}" \

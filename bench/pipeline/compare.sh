@@ -13,7 +13,9 @@
 # medians and the per-round ratios.
 #
 # Environment: CORDON_BENCH_PIPE_RUNS (rounds, default 8), CORDON_BENCH_PIPE_PCAP (64 or
-# imix, default 64), CORDON_BENCH_PIPE_SECONDS (2), CORDON_BENCH_PIPE_WARMUP (1),
+# imix, default 64), CORDON_BENCH_PIPE_VARIANT (cordon: 100k established flows, the
+# default; cordon_new: every packet a new flow), CORDON_BENCH_PIPE_SECONDS (2),
+# CORDON_BENCH_PIPE_WARMUP (1),
 # CORDON_BENCH_PIPE_CPU (1), CORDON_BENCH_L3FWD, CORDON_BENCH_RT, CORDON_BENCH_LOCK: as in
 # bench/run.sh.
 set -euo pipefail
@@ -55,13 +57,7 @@ fi
 work=$(mktemp -d /tmp/cordon-compare.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# As in bench/run.sh: the harness on CPU 0, one real-time priority above the programs.
-harness=(taskset -c 0)
-rt=0
-if [[ ${CORDON_BENCH_RT:-1} != 0 ]] && chrt -f 2 true 2>/dev/null; then
-  harness=(chrt -f 2 taskset -c 0)
-  rt=1
-fi
+source "$root/bench/harness.sh"
 if [[ -n ${CORDON_BENCH_LOCK:-} ]]; then
   exec 9>>"$CORDON_BENCH_LOCK"
   flock 9
@@ -69,5 +65,6 @@ fi
 "${harness[@]}" python3 "$root/bench/pipeline/pipeline.py" compare \
   --gen="$bin/cordon_bench_pipeline_gen" --l3fwd="$l3fwd" --work="$work" --rt="$rt" \
   --runs="${CORDON_BENCH_PIPE_RUNS:-8}" --pcap="${CORDON_BENCH_PIPE_PCAP:-64}" \
+  --variant="${CORDON_BENCH_PIPE_VARIANT:-cordon}" \
   --seconds="${CORDON_BENCH_PIPE_SECONDS:-2}" --warmup="${CORDON_BENCH_PIPE_WARMUP:-1}" \
   --cpu="${CORDON_BENCH_PIPE_CPU:-1}" "${builds[@]}"

@@ -725,7 +725,7 @@ def cmd_compare(args):
         builds.append((label, Setup(build_args, gen, meta)))
     variants = {v["key"]: v for v in VARIANTS}
     entries = [("l3fwd", builds[0][1], variants["l3fwd_acl"])]
-    entries += [(label, setup, variants["cordon"]) for label, setup in builds]
+    entries += [(label, setup, variants[args.variant]) for label, setup in builds]
     mpps = {label: [] for label, _, _ in entries}
     failed = 0
     for run in range(args.runs):
@@ -744,7 +744,8 @@ def cmd_compare(args):
         return [x / y for x, y in zip(mpps[label], mpps[reference]) if x and y]
 
     first = builds[0][0]
-    print(f"\n{args.pcap}-byte pcap, {args.runs} rounds, {cpu_model()}, "
+    print(f"\n{args.pcap}-byte pcap, {variants[args.variant]['label']}, {args.runs} rounds, "
+          f"{cpu_model()}, "
           f"load {read('/proc/loadavg')}")
     print(f"\n| build | Mpps, median (min–max) | / {first}, paired | / l3fwd-acl, paired |")
     print("|---|---|---|---|")
@@ -794,6 +795,8 @@ def main():
     c.add_argument("--testpmd", default=shutil.which("dpdk-testpmd") or "/usr/bin/dpdk-testpmd")
     c.add_argument("--work", required=True)
     c.add_argument("--pcap", choices=["64", "imix"], default="64")
+    c.add_argument("--variant", choices=["cordon", "cordon_new"], default="cordon",
+                   help="cordon_new: every packet a new flow (a 64-entry table)")
     c.add_argument("--rules", type=int, default=10000)
     c.add_argument("--flows", type=int, default=100000)
     c.add_argument("--runs", type=int, default=8)
