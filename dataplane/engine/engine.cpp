@@ -52,6 +52,11 @@ struct Worker::Prepared {
   FlowKey key;
   uint64_t hash = 0;                       // flow_key_hash(key)
   uint8_t flow_hint = FlowTable::kNoHint;  // from FlowTable::prefetch_flow, for find()
+  // From classify_new_flows: the device that owns the packet's device-side address and the
+  // rule it matched (valid when `classified`).
+  bool classified = false;
+  int32_t classified_device = kNoDevice;
+  int32_t classified_rule = kNoRule;
 };
 
 struct Worker::Context {
@@ -154,6 +159,14 @@ bool carries_handshake_data(const DecodedPacket& d) noexcept {
   return (d.tcp_flags & tcp_flag::syn) != 0 && d.payload_length > 0;
 }
 
+// A packet that judge_new_flow would classify: a SYN, UDP, an echo request.
+bool may_open_flow(const DecodedPacket& d) noexcept {
+  if (d.protocol == ip_protocol::tcp) {
+    return (d.tcp_flags & (tcp_flag::syn | tcp_flag::ack)) == tcp_flag::syn;
+  }
+  return d.protocol == ip_protocol::udp || d.icmp_is_echo_request;
+}
+
 // TCP sequence numbers (RFC 9293 §3.4): arithmetic modulo 2^32. True when `a` lies in
 // [low, high] going forward round the circle from `low`.
 bool sequence_within(uint32_t a, uint32_t low, uint32_t high) noexcept {
@@ -245,12 +258,19 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
       if (p.has_key) flows_.prefetch_bucket(p.hash);
     }
     // Stage 2: prefetch the Flow entries the buckets point to and keep where in the bucket
-    // each was found, for find() to check first.
+    // each was found, for find() to check first. A packet that would open a flow and has
+    // no candidate there is most likely new: it is queued for stage 3.
+    size_t new_flows = 0;
     for (size_t i = 0; i < n; ++i) {
       Prepared& p = prepared_[i];
       p.flow_hint = p.has_key ? flows_.prefetch_flow(p.hash) : FlowTable::kNoHint;
+      if (p.has_key && p.flow_hint == FlowTable::kNoHint && may_open_flow(p.d)) {
+        add_new_flow_query(packets[base + i], p, i, new_flows++);
+      }
     }
-    // Stage 3: judge in order. The worker's packet and forward counts are added once per
+    // Stage 3: classify the likely new flows together.
+    if (new_flows > 0 && policy != nullptr) classify_new_flows(*policy, new_flows);
+    // Stage 4: judge in order. The worker's packet and forward counts are added once per
     // stage (drops, rare, per packet).
     uint64_t forwarded = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -272,6 +292,30 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
   rte_rcu_qsbr_quiescent(engine_.qsbr_, index_);
 }
 
+void Worker::add_new_flow_query(const PacketView& packet, const Prepared& p, size_t index,
+                                size_t slot) noexcept {
+  // As judge_ip and judge_new_flow ask: the device's address and the peer's, and the
+  // destination port, which is the peer's for `out` and the device's for `in`.
+  const bool from_device = packet.ingress == Side::device;
+  CompiledPolicy::ClassifyQuery& q = new_flow_queries_[slot];
+  q.device = from_device ? p.d.src_ip : p.d.dst_ip;
+  q.peer = from_device ? p.d.dst_ip : p.d.src_ip;
+  q.dport = p.d.dst_port;
+  q.dir = from_device ? Direction::out : Direction::in;
+  q.proto = *policy_protocol(p.d.protocol);
+  new_flow_packets_[slot] = static_cast<uint8_t>(index);
+}
+
+void Worker::classify_new_flows(const CompiledPolicy& policy, size_t count) noexcept {
+  policy.classify_burst({new_flow_queries_.data(), count}, {new_flow_results_.data(), count});
+  for (size_t k = 0; k < count; ++k) {
+    Prepared& p = prepared_[new_flow_packets_[k]];
+    p.classified = true;
+    p.classified_device = new_flow_results_[k].device;
+    p.classified_rule = new_flow_results_[k].rule;
+  }
+}
+
 // The device a packet belongs to, when no flow of the active policy names it (judge_ip):
 // by source MAC for every frame from the device side (malformed ones too: their drop is
 // counted for the device), by destination address (ARP: target address) for well-formed IP
@@ -287,6 +331,7 @@ int32_t Worker::lookup_device(const PacketView& packet, const Prepared& p,
 
 void Worker::prepare(const PacketView& packet, Prepared& out) noexcept {
   out.malformed = decode(packet.data, packet.length, out.d);
+  out.classified = false;
   const DecodedPacket& d = out.d;
   out.has_key = false;
   if (out.malformed != DropReason::none || (d.l3 != L3Kind::ipv4 && d.l3 != L3Kind::ipv6)) return;
@@ -510,7 +555,9 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   const CompiledDevice& dev = c.policy.device(c.device);
   const IpAddress& peer = c.packet.ingress == Side::device ? d.dst_ip : d.src_ip;
   const int32_t rule =
-      c.policy.classify(static_cast<uint32_t>(c.device), c.dir, proto, peer, dport);
+      c.prepared.classified && c.prepared.classified_device == c.device
+          ? c.prepared.classified_rule
+          : c.policy.classify(static_cast<uint32_t>(c.device), c.dir, proto, peer, dport);
   if (rule == kNoRule && dev.mode == DeviceMode::enforce) {
     return deny(c, DropReason::no_matching_rule);
   }

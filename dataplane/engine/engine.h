@@ -18,6 +18,7 @@
 // policy also cuts live connections.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -89,6 +90,13 @@ class Worker {
   struct Prepared;  // a decoded packet and its flow key, defined in engine.cpp
   struct Context;   // per-packet scratch, defined in engine.cpp
   static void prepare(const PacketView& packet, Prepared& out) noexcept;
+  // The stage's packets that would open a flow and found no candidate in their home
+  // bucket (so most likely new) are classified together: classify_burst overlaps the
+  // misses that one classify() per new flow would pay in turn. judge_new_flow takes the
+  // result (Prepared::classified_*) when its device is the one the packet is judged for.
+  void add_new_flow_query(const PacketView& packet, const Prepared& p, size_t index,
+                          size_t slot) noexcept;
+  void classify_new_flows(const CompiledPolicy& policy, size_t count) noexcept;
   static int32_t lookup_device(const PacketView& packet, const Prepared& p,
                                const CompiledPolicy& policy) noexcept;
   Verdict judge(const PacketView& packet, const Prepared& prepared, const CompiledPolicy* policy,
@@ -123,6 +131,10 @@ class Worker {
   uint32_t index_;
   FlowTable flows_;
   std::unique_ptr<Prepared[]> prepared_;  // kStage entries
+  // classify_new_flows's queries, their results and the stage index of each query's packet.
+  std::array<CompiledPolicy::ClassifyQuery, kStage> new_flow_queries_;
+  std::array<CompiledPolicy::ClassifyResult, kStage> new_flow_results_;
+  std::array<uint8_t, kStage> new_flow_packets_{};
   InspectionPool inspections_;
   std::unique_ptr<uint8_t[]> scan_buffer_;  // overlap + one chunk, for signature scans
   EventRing events_;

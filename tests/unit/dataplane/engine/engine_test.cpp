@@ -612,6 +612,53 @@ TEST(Engine, NoPolicyDropsEverything) {
   EXPECT_EQ(v.reason, DropReason::no_policy);
 }
 
+// process() classifies a stage's likely new flows together (classify_new_flows): a burst
+// must get the verdicts its packets get one at a time, with new flows of every kind mixed
+// with repeats, answers, refusals, a spoofed source and an unknown device.
+TEST(Engine, ABurstGetsTheVerdictsOfItsPacketsOneAtATime) {
+  const std::vector<Step> steps = {
+      dev(tcp_out(kPacs, 40000, 104, SYN)),
+      dev(tcp_out(kPacs, 40000, 104, SYN)),  // retransmitted in the same burst
+      net(tcp_in(kPacs, 104, 40000, SYNACK)),
+      dev(tcp_out(kPacs, 40001, 105, SYN)),
+      dev(tcp_out(kRis, 40002, 2575, SYN)),
+      net(tcp_in(kAttacker, 6000, 5005, SYN)),
+      net(tcp_in(kOutsider, 6001, 5005, SYN)),
+      net(tcp_in(kAttacker, 6002, 22, SYN)),
+      dev(from_device().ipv4(kDevice, kNtp).udp(40003, 123).payload("ntp").build()),
+      dev(from_device().ipv4(kDevice, kNtp).udp(40004, 124).payload("ntp").build()),
+      net(to_device().ipv4(kAttacker, kDevice).icmp_echo_request(7).build()),
+      net(to_device().ipv4(kOutsider, kDevice).icmp_echo_request(8).build()),
+      dev(from_device().ipv4(kPacs, kRis).tcp(40005, 2575, SYN).build()),       // spoofed source
+      net(to_device().ipv4(kPacs, "10.50.0.99").tcp(104, 40006, SYN).build()),  // no device
+      dev(from_device().ipv6(kDevice6, kPeer6).tcp(40007, 104, SYN).build()),
+      dev(from_device().ipv6(kDevice6, kPeer6).tcp(40008, 105, SYN).build()),
+  };
+  Harness one_at_a_time;
+  one_at_a_time.load(lab_policy());
+  std::vector<Verdict> expected;
+  for (const Step& step : steps) expected.push_back(one_at_a_time.send(step.side, step.frame));
+
+  Harness burst;
+  burst.load(lab_policy());
+  std::vector<PacketView> views;
+  for (const Step& step : steps) {
+    views.push_back({step.frame.data(), static_cast<uint32_t>(step.frame.size()), step.side});
+  }
+  std::vector<Verdict> verdicts(views.size());
+  burst.engine.worker(0).process(views, verdicts, burst.now);
+  burst.engine.worker(0).go_idle();
+  size_t forwarded = 0;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    EXPECT_EQ(verdicts[i].action, expected[i].action) << "packet " << i;
+    EXPECT_EQ(label(verdicts[i].reason), label(expected[i].reason)) << "packet " << i;
+    forwarded += expected[i].action == Action::forward;
+  }
+  // Both kinds of verdict are in the burst.
+  EXPECT_GE(forwarded, 6u);
+  EXPECT_GE(steps.size() - forwarded, 6u);
+}
+
 TEST(Engine, TighterPolicyCutsLiveConnection) {
   Harness h;
   h.load(lab_policy(), 1);
