@@ -258,13 +258,14 @@ void Worker::process(std::span<const PacketView> packets, std::span<Verdict> ver
       if (p.has_key) flows_.prefetch_bucket(p.hash);
     }
     // Stage 2: prefetch the Flow entries the buckets point to and keep where in the bucket
-    // each was found, for find() to check first. A packet that would open a flow and has
-    // no candidate there is most likely new: it is queued for stage 3.
+    // each was found, for find() to check first. A packet that would open a flow and whose
+    // key is absent from the table is queued for stage 3. (Not every packet without a
+    // candidate in its home bucket: a few established flows overflowed to a later one.)
     size_t new_flows = 0;
     for (size_t i = 0; i < n; ++i) {
       Prepared& p = prepared_[i];
       p.flow_hint = p.has_key ? flows_.prefetch_flow(p.hash) : FlowTable::kNoHint;
-      if (p.has_key && p.flow_hint == FlowTable::kNoHint && may_open_flow(p.d)) {
+      if (p.flow_hint == FlowTable::kAbsent && may_open_flow(p.d)) {
         add_new_flow_query(packets[base + i], p, i, new_flows++);
       }
     }

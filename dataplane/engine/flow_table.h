@@ -198,11 +198,15 @@ class FlowTable {
   // prefetch the Flow entry the bucket points to for that hash, if any, and return where
   // in the bucket it is as a hint for find(), which then checks that entry first instead
   // of matching the whole bucket again. The hint is only a place to look first: find()
-  // verifies it, so inserts and erases in between do not make it wrong.
+  // verifies it, so inserts and erases in between do not make it wrong. Without a
+  // candidate it says whether the key could still be in a later bucket (kNoHint) or was
+  // absent when asked (kAbsent: no tag in its home bucket and none overflowed past it);
+  // find() treats both alike, since a packet before it in the burst may insert the key.
   void prefetch_bucket(uint64_t hash) const noexcept {
     __builtin_prefetch(&buckets_[home_bucket(hash)]);
   }
   static constexpr uint8_t kNoHint = 0xff;
+  static constexpr uint8_t kAbsent = 0xfe;
   uint8_t prefetch_flow(uint64_t hash) const noexcept;
   // A new entry for `key` (which must not be present), in class embryonic. Evicts as
   // described above when full; nullptr when every entry is established.
@@ -327,7 +331,7 @@ inline unsigned FlowTable::match(const Bucket& bucket, uint16_t tag) noexcept {
 inline uint32_t FlowTable::lookup(const FlowKey& key, uint64_t hash, uint8_t hint) const noexcept {
   const uint16_t tag = tag_of(hash);
   size_t b = home_bucket(hash);
-  if (hint < Bucket::kSlots) {  // kNoHint, or any other value past the slots: none
+  if (hint < Bucket::kSlots) {  // kNoHint, kAbsent: none
     // A slot with this tag holds a live entry (index_erase clears the tag), so a key match
     // there is the flow: keys are unique in the table.
     const Bucket& home = buckets_[b];
@@ -351,7 +355,7 @@ inline uint8_t FlowTable::prefetch_flow(uint64_t hash) const noexcept {
   // The home bucket's first candidate: right unless two keys share a 32-bit tag there.
   const Bucket& bucket = buckets_[home_bucket(hash)];
   const unsigned m = match(bucket, tag_of(hash));
-  if (m == 0) return kNoHint;
+  if (m == 0) return bucket.overflow == 0 ? kAbsent : kNoHint;
   const int slot = std::countr_zero(m);
   __builtin_prefetch(&flows_[bucket.flows[slot]]);
   return static_cast<uint8_t>(slot);

@@ -44,7 +44,7 @@ TEST(FlowTable, FindVerifiesTheHintFromPrefetch) {
   const uint8_t hint = t.prefetch_flow(hash);
   ASSERT_NE(hint, FlowTable::kNoHint);
   EXPECT_EQ(t.find(key(1), hash, hint, 0), first);
-  EXPECT_EQ(t.prefetch_flow(flow_key_hash(key(2))), FlowTable::kNoHint);
+  EXPECT_EQ(t.prefetch_flow(flow_key_hash(key(2))), FlowTable::kAbsent);
 
   t.erase(first);
   EXPECT_EQ(t.find(key(1), hash, hint, 0), nullptr);
@@ -63,6 +63,36 @@ TEST(FlowTable, FindVerifiesTheHintFromPrefetch) {
     EXPECT_EQ(t.find(key(p), h, FlowTable::kNoHint, 0), expected);
   }
   EXPECT_EQ(t.find(key(1), hash, hint, 0), again);
+}
+
+// The engine classifies the packets whose key prefetch_flow() calls absent as new flows
+// before judging them, so a flow that overflowed past its home bucket (full when it was
+// inserted) must never be called absent.
+TEST(FlowTable, PrefetchCallsAbsentOnlyKeysNoBucketCanHold) {
+  FlowTable t(4096);
+  // Twelve keys with one home bucket, which holds ten: two overflow to the next bucket.
+  const size_t home = t.home_bucket(flow_key_hash(key(0)));
+  std::vector<uint16_t> same_home;
+  for (uint16_t p = 0; same_home.size() < 12; ++p) {
+    if (t.home_bucket(flow_key_hash(key(p))) == home) same_home.push_back(p);
+  }
+  for (uint16_t p : same_home) t.touch(t.insert(key(p)), FlowClass::established, kLater);
+  unsigned overflowed = 0;
+  for (uint16_t p : same_home) {
+    const uint8_t hint = t.prefetch_flow(flow_key_hash(key(p)));
+    EXPECT_NE(hint, FlowTable::kAbsent) << p;
+    if (hint == FlowTable::kNoHint) ++overflowed;
+  }
+  EXPECT_EQ(overflowed, 2u);
+  // A missing key of that bucket may have overflowed too; of another bucket, it is absent.
+  uint16_t missing = same_home.back() + 1;
+  while (t.home_bucket(flow_key_hash(key(missing))) != home) ++missing;
+  EXPECT_EQ(t.prefetch_flow(flow_key_hash(key(missing))), FlowTable::kNoHint);
+  while (t.home_bucket(flow_key_hash(key(missing))) == home ||
+         t.home_bucket(flow_key_hash(key(missing))) == home + 1) {
+    ++missing;
+  }
+  EXPECT_EQ(t.prefetch_flow(flow_key_hash(key(missing))), FlowTable::kAbsent);
 }
 
 // Expiry times are kept in whole grains (~67 ms), rounded up: tests below use them.
