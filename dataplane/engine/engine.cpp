@@ -159,7 +159,8 @@ bool carries_handshake_data(const DecodedPacket& d) noexcept {
   return (d.tcp_flags & tcp_flag::syn) != 0 && d.payload_length > 0;
 }
 
-// A packet that judge_new_flow would classify: a SYN, UDP, an echo request.
+// A packet that may open a flow: a SYN without ACK, UDP, an ICMP echo request. judge_new_flow
+// refuses the others; process() classifies the likely new flows among these ahead.
 bool may_open_flow(const DecodedPacket& d) noexcept {
   if (d.protocol == ip_protocol::tcp) {
     return (d.tcp_flags & (tcp_flag::syn | tcp_flag::ack)) == tcp_flag::syn;
@@ -546,12 +547,10 @@ bool Worker::reclassify(Context& c, Flow& flow) noexcept {
 Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) noexcept {
   const DecodedPacket& d = c.d;
   const Protocol proto = *policy_protocol(d.protocol);
-  if (proto == Protocol::tcp &&
-      !((d.tcp_flags & tcp_flag::syn) != 0 && (d.tcp_flags & tcp_flag::ack) == 0)) {
-    return deny(c, DropReason::tcp_no_flow);
-  }
-  if (proto == Protocol::icmp && !d.icmp_is_echo_request) {
-    return deny(c, DropReason::icmp_type_not_allowed);
+  // Without a flow, TCP other than a SYN and ICMP other than an echo request.
+  if (!may_open_flow(d)) {
+    return deny(c, proto == Protocol::tcp ? DropReason::tcp_no_flow
+                                          : DropReason::icmp_type_not_allowed);
   }
   const CompiledDevice& dev = c.policy.device(c.device);
   const IpAddress& peer = c.packet.ingress == Side::device ? d.dst_ip : d.src_ip;
