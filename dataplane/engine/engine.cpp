@@ -549,8 +549,8 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   const Protocol proto = *policy_protocol(d.protocol);
   // Without a flow, TCP other than a SYN and ICMP other than an echo request.
   if (!may_open_flow(d)) {
-    return deny(c, proto == Protocol::tcp ? DropReason::tcp_no_flow
-                                          : DropReason::icmp_type_not_allowed);
+    return deny(
+        c, proto == Protocol::tcp ? DropReason::tcp_no_flow : DropReason::icmp_type_not_allowed);
   }
   const CompiledDevice& dev = c.policy.device(c.device);
   const IpAddress& peer = c.packet.ingress == Side::device ? d.dst_ip : d.src_ip;
