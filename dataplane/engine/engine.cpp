@@ -53,8 +53,7 @@ struct Worker::Prepared {
   uint64_t hash = 0;                       // flow_key_hash(key)
   uint8_t flow_hint = FlowTable::kNoHint;  // from FlowTable::prefetch_flow, for find()
   // From classify_new_flows: the device that owns the packet's device-side address and the
-  // rule it matched (valid when `classified`).
-  bool classified = false;
+  // rule it matched; kNoDevice when the packet was not classified ahead.
   int32_t classified_device = kNoDevice;
   int32_t classified_rule = kNoRule;
 };
@@ -312,7 +311,6 @@ void Worker::classify_new_flows(const CompiledPolicy& policy, size_t count) noex
   policy.classify_burst({new_flow_queries_.data(), count}, {new_flow_results_.data(), count});
   for (size_t k = 0; k < count; ++k) {
     Prepared& p = prepared_[new_flow_packets_[k]];
-    p.classified = true;
     p.classified_device = new_flow_results_[k].device;
     p.classified_rule = new_flow_results_[k].rule;
   }
@@ -333,7 +331,7 @@ int32_t Worker::lookup_device(const PacketView& packet, const Prepared& p,
 
 void Worker::prepare(const PacketView& packet, Prepared& out) noexcept {
   out.malformed = decode(packet.data, packet.length, out.d);
-  out.classified = false;
+  out.classified_device = kNoDevice;
   const DecodedPacket& d = out.d;
   out.has_key = false;
   if (out.malformed != DropReason::none || (d.l3 != L3Kind::ipv4 && d.l3 != L3Kind::ipv6)) return;
@@ -555,7 +553,7 @@ Verdict Worker::judge_new_flow(Context& c, const FlowKey& key, uint16_t dport) n
   const CompiledDevice& dev = c.policy.device(c.device);
   const IpAddress& peer = c.packet.ingress == Side::device ? d.dst_ip : d.src_ip;
   const int32_t rule =
-      c.prepared.classified && c.prepared.classified_device == c.device
+      c.prepared.classified_device == c.device  // never kNoDevice here
           ? c.prepared.classified_rule
           : c.policy.classify(static_cast<uint32_t>(c.device), c.dir, proto, peer, dport);
   if (rule == kNoRule && dev.mode == DeviceMode::enforce) {

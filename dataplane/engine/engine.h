@@ -90,10 +90,10 @@ class Worker {
   struct Prepared;  // a decoded packet and its flow key, defined in engine.cpp
   struct Context;   // per-packet scratch, defined in engine.cpp
   static void prepare(const PacketView& packet, Prepared& out) noexcept;
-  // The stage's packets that would open a flow and found no candidate in their home
-  // bucket (so most likely new) are classified together: classify_burst overlaps the
-  // misses that one classify() per new flow would pay in turn. judge_new_flow takes the
-  // result (Prepared::classified_*) when its device is the one the packet is judged for.
+  // The stage's packets that would open a flow and whose key is absent from the table
+  // (FlowTable::kAbsent) are classified together: classify_burst overlaps the misses that
+  // one classify() per new flow would pay in turn. judge_new_flow takes the result
+  // (Prepared::classified_*) when its device is the one the packet is judged for.
   void add_new_flow_query(const PacketView& packet, const Prepared& p, size_t index,
                           size_t slot) noexcept;
   void classify_new_flows(const CompiledPolicy& policy, size_t count) noexcept;
