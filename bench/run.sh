@@ -41,6 +41,7 @@
 #   CORDON_BENCH_PIPE_IMIX     1 (default): also the IMIX pcap; 0: 64-byte frames only
 #   CORDON_BENCH_PIPE_NEW_FLOWS 1 (default): also cordon with every packet a new flow
 #   CORDON_BENCH_PIPE_TWO_CORES 1 (default): also the 64-byte pcap on 2 worker cores
+#   CORDON_BENCH_PIPE_TCP      1 (default): also 100k established TCP connections (64-byte ACKs)
 #   CORDON_BENCH_PIPE_FLOWS, CORDON_BENCH_PIPE_RULES   (defaults: 100000, 10000)
 #   CORDON_BENCH_PIPE_MEM      EAL -m in MB, --no-huge (default: 512)
 #   CORDON_BENCH_L3FWD         an l3fwd binary to use instead of building one
@@ -188,7 +189,7 @@ if [[ $what == all || $what == pipeline ]]; then
     --runs="${CORDON_BENCH_PIPE_RUNS:-5}" --seconds="${CORDON_BENCH_PIPE_SECONDS:-2}" \
     --warmup="${CORDON_BENCH_PIPE_WARMUP:-0.5}" --cpu="${CORDON_BENCH_PIPE_CPU:-1}" \
     --imix="${CORDON_BENCH_PIPE_IMIX:-1}" --new-flows="${CORDON_BENCH_PIPE_NEW_FLOWS:-1}" \
-    --two-cores="${CORDON_BENCH_PIPE_TWO_CORES:-1}" \
+    --two-cores="${CORDON_BENCH_PIPE_TWO_CORES:-1}" --tcp="${CORDON_BENCH_PIPE_TCP:-1}" \
     --flows="${CORDON_BENCH_PIPE_FLOWS:-100000}" --rules="${CORDON_BENCH_PIPE_RULES:-10000}" \
     --mem-mb="${CORDON_BENCH_PIPE_MEM:-512}" || pipe_status=$?
   part_end pipeline

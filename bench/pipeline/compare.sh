@@ -12,8 +12,8 @@
 # cheap); the worktree stays for the next comparison. Prints a Markdown table of the
 # medians and the per-round ratios.
 #
-# Environment: CORDON_BENCH_PIPE_RUNS (rounds, default 8), CORDON_BENCH_PIPE_PCAP (64 or
-# imix, default 64), CORDON_BENCH_PIPE_VARIANT (cordon: 100k established flows, the
+# Environment: CORDON_BENCH_PIPE_RUNS (rounds, default 8), CORDON_BENCH_PIPE_PCAP (64,
+# imix or tcp, default 64), CORDON_BENCH_PIPE_VARIANT (cordon: 100k established flows, the
 # default; cordon_new: every packet a new flow), CORDON_BENCH_PIPE_SECONDS (2),
 # CORDON_BENCH_PIPE_WARMUP (1), CORDON_BENCH_PIPE_CPU (1), CORDON_BENCH_L3FWD,
 # CORDON_BENCH_RT, CORDON_BENCH_LOCK: as in bench/run.sh.

@@ -21,6 +21,16 @@
 //   flows-swap.pcap flows-64.pcap's frames with, after every 100th, one frame from an
 //                   address no device owns (10.254.x.y, a device's MAC): dropped under
 //                   both policies as spoofed. meta.json says how many and where
+//   tcp-syn.pcap, tcp-synack.pcap, tcp-ack-64.pcap  --flows TCP flows (of the TCP `out`
+//                   rules, drawn like the UDP flows below): each flow's SYN, the peer's
+//                   SYN-ACK, and one 64-byte ACK of the device that completes the handshake
+//                   and, repeated on every later pass, is an in-window segment of an
+//                   established connection (the same sequence and acknowledgement numbers:
+//                   a duplicate ACK, which TCP allows any number of). All three in the same
+//                   flow order. The SYN and SYN-ACK pcaps are played once, on a second port
+//                   pair that cordon-dataplane's worker polls before the ACK stream's pair
+//                   (bench/pipeline/pipeline.py, "tcp"), so every flow is established by
+//                   its SYN-ACK's burst before its first ACK arrives
 //   meta.json       counts and checks, read by bench/pipeline/pipeline.py
 //
 // With --pcaps=64 only policy.json, flows-64.pcap and meta.json are written (part 6, the
@@ -47,7 +57,8 @@
 // SYN-sent, where the engine drops the initiator's data and ACKs (tcp-invalid-state); a
 // UDP flow is admitted by its first packet and every later packet is a flow-table hit.
 // Every flow is checked to be allowed by the compiled policy (the generator fails if not),
-// and 5-tuples are distinct.
+// and 5-tuples are distinct. The TCP pcaps above add the per-segment sequence tracking
+// that TCP flows take (Worker::track_tcp, the TcpSequence beside each Flow entry).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -106,29 +117,44 @@ uint32_t add_words(const uint8_t* p, size_t n, uint32_t sum) {
 // One Ethernet/IPv4/UDP frame of `length` bytes (without FCS), checksums filled in: from
 // the device (`device_mac`) to the gateway, or with `reply` the other way round (peer ->
 // device, addresses and ports swapped).
-std::vector<uint8_t> make_frame(const Flow& flow, const cordon::engine::MacAddress& device_mac,
-                                uint32_t length, uint16_t ip_id, bool reply = false) {
+// The Ethernet and IPv4 headers of a frame of `length` bytes (without FCS) whose IP packet
+// is `ip_len` bytes (less than the frame's rest when the frame is padded to 60): from the
+// device (`device_mac`) to the gateway, or with `reply` the other way round (peer ->
+// device, addresses and ports swapped in `f`). Returns the frame and `f` as sent.
+std::vector<uint8_t> make_ip_frame(const Flow& flow, const cordon::engine::MacAddress& device_mac,
+                                   uint32_t length, uint16_t ip_len, uint8_t protocol,
+                                   uint16_t ip_id, bool reply, Flow& f) {
   std::vector<uint8_t> b(length, 0);
   static const uint8_t gateway[6] = {0x02, 0x00, 0x00, 0xff, 0xff, 0xfe};
   std::memcpy(b.data() + (reply ? 6 : 0), gateway, 6);
   std::memcpy(b.data() + (reply ? 0 : 6), device_mac.bytes.data(), 6);
-  Flow f = flow;
+  f = flow;
   if (reply) {
     std::swap(f.src, f.dst);
     std::swap(f.sport, f.dport);
   }
   put16(b.data() + 12, 0x0800);
   uint8_t* ip = b.data() + 14;
-  const auto ip_len = static_cast<uint16_t>(length - 14);
   ip[0] = 0x45;
   put16(ip + 2, ip_len);
   put16(ip + 4, ip_id);
   put16(ip + 6, 0x4000);  // DF, not a fragment
   ip[8] = 64;
-  ip[9] = 17;
+  ip[9] = protocol;
   put32(ip + 12, f.src);
   put32(ip + 16, f.dst);
   put16(ip + 10, static_cast<uint16_t>(~fold(add_words(ip, 20, 0))));
+  return b;
+}
+
+// One Ethernet/IPv4/UDP frame of `length` bytes (without FCS), checksums filled in, as
+// make_ip_frame.
+std::vector<uint8_t> make_frame(const Flow& flow, const cordon::engine::MacAddress& device_mac,
+                                uint32_t length, uint16_t ip_id, bool reply = false) {
+  const auto ip_len = static_cast<uint16_t>(length - 14);
+  Flow f;
+  std::vector<uint8_t> b = make_ip_frame(flow, device_mac, length, ip_len, 17, ip_id, reply, f);
+  uint8_t* ip = b.data() + 14;
   uint8_t* udp = ip + 20;
   const auto udp_len = static_cast<uint16_t>(ip_len - 20);
   put16(udp, f.sport);
@@ -138,6 +164,28 @@ std::vector<uint8_t> make_frame(const Flow& flow, const cordon::engine::MacAddre
   uint32_t sum = add_words(ip + 12, 8, 0) + 17 + udp_len;
   uint16_t c = static_cast<uint16_t>(~fold(add_words(udp, udp_len, sum)));
   put16(udp + 6, c == 0 ? 0xffff : c);
+  return b;
+}
+
+// One 60-byte Ethernet/IPv4/TCP frame without payload (a 40-byte IP packet, 6 bytes of
+// Ethernet padding), no TCP options, as make_ip_frame.
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpAck = 0x10;
+std::vector<uint8_t> make_tcp_frame(const Flow& flow, const cordon::engine::MacAddress& device_mac,
+                                    uint16_t ip_id, bool reply, uint8_t flags, uint32_t seq,
+                                    uint32_t ack) {
+  Flow f;
+  std::vector<uint8_t> b = make_ip_frame(flow, device_mac, 60, 40, 6, ip_id, reply, f);
+  uint8_t* tcp = b.data() + 14 + 20;
+  put16(tcp, f.sport);
+  put16(tcp + 2, f.dport);
+  put32(tcp + 4, seq);
+  put32(tcp + 8, ack);
+  tcp[12] = 5 << 4;  // 20-byte header
+  tcp[13] = flags;
+  put16(tcp + 14, 65535);  // window: no scale option, so unscaled
+  const uint32_t sum = add_words(b.data() + 14 + 12, 8, 0) + 6 + 20;
+  put16(tcp + 16, static_cast<uint16_t>(~fold(add_words(tcp, 20, sum))));
   return b;
 }
 
@@ -183,8 +231,9 @@ using FlowSet = std::set<std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>>;
 // Appends `count` distinct flows (distinct from every flow in `seen` too) of the
 // `candidates` rules to `flows`; each one is checked to be allowed by the compiled policy.
 bool generate_flows(const cordon::bench::Workload& w, const cordon::engine::CompiledPolicy& policy,
-                    const std::vector<std::pair<uint32_t, uint32_t>>& candidates, uint32_t count,
-                    Rng& rng, FlowSet& seen, std::vector<Flow>& flows, std::string& error) {
+                    const std::vector<std::pair<uint32_t, uint32_t>>& candidates, Protocol protocol,
+                    uint32_t count, Rng& rng, FlowSet& seen, std::vector<Flow>& flows,
+                    std::string& error) {
   const size_t target = flows.size() + count;
   flows.reserve(target);
   while (flows.size() < target) {
@@ -204,7 +253,7 @@ bool generate_flows(const cordon::bench::Workload& w, const cordon::engine::Comp
     const int32_t dev = policy.device_by_ip(IpAddress::v4(f.src));
     const int32_t rule = dev < 0 ? cordon::engine::kNoRule
                                  : policy.classify(static_cast<uint32_t>(dev), Direction::out,
-                                                   Protocol::udp, IpAddress::v4(f.dst), f.dport);
+                                                   protocol, IpAddress::v4(f.dst), f.dport);
     if (dev != static_cast<int32_t>(d) || rule == cordon::engine::kNoRule || rule > int32_t(i)) {
       error = "flow " + std::to_string(flows.size()) + " is not allowed by its rule";
       return false;
@@ -240,8 +289,8 @@ int write_flood(const std::string& out, const cordon::bench::Workload& w,
   std::vector<Flow> fresh;
   std::string error;
   const uint32_t new_flows = factor * table;
-  if (!generate_flows(w, policy, even, established, rng, seen, kept, error) ||
-      !generate_flows(w, policy, odd, new_flows, rng, seen, fresh, error)) {
+  if (!generate_flows(w, policy, even, Protocol::udp, established, rng, seen, kept, error) ||
+      !generate_flows(w, policy, odd, Protocol::udp, new_flows, rng, seen, fresh, error)) {
     return fail(error);
   }
   const auto& devices = w.document.devices;
@@ -377,7 +426,7 @@ int main(int argc, char** argv) {
   std::vector<Flow> flows;
   std::vector<uint32_t> flows_per_device(doc.devices.size(), 0);
   std::string error;
-  if (!generate_flows(w, policy, candidates, flow_count, rng, seen, flows, error)) {
+  if (!generate_flows(w, policy, candidates, Protocol::udp, flow_count, rng, seen, flows, error)) {
     return fail(error);
   }
   for (const Flow& f : flows) ++flows_per_device[f.device];
@@ -474,6 +523,43 @@ int main(int argc, char** argv) {
     if (!swap.ok()) return fail("cannot write flows-swap.pcap");
   }
 
+  // The TCP pcaps (header comment): as many flows, of the TCP `out` rules.
+  std::vector<std::pair<uint32_t, uint32_t>> tcp_candidates;
+  for (uint32_t d = 0; d < doc.devices.size(); ++d) {
+    const auto& rs = doc.devices[d].rules;
+    for (uint32_t i = 0; i < rs.size(); ++i) {
+      if (rs[i].dir == Direction::out && rs[i].proto == Protocol::tcp)
+        tcp_candidates.emplace_back(d, i);
+    }
+  }
+  if (tcp_candidates.empty()) return fail("the workload has no TCP out rule");
+  std::vector<Flow> tcp_flows;
+  {
+    Rng tcp_rng(cordon::bench::kDefaultSeed ^ 0x7C90'0000ULL ^ flow_count);
+    FlowSet tcp_seen;
+    if (!generate_flows(w, policy, tcp_candidates, Protocol::tcp, flow_count, tcp_rng, tcp_seen,
+                        tcp_flows, error)) {
+      return fail(error);
+    }
+    PcapWriter syn(out + "/tcp-syn.pcap");
+    PcapWriter synack(out + "/tcp-synack.pcap");
+    PcapWriter ack(out + "/tcp-ack-64.pcap");
+    for (size_t n = 0; n < tcp_flows.size(); ++n) {
+      const Flow& f = tcp_flows[n];
+      const auto& mac = doc.devices[f.device].mac;
+      const auto id = static_cast<uint16_t>(n);
+      const auto initiator_seq = static_cast<uint32_t>(tcp_rng.next());
+      const auto responder_seq = static_cast<uint32_t>(tcp_rng.next());
+      syn.write(make_tcp_frame(f, mac, id, false, kTcpSyn, initiator_seq, 0));
+      synack.write(
+          make_tcp_frame(f, mac, id, true, kTcpSyn | kTcpAck, responder_seq, initiator_seq + 1));
+      ack.write(make_tcp_frame(f, mac, id, false, kTcpAck, initiator_seq + 1, responder_seq + 1));
+    }
+    if (!syn.ok() || !synack.ok() || !ack.ok()) return fail("cannot write the TCP pcaps");
+  }
+  std::set<uint32_t> tcp_devices;
+  for (const Flow& f : tcp_flows) tcp_devices.insert(f.device);
+
   std::set<uint32_t> distinct_rules;
   for (const Flow& f : flows) distinct_rules.insert(f.global_rule);
   const auto devices_with_flows = static_cast<uint32_t>(std::count_if(
@@ -491,6 +577,8 @@ int main(int argc, char** argv) {
     << "}"
     << ",\"swap_pcap\":{\"frames\":" << flows.size() + spoofed << ",\"spoofed\":" << spoofed
     << ",\"spoofed_every\":101,\"spoofed_offset\":100}"
+    << ",\"tcp\":{\"flows\":" << tcp_flows.size() << ",\"tcp_out_rules\":" << tcp_candidates.size()
+    << ",\"devices_with_flows\":" << tcp_devices.size() << ",\"frames\":" << tcp_flows.size() << "}"
     << ",\"all_flows_allowed\":true}\n";
   if (!m) return fail("cannot write meta.json");
   std::cerr << "cordon_bench_pipeline_gen: " << w.rule_count << " rules, " << w.device_count
