@@ -228,6 +228,19 @@ int fail(const std::string& message) {
 
 using FlowSet = std::set<std::tuple<uint32_t, uint32_t, uint16_t, uint16_t>>;
 
+// The `out` rules of `protocol`, as (device, rule index in the device).
+std::vector<std::pair<uint32_t, uint32_t>> out_rules(const cordon::engine::PolicyDocument& doc,
+                                                     Protocol protocol) {
+  std::vector<std::pair<uint32_t, uint32_t>> rules;
+  for (uint32_t d = 0; d < doc.devices.size(); ++d) {
+    const auto& rs = doc.devices[d].rules;
+    for (uint32_t i = 0; i < rs.size(); ++i) {
+      if (rs[i].dir == Direction::out && rs[i].proto == protocol) rules.emplace_back(d, i);
+    }
+  }
+  return rules;
+}
+
 // Appends `count` distinct flows (distinct from every flow in `seen` too) of the
 // `candidates` rules to `flows`; each one is checked to be allowed by the compiled policy.
 bool generate_flows(const cordon::bench::Workload& w, const cordon::engine::CompiledPolicy& policy,
@@ -411,14 +424,7 @@ int main(int argc, char** argv) {
   }
 
   // The flows.
-  std::vector<std::pair<uint32_t, uint32_t>> candidates;  // (device, local rule) udp out
-  for (uint32_t d = 0; d < doc.devices.size(); ++d) {
-    const auto& rs = doc.devices[d].rules;
-    for (uint32_t i = 0; i < rs.size(); ++i) {
-      if (rs[i].dir == Direction::out && rs[i].proto == Protocol::udp)
-        candidates.emplace_back(d, i);
-    }
-  }
+  const std::vector<std::pair<uint32_t, uint32_t>> candidates = out_rules(doc, Protocol::udp);
   if (candidates.empty()) return fail("the workload has no UDP out rule");
   if (flood_table > 0) return write_flood(out, w, policy, candidates, flood_table, argc, argv);
   Rng rng(cordon::bench::kDefaultSeed ^ 0x9197'0000ULL ^ flow_count);
@@ -524,14 +530,7 @@ int main(int argc, char** argv) {
   }
 
   // The TCP pcaps (header comment): as many flows, of the TCP `out` rules.
-  std::vector<std::pair<uint32_t, uint32_t>> tcp_candidates;
-  for (uint32_t d = 0; d < doc.devices.size(); ++d) {
-    const auto& rs = doc.devices[d].rules;
-    for (uint32_t i = 0; i < rs.size(); ++i) {
-      if (rs[i].dir == Direction::out && rs[i].proto == Protocol::tcp)
-        tcp_candidates.emplace_back(d, i);
-    }
-  }
+  const std::vector<std::pair<uint32_t, uint32_t>> tcp_candidates = out_rules(doc, Protocol::tcp);
   if (tcp_candidates.empty()) return fail("the workload has no TCP out rule");
   std::vector<Flow> tcp_flows;
   {
