@@ -114,9 +114,6 @@ uint32_t add_words(const uint8_t* p, size_t n, uint32_t sum) {
   return sum;
 }
 
-// One Ethernet/IPv4/UDP frame of `length` bytes (without FCS), checksums filled in: from
-// the device (`device_mac`) to the gateway, or with `reply` the other way round (peer ->
-// device, addresses and ports swapped).
 // The Ethernet and IPv4 headers of a frame of `length` bytes (without FCS) whose IP packet
 // is `ip_len` bytes (less than the frame's rest when the frame is padded to 60): from the
 // device (`device_mac`) to the gateway, or with `reply` the other way round (peer ->
