@@ -25,6 +25,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dataplane/engine/compiled_policy.h"
@@ -60,6 +61,20 @@ struct EngineConfig {
   // learn mode: controld's flow records (clinical guardrail, discovery) need them.
   bool record_flows = false;
   FlowTimeouts timeouts;
+};
+
+// Engine::save_flows's result: the snapshot and how many flows it holds.
+struct FlowSnapshot {
+  std::string bytes;
+  uint64_t flows = 0;
+};
+
+// What Engine::restore_flows did: how many flows it restored and how many had expired
+// meanwhile, or why it restored none.
+struct FlowRestore {
+  uint64_t restored = 0;
+  uint64_t expired = 0;
+  std::string error;  // empty on success
 };
 
 class Engine;
@@ -125,7 +140,6 @@ class Worker {
   Verdict cut_vendor_flow(Context& c) noexcept;
   Verdict unknown_device(Context& c) noexcept;
   void emit(Context& c, EventKind kind, DropReason reason, int32_t rule) noexcept;
-  uint64_t timeout_for(const Flow& flow) const noexcept;
 
   Engine& engine_;
   uint32_t index_;
@@ -188,6 +202,24 @@ class Engine {
   size_t poll_events(std::span<Event> out) noexcept;
   // Control thread. Sum of all counters so far.
   CounterSnapshot read_counters() const;
+
+  // Flows across a restart of the dataplane (flow_snapshot.cpp, docs/operations.md), so
+  // that an orderly restart (an update, a reconfiguration) does not stall every connection
+  // through the appliance on segments no flow table knows.
+  //
+  // Control thread, with no worker running. The flows that can resume: live, not blocked,
+  // not inspected (their reassembly and inspector state is not kept, and an inspected
+  // connection cannot resume uninspected). `layout` names what maps flows to workers (the
+  // port pairs); `now_ns` is the workers' monotonic clock, `wall_ns` the real-time clock.
+  FlowSnapshot save_flows(std::string_view layout, uint64_t now_ns, uint64_t wall_ns) const;
+  // Control thread, with no worker running and every flow table empty. Checks the whole
+  // snapshot before it inserts anything: one that is damaged, from another layout or worker
+  // count, from the future, or with more flows than a table holds changes nothing and says
+  // why. Flows whose idle timeout ran out while the dataplane was down are left out. A
+  // restored flow belongs to no policy: its first packet re-checks it against the active
+  // one, as after a policy change, so it lives on only if that policy still allows it.
+  FlowRestore restore_flows(std::string_view snapshot, std::string_view layout, uint64_t now_ns,
+                            uint64_t wall_ns);
 
  private:
   friend class Worker;

@@ -258,6 +258,15 @@ class FlowTable {
   uint32_t index_of(const Flow* flow) const { return static_cast<uint32_t>(flow - flows_.get()); }
   Flow& at(uint32_t index) { return flows_[index]; }
   TcpSequence& sequence(const Flow* flow) { return sequences_[index_of(flow)]; }
+  const TcpSequence& sequence(const Flow* flow) const { return sequences_[index_of(flow)]; }
+  // Every entry in use, expired ones included (they are on the lists until expire()).
+  // Not for the fast path: it walks the lists.
+  template <typename Fn>
+  void for_each(Fn&& fn) const {
+    for (const List& list : lists_) {
+      for (uint32_t i = list.head; i != kNoFlow; i = links_[i].next) fn(flows_[i]);
+    }
+  }
 
  private:
   struct Links {

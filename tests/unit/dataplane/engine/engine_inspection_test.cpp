@@ -192,6 +192,22 @@ TEST(Inspection, AllowedHl7MessagesPassAndDisallowedTypeEndsTheConnection) {
   EXPECT_STREQ(events[0].device, "ct-1");
 }
 
+// An orderly restart keeps flows, but not inspected ones: their reassembly and inspector
+// state is not saved, and an inspected connection must not go on uninspected.
+TEST(Inspection, InspectedFlowsAreNotSavedAcrossARestart) {
+  Harness h(policy());
+  Connection c(true, kRis, 2575);
+  h.open(c);
+  ASSERT_EQ(h.data(c, 0, mllp("ORU^R01")).action, Action::forward);
+  EXPECT_EQ(h.engine->save_flows("pairs", 1'000'000'000, 0).flows, 0u);
+  // The same connection without its rule's HL7 inspection is saved.
+  PolicyDocument plain = policy();
+  plain.devices[0].rules[0].hl7.reset();
+  Harness uninspected(plain);
+  uninspected.open(c);
+  EXPECT_EQ(uninspected.engine->save_flows("pairs", 1'000'000'000, 0).flows, 1u);
+}
+
 TEST(Inspection, LearnModeReportsHl7MessageTypesOncePerFlow) {
   PolicyDocument doc = policy(DeviceMode::learn);
   doc.devices[0].rules.clear();  // nothing allows it: learn mode forwards and reports

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/crc.hpp>
+#include <cstring>
+
 #include <functional>
 
 #include "tests/unit/dataplane/engine/frames.h"
@@ -909,6 +912,166 @@ TEST(Engine, KnownFlowFollowsItsDeviceWhenAPolicyReordersDevices) {
   EXPECT_EQ(s.devices.at("ct-1").forwarded_packets, 5u);
   EXPECT_EQ(s.devices.at("us-1").forwarded_packets, 0u);
   EXPECT_EQ(s.devices.at("us-1").dropped[static_cast<size_t>(DropReason::spoofed_source)], 1u);
+}
+
+// --- flows across a restart (Engine::save_flows, Engine::restore_flows)
+
+constexpr std::string_view kPairs = "net_af_packet0:net_af_packet1";
+constexpr uint64_t kWallAtSave = 1'800'000'000'000'000'000;  // 2027-01-15, in ns
+constexpr uint64_t kSecond = 1'000'000'000;
+
+// An engine whose table holds the device's connection to pacs:104 (established) and its
+// NTP query (unanswered UDP), saved as at an orderly shutdown.
+std::string saved_flows(const PolicyDocument& policy = lab_policy()) {
+  Harness h;
+  h.load(policy);
+  h.run(store_handshake());
+  h.run({dev(from_device().ipv4(kDevice, kNtp).udp(40123, 123).build())});
+  return h.engine.save_flows(kPairs, h.now, kWallAtSave).bytes;
+}
+
+// The packet of the connection to pacs that a restart without its flow would cut.
+Step pacs_answers() {
+  return net(tcp_in(kPacs, 104, 40000, PSHACK, "x"));
+}
+
+TEST(EngineRestart, WithoutItsFlowAnOpenConnectionIsCut) {
+  Harness h;  // a restart without a snapshot: what restore_flows is for
+  h.load(lab_policy());
+  h.run({net_drop(tcp_in(kPacs, 104, 40000, PSHACK, "x"), DropReason::tcp_no_flow)});
+}
+
+TEST(EngineRestart, ConnectionsGoOnAfterARestart) {
+  const std::string snapshot = saved_flows();
+  Harness h;
+  h.now = 7 * kSecond;  // the monotonic clock starts again at the restart
+  h.load(lab_policy());
+  const FlowRestore r = h.engine.restore_flows(snapshot, kPairs, h.now, kWallAtSave + 2 * kSecond);
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.restored, 2u);
+  EXPECT_EQ(r.expired, 0u);
+  h.run({pacs_answers(), dev(tcp_out(kPacs, 40000, 104, ACK)),
+         net(to_device().ipv4(kNtp, kDevice).udp(123, 40123).build())});
+  // The sequence numbers came along: a reset far outside the window is still refused, and
+  // the device's reset at its own numbers ends the connection.
+  h.run({net_drop(tcp_in_at(kPacs, 104, 40000, RST, 1'000'000, 0), DropReason::tcp_out_of_window),
+         dev(tcp_out_at(kPacs, 40000, 104, RST, 1001, 0)),
+         dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "y"), DropReason::tcp_invalid_state)});
+  EXPECT_EQ(h.engine.read_counters().flows_active, 2u);
+}
+
+TEST(EngineRestart, RestoredFlowsAnswerToTheActivePolicy) {
+  const std::string snapshot = saved_flows();
+  Harness h;
+  auto tightened = lab_policy();
+  tightened.devices[0].rules.erase(tightened.devices[0].rules.begin());  // no store-to-pacs
+  h.load(tightened);
+  ASSERT_EQ(h.engine.restore_flows(snapshot, kPairs, h.now, kWallAtSave).error, "");
+  h.run({net_drop(tcp_in(kPacs, 104, 40000, PSHACK, "x"), DropReason::policy_revoked),
+         net(to_device().ipv4(kNtp, kDevice).udp(123, 40123).build())});
+}
+
+TEST(EngineRestart, FlowsThatTimedOutWhileDownAreLeftOut) {
+  const std::string snapshot = saved_flows();
+  Harness h;
+  h.load(lab_policy());
+  // Down for a minute: the unanswered NTP query (30 s) is gone, the connection is not.
+  const FlowRestore r = h.engine.restore_flows(snapshot, kPairs, h.now, kWallAtSave + 60 * kSecond);
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.restored, 1u);
+  EXPECT_EQ(r.expired, 1u);
+  h.run({pacs_answers(), net_drop(to_device().ipv4(kNtp, kDevice).udp(123, 40123).build(),
+                                  DropReason::no_matching_rule)});
+}
+
+// Replaces the checksum, so that a test reaches the checks behind it.
+std::string with_checksum(std::string snapshot) {
+  snapshot.resize(snapshot.size() - 4);
+  boost::crc_32_type crc;
+  crc.process_bytes(snapshot.data(), snapshot.size());
+  const uint32_t sum = crc.checksum();
+  snapshot.append(reinterpret_cast<const char*>(&sum), sizeof sum);
+  return snapshot;
+}
+
+TEST(EngineRestart, ABadSnapshotRestoresNothingAndSaysWhy) {
+  const std::string good = saved_flows();
+  // Header: magic 12, version 4, workers 4, wall 8, layout size 4, layout, count 8.
+  const size_t first_record = 12 + 4 + 4 + 8 + 4 + kPairs.size() + 8;
+  const size_t record = (good.size() - 4 - first_record) / 2;
+  ASSERT_EQ(good.size(), first_record + 2 * record + 4);
+  struct Bad {
+    std::string snapshot;
+    std::string_view layout;
+    uint64_t wall_ns;
+    std::string error;  // a part of the message
+  };
+  auto patched = [&](size_t at, uint8_t value) {
+    std::string s = good;
+    s[at] = static_cast<char>(value);
+    return with_checksum(s);
+  };
+  const size_t second = first_record + record;
+  std::string flipped = good;
+  flipped[second + 20] ^= 0x5a;
+  const std::vector<Bad> cases = {
+      {"", kPairs, kWallAtSave, "not a flow snapshot"},
+      {good.substr(0, good.size() - 1), kPairs, kWallAtSave, "checksum"},
+      {flipped, kPairs, kWallAtSave, "checksum"},
+      {good, "net_af_packet0:net_af_packet2", kWallAtSave, "other port pairs"},
+      {good, kPairs, kWallAtSave - 1, "clock went back"},
+      {patched(12, 2), kPairs, kWallAtSave, "version 2"},
+      {patched(16, 2), kPairs, kWallAtSave, "2 workers"},
+      {with_checksum(good.substr(0, good.size() - 5) + "xxxx"), kPairs, kWallAtSave,
+       "does not match"},
+      // The second record's fields: family, protocol, TCP state, flag bits, lifetime.
+      {patched(second + 4 + 39, 5), kPairs, kWallAtSave, "address family"},
+      {patched(second + 4 + 38, 47), kPairs, kWallAtSave, "protocol"},
+      {patched(second + 4 + 40 + 1, 9), kPairs, kWallAtSave, "TCP state"},
+      {patched(second + 4 + 40 + 3, 0x80), kPairs, kWallAtSave, "flag bits"},
+      {patched(second + 4 + 40 + 4 + 7, 0x7f), kPairs, kWallAtSave, "more lifetime"},
+  };
+  for (const Bad& bad : cases) {
+    Harness h;
+    h.load(lab_policy());
+    const FlowRestore r = h.engine.restore_flows(bad.snapshot, bad.layout, h.now, bad.wall_ns);
+    EXPECT_NE(r.error.find(bad.error), std::string::npos) << bad.error << ": " << r.error;
+    EXPECT_EQ(r.restored, 0u);
+    // Nothing was kept, not even the good first record (the NTP query).
+    h.run({net_drop(tcp_in(kPacs, 104, 40000, PSHACK, "x"), DropReason::tcp_no_flow),
+           net_drop(to_device().ipv4(kNtp, kDevice).udp(123, 40123).build(),
+                    DropReason::no_matching_rule)});
+  }
+  // A flow twice: the same record again, with the count raised to match.
+  std::string twice = good.substr(0, good.size() - 4) + good.substr(first_record, record) + "0000";
+  const uint64_t three = 3;
+  std::memcpy(twice.data() + first_record - 8, &three, sizeof three);
+  Harness h;
+  h.load(lab_policy());
+  EXPECT_NE(h.engine.restore_flows(with_checksum(twice), kPairs, h.now, kWallAtSave)
+                .error.find("a flow twice"),
+            std::string::npos);
+  // And nothing into tables that already hold flows.
+  ASSERT_EQ(h.engine.restore_flows(good, kPairs, h.now, kWallAtSave).error, "");
+  EXPECT_EQ(h.engine.restore_flows(good, kPairs, h.now, kWallAtSave).error,
+            "flow tables not empty");
+}
+
+TEST(EngineRestart, FlowsPastTheirTimeoutAreNotSaved) {
+  Harness h;
+  h.load(lab_policy());
+  h.run(store_handshake());
+  // Still in the table (nothing expired it), but past its timeout at the shutdown.
+  const uint64_t later =
+      h.now + h.engine.config().timeouts.tcp_established_ns + FlowTable::kExpiryGrain;
+  const FlowSnapshot snapshot = h.engine.save_flows(kPairs, later, kWallAtSave);
+  EXPECT_EQ(snapshot.flows, 0u);
+  Harness restarted;
+  restarted.load(lab_policy());
+  const FlowRestore r =
+      restarted.engine.restore_flows(snapshot.bytes, kPairs, restarted.now, kWallAtSave);
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.restored + r.expired, 0u);
 }
 
 TEST(Engine, EveryDropReasonHasLabelAndDescription) {
