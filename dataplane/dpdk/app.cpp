@@ -9,9 +9,12 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cinttypes>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +23,7 @@
 #include <functional>
 #include <sstream>
 
+#include "dataplane/dpdk/clock.h"
 #include "dataplane/dpdk/control.h"
 #include "dataplane/dpdk/options.h"
 #include "dataplane/dpdk/policy_state.h"
@@ -55,6 +59,53 @@ void* control_main(void* arg) {
 int fail(const std::string& message) {
   std::fprintf(stderr, "cordon-dataplane: %s\n", message.c_str());
   return 1;
+}
+
+// Flows across an orderly restart (Engine::save_flows): written at shutdown, read once at
+// the next start. What maps flows to workers is the port pairs (each pair is one worker's),
+// so a snapshot is taken back only under the same pairs.
+std::string pair_layout(const std::vector<cordon::dataplane::PortPair>& pairs) {
+  std::string layout;
+  for (const auto& p : pairs) {
+    layout += p.device_port + ":" + p.network_port + ":" + p.service_port + ";";
+  }
+  return layout;
+}
+
+void restore_flow_snapshot(cordon::engine::Engine& engine, const std::string& path,
+                           const std::string& layout) {
+  const std::optional<std::string> snapshot = cordon::dataplane::read_file(path);
+  if (!snapshot) return;  // none: a first start, or the last stop was not orderly
+  // Used once: a later crash must not bring these flows back.
+  if (::unlink(path.c_str()) != 0) {
+    std::fprintf(stderr, "cordon-dataplane: %s: %s; its flows are not restored\n", path.c_str(),
+                 std::strerror(errno));
+    return;
+  }
+  const cordon::engine::FlowRestore r = engine.restore_flows(
+      *snapshot, layout, cordon::dataplane::monotonic_ns(), cordon::dataplane::realtime_ns());
+  if (!r.error.empty()) {
+    std::fprintf(stderr, "cordon-dataplane: %s: %s; no flow restored\n", path.c_str(),
+                 r.error.c_str());
+    return;
+  }
+  std::fprintf(stderr,
+               "cordon-dataplane: restored %" PRIu64 " flows from the last shutdown (%" PRIu64
+               " timed out meanwhile); each is re-checked against the policy at its next packet\n",
+               r.restored, r.expired);
+}
+
+void save_flow_snapshot(const cordon::engine::Engine& engine, const std::string& path,
+                        const std::string& layout) {
+  const cordon::engine::FlowSnapshot snapshot = engine.save_flows(
+      layout, cordon::dataplane::monotonic_ns(), cordon::dataplane::realtime_ns());
+  std::string error;
+  if (!cordon::dataplane::write_file_durably(path, snapshot.bytes, error)) {
+    std::fprintf(stderr, "cordon-dataplane: flows not saved: %s\n", error.c_str());
+    return;
+  }
+  std::fprintf(stderr, "cordon-dataplane: saved %" PRIu64 " flows to %s\n", snapshot.flows,
+               path.c_str());
 }
 
 }  // namespace
@@ -113,6 +164,10 @@ int serve(int argc, char** argv) {
       return fail(all);
     }
   }
+  // Before any worker runs: the flow tables are the control thread's until then.
+  const std::string flows_path = options->state_dir + "/flows.snapshot";
+  const std::string layout = pair_layout(options->pairs);
+  restore_flow_snapshot(*engine, flows_path, layout);
   std::fprintf(stderr, "cordon-dataplane: %s; %zu port pair(s), %u worker(s)\n",
                state.has_policy()
                    ? ("enforcing policy version " + std::to_string(state.version())).c_str()
@@ -164,6 +219,8 @@ int serve(int argc, char** argv) {
   worker_main(&launches[0]);  // the main lcore is worker 0
   rte_eal_mp_wait_lcore();
   pthread_join(control, nullptr);
+  // Every worker has stopped: the flow tables are the control thread's again.
+  save_flow_snapshot(*engine, flows_path, layout);
   shell.reset();
   std::fprintf(stderr, "cordon-dataplane: stopped\n");
   return 0;

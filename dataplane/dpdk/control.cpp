@@ -13,6 +13,8 @@
 #include <ctime>
 #include <random>
 
+#include "dataplane/dpdk/clock.h"
+
 namespace cordon::dataplane {
 namespace json = boost::json;
 
@@ -21,17 +23,6 @@ namespace {
 constexpr size_t kMaxRequestBytes = 32 * 1024 * 1024;  // a 200k-rule policy fits
 constexpr size_t kMaxClientBacklog = 8 * 1024 * 1024;  // a follower this far behind is cut
 constexpr size_t kRecentEvents = 4096;
-
-int64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
-int64_t realtime_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
-}
 
 std::string error_response(std::string_view message) {
   json::object o;
@@ -98,7 +89,7 @@ std::string event_json(const engine::Event& e, int64_t realtime_offset_ns, std::
 
 ControlHandler::ControlHandler(engine::Engine& engine, PolicyState& state, WallClock clock)
     : engine_(engine), state_(state), clock_(std::move(clock)) {
-  if (!clock_) clock_ = [] { return realtime_ns() / 1'000'000; };
+  if (!clock_) clock_ = [] { return static_cast<int64_t>(realtime_ns() / 1'000'000); };
 }
 
 std::string ControlHandler::stats_json() const {
@@ -184,7 +175,7 @@ std::string ControlHandler::handle(std::string_view line) {
 
 ControlServer::ControlServer(engine::Engine& engine, PolicyState& state, std::string socket_path)
     : engine_(engine), handler_(engine, state), path_(std::move(socket_path)) {
-  realtime_offset_ns_ = realtime_ns() - monotonic_ns();
+  realtime_offset_ns_ = static_cast<int64_t>(realtime_ns()) - static_cast<int64_t>(monotonic_ns());
   std::random_device random;
   char run[17];
   std::snprintf(run, sizeof run, "%08x%08x", random(), random());

@@ -11,7 +11,6 @@
 #include <utility>
 
 namespace cordon::dataplane {
-namespace {
 
 bool write_file_durably(const std::string& path, const std::string& content, std::string& error) {
   const std::string tmp = path + ".tmp";
@@ -57,8 +56,6 @@ std::optional<std::string> read_file(const std::string& path) {
   s << in.rdbuf();
   return s.str();
 }
-
-}  // namespace
 
 PolicyState::PolicyState(engine::Engine& engine, std::string state_dir)
     : engine_(engine), state_dir_(std::move(state_dir)) {}

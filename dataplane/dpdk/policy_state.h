@@ -18,6 +18,13 @@
 
 namespace cordon::dataplane {
 
+// Files in the state dir. write_file_durably writes PATH.tmp (mode 0600), syncs it and
+// renames it over PATH: the file is whole or not there; fsync_dir then makes the rename
+// itself durable. read_file: nullopt when the file cannot be opened.
+bool write_file_durably(const std::string& path, const std::string& content, std::string& error);
+void fsync_dir(const std::string& dir);
+std::optional<std::string> read_file(const std::string& path);
+
 struct ApplyResult {
   bool ok = false;
   uint64_t version = 0;

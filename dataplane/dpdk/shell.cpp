@@ -18,6 +18,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "dataplane/dpdk/clock.h"
 #include "dataplane/engine/tcp_reset.h"
 
 namespace cordon::dataplane {
@@ -36,12 +37,6 @@ uint16_t resolve_port(const std::string& name) {
     return port;
   }
   throw std::runtime_error("no DPDK port named '" + name + "' (check --vdev / -a arguments)");
-}
-
-uint64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return uint64_t(ts.tv_sec) * 1'000'000'000 + uint64_t(ts.tv_nsec);
 }
 
 uint64_t mac_key(const uint8_t* mac) {
