@@ -72,8 +72,11 @@ std::string pair_layout(const std::vector<cordon::dataplane::PortPair>& pairs) {
   return layout;
 }
 
-void restore_flow_snapshot(cordon::engine::Engine& engine, const std::string& path,
+constexpr const char* kFlowSnapshotFile = "/flows.snapshot";
+
+void restore_flow_snapshot(cordon::engine::Engine& engine, const std::string& state_dir,
                            const std::string& layout) {
+  const std::string path = state_dir + kFlowSnapshotFile;
   const std::optional<std::string> snapshot = cordon::dataplane::read_file(path);
   if (!snapshot) return;  // none: a first start, or the last stop was not orderly
   // Used once: a later crash must not bring these flows back.
@@ -82,6 +85,7 @@ void restore_flow_snapshot(cordon::engine::Engine& engine, const std::string& pa
                  std::strerror(errno));
     return;
   }
+  cordon::dataplane::fsync_dir(state_dir);
   const cordon::engine::FlowRestore r = engine.restore_flows(
       *snapshot, layout, cordon::dataplane::monotonic_ns(), cordon::dataplane::realtime_ns());
   if (!r.error.empty()) {
@@ -95,8 +99,9 @@ void restore_flow_snapshot(cordon::engine::Engine& engine, const std::string& pa
                r.restored, r.expired);
 }
 
-void save_flow_snapshot(const cordon::engine::Engine& engine, const std::string& path,
+void save_flow_snapshot(const cordon::engine::Engine& engine, const std::string& state_dir,
                         const std::string& layout) {
+  const std::string path = state_dir + kFlowSnapshotFile;
   const cordon::engine::FlowSnapshot snapshot = engine.save_flows(
       layout, cordon::dataplane::monotonic_ns(), cordon::dataplane::realtime_ns());
   std::string error;
@@ -104,6 +109,7 @@ void save_flow_snapshot(const cordon::engine::Engine& engine, const std::string&
     std::fprintf(stderr, "cordon-dataplane: flows not saved: %s\n", error.c_str());
     return;
   }
+  cordon::dataplane::fsync_dir(state_dir);  // the rename too: the stop may be a reboot's
   std::fprintf(stderr, "cordon-dataplane: saved %" PRIu64 " flows to %s\n", snapshot.flows,
                path.c_str());
 }
@@ -165,9 +171,8 @@ int serve(int argc, char** argv) {
     }
   }
   // Before any worker runs: the flow tables are the control thread's until then.
-  const std::string flows_path = options->state_dir + "/flows.snapshot";
   const std::string layout = pair_layout(options->pairs);
-  restore_flow_snapshot(*engine, flows_path, layout);
+  restore_flow_snapshot(*engine, options->state_dir, layout);
   std::fprintf(stderr, "cordon-dataplane: %s; %zu port pair(s), %u worker(s)\n",
                state.has_policy()
                    ? ("enforcing policy version " + std::to_string(state.version())).c_str()
@@ -220,7 +225,7 @@ int serve(int argc, char** argv) {
   rte_eal_mp_wait_lcore();
   pthread_join(control, nullptr);
   // Every worker has stopped: the flow tables are the control thread's again.
-  save_flow_snapshot(*engine, flows_path, layout);
+  save_flow_snapshot(*engine, options->state_dir, layout);
   shell.reset();
   std::fprintf(stderr, "cordon-dataplane: stopped\n");
   return 0;
