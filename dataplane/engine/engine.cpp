@@ -802,8 +802,14 @@ Verdict Worker::deny(Context& c, DropReason reason, bool report) noexcept {
   }
   bump(counters.dropped[static_cast<size_t>(reason)]);
   if (report) emit(c, EventKind::drop, reason, kNoRule);
-  const bool refused_connection =
-      reason == DropReason::no_matching_rule || reason == DropReason::policy_revoked;
+  // Besides refused and revoked connections, a segment of a connection the appliance does
+  // not know (its flow lost in a crash, or idle past its timeout) is answered as the
+  // device's own stack would answer a segment for no connection (RFC 9293 §3.10.7.1): both
+  // ends then fail fast and reconnect, instead of retransmitting into a silent drop until
+  // their own timeouts (docs/reliability.md).
+  const bool refused_connection = reason == DropReason::no_matching_rule ||
+                                  reason == DropReason::policy_revoked ||
+                                  reason == DropReason::tcp_no_flow;
   if (refused_connection && dev.deny_action == DenyAction::reset &&
       c.d.protocol == ip_protocol::tcp && (c.d.tcp_flags & tcp_flag::rst) == 0) {
     return Verdict{Action::drop_and_reset, reason, false};

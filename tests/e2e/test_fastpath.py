@@ -377,6 +377,31 @@ class FastPath(unittest.TestCase):
         hold.send("again")
         self.assertIn(hold.readline(), ("no-ack", "closed"))
 
+    def test_after_a_crash_deny_action_reset_ends_lost_connections_at_once(self):
+        """kill -9 loses the flows (nothing is saved). With deny_action reset the modality's
+        next segment on its open MLLP connection, which no flow table knows any more, is
+        answered with a reset: the sender sees the connection closed at once and can
+        reconnect, instead of waiting for an acknowledgement that cannot come ("no-ack", the
+        drop that deny_action drop gives: test_orderly_restart_keeps_open_connections)."""
+        policy = lab_policy()
+        policy["devices"][0]["deny_action"] = "reset"
+        self.assertEqual(apply(policy).returncode, 0)
+        hold = Background("modality", PY, PROBE, "hold", RIS, 2575, ready="ack")
+        self.addCleanup(hold.stop)
+        pid = int((RUN / "forwarder.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: (RUN / "forwarder.pid").read_text().strip() != str(pid), 30,
+                 "the supervisor to restart the dataplane")
+        wait_for(lambda: dataplane_version() is not None, 30,
+                 "the restarted dataplane's control socket")
+        before = dropped("tcp-no-flow")
+        hold.send("again")
+        self.assertEqual(hold.readline(), "closed")
+        self.assertGreater(dropped("tcp-no-flow"), before)
+        # A new connection is admitted as before.
+        self.assertEqual(on("modality", PY, REPO / "tests/topology/mllp_send.py", RIS, 2575,
+                            "--timeout", 5, timeout=30).returncode, 0)
+
 
 if __name__ == "__main__":
     unittest.main()

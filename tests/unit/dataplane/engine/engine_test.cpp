@@ -596,6 +596,23 @@ std::vector<Case> cases() {
                     DropReason::no_matching_rule),
                 dev_drop(from_device().ipv4(kDevice, kAttacker).udp(1, 2).build(),
                          DropReason::no_matching_rule)}});
+  c.push_back(
+      {"deny_action reset answers segments of a connection it does not know",
+       [] {
+         auto p = lab_policy();
+         p.devices[0].deny_action = DenyAction::reset;
+         return p;
+       },
+       // An allowed connection whose flow is gone (a crash): both ends are told.
+       {dev(tcp_out(kPacs, 40000, 104, PSHACK, "x"), Action::drop_and_reset,
+            DropReason::tcp_no_flow),
+        net(tcp_in(kPacs, 104, 40000, ACK), Action::drop_and_reset, DropReason::tcp_no_flow),
+        // A reset is never answered with one.
+        dev_drop(tcp_out(kPacs, 40000, 104, RST), DropReason::tcp_no_flow)}});
+  c.push_back({"deny_action drop drops segments of a connection it does not know",
+               kLab,
+               {dev_drop(tcp_out(kPacs, 40000, 104, PSHACK, "x"), DropReason::tcp_no_flow),
+                net_drop(tcp_in(kPacs, 104, 40000, ACK), DropReason::tcp_no_flow)}});
   return c;
 }
 
