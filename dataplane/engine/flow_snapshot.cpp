@@ -262,9 +262,13 @@ FlowRestore Engine::restore_flows(std::string_view snapshot, std::string_view la
   if (count != r.left() / kRecordSize || r.left() % kRecordSize != 0) {
     return refuse("flow snapshot length does not match its flow count");
   }
+  uint64_t room = 0;
   for (const auto& worker : workers_) {
     if (worker->flows_.size() != 0) return refuse("flow tables not empty");
+    room += worker->flows_.capacity();
   }
+  // Before anything is allocated for them (the per-worker check follows).
+  if (count > room) return refuse("flow snapshot holds more flows than the tables");
 
   // Everything is read and checked first: nothing is inserted unless all of it is good.
   const uint64_t down_ns = wall_ns - saved_wall_ns;

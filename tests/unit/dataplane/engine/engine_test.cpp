@@ -1074,6 +1074,26 @@ TEST(EngineRestart, ABadSnapshotRestoresNothingAndSaysWhy) {
             "flow tables not empty");
 }
 
+TEST(EngineRestart, ASnapshotLargerThanTheTablesRestoresNothing) {
+  EngineConfig larger = Harness::small_config();
+  larger.flows_per_worker = 2 * Harness::small_config().flows_per_worker;
+  Harness before(larger);
+  before.load(lab_policy());
+  for (uint16_t port = 0; port <= Harness::small_config().flows_per_worker; ++port) {
+    before.run({dev(
+        from_device().ipv4(kDevice, kNtp).udp(static_cast<uint16_t>(40000 + port), 123).build())});
+  }
+  const FlowSnapshot snapshot = before.engine.save_flows(kPairs, before.now, kWallAtSave);
+  ASSERT_EQ(snapshot.flows, Harness::small_config().flows_per_worker + 1u);
+  Harness h;  // --flows-per-worker lowered across the restart
+  h.load(lab_policy());
+  const FlowRestore r = h.engine.restore_flows(snapshot.bytes, kPairs, h.now, kWallAtSave);
+  EXPECT_EQ(r.error, "flow snapshot holds more flows than the tables");
+  EXPECT_EQ(r.restored, 0u);
+  h.run({net_drop(to_device().ipv4(kNtp, kDevice).udp(123, 40000).build(),
+                  DropReason::no_matching_rule)});
+}
+
 TEST(EngineRestart, FlowsPastTheirTimeoutAreNotSaved) {
   Harness h;
   h.load(lab_policy());
