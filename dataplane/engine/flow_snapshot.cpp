@@ -5,8 +5,8 @@
 // still parsed as untrusted bytes (fuzz target fuzz_flow_snapshot): a damaged or stale
 // file must not put a flow into a table that no packet could have made.
 //
-// Layout, native byte order (the same machine writes and reads it; the magic tells a
-// foreign order apart):
+// Layout, native byte order (the same machine writes and reads it; read in another order
+// the version would not match):
 //   header  magic "CORDONFLOWS\0" (12), version u32, workers u32, wall_ns u64,
 //           layout length u32, layout bytes, flow count u64
 //   flows   count records of kRecordSize bytes (write_record)
@@ -79,7 +79,8 @@ uint32_t crc_of(std::string_view bytes) {
 }
 
 // The idle timeout of a flow in its present state: what touch() gives it on its next
-// packet, so no restored flow may have longer left than that (and a grain).
+// packet, so no restored flow may have longer left than that (and a grain). The same
+// choice as Worker::track_tcp and judge_ip make per packet, kept apart from that path.
 uint64_t idle_timeout(const FlowTimeouts& t, const Flow& flow) {
   switch (flow.key.protocol) {
     case ip_protocol::tcp:
